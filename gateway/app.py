@@ -1,0 +1,112 @@
+"""The one place that wires the gateway: `create_app(settings)`.
+
+Resources (store, business backend, agent, dispatcher) are opened in
+`cleanup_ctx` order and closed in reverse; everything shared lives under typed
+`web.AppKey`s, never in module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.dispatch import Dispatcher
+from gateway.errors import ConfigError
+from gateway.metrics import Metrics
+from gateway.models import ChannelKind
+from gateway.protocols import Brain, ChannelRegistry, Store
+from gateway.secrets import load_secret_key
+from gateway.settings import Settings
+from gateway.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+SECRET_KEY = web.AppKey("secret_key", bytes)
+STORE = web.AppKey("store", Store)
+BRAIN = web.AppKey("brain", Brain)
+CHANNELS = web.AppKey("channels", ChannelRegistry)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+BACKEND = web.AppKey("backend", object)
+
+
+def open_store(settings: Settings) -> Store:
+    url = settings.store_url
+    if url.startswith("sqlite:///"):
+        return SqliteStore.open(
+            Path(url.removeprefix("sqlite:///")),
+            synchronous=settings.sqlite_synchronous,
+            batch_max=settings.store_batch_max,
+        )
+    raise ConfigError(
+        f"GATEWAY_DATABASE_URL: unsupported database {url.split(':', 1)[0]!r};"
+        " this version supports sqlite:///PATH"
+    )
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = open_store(app[SETTINGS])
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _agent_ctx(app: web.Application) -> AsyncIterator[None]:
+    from agent.wiring import build_agent  # the agent package owns its own wiring
+
+    settings = app[SETTINGS]
+    backend, brain, close = await build_agent(settings, app[STORE])
+    app[BACKEND] = backend
+    app[BRAIN] = brain
+    yield
+    await close()
+
+
+async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    dispatcher = Dispatcher(
+        app[STORE],
+        app[BRAIN],
+        app[CHANNELS],
+        app[METRICS],
+        agent_timeout_s=settings.agent_timeout_s,
+    )
+    app[DISPATCHER] = dispatcher
+    await dispatcher.recover()
+    yield
+    await dispatcher.drain()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    m = request.app[METRICS]
+    return web.Response(body=m.render(), headers={"Content-Type": m.content_type})
+
+
+def create_app(settings: Settings, *, brain: Brain | None = None) -> web.Application:
+    """Build the aiohttp application. `brain` replaces the configured agent (tests)."""
+    from channels.webchat import setup_webchat
+
+    app = web.Application(client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[SECRET_KEY] = load_secret_key(settings)
+    app[CHANNELS] = {}
+    app.cleanup_ctx.append(_store_ctx)
+    if brain is None:
+        app.cleanup_ctx.append(_agent_ctx)
+    else:
+        app[BRAIN] = brain
+    app.cleanup_ctx.append(_dispatcher_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    setup_webchat(app)
+    assert ChannelKind.WEBCHAT in app[CHANNELS], "the web chat channel registers itself"
+    return app

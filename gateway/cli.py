@@ -1,0 +1,88 @@
+"""The `gateway` command: `gateway serve`, `gateway check-config`, `gateway --help`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from gateway.errors import GatewayError
+
+log = logging.getLogger("gateway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Voice and omnichannel support gateway. Settings come from GATEWAY_* "
+        "environment variables or a TOML file (GATEWAY_CONFIG, or ./gateway.toml).",
+    )
+    parser.add_argument("--config", help="TOML settings file (same as GATEWAY_CONFIG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the gateway (web chat, console, webhooks)")
+    serve.add_argument("--host", help="interface to bind (GATEWAY_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (GATEWAY_PORT, default 8080)")
+    serve.add_argument("--data-dir", help="where state lives (GATEWAY_DATA_DIR, default ./data)")
+    sub.add_parser("check-config", help="validate the settings and print them (secrets hidden)")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.config:
+        os.environ["GATEWAY_CONFIG"] = args.config
+    overrides: dict[str, object] = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    try:
+        from gateway.settings import load_settings
+
+        settings = load_settings(**overrides)
+        _configure_logging(settings.log_level)
+        if args.command == "check-config":
+            print(settings.model_dump_json(indent=2))
+            return 0
+        return _serve(settings)
+    except GatewayError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(settings: object) -> int:
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    assert isinstance(settings, Settings)
+    app = create_app(settings)
+    log.info(
+        "gateway listening on http://%s:%d (public URL %s, data in %s)",
+        settings.host,
+        settings.port,
+        settings.public_url,
+        settings.data_dir.resolve(),
+    )
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,307 @@
+"""One path for every channel: store the inbound message, ask the agent, store
+and send the reply.
+
+`Dispatcher.handle` returns as soon as the inbound message is committed, so a
+channel can acknowledge it (a websocket ack, a webhook's 200) knowing nothing
+will be lost; the answer is produced in the background. Turns of one
+conversation run strictly in order; different conversations run concurrently.
+Inbound messages stored but never answered (a crash in between) are answered
+on the next start by `recover()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from gateway.errors import ConflictError, GatewayError
+from gateway.metrics import Metrics
+from gateway.models import (
+    Action,
+    ChannelKind,
+    Conversation,
+    ConversationState,
+    Customer,
+    HandoffBrief,
+    InboundMessage,
+    Message,
+    Reply,
+    Sentiment,
+    Transfer,
+    Typing,
+)
+from gateway.protocols import (
+    Brain,
+    ChannelRegistry,
+    Decision,
+    EventDraft,
+    Ingested,
+    OutboundDraft,
+    Store,
+    TurnContext,
+    TurnRecord,
+    TurnStored,
+)
+
+log = logging.getLogger(__name__)
+
+FALLBACK_TEXT = (
+    "Sorry, something went wrong on our side. I'm passing you to a member of our team,"
+    " who will pick this up shortly."
+)
+
+HandoverHook = Callable[[Customer, Conversation], Awaitable[None]]
+
+
+class _ConversationLane:
+    """Serializes the turns of one conversation and remembers its newest state."""
+
+    __slots__ = ("latest", "lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.latest: Conversation | None = None
+        self.users = 0
+
+
+class Dispatcher:
+    """Routes normalized inbound events through the store and the agent core."""
+
+    def __init__(
+        self,
+        store: Store,
+        brain: Brain,
+        channels: ChannelRegistry,
+        metrics: Metrics,
+        *,
+        agent_timeout_s: float = 10.0,
+        history_window: int = 20,
+    ) -> None:
+        self.store = store
+        self.brain = brain
+        self.channels = channels
+        self.metrics = metrics
+        self.agent_timeout_s = agent_timeout_s
+        self.history_window = history_window
+        self.handover_hooks: list[HandoverHook] = []
+        self._lanes: dict[int, _ConversationLane] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[int] = set()  # inbound message ids being answered
+
+    # ------------------------------------------------------------------ intake
+
+    async def handle(self, event: InboundMessage) -> Ingested:
+        """Store `event` durably and schedule its answer. Returns after the commit."""
+        received = time.perf_counter()
+        ingested = await self.store.ingest(event)
+        channel = event.channel.value
+        if ingested.duplicate:
+            self.metrics.duplicates.labels(channel).inc()
+            if not self._answered(ingested):
+                self._schedule(ingested, received)
+            return ingested
+        self.metrics.messages.labels(channel, "inbound").inc()
+        # Echo to the customer's other live sessions (a second browser tab).
+        await self._publish(
+            event.channel, ingested.customer, ingested.conversation, ingested.message
+        )
+        self._schedule(ingested, received)
+        return ingested
+
+    def _answered(self, ingested: Ingested) -> bool:
+        # A retry of a message that is being answered, or was, is not answered again.
+        return ingested.handled or ingested.message.id in self._in_flight
+
+    def _schedule(self, ingested: Ingested, received: float) -> None:
+        self._in_flight.add(ingested.message.id)
+        lane = self._lanes.get(ingested.conversation.id)
+        if lane is None:
+            lane = self._lanes[ingested.conversation.id] = _ConversationLane()
+        lane.users += 1
+        task = asyncio.create_task(self._answer(lane, ingested, received))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def recover(self) -> int:
+        """Answer every inbound message that was stored but never answered."""
+        pending = await self.store.unhandled_messages()
+        for message in pending:
+            customer = await self.store.get_customer(message.customer_id)
+            conversation = await self.store.get_conversation(message.conversation_id)
+            ingested = Ingested(customer=customer, conversation=conversation, message=message)
+            self._schedule(ingested, time.perf_counter())
+        if pending:
+            log.info("recovering %d unanswered messages", len(pending))
+        return len(pending)
+
+    async def drain(self) -> None:
+        """Wait for every scheduled turn to finish (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------------ turns
+
+    async def _answer(self, lane: _ConversationLane, ingested: Ingested, received: float) -> None:
+        conv_id = ingested.conversation.id
+        try:
+            async with lane.lock:
+                conversation = ingested.conversation
+                if lane.latest is not None and lane.latest.version > conversation.version:
+                    conversation = lane.latest
+                lane.latest = await self._run_turn(
+                    ingested.customer, conversation, ingested, received
+                )
+        except Exception:
+            # Nothing the customer sends may take the dispatcher down; the message
+            # stays unhandled in the store and is answered by recover() on restart.
+            log.exception("turn for conversation %s failed", conv_id)
+        finally:
+            self._in_flight.discard(ingested.message.id)
+            lane.users -= 1
+            if lane.users == 0:
+                self._lanes.pop(conv_id, None)
+
+    async def _run_turn(
+        self, customer: Customer, conversation: Conversation, ingested: Ingested, received: float
+    ) -> Conversation:
+        message = ingested.message
+        if conversation.state is not ConversationState.BOT:
+            # A person holds (or will hold) this conversation: the agent stays silent.
+            record = TurnRecord(
+                conversation_id=conversation.id,
+                expected_version=conversation.version,
+                handled_message_id=message.id,
+            )
+            return (await self._record(record, conversation)).conversation
+        decision = await self._decide(customer, conversation, message)
+        record = self._turn_record(conversation, message, decision)
+        stored = await self._record(record, conversation)
+        channel = conversation.channel
+        for out in stored.messages:
+            self.metrics.messages.labels(out.channel.value, "outbound").inc()
+            await self._publish(out.channel, customer, stored.conversation, out)
+        self.metrics.reply_latency.labels(channel.value).observe(time.perf_counter() - received)
+        for action in decision.actions:
+            if not isinstance(action, Reply):
+                await self._signal(channel, customer, stored.conversation, action)
+            if isinstance(action, Transfer):
+                self.metrics.handovers.labels(action.queue).inc()
+                for hook in self.handover_hooks:
+                    await hook(customer, stored.conversation)
+        return stored.conversation
+
+    async def _decide(
+        self, customer: Customer, conversation: Conversation, message: Message
+    ) -> Decision:
+        await self._signal(conversation.channel, customer, conversation, Typing(active=True))
+        try:
+            history: list[Message] = []
+            if self.history_window:
+                history = await self.store.history(customer.id, limit=self.history_window)
+            context = TurnContext(
+                customer=customer,
+                conversation=conversation,
+                message=message,
+                history=tuple(history),
+            )
+            return await asyncio.wait_for(self.brain.respond(context), self.agent_timeout_s)
+        except TimeoutError:
+            self.metrics.agent_failures.labels("timeout").inc()
+            log.warning("agent timed out on conversation %s", conversation.id)
+            return _fallback_decision("the agent timed out")
+        except Exception as exc:
+            self.metrics.agent_failures.labels("error").inc()
+            log.exception("agent failed on conversation %s", conversation.id)
+            return _fallback_decision(f"the agent failed: {type(exc).__name__}")
+        finally:
+            await self._signal(conversation.channel, customer, conversation, Typing(active=False))
+
+    def _turn_record(
+        self, conversation: Conversation, message: Message, decision: Decision
+    ) -> TurnRecord:
+        outbound = tuple(
+            OutboundDraft(text=a.text, channel=conversation.channel)
+            for a in decision.actions
+            if isinstance(a, Reply) and a.text.strip()
+        )
+        events = list(decision.events)
+        events.append(
+            EventDraft(
+                kind="agent.turn",
+                data={"intent": decision.intent, "confidence": round(decision.confidence, 3),
+                      "message_id": message.id},
+            )
+        )  # fmt: skip
+        state = queue = brief = None
+        for action in decision.actions:
+            if isinstance(action, Transfer):
+                state, queue, brief = ConversationState.QUEUED, action.queue, action.brief
+                events.append(
+                    EventDraft(kind="handover", data=action.brief.model_dump(mode="json"))
+                )
+        return TurnRecord(
+            conversation_id=conversation.id,
+            expected_version=conversation.version,
+            handled_message_id=message.id,
+            outbound=outbound,
+            events=tuple(events),
+            agent_state=decision.agent_state,
+            state=state,
+            queue=queue,
+            brief=brief,
+        )
+
+    async def _record(self, record: TurnRecord, conversation: Conversation) -> TurnStored:
+        try:
+            return await self.store.record_turn(record)
+        except ConflictError:
+            # Another writer moved the conversation on (a rep, another node): reload once.
+            fresh = await self.store.get_conversation(conversation.id)
+            return await self.store.record_turn(
+                record.model_copy(update={"expected_version": fresh.version})
+            )
+
+    # --------------------------------------------------------------- delivery
+
+    async def _publish(
+        self, kind: ChannelKind, customer: Customer, conversation: Conversation, message: Message
+    ) -> None:
+        channel = self.channels.get(kind)
+        if channel is None:
+            return
+        try:
+            await channel.publish(customer, conversation, message)
+        except GatewayError as exc:
+            log.warning("delivery on %s failed: %s", kind.value, exc)
+
+    async def _signal(
+        self, kind: ChannelKind, customer: Customer, conversation: Conversation, action: Action
+    ) -> None:
+        channel = self.channels.get(kind)
+        if channel is None:
+            return
+        try:
+            await channel.signal(customer, conversation, action)
+        except GatewayError as exc:
+            log.warning("signal on %s failed: %s", kind.value, exc)
+
+
+def _fallback_decision(reason: str) -> Decision:
+    brief = HandoffBrief(
+        need="Unknown: the automated agent could not process the last message.",
+        tried=("automated agent",),
+        missing=("the customer's request, as the agent failed",),
+        next_step="Read the conversation history and reply to the customer.",
+        confidence=0.0,
+        sentiment=Sentiment.NEUTRAL,
+        queue="general",
+        reason=reason,
+    )
+    return Decision(
+        actions=(Reply(text=FALLBACK_TEXT), Transfer(queue="general", brief=brief)),
+        events=(EventDraft(kind="agent.fallback", data={"reason": reason}),),
+        intent="fallback",
+        confidence=0.0,
+    )

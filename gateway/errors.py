@@ -1,0 +1,54 @@
+"""The gateway's one exception tree. Vendor errors are translated at the edge
+(`raise GatewayError(...) from exc`) so nothing above an adapter sees them."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """Settings are missing or invalid; the message names each bad setting."""
+
+
+class StoreError(GatewayError):
+    """The durable store failed or was used wrongly."""
+
+
+class ConflictError(StoreError):
+    """An optimistic update lost a race (the conversation moved on meanwhile)."""
+
+
+class NotFoundError(StoreError):
+    """A record asked for by id does not exist."""
+
+
+class ProtocolError(GatewayError):
+    """A client or provider sent something that does not follow the protocol."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class AuthError(GatewayError):
+    """A request's signature, token or credentials were missing or wrong."""
+
+
+class ChannelError(GatewayError):
+    """A channel could not deliver to the customer."""
+
+
+class BackendError(GatewayError):
+    """The business backend failed or refused a call."""
+
+
+class GuardrailRefusal(GatewayError):
+    """A tool call was refused by a guardrail (wrong customer, rate limit, ...)."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message

@@ -1,0 +1,63 @@
+"""Prometheus metrics, one registry per app (no module-level global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Everything the gateway counts. Export with `render()`."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.messages = Counter(
+            "gateway_messages",
+            "Messages stored, by channel and direction.",
+            ["channel", "direction"],
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "gateway_duplicate_messages",
+            "Inbound messages dropped as retries of one already stored.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.reply_latency = Histogram(
+            "gateway_reply_latency_seconds",
+            "Time from an inbound message being received to the reply being handed to its channel.",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.handovers = Counter(
+            "gateway_handovers",
+            "Conversations handed to a human queue, by queue.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.agent_failures = Counter(
+            "gateway_agent_failures",
+            "Agent turns that failed or timed out and fell back.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.connections = Gauge(
+            "gateway_open_connections",
+            "Live client connections, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.bad_input = Counter(
+            "gateway_bad_input",
+            "Malformed requests or frames refused, by channel and reason.",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,235 @@
+"""The one session model shared by every channel, the store and the agent.
+
+Everything here is a frozen pydantic model: records read from the store
+(`Customer`, `Identity`, `Conversation`, `Message`, `Event`), the normalized
+inbound events that channel adapters produce, and the outbound actions that
+the agent core returns. No vendor payload (a Twilio dict, an email object)
+ever travels past its adapter; adapters translate into these.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Frozen(BaseModel):
+    """Base for every shared model: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChannelKind(enum.StrEnum):
+    """Transports a conversation can run over."""
+
+    WEBCHAT = "webchat"
+    PHONE = "phone"
+    SMS = "sms"
+    EMAIL = "email"
+    CONSOLE = "console"
+    SYSTEM = "system"
+
+
+class IdentityKind(enum.StrEnum):
+    """What an identity's value names."""
+
+    PHONE = "phone"
+    EMAIL = "email"
+    WEBCHAT = "webchat"
+    ACCOUNT = "account"
+
+
+class Verification(enum.StrEnum):
+    """How the gateway knows an identity belongs to the person using it."""
+
+    NONE = "none"
+    SIGNED_TOKEN = "signed_token"  # our own signed visitor token (a browser we issued it to)
+    HMAC = "hmac"  # the embedding site signed its user id with the shared secret
+    CALLER_ID = "caller_id"  # phone network caller id (spoofable, weak)
+    SENDER = "sender"  # SMS/email sender address (spoofable, weak)
+    OTP = "otp"  # one-time code round trip over that channel
+    BACKEND = "backend"  # linked because the business backend lists it on the account
+
+
+class ConversationState(enum.StrEnum):
+    BOT = "bot"
+    QUEUED = "queued"
+    WITH_REP = "with_rep"
+    CLOSED = "closed"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"  # rep notes and system notes the customer never sees
+
+
+class AuthorKind(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    REP = "rep"
+    SYSTEM = "system"
+
+
+class Sentiment(enum.StrEnum):
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+    ANGRY = "angry"
+
+
+# --------------------------------------------------------------------- records
+
+
+class Identity(Frozen):
+    """One way of reaching a customer, written `kind:value` (`phone:+15551234567`)."""
+
+    kind: IdentityKind
+    value: str = Field(min_length=1, max_length=320)
+    verified: Verification = Verification.NONE
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.value}:{self.value}"
+
+    @classmethod
+    def parse(cls, key: str, verified: Verification = Verification.NONE) -> Identity:
+        """Parse `kind:value`; raises ValueError on an unknown kind or empty value."""
+        kind, sep, value = key.partition(":")
+        if not sep or not value:
+            raise ValueError(f"identity must look like kind:value, got {key!r}")
+        return cls(kind=IdentityKind(kind), value=value, verified=verified)
+
+
+class Customer(Frozen):
+    id: int
+    display_name: str | None = None
+    account_ref: str | None = None  # the business backend's account id, when known
+    identities: tuple[Identity, ...] = ()
+    created_at: datetime
+
+
+class Conversation(Frozen):
+    id: int
+    customer_id: int
+    state: ConversationState
+    channel: ChannelKind  # the channel the customer is on now
+    channels: tuple[ChannelKind, ...] = ()  # every channel used over its life
+    queue: str | None = None
+    brief: HandoffBrief | None = None
+    agent_state: dict[str, Any] = Field(default_factory=dict)
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class VoiceTiming(Frozen):
+    """Timing of a spoken utterance, relative to the start of the call."""
+
+    start_ms: int = Field(ge=0)
+    end_ms: int = Field(ge=0)
+
+
+class Message(Frozen):
+    id: int
+    conversation_id: int
+    customer_id: int
+    seq: int  # per-customer, gap-free, strictly increasing: what clients resume from
+    direction: Direction
+    author: AuthorKind
+    channel: ChannelKind
+    text: str
+    external_id: str | None = None
+    confidence: float | None = None
+    timing: VoiceTiming | None = None
+    created_at: datetime
+
+
+class Event(Frozen):
+    """One entry of a conversation's append-only audit log."""
+
+    id: int
+    conversation_id: int
+    kind: str  # e.g. "tool.order_lookup", "state.changed", "handover", "transfer"
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class HandoffBrief(Frozen):
+    """What a rep needs to take over without asking the customer to repeat anything."""
+
+    need: str
+    tried: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    next_step: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    sentiment: Sentiment = Sentiment.NEUTRAL
+    queue: str = "general"
+    reason: str = ""
+
+
+Conversation.model_rebuild()
+
+# ------------------------------------------------------------ inbound events
+
+MAX_TEXT_CHARS = 8000
+
+
+class InboundMessage(Frozen):
+    """A customer said or wrote something, on any channel."""
+
+    type: Literal["message"] = "message"
+    channel: ChannelKind
+    identity: Identity
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    external_id: str | None = Field(default=None, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    account_ref: str | None = Field(default=None, max_length=200)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    timing: VoiceTiming | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _strip_nul(cls, value: str) -> str:
+        # NUL and other C0 controls (but tab/newline) are never meaningful text.
+        return "".join(ch for ch in value if ch >= " " or ch in "\n\t").strip()
+
+
+InboundEvent = Annotated[InboundMessage, Field(discriminator="type")]
+
+# ----------------------------------------------------------- outbound actions
+
+
+class Reply(Frozen):
+    """Say or write `text` to the customer on their current channel."""
+
+    type: Literal["reply"] = "reply"
+    text: str
+
+
+class Transfer(Frozen):
+    """Hand the conversation to a human queue with a brief."""
+
+    type: Literal["transfer"] = "transfer"
+    queue: str
+    brief: HandoffBrief
+
+
+class Hangup(Frozen):
+    """End a call (voice) or close the session, after anything said before it."""
+
+    type: Literal["hangup"] = "hangup"
+    reason: str = ""
+
+
+class Typing(Frozen):
+    """Show (or stop showing) that the agent is composing an answer."""
+
+    type: Literal["typing"] = "typing"
+    active: bool
+
+
+Action = Annotated[Reply | Transfer | Hangup | Typing, Field(discriminator="type")]

@@ -1,0 +1,161 @@
+"""Configuration, read and validated once at start-up.
+
+Sources, highest priority first: keyword arguments (tests), environment
+variables `GATEWAY_<NAME>`, a TOML file (`GATEWAY_CONFIG`, or `gateway.toml` in
+the working directory when present), then the defaults below. Every error names
+the setting by the environment variable an operator would set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "GATEWAY_"
+
+
+class Settings(BaseSettings):
+    """Every setting of the gateway. Field `x` is set by `GATEWAY_X` or `x = ...` in TOML."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    # --- where it listens and how it is reached
+    host: str = Field("127.0.0.1", description="Interface `gateway serve` binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `gateway serve` listens on.")
+    public_url: str = Field(
+        "http://localhost:8080",
+        description="Public base URL the outside world (Twilio, browsers) uses to reach us.",
+    )
+    data_dir: Path = Field(Path("./data"), description="Where all state lives.")
+    log_level: str = Field("INFO")
+
+    # --- storage
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the store; empty means SQLite at DATA_DIR/gateway.sqlite3.",
+    )
+    sqlite_synchronous: str = Field(
+        "FULL",
+        description="SQLite `synchronous` pragma: FULL survives power loss, NORMAL only a crash.",
+    )
+    store_batch_max: int = Field(
+        256, ge=1, le=10_000, description="Most writes in one group commit."
+    )
+
+    # --- secrets
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs visitor tokens; generated into DATA_DIR/secret.key when unset.",
+    )
+    webchat_identity_secret: SecretStr | None = Field(
+        None,
+        description="Shared with the embedding site to HMAC-sign its user ids; unset: demo secret.",
+    )
+
+    # --- web chat
+    webchat_max_message_chars: int = Field(2000, ge=1, le=8000)
+    webchat_history_limit: int = Field(200, ge=1, le=5000)
+    webchat_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to open the chat websocket; empty allows any (demo).",
+    )
+
+    # --- agent
+    handover_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    kb_dir: Path | None = Field(None, description="Folder of Markdown articles; unset: built-in.")
+    backend: str = Field("demo", description="Business backend: `demo` (embedded SQLite).")
+    password_resets_per_day: int = Field(3, ge=0)
+    agent_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://support.example.com")
+        return value.rstrip("/")
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _check_sync(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"
+
+    @property
+    def public_ws_base(self) -> str:
+        """The public base URL with a websocket scheme (for stream URLs)."""
+        parts = urlsplit(self.public_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _toml_path()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+
+def _toml_path() -> Path | None:
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG: no such file: {path}")
+        return path
+    default = Path("gateway.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings once; raise ConfigError naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            env = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
+            lines.append(f"{env}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc

@@ -1,0 +1,526 @@
+"""The embedded store: SQLite in WAL mode, one process.
+
+Writes go through one writer thread with group commit (see `writer.py`); reads
+run on a small pool of read-only connections, which WAL lets proceed while the
+writer commits. Because this process is the only writer of the file (a lock
+file enforces it), the writer thread keeps caches of identities, customers and
+open conversations that are always current, so the hot path of a message is a
+couple of inserts rather than a round of lookups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.errors import ConflictError, NotFoundError, StoreError
+from gateway.models import (
+    ChannelKind,
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Event,
+    Identity,
+    InboundMessage,
+    Message,
+)
+from gateway.protocols import Ingested, TurnRecord, TurnStored
+from gateway.store import migrate
+from gateway.store.rows import (
+    VERIFICATION_RANK,
+    conversation_from_row,
+    customer_from_row,
+    dumps,
+    event_from_row,
+    identity_from_row,
+    message_from_row,
+    now_ms,
+    to_ms,
+)
+from gateway.store.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_CACHE_MAX = 100_000
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (conversation_id, customer_id, seq, direction, author, channel, text,"
+    " external_id, confidence, start_ms, end_ms, handled, meta, created_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
+
+
+class SqliteStore:
+    """`Store` on an SQLite file. Open with `SqliteStore.open(path)`."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL", batch_max: int = 256) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._lock_file = _acquire_lock(path)
+        try:
+            migrate.upgrade(f"sqlite:///{path}")
+        except Exception as exc:
+            self._lock_file.close()
+            raise StoreError(f"cannot migrate the database at {path}: {exc}") from exc
+        # Writer-thread caches; touched only from the writer thread.
+        self._ident: dict[str, int] = {}
+        self._cust: dict[int, dict[str, Any]] = {}
+        self._open: dict[int, dict[str, Any] | None] = {}
+        self._conv: dict[int, dict[str, Any]] = {}
+        self._writer = GroupCommitWriter(
+            self._connect_writer, batch_max=batch_max, on_rollback=self._drop_caches
+        )
+        self._local = threading.local()
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store-reader")
+        self._reader_conns: list[sqlite3.Connection] = []
+
+    @classmethod
+    def open(cls, path: Path, **kwargs: Any) -> SqliteStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(path, **kwargs)
+
+    # --------------------------------------------------------- connections
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = _dict_row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = _dict_row
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._local.conn = conn
+            self._reader_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+
+    def _drop_caches(self) -> None:
+        self._ident.clear()
+        self._cust.clear()
+        self._open.clear()
+        self._conv.clear()
+
+    def _trim_caches(self) -> None:
+        if len(self._cust) > _CACHE_MAX or len(self._conv) > _CACHE_MAX:
+            self._drop_caches()
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.close)
+        self._readers.shutdown(wait=True)
+        for conn in self._reader_conns:
+            conn.close()
+        self._lock_file.close()
+
+    # ------------------------------------------------------ writer helpers
+
+    def _customer(self, conn: sqlite3.Connection, customer_id: int) -> dict[str, Any]:
+        cust = self._cust.get(customer_id)
+        if cust is None:
+            row = conn.execute("SELECT * FROM customers WHERE id=?", (customer_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no customer {customer_id}")
+            idents = conn.execute(
+                "SELECT kind, value, verified FROM identities WHERE customer_id=? ORDER BY id",
+                (customer_id,),
+            ).fetchall()
+            row["identities"] = [identity_from_row(r) for r in idents]
+            self._cust[customer_id] = cust = row
+        return cust
+
+    def _open_conversation(
+        self, conn: sqlite3.Connection, customer_id: int
+    ) -> dict[str, Any] | None:
+        if customer_id in self._open:
+            return self._open[customer_id]
+        row: dict[str, Any] | None = conn.execute(
+            "SELECT * FROM conversations WHERE customer_id=? AND state != 'closed'"
+            " ORDER BY id DESC LIMIT 1",
+            (customer_id,),
+        ).fetchone()
+        self._open[customer_id] = row
+        if row is not None:
+            self._conv[row["id"]] = row
+        return row
+
+    def _conversation(self, conn: sqlite3.Connection, conversation_id: int) -> dict[str, Any]:
+        conv = self._conv.get(conversation_id)
+        if conv is None:
+            conv = conn.execute(
+                "SELECT * FROM conversations WHERE id=?", (conversation_id,)
+            ).fetchone()
+            if conv is None:
+                raise NotFoundError(f"no conversation {conversation_id}")
+            self._conv[conversation_id] = conv
+        return conv
+
+    def _next_seq(self, conn: sqlite3.Connection, cust: dict[str, Any]) -> int:
+        seq = int(cust["last_seq"]) + 1
+        conn.execute("UPDATE customers SET last_seq=? WHERE id=?", (seq, cust["id"]))
+        cust["last_seq"] = seq
+        return seq
+
+    def _snapshot_customer(self, cust: dict[str, Any]) -> Customer:
+        return customer_from_row(cust, cust["identities"])
+
+    # ---------------------------------------------------------------- ingest
+
+    async def ingest(self, message: InboundMessage) -> Ingested:
+        return await self._writer.submit(lambda conn: self._ingest(conn, message))
+
+    def _ingest(self, conn: sqlite3.Connection, msg: InboundMessage) -> Ingested:
+        self._trim_caches()
+        if msg.external_id is not None:
+            dup = conn.execute(
+                "SELECT * FROM messages WHERE channel=? AND external_id=?",
+                (msg.channel.value, msg.external_id),
+            ).fetchone()
+            if dup is not None:
+                cust = self._customer(conn, dup["customer_id"])
+                conv = self._conversation(conn, dup["conversation_id"])
+                return Ingested(
+                    customer=self._snapshot_customer(cust),
+                    conversation=conversation_from_row(conv),
+                    message=message_from_row(dup),
+                    duplicate=True,
+                    handled=bool(dup["handled"]),
+                )
+        ts = now_ms()
+        cust, created = self._resolve_customer(conn, msg, ts)
+        conv = self._open_conversation(conn, cust["id"]) or self._start_conversation(
+            conn, cust["id"], msg.channel, ts
+        )
+        if conv["channel"] != msg.channel.value:
+            channels = json.loads(conv["channels"])
+            if msg.channel.value not in channels:
+                channels.append(msg.channel.value)
+            conn.execute(
+                "UPDATE conversations SET channel=?, channels=?, updated_at=? WHERE id=?",
+                (msg.channel.value, dumps(channels), ts, conv["id"]),
+            )
+            conv.update(channel=msg.channel.value, channels=dumps(channels), updated_at=ts)
+        seq = self._next_seq(conn, cust)
+        timing = msg.timing
+        params = (
+            conv["id"], cust["id"], seq, Direction.INBOUND.value, "customer",
+            msg.channel.value, msg.text, msg.external_id, msg.confidence,
+            timing.start_ms if timing else None, timing.end_ms if timing else None,
+            0, None, ts,
+        )  # fmt: skip
+        cur = conn.execute(_INSERT_MESSAGE, params)
+        row = dict(zip(_MESSAGE_COLUMNS, (cur.lastrowid, *params), strict=True))
+        return Ingested(
+            customer=self._snapshot_customer(cust),
+            conversation=conversation_from_row(conv),
+            message=message_from_row(row),
+            created_customer=created,
+        )
+
+    def _resolve_customer(
+        self, conn: sqlite3.Connection, msg: InboundMessage, ts: int
+    ) -> tuple[dict[str, Any], bool]:
+        ident = msg.identity
+        key = ident.key
+        customer_id = self._ident.get(key)
+        if customer_id is None:
+            row = conn.execute(
+                "SELECT customer_id, verified FROM identities WHERE kind=? AND value=?",
+                (ident.kind.value, ident.value),
+            ).fetchone()
+            if row is not None:
+                customer_id = row["customer_id"]
+        if customer_id is not None:
+            self._ident[key] = customer_id
+            cust = self._customer(conn, customer_id)
+            self._refresh_customer(conn, cust, msg)
+            return cust, False
+        created = False
+        if msg.account_ref is not None:
+            row = conn.execute(
+                "SELECT id FROM customers WHERE account_ref=? ORDER BY id LIMIT 1",
+                (msg.account_ref,),
+            ).fetchone()
+            customer_id = row["id"] if row else None
+        if customer_id is None:
+            cur = conn.execute(
+                "INSERT INTO customers (display_name, account_ref, last_seq, created_at)"
+                " VALUES (?,?,0,?)",
+                (msg.display_name, msg.account_ref, ts),
+            )
+            customer_id = int(cur.lastrowid or 0)
+            created = True
+        conn.execute(
+            "INSERT INTO identities (customer_id, kind, value, verified, created_at)"
+            " VALUES (?,?,?,?,?)",
+            (customer_id, ident.kind.value, ident.value, ident.verified.value, ts),
+        )
+        self._cust.pop(customer_id, None)
+        self._ident[key] = customer_id
+        return self._customer(conn, customer_id), created
+
+    def _refresh_customer(
+        self, conn: sqlite3.Connection, cust: dict[str, Any], msg: InboundMessage
+    ) -> None:
+        """Record stronger verification, a first name or an account link."""
+        ident = msg.identity
+        known = next((i for i in cust["identities"] if i.key == ident.key), None)
+        if (
+            known is not None
+            and VERIFICATION_RANK[ident.verified] > VERIFICATION_RANK[known.verified]
+        ):
+            conn.execute(
+                "UPDATE identities SET verified=? WHERE kind=? AND value=?",
+                (ident.verified.value, ident.kind.value, ident.value),
+            )
+            cust["identities"] = [ident if i.key == ident.key else i for i in cust["identities"]]
+        if msg.display_name and not cust["display_name"]:
+            conn.execute(
+                "UPDATE customers SET display_name=? WHERE id=?", (msg.display_name, cust["id"])
+            )
+            cust["display_name"] = msg.display_name
+        if msg.account_ref and not cust["account_ref"]:
+            conn.execute(
+                "UPDATE customers SET account_ref=? WHERE id=?", (msg.account_ref, cust["id"])
+            )
+            cust["account_ref"] = msg.account_ref
+
+    def _start_conversation(
+        self, conn: sqlite3.Connection, customer_id: int, channel: ChannelKind, ts: int
+    ) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "customer_id": customer_id,
+            "state": ConversationState.BOT.value,
+            "channel": channel.value,
+            "channels": dumps([channel.value]),
+            "queue": None,
+            "brief": None,
+            "agent_state": "{}",
+            "version": 0,
+            "created_at": ts,
+            "updated_at": ts,
+            "closed_at": None,
+        }
+        cur = conn.execute(
+            f"INSERT INTO conversations ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+        row["id"] = int(cur.lastrowid or 0)
+        self._conv[row["id"]] = row
+        self._open[customer_id] = row
+        self._insert_event(conn, row["id"], customer_id, "conversation.started",
+                           {"channel": channel.value}, ts)  # fmt: skip
+        return row
+
+    def _insert_event(
+        self, conn: sqlite3.Connection, conversation_id: int, customer_id: int,
+        kind: str, data: dict[str, Any], ts: int,
+    ) -> None:  # fmt: skip
+        conn.execute(
+            "INSERT INTO events (conversation_id, customer_id, kind, data, created_at)"
+            " VALUES (?,?,?,?,?)",
+            (conversation_id, customer_id, kind, dumps(data), ts),
+        )
+
+    # ------------------------------------------------------------ record_turn
+
+    async def record_turn(self, turn: TurnRecord) -> TurnStored:
+        return await self._writer.submit(lambda conn: self._record_turn(conn, turn))
+
+    def _record_turn(self, conn: sqlite3.Connection, turn: TurnRecord) -> TurnStored:
+        conv = self._conversation(conn, turn.conversation_id)
+        if conv["version"] != turn.expected_version:
+            raise ConflictError(
+                f"conversation {turn.conversation_id} is at version {conv['version']},"
+                f" not {turn.expected_version}"
+            )
+        cust = self._customer(conn, conv["customer_id"])
+        ts = now_ms()
+        stored: list[Message] = []
+        for draft in turn.outbound:
+            seq = self._next_seq(conn, cust)
+            params = (
+                conv["id"], cust["id"], seq, draft.direction.value, draft.author.value,
+                draft.channel.value, draft.text, None, None, None, None, 1, None, ts,
+            )  # fmt: skip
+            cur = conn.execute(_INSERT_MESSAGE, params)
+            stored.append(
+                message_from_row(dict(zip(_MESSAGE_COLUMNS, (cur.lastrowid, *params), strict=True)))
+            )
+        for event in turn.events:
+            self._insert_event(conn, conv["id"], cust["id"], event.kind, event.data, ts)
+        if turn.handled_message_id is not None:
+            conn.execute("UPDATE messages SET handled=1 WHERE id=?", (turn.handled_message_id,))
+        updates: dict[str, Any] = {"version": conv["version"] + 1, "updated_at": ts}
+        if turn.agent_state is not None:
+            updates["agent_state"] = dumps(turn.agent_state)
+        if turn.queue is not None:
+            updates["queue"] = turn.queue
+        if turn.brief is not None:
+            updates["brief"] = turn.brief.model_dump_json()
+        if turn.state is not None and turn.state.value != conv["state"]:
+            updates["state"] = turn.state.value
+            self._insert_event(conn, conv["id"], cust["id"], "state.changed",
+                               {"from": conv["state"], "to": turn.state.value}, ts)  # fmt: skip
+            if turn.state is ConversationState.CLOSED:
+                updates["closed_at"] = ts
+                self._open[cust["id"]] = None
+        conn.execute(
+            f"UPDATE conversations SET {', '.join(f'{k}=?' for k in updates)} WHERE id=?",
+            (*updates.values(), conv["id"]),
+        )
+        conv.update(updates)
+        return TurnStored(conversation=conversation_from_row(conv), messages=tuple(stored))
+
+    # ----------------------------------------------------------------- reads
+
+    async def get_customer(self, customer_id: int) -> Customer:
+        def read(conn: sqlite3.Connection) -> Customer:
+            row = conn.execute("SELECT * FROM customers WHERE id=?", (customer_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no customer {customer_id}")
+            idents = conn.execute(
+                "SELECT kind, value, verified FROM identities WHERE customer_id=? ORDER BY id",
+                (customer_id,),
+            ).fetchall()
+            return customer_from_row(row, [identity_from_row(r) for r in idents])
+
+        return await self._read(read)
+
+    async def find_customer(self, identity: Identity) -> Customer | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT customer_id FROM identities WHERE kind=? AND value=?",
+                (identity.kind.value, identity.value),
+            ).fetchone()
+            return None if row is None else int(row["customer_id"])
+
+        customer_id = await self._read(read)
+        return None if customer_id is None else await self.get_customer(customer_id)
+
+    async def get_conversation(self, conversation_id: int) -> Conversation:
+        def read(conn: sqlite3.Connection) -> Conversation:
+            row = conn.execute(
+                "SELECT * FROM conversations WHERE id=?", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no conversation {conversation_id}")
+            return conversation_from_row(row)
+
+        return await self._read(read)
+
+    async def history(
+        self, customer_id: int, *, after_seq: int | None = None, limit: int = 100
+    ) -> list[Message]:
+        def read(conn: sqlite3.Connection) -> list[Message]:
+            visible = f"customer_id=? AND direction != '{Direction.INTERNAL.value}'"
+            if after_seq is None:
+                rows = conn.execute(
+                    f"SELECT * FROM messages WHERE {visible} ORDER BY seq DESC LIMIT ?",
+                    (customer_id, limit),
+                ).fetchall()
+                rows.reverse()
+            else:
+                rows = conn.execute(
+                    f"SELECT * FROM messages WHERE {visible} AND seq > ? ORDER BY seq LIMIT ?",
+                    (customer_id, after_seq, limit),
+                ).fetchall()
+            return [message_from_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def conversation_messages(self, conversation_id: int) -> list[Message]:
+        def read(conn: sqlite3.Connection) -> list[Message]:
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE conversation_id=? ORDER BY seq", (conversation_id,)
+            ).fetchall()
+            return [message_from_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def events(self, conversation_id: int) -> list[Event]:
+        def read(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT * FROM events WHERE conversation_id=? ORDER BY id", (conversation_id,)
+            ).fetchall()
+            return [event_from_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def count_events(self, customer_id: int, kind: str, since: datetime) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) AS n FROM events WHERE customer_id=? AND kind=? AND created_at>=?",
+                (customer_id, kind, to_ms(since)),
+            ).fetchone()
+            return int(row["n"])
+
+        return await self._read(read)
+
+    async def unhandled_messages(self) -> list[Message]:
+        def read(conn: sqlite3.Connection) -> list[Message]:
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE handled=0 AND direction='inbound' ORDER BY id"
+            ).fetchall()
+            return [message_from_row(r) for r in rows]
+
+        return await self._read(read)
+
+    @property
+    def commit_stats(self) -> tuple[int, int]:
+        """(batches committed, writes committed): writes/batches is the group size."""
+        return self._writer.batches, self._writer.writes
+
+
+_MESSAGE_COLUMNS = (
+    "id", "conversation_id", "customer_id", "seq", "direction", "author", "channel", "text",
+    "external_id", "confidence", "start_ms", "end_ms", "handled", "meta", "created_at",
+)  # fmt: skip
+
+
+def _acquire_lock(db_path: Path) -> Any:
+    """Only one process may write an SQLite store: the writer caches assume it."""
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the store's lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise StoreError(
+            f"another gateway process is using {db_path}; an SQLite store has one writer."
+            " Stop the other process, or use PostgreSQL for several nodes."
+        ) from exc
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+__all__ = ["SqliteStore"]

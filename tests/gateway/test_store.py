@@ -1,0 +1,319 @@
+"""The SQLite store: schema migrations, ingest/turn semantics, durability."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from gateway.errors import ConflictError, StoreError
+from gateway.models import (
+    AuthorKind,
+    ChannelKind,
+    ConversationState,
+    Direction,
+    Identity,
+    IdentityKind,
+    InboundMessage,
+    Verification,
+    VoiceTiming,
+)
+from gateway.protocols import EventDraft, OutboundDraft, TurnRecord
+from gateway.store import migrate
+from gateway.store.schema import metadata
+from gateway.store.sqlite import SqliteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def chat(visitor: str, text: str, ext: str | None = None, **kw: object) -> InboundMessage:
+    return InboundMessage(
+        channel=ChannelKind.WEBCHAT,
+        identity=Identity(
+            kind=IdentityKind.WEBCHAT, value=visitor, verified=Verification.SIGNED_TOKEN
+        ),
+        text=text,
+        external_id=ext,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore.open(tmp_path / "gw.sqlite3")
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+def test_migrations_match_the_schema_and_go_both_ways(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate.upgrade(url)
+    assert {
+        "customers",
+        "identities",
+        "conversations",
+        "messages",
+        "events",
+    } <= migrate.current_tables(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == [], f"migrations and schema.py disagree: {diff}"
+    migrate.downgrade(url, "base")
+    assert migrate.current_tables(url) <= {"alembic_version"}
+    migrate.upgrade(url)
+    assert "messages" in migrate.current_tables(url)
+
+
+async def test_first_contact_creates_customer_identity_and_conversation(store: SqliteStore) -> None:
+    got = await store.ingest(chat("v1", "hello", "e1", display_name="Jane"))
+    assert got.created_customer and not got.duplicate
+    assert got.customer.display_name == "Jane"
+    assert [i.key for i in got.customer.identities] == ["webchat:v1"]
+    assert got.conversation.state is ConversationState.BOT
+    assert got.message.seq == 1 and got.message.direction is Direction.INBOUND
+    again = await store.ingest(chat("v1", "second", "e2"))
+    assert again.customer.id == got.customer.id and not again.created_customer
+    assert again.conversation.id == got.conversation.id
+    assert again.message.seq == 2
+    events = await store.events(got.conversation.id)
+    assert [e.kind for e in events] == ["conversation.started"]
+
+
+async def test_retried_external_id_is_stored_once(store: SqliteStore) -> None:
+    first = await store.ingest(chat("v1", "hello", "same"))
+    retry = await store.ingest(chat("v1", "hello", "same"))
+    assert retry.duplicate and retry.message.id == first.message.id and not retry.handled
+    assert len(await store.conversation_messages(first.conversation.id)) == 1
+    # The same external id on another channel is a different message.
+    sms = InboundMessage(
+        channel=ChannelKind.SMS,
+        identity=Identity(kind=IdentityKind.PHONE, value="+15551234567"),
+        text="hi",
+        external_id="same",
+    )
+    assert not (await store.ingest(sms)).duplicate
+
+
+async def test_turns_number_messages_and_move_state(store: SqliteStore) -> None:
+    got = await store.ingest(chat("v1", "refund please", "e1"))
+    turn = TurnRecord(
+        conversation_id=got.conversation.id,
+        expected_version=0,
+        handled_message_id=got.message.id,
+        outbound=(OutboundDraft(text="A person will help", channel=ChannelKind.WEBCHAT),),
+        events=(EventDraft(kind="tool.refund_lookup", data={"ok": True}),),
+        agent_state={"pending": None},
+        state=ConversationState.QUEUED,
+        queue="billing",
+    )
+    stored = await store.record_turn(turn)
+    assert (
+        stored.conversation.version == 1 and stored.conversation.state is ConversationState.QUEUED
+    )
+    assert stored.conversation.queue == "billing"
+    assert [m.seq for m in stored.messages] == [2] and stored.messages[0].author is AuthorKind.AGENT
+    assert await store.unhandled_messages() == []
+    kinds = [e.kind for e in await store.events(got.conversation.id)]
+    assert kinds == ["conversation.started", "tool.refund_lookup", "state.changed"]
+    with pytest.raises(ConflictError):
+        await store.record_turn(turn)  # stale version
+    dup = await store.ingest(chat("v1", "refund please", "e1"))
+    assert dup.duplicate and dup.handled
+
+
+async def test_closed_conversation_is_followed_by_a_new_one(store: SqliteStore) -> None:
+    got = await store.ingest(chat("v1", "bye", "e1"))
+    await store.record_turn(
+        TurnRecord(
+            conversation_id=got.conversation.id, expected_version=0, state=ConversationState.CLOSED
+        )
+    )
+    nxt = await store.ingest(chat("v1", "hello again", "e2"))
+    assert nxt.conversation.id != got.conversation.id
+    assert nxt.message.seq == 2  # numbering is per customer, across conversations
+    assert [m.text for m in await store.history(got.customer.id)] == ["bye", "hello again"]
+
+
+async def test_channels_join_one_conversation_and_account_links(store: SqliteStore) -> None:
+    signed = InboundMessage(
+        channel=ChannelKind.WEBCHAT,
+        identity=Identity(kind=IdentityKind.ACCOUNT, value="C-1001", verified=Verification.HMAC),
+        text="hi",
+        account_ref="C-1001",
+    )
+    first = await store.ingest(signed)
+    assert first.customer.account_ref == "C-1001"
+    sms = InboundMessage(
+        channel=ChannelKind.SMS,
+        identity=Identity(
+            kind=IdentityKind.PHONE, value="+15551234567", verified=Verification.BACKEND
+        ),
+        text="texting now",
+        account_ref="C-1001",
+    )
+    second = await store.ingest(sms)
+    assert second.customer.id == first.customer.id
+    assert second.conversation.id == first.conversation.id
+    assert second.conversation.channel is ChannelKind.SMS
+    assert second.conversation.channels == (ChannelKind.WEBCHAT, ChannelKind.SMS)
+    customer = await store.get_customer(first.customer.id)
+    assert {i.key for i in customer.identities} == {"account:C-1001", "phone:+15551234567"}
+    found = await store.find_customer(Identity(kind=IdentityKind.PHONE, value="+15551234567"))
+    assert found is not None and found.id == first.customer.id
+
+
+async def test_verification_only_gets_stronger(store: SqliteStore) -> None:
+    weak = Identity(kind=IdentityKind.PHONE, value="+15550000001", verified=Verification.CALLER_ID)
+    strong = weak.model_copy(update={"verified": Verification.OTP})
+    base = {"channel": ChannelKind.SMS, "text": "x"}
+    await store.ingest(InboundMessage(identity=weak, **base))  # type: ignore[arg-type]
+    got = await store.ingest(InboundMessage(identity=strong, **base))  # type: ignore[arg-type]
+    assert got.customer.identities[0].verified is Verification.OTP
+    got = await store.ingest(InboundMessage(identity=weak, **base))  # type: ignore[arg-type]
+    assert got.customer.identities[0].verified is Verification.OTP
+
+
+async def test_voice_timing_and_confidence_are_kept(store: SqliteStore) -> None:
+    msg = InboundMessage(
+        channel=ChannelKind.PHONE,
+        identity=Identity(kind=IdentityKind.PHONE, value="+15551230000"),
+        text="where is my order",
+        confidence=0.82,
+        timing=VoiceTiming(start_ms=1200, end_ms=2900),
+    )
+    got = await store.ingest(msg)
+    [stored] = await store.conversation_messages(got.conversation.id)
+    assert stored.confidence == pytest.approx(0.82)
+    assert stored.timing == VoiceTiming(start_ms=1200, end_ms=2900)
+
+
+async def test_concurrent_writes_are_group_committed_and_gap_free(store: SqliteStore) -> None:
+    await asyncio.gather(*(store.ingest(chat(f"v{i % 10}", f"m{i}", f"e{i}")) for i in range(500)))
+    batches, writes = store.commit_stats
+    assert writes == 500 and batches < writes  # several writes shared a commit
+    for visitor in range(10):
+        customer = await store.find_customer(
+            Identity(kind=IdentityKind.WEBCHAT, value=f"v{visitor}")
+        )
+        assert customer is not None
+        seqs = [m.seq for m in await store.history(customer.id, limit=1000)]
+        assert seqs == list(range(1, 51))
+        tail = await store.history(customer.id, after_seq=45)
+        assert [m.seq for m in tail] == [46, 47, 48, 49, 50]
+
+
+async def test_count_events_window(store: SqliteStore) -> None:
+    got = await store.ingest(chat("v1", "reset", "e1"))
+    await store.record_turn(
+        TurnRecord(
+            conversation_id=got.conversation.id,
+            expected_version=0,
+            events=(EventDraft(kind="tool.password_reset"), EventDraft(kind="tool.password_reset")),
+        )
+    )
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert await store.count_events(got.customer.id, "tool.password_reset", since) == 2
+    future = datetime.now(UTC) + timedelta(minutes=1)
+    assert await store.count_events(got.customer.id, "tool.password_reset", future) == 0
+
+
+async def test_a_second_process_cannot_open_the_same_file(store: SqliteStore) -> None:
+    with pytest.raises(StoreError, match="another gateway process"):
+        SqliteStore.open(store.path)
+
+
+async def test_reopened_store_has_everything(tmp_path: Path) -> None:
+    path = tmp_path / "gw.sqlite3"
+    s = SqliteStore.open(path)
+    got = await s.ingest(chat("v1", "hello", "e1"))
+    await s.record_turn(
+        TurnRecord(
+            conversation_id=got.conversation.id,
+            expected_version=0,
+            handled_message_id=got.message.id,
+            outbound=(OutboundDraft(text="hi there", channel=ChannelKind.WEBCHAT),),
+            agent_state={"pending": "order_number"},
+        )
+    )
+    await s.close()
+    s2 = SqliteStore.open(path)
+    try:
+        conv = await s2.get_conversation(got.conversation.id)
+        assert conv.agent_state == {"pending": "order_number"} and conv.version == 1
+        assert [m.text for m in await s2.history(got.customer.id)] == ["hello", "hi there"]
+        nxt = await s2.ingest(chat("v1", "1001", "e2"))
+        assert nxt.message.seq == 3 and nxt.conversation.id == conv.id
+    finally:
+        await s2.close()
+
+
+def test_killed_process_loses_no_acknowledged_message(tmp_path: Path) -> None:
+    """A writer killed with SIGKILL mid-stream: every message it acknowledged is there."""
+    path = tmp_path / "gw.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from pathlib import Path
+        from gateway.models import ChannelKind, Identity, IdentityKind, InboundMessage
+        from gateway.store.sqlite import SqliteStore
+
+        async def main() -> None:
+            store = SqliteStore.open(Path({str(path)!r}))
+            i = 0
+            while True:
+                batch = [
+                    store.ingest(InboundMessage(channel=ChannelKind.WEBCHAT,
+                        identity=Identity(kind=IdentityKind.WEBCHAT, value=f"v{{(i + k) % 7}}"),
+                        text="m", external_id=f"e{{i + k}}"))
+                    for k in range(20)
+                ]
+                for got in await asyncio.gather(*batch):
+                    print(got.message.external_id, flush=True)
+                i += 20
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    acked: list[str] = []
+    for line in proc.stdout:
+        acked.append(line.strip())
+        if len(acked) >= 400:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(acked) >= 400
+
+    async def check() -> set[str]:
+        store = SqliteStore.open(path)  # the lock died with the process
+        try:
+            found: set[str] = set()
+            for visitor in range(7):
+                c = await store.find_customer(
+                    Identity(kind=IdentityKind.WEBCHAT, value=f"v{visitor}")
+                )
+                assert c is not None
+                found |= {m.external_id or "" for m in await store.history(c.id, limit=100_000)}
+            return found
+        finally:
+            await store.close()
+
+    stored = asyncio.run(check())
+    missing = set(acked) - stored
+    assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
