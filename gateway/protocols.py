@@ -5,7 +5,7 @@ the agent core. Each has one real implementation here and room for more
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field
 
@@ -23,6 +23,7 @@ from gateway.models import (
     Identity,
     InboundMessage,
     Message,
+    VoiceTiming,
 )
 
 # ------------------------------------------------------------------- store
@@ -37,6 +38,16 @@ class Ingested(Frozen):
     duplicate: bool = False  # the (channel, external id) was seen before
     handled: bool = False  # (duplicates) the original was already answered
     created_customer: bool = False
+
+
+class OpenedSession(Frozen):
+    """A customer and their open conversation, found or started without a message
+    (a phone call, where the agent speaks first)."""
+
+    customer: Customer
+    conversation: Conversation
+    created_customer: bool = False
+    created_conversation: bool = False
 
 
 class OutboundDraft(Frozen):
@@ -78,6 +89,32 @@ class Store(Protocol):
     async def ingest(self, message: InboundMessage) -> Ingested: ...
 
     async def record_turn(self, turn: TurnRecord) -> TurnStored: ...
+
+    async def open_session(
+        self,
+        identity: Identity,
+        channel: ChannelKind,
+        *,
+        display_name: str | None = None,
+        account_ref: str | None = None,
+    ) -> OpenedSession:
+        """The customer `identity` belongs to (created, or linked by `account_ref`, as
+        `ingest` would) and their open conversation (or a new one), moved to `channel`;
+        no message is stored."""
+        ...
+
+    async def amend_message(
+        self,
+        message_id: int,
+        *,
+        text: str | None = None,
+        timing: VoiceTiming | None = None,
+        reason: str = "",
+    ) -> Message:
+        """Correct a stored message after delivery: `text` (what a caller actually heard of
+        a spoken message; the original is kept in a `message.cut` event with `reason`)
+        and/or its voice `timing`. NotFoundError for an unknown id."""
+        ...
 
     async def get_customer(self, customer_id: int) -> Customer: ...
 
@@ -170,10 +207,71 @@ __all__ = [
     "Decision",
     "EventDraft",
     "Ingested",
+    "OpenedSession",
     "OutboundDraft",
+    "Speech",
     "Store",
+    "Synthesizer",
+    "Transcriber",
+    "Transcript",
     "TurnContext",
     "TurnRecord",
     "TurnStored",
     "UsageLedger",
 ]
+
+
+# ------------------------------------------------------------------ speech
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+
+class Transcript(Frozen):
+    """What the speech recogniser heard in one caller utterance."""
+
+    text: str  # empty when nothing intelligible was said
+    confidence: float = Field(ge=0.0, le=1.0)  # exp(mean token log-prob) x (1 - no-speech prob)
+    duration_ms: int = Field(ge=0)  # length of the audio transcribed
+    language: str = "en"
+    no_speech_prob: float = Field(default=0.0, ge=0.0, le=1.0)
+    tokens: int = Field(default=0, ge=0)  # tokens decoded (bounded by the audio length)
+    processing_ms: int = Field(default=0, ge=0)  # wall time spent decoding
+
+
+class Speech(Frozen):
+    """Synthesized speech: mono 16-bit little-endian PCM at `sample_rate`."""
+
+    text: str
+    pcm: bytes = Field(repr=False)
+    sample_rate: int = Field(gt=0)
+
+    @property
+    def duration_ms(self) -> int:
+        return len(self.pcm) // 2 * 1000 // self.sample_rate
+
+
+class Transcriber(Protocol):
+    """Speech to text. Shared by every call; never blocks the event loop."""
+
+    async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
+        """Transcribe one endpointed utterance: mono float32 samples in [-1, 1] at 16 kHz."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Synthesizer(Protocol):
+    """Text to speech. Never blocks the event loop."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the PCM `synthesize` returns."""
+        ...
+
+    async def synthesize(self, text: str) -> Speech:
+        """Render `text` (a sentence or a short prompt) as mono int16 PCM."""
+        ...
+
+    async def close(self) -> None: ...

@@ -9,6 +9,7 @@ the setting by the environment variable an operator would set.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,6 +85,74 @@ class Settings(BaseSettings):
     password_resets_per_day: int = Field(3, ge=0)
     agent_timeout_s: float = Field(10.0, gt=0)
 
+    # --- phone speech (speech-to-text and text-to-speech)
+    stt_model: str = Field(
+        "tiny.en",
+        description="faster-whisper model name (looked up offline in DATA_DIR/models and the "
+        "Hugging Face cache; fetch with `gateway models pull NAME`) or a CTranslate2 directory.",
+    )
+    stt_language: str = Field("en", min_length=2, max_length=8, description="Spoken language.")
+    stt_compute_type: str = Field(
+        "int8", description="CTranslate2 compute type on CPU: int8, int8_float32, int16, float32."
+    )
+    stt_workers: int = Field(2, ge=1, le=16, description="Transcriptions run at once.")
+    stt_cpu_threads: int = Field(
+        0, ge=0, le=64, description="Threads per transcription; 0: CPU cores / STT_WORKERS."
+    )
+    stt_timeout_s: float = Field(15.0, gt=0, description="Longest wait for one transcript.")
+    tts_voice: str = Field("en-us", min_length=1, description="espeak-ng voice name.")
+    tts_rate: int = Field(170, ge=80, le=450, description="Speaking rate, words per minute.")
+    tts_timeout_s: float = Field(10.0, gt=0, description="Longest wait for one utterance.")
+
+    # --- phone (Twilio Media Streams)
+    twilio_account_sid: str = Field(
+        "", description="Account SID the REST API is called with (hang-ups); also checked on "
+        "incoming webhooks when set."
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None,
+        description="Checks X-Twilio-Signature on every Twilio request and authenticates REST "
+        "calls; unset: every Twilio request is refused with 403.",
+    )
+    twilio_api_url: str = Field(
+        "https://api.twilio.com",
+        description="Base URL of Twilio's REST API (a regional edge; a local stand-in in tests).",
+    )
+    phone_end_silence_ms: int = Field(
+        600, ge=100, le=5000, description="Caller silence that ends their turn."
+    )
+    phone_min_speech_ms: int = Field(
+        250, ge=0, le=5000, description="Shorter caller sounds are noise, not an utterance."
+    )
+    phone_max_utterance_ms: int = Field(
+        15_000, ge=1000, le=30_000, description="Longest caller utterance before it is cut."
+    )
+    barge_in_min_speech_ms: int = Field(
+        200, ge=0, le=2000,
+        description="Caller speech this long while the agent talks interrupts the agent.",
+    )
+    phone_link_accounts: bool = Field(
+        True,
+        description="Tie a caller to the business account that lists their number (caller ID "
+        "is spoofable: the account's tools then answer whoever presents that number).",
+    )
+
+    @field_validator("stt_compute_type")
+    @classmethod
+    def _check_compute_type(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"int8", "int8_float32", "int16", "float32"}:
+            raise ValueError("must be one of int8, int8_float32, int16, float32")
+        return value
+
+    @field_validator("twilio_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://api.twilio.com")
+        return value.rstrip("/")
+
     @field_validator("public_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -152,6 +221,9 @@ def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings once; raise ConfigError naming each bad setting."""
     try:
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        where = os.environ.get(f"{ENV_PREFIX}CONFIG", "gateway.toml")
+        raise ConfigError(f"{ENV_PREFIX}CONFIG: {where} is not valid TOML: {exc}") from exc
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -34,8 +34,9 @@ from gateway.models import (
     Identity,
     InboundMessage,
     Message,
+    VoiceTiming,
 )
-from gateway.protocols import Ingested, TurnRecord, TurnStored
+from gateway.protocols import Ingested, OpenedSession, TurnRecord, TurnStored
 from gateway.store import migrate
 from gateway.store.rows import (
     VERIFICATION_RANK,
@@ -216,15 +217,7 @@ class SqliteStore:
         conv = self._open_conversation(conn, cust["id"]) or self._start_conversation(
             conn, cust["id"], msg.channel, ts
         )
-        if conv["channel"] != msg.channel.value:
-            channels = json.loads(conv["channels"])
-            if msg.channel.value not in channels:
-                channels.append(msg.channel.value)
-            conn.execute(
-                "UPDATE conversations SET channel=?, channels=?, updated_at=? WHERE id=?",
-                (msg.channel.value, dumps(channels), ts, conv["id"]),
-            )
-            conv.update(channel=msg.channel.value, channels=dumps(channels), updated_at=ts)
+        self._move_to_channel(conn, conv, msg.channel, ts)
         seq = self._next_seq(conn, cust)
         timing = msg.timing
         params = (
@@ -241,6 +234,92 @@ class SqliteStore:
             message=message_from_row(row),
             created_customer=created,
         )
+
+    def _move_to_channel(
+        self, conn: sqlite3.Connection, conv: dict[str, Any], channel: ChannelKind, ts: int
+    ) -> None:
+        """The customer is on `channel` now: replies go there."""
+        if conv["channel"] == channel.value:
+            return
+        channels = json.loads(conv["channels"])
+        if channel.value not in channels:
+            channels.append(channel.value)
+        conn.execute(
+            "UPDATE conversations SET channel=?, channels=?, updated_at=? WHERE id=?",
+            (channel.value, dumps(channels), ts, conv["id"]),
+        )
+        conv.update(channel=channel.value, channels=dumps(channels), updated_at=ts)
+
+    # ---------------------------------------------------------- open_session
+
+    async def open_session(
+        self,
+        identity: Identity,
+        channel: ChannelKind,
+        *,
+        display_name: str | None = None,
+        account_ref: str | None = None,
+    ) -> OpenedSession:
+        probe = InboundMessage(
+            channel=channel,
+            identity=identity,
+            text="",
+            display_name=display_name,
+            account_ref=account_ref,
+        )
+        return await self._writer.submit(lambda conn: self._open_session(conn, probe))
+
+    def _open_session(self, conn: sqlite3.Connection, probe: InboundMessage) -> OpenedSession:
+        self._trim_caches()
+        ts = now_ms()
+        cust, created = self._resolve_customer(conn, probe, ts)
+        conv = self._open_conversation(conn, cust["id"])
+        started = conv is None
+        if conv is None:
+            conv = self._start_conversation(conn, cust["id"], probe.channel, ts)
+        self._move_to_channel(conn, conv, probe.channel, ts)
+        return OpenedSession(
+            customer=self._snapshot_customer(cust),
+            conversation=conversation_from_row(conv),
+            created_customer=created,
+            created_conversation=started,
+        )
+
+    # --------------------------------------------------------- amend_message
+
+    async def amend_message(
+        self,
+        message_id: int,
+        *,
+        text: str | None = None,
+        timing: VoiceTiming | None = None,
+        reason: str = "",
+    ) -> Message:
+        return await self._writer.submit(
+            lambda conn: self._amend_message(conn, message_id, text, timing, reason)
+        )
+
+    def _amend_message(
+        self, conn: sqlite3.Connection, message_id: int, text: str | None,
+        timing: VoiceTiming | None, reason: str,
+    ) -> Message:  # fmt: skip
+        row = conn.execute("SELECT * FROM messages WHERE id=?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no message {message_id}")
+        if text is not None and text != row["text"]:
+            conn.execute("UPDATE messages SET text=? WHERE id=?", (text, message_id))
+            data = {"message_id": message_id, "original": row["text"], "text": text,
+                    "reason": reason}  # fmt: skip
+            self._insert_event(conn, row["conversation_id"], row["customer_id"], "message.cut",
+                               data, now_ms())  # fmt: skip
+            row["text"] = text
+        if timing is not None:
+            conn.execute(
+                "UPDATE messages SET start_ms=?, end_ms=? WHERE id=?",
+                (timing.start_ms, timing.end_ms, message_id),
+            )
+            row.update(start_ms=timing.start_ms, end_ms=timing.end_ms)
+        return message_from_row(row)
 
     def _resolve_customer(
         self, conn: sqlite3.Connection, msg: InboundMessage, ts: int

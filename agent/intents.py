@@ -1,0 +1,235 @@
+"""Pattern-based intent detection and slot extraction for the embedded policy.
+
+`parse(text)` scores every intent with a handful of regular expressions (the
+strongest match per intent wins), then resolves: an explicit request for a
+person beats everything (the business topic is kept for routing), a business
+intent beats small talk ("hi, where is my order?" is about the order), and a
+bare order number means order status. Scores double as confidence.
+
+Order numbers are 3-10 digit ids: "1001", "#1001", "order 1001", "order no.
+1001", or spoken digit by digit ("one zero zero one", "one oh oh one").
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+from agent.pii import mask_pii
+from gateway.models import Frozen
+
+
+class Intent(enum.StrEnum):
+    GREETING = "greeting"
+    THANKS = "thanks"
+    GOODBYE = "goodbye"
+    HUMAN = "human"
+    ORDER_STATUS = "order_status"
+    ORDER_CANCEL = "order_cancel"
+    PASSWORD_RESET = "password_reset"
+    REFUND = "refund"
+    BILLING = "billing"
+    CANCEL_SUBSCRIPTION = "cancel_subscription"
+    AFFIRM = "affirm"
+    DENY = "deny"
+    DONT_KNOW = "dont_know"
+    UNKNOWN = "unknown"
+
+
+# Business intents, highest priority first: on equal scores the earlier wins
+# (a refund mentioned alongside a charge is a refund).
+BUSINESS = (
+    Intent.REFUND,
+    Intent.CANCEL_SUBSCRIPTION,
+    Intent.ORDER_CANCEL,
+    Intent.PASSWORD_RESET,
+    Intent.ORDER_STATUS,
+    Intent.BILLING,
+)
+_SMALL_TALK = (Intent.GOODBYE, Intent.THANKS, Intent.GREETING)
+_REPLIES = (Intent.AFFIRM, Intent.DENY, Intent.DONT_KNOW)
+
+_I = re.IGNORECASE
+_PATTERNS: dict[Intent, list[tuple[re.Pattern[str], float]]] = {
+    Intent.HUMAN: [
+        (re.compile(r"\b(human( being)?|real person|actual person|live (agent|person|chat)|"
+                    r"representative|operator|escalate)\b", _I), 0.95),
+        (re.compile(r"\b(talk|speak|chat)\s+(to|with)\s+(a |an |the |some |your )?(someone|"
+                    r"somebody|person|people|agent|human|rep|manager|supervisor|staff|team)\b",
+                    _I), 0.95),
+        (re.compile(r"\b(want|need|get|give)\s+(me\s+)?(a |an |to |your )?(person|agent|rep|"
+                    r"manager|supervisor)\b", _I), 0.95),
+        (re.compile(r"^\W*(agent|person|rep|someone|manager|supervisor)\W*$", _I), 0.9),
+        (re.compile(r"\bagent\b", _I), 0.8),
+    ],
+    Intent.ORDER_STATUS: [
+        (re.compile(r"\bwhere('?s| is| are)\s+(my|the)\s+(order|package|parcel|delivery|"
+                    r"shipment|stuff|items?|purchase)", _I), 0.95),
+        (re.compile(r"\b(order|delivery|shipping|shipment|package)\s+(status|update)\b", _I), 0.95),
+        (re.compile(r"\bstatus of (my |the )?(order|delivery|package|parcel)", _I), 0.95),
+        (re.compile(r"\btrack(ing)?\b", _I), 0.85),
+        (re.compile(r"\b(has(n'?t| not)|have(n'?t| not)|didn'?t|did not|never|not yet|still not)"
+                    r"\s+(arrived|come|shipped|been (shipped|delivered)|received|got(ten)?)", _I),
+         0.85),
+        (re.compile(r"\b(my|the) (order|package|parcel|delivery|shipment)\b.*\b(arrive|ship|"
+                    r"deliver|come|get here)", _I), 0.9),
+        (re.compile(r"\bmy (order|package|parcel|delivery|shipment)\b", _I), 0.7),
+    ],
+    Intent.ORDER_CANCEL: [
+        (re.compile(r"\bcancel\b.{0,20}\b(order|purchase)\b", _I), 0.9),
+    ],
+    Intent.PASSWORD_RESET: [
+        (re.compile(r"\b(reset|forgot|forgotten|change|recover|lost)\b.{0,20}\bpass ?word\b",
+                    _I), 0.95),
+        (re.compile(r"\bpass ?word\b.{0,25}\b(reset|forgot|not working|doesn'?t work|wrong|"
+                    r"expired|incorrect)", _I), 0.95),
+        (re.compile(r"\b(can'?t|cannot|unable to|couldn'?t|won'?t let me|not able to)\s+"
+                    r"(log ?in|sign ?in|access|get in)", _I), 0.9),
+        (re.compile(r"\blocked out\b", _I), 0.9),
+        (re.compile(r"\bpass ?word\b", _I), 0.7),
+        (re.compile(r"\b(log ?in|sign ?in)\b", _I), 0.55),
+    ],
+    Intent.REFUND: [
+        (re.compile(r"\brefund(ed|s|ing)?\b", _I), 0.9),
+        (re.compile(r"\b(money back|reimburse\w*)\b", _I), 0.9),
+    ],
+    Intent.BILLING: [
+        (re.compile(r"\b(charged|billed)\s+(me\s+)?(twice|two times|double|again)\b", _I), 0.9),
+        (re.compile(r"\b(double|duplicate|unauthori[sz]ed|unknown|wrong|extra)\s+(charge|"
+                    r"payment|billing)", _I), 0.9),
+        (re.compile(r"\b(overcharged|fraud\w*|don'?t recogni[sz]e|do not recogni[sz]e)\b", _I),
+         0.9),
+        (re.compile(r"\b(bill|billed|billing|invoices?|receipts?|charge[sd]?|payments?|paid|"
+                    r"statement|renew(al|s)?)\b", _I), 0.75),
+        (re.compile(r"\b(subscription|membership)\b", _I), 0.6),
+    ],
+    Intent.CANCEL_SUBSCRIPTION: [
+        (re.compile(r"\b(cancel\w*|end|stop|terminate|quit)\b.{0,30}\b(subscription|membership|"
+                    r"plan|premium|auto-?renew\w*|renewal)\b", _I), 0.95),
+        (re.compile(r"\bunsubscribe\b", _I), 0.8),
+    ],
+    Intent.GREETING: [
+        (re.compile(r"^\W*(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening)|greetings)"
+                    r"\b", _I), 0.9),
+    ],
+    Intent.THANKS: [
+        (re.compile(r"\b(thanks|thank you|thx|ty|cheers|appreciate( it)?)\b", _I), 0.9),
+    ],
+    Intent.GOODBYE: [
+        (re.compile(r"\b(bye|goodbye|see you|that'?s all|that is all|nothing else|"
+                    r"that'?s it|have a (good|nice|great) (day|one))\b", _I), 0.9),
+    ],
+    Intent.AFFIRM: [
+        (re.compile(r"^\W*(yes|yeah|yep|yup|yea|sure|ok(ay)?|correct|right|confirm(ed)?|"
+                    r"please do|do it|go ahead|absolutely|definitely|y)\b", _I), 0.9),
+    ],
+    Intent.DENY: [
+        (re.compile(r"^\W*(no|nope|nah|don'?t|do not|never ?mind|keep (it|my)|not now|"
+                    r"changed my mind|n)\b", _I), 0.9),
+    ],
+    Intent.DONT_KNOW: [
+        (re.compile(r"\b((don'?t|do not) (know|have|remember)|no idea|not sure|"
+                    r"can'?t (find|remember)|lost (it|the))\b", _I), 0.85),
+    ],
+}  # fmt: skip
+
+_INFO_QUESTION = re.compile(
+    r"^\W*(how|what|when|why|which|is|are|do|does|did you|can you (tell|explain))\b", _I
+)
+_PERSONAL = re.compile(r"\b(my|mine)\b", _I)
+_DISPUTE = re.compile(
+    r"\b(twice|two times|double|duplicate|overcharged|unauthori[sz]ed|fraud\w*|"
+    r"recogni[sz]e|wrong (amount|charge)|didn'?t (order|buy|authori[sz]e))\b",
+    _I,
+)
+
+_ORDER_EXPLICIT = re.compile(
+    r"(?:\border\s*(?:number|no\.?|num|nr|#|id)?\s*[:#]?\s*|#\s*)(\d{3,10})\b", _I
+)
+_LONG_DIGITS = re.compile(r"\+?(?:\d[ -]?){9,}\d")
+_ORDER_BARE = re.compile(r"(?<![\d+\-./,])\b(\d{4,8})\b(?![\-/.,]?\d)")
+_DIGIT_WORDS = {
+    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+_SPOKEN = re.compile(
+    r"\b(?:(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine)[\s,-]+){2,9}"
+    r"(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine)\b",
+    _I,
+)
+
+
+class Parsed(Frozen):
+    """What one message asks for."""
+
+    intent: Intent
+    confidence: float
+    topic: Intent | None = None  # the business intent named, also when `intent` is HUMAN
+    order_id: str | None = None
+    info_question: bool = False  # "how do refunds work?" rather than "refund my order"
+    dispute: bool = False  # a contested charge: billing must look at it
+
+
+def extract_order_id(text: str, *, expecting: bool = False) -> str | None:
+    """The order number in `text`. A bare number counts when it looks like an
+    id (4-8 digits, not part of a phone number, card or date), or, when the
+    agent just asked for one (`expecting`), any 3-10 digit number."""
+    # Codes, cards and phone numbers are never order ids, nor are their parts.
+    text = _LONG_DIGITS.sub(" ", mask_pii(text, card_last4=False))
+    match = _ORDER_EXPLICIT.search(text)
+    if match:
+        return match.group(1)
+    spoken = _SPOKEN.search(text)
+    if spoken:
+        words = re.split(r"[\s,-]+", spoken.group(0).lower())
+        digits = "".join(_DIGIT_WORDS[w] for w in words if w in _DIGIT_WORDS)
+        # Three spoken words are more likely prose ("one or two") than an id.
+        if len(digits) >= 4 and not all(w in {"o", "oh"} for w in words):
+            return digits
+    bare = _ORDER_BARE.search(text)
+    if bare:
+        return bare.group(1)
+    if expecting:
+        loose = re.search(r"(?<![\d+])(\d{3,10})(?!\d)", text)
+        if loose:
+            return loose.group(1)
+    return None
+
+
+def _score(intent: Intent, text: str) -> float:
+    return max((s for p, s in _PATTERNS[intent] if p.search(text)), default=0.0)
+
+
+def parse(text: str, *, expecting_order: bool = False) -> Parsed:
+    """Classify one message. `expecting_order`: the agent just asked for an order number."""
+    scores = {intent: _score(intent, text) for intent in _PATTERNS}
+    order_id = extract_order_id(text, expecting=expecting_order)
+    # "What is my last invoice?" asks about the customer's own things, not policy.
+    info = bool(_INFO_QUESTION.search(text)) and not _PERSONAL.search(text)
+    dispute = bool(_DISPUTE.search(text))
+    # max() keeps the first of equal scores, and BUSINESS is in priority order.
+    best = max(BUSINESS, key=lambda i: scores[i])
+    # A bare number names no topic of its own: it answers whatever was asked.
+    topic = best if scores[best] > 0.0 else None
+    common = {"order_id": order_id, "info_question": info, "dispute": dispute, "topic": topic}
+    if scores[Intent.HUMAN]:
+        return Parsed(intent=Intent.HUMAN, confidence=scores[Intent.HUMAN], **common)
+    if topic is not None:
+        confidence = scores[topic]
+        if topic is Intent.ORDER_STATUS and order_id:
+            confidence = max(confidence, 0.8)
+        return Parsed(intent=topic, confidence=confidence, **common)
+    if order_id:  # "1001" on its own is most likely an order to look up
+        return Parsed(intent=Intent.ORDER_STATUS, confidence=0.8, **common)
+    for intent in (*_REPLIES, *_SMALL_TALK):
+        if scores[intent]:
+            return Parsed(intent=intent, confidence=scores[intent], **common)
+    return Parsed(intent=Intent.UNKNOWN, confidence=0.0, **common)
+
+
+def has(intent: Intent, text: str) -> bool:
+    """Whether any pattern of `intent` matches (e.g. a 'yes' inside a longer reply)."""
+    return _score(intent, text) > 0.0
+
+
+__all__ = ["BUSINESS", "Intent", "Parsed", "extract_order_id", "has", "parse"]

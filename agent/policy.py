@@ -1,0 +1,187 @@
+"""`EmbeddedPolicy`: the offline agent that answers when no LLM is configured.
+
+One turn: read the message's sentiment and intent (agent/sentiment.py,
+agent/intents.py), then, in this order:
+
+1. strong anger, or a request for a person, hands over at once;
+2. an open question from the last turn (`pending`: "order_number" or
+   "confirm_cancel") is answered, unless the customer changed the subject;
+3. the intent's handler runs, acting through the tools (agent/tools.py),
+   which enforce every guardrail; the policy only words the outcome;
+4. anything else goes to the knowledge base.
+
+Confidence. Every decision carries the confidence of the action it takes:
+the intent's pattern score, or the knowledge-base hit's score. An intent below
+the handover threshold is not acted on (it is treated as not understood), and
+a knowledge-base hit below it is not used. A handover's brief carries how well
+the agent understood the need.
+
+Not understood. The first message the agent cannot place (no intent, no
+knowledge-base hit at the threshold) gets one clarifying question that lists
+what it can do, rather than an immediate handover: most such messages are
+typos or very short, and a rep's time is the scarcer resource. Its decision
+has intent "clarify" and the (low) confidence it had, and it guesses nothing.
+The second consecutive one hands over to the general queue. Unanswered
+repeats of a pending question count the same way.
+
+State. `Decision.agent_state` is `AgentState` (agent/turn.py) as JSON; the
+gateway stores it and passes it back next turn. Unknown or malformed state
+starts afresh. The flows themselves live in agent/flows.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from agent import flows, replies
+from agent.backend import Backend
+from agent.brief import quote
+from agent.intents import Intent, parse
+from agent.kb import KnowledgeBase, terms
+from agent.sentiment import SentimentAnalyzer, worse
+from agent.tools import Toolbox
+from agent.turn import (
+    ANYTHING_ELSE,
+    AgentState,
+    Turn,
+    handover,
+    kb_reply,
+    not_understood,
+    say,
+    search,
+)
+from gateway.errors import BackendError
+from gateway.models import ChannelKind, Hangup, Sentiment
+from gateway.protocols import Decision, TurnContext, UsageLedger
+
+Handler = Callable[[Turn], Awaitable[Decision]]
+
+
+class EmbeddedPolicy:
+    """The `Brain` used without an LLM: patterns, tools and a knowledge base.
+
+    `ledger` counts past tool events (the gateway's store); `handover_threshold`
+    is the confidence below which it hands over rather than act or answer.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        ledger: UsageLedger,
+        kb: KnowledgeBase,
+        handover_threshold: float = 0.45,
+        *,
+        resets_per_day: int = 3,
+        sentiment: SentimentAnalyzer | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.ledger = ledger
+        self.kb = kb
+        self.threshold = handover_threshold
+        self.resets_per_day = resets_per_day
+        self.sentiment = sentiment or SentimentAnalyzer()
+        self.clock = clock
+        self._handlers: dict[Intent, Handler] = {
+            Intent.ORDER_STATUS: flows.order,
+            Intent.ORDER_CANCEL: flows.order,
+            Intent.PASSWORD_RESET: flows.password_reset,
+            Intent.REFUND: flows.refund,
+            Intent.BILLING: flows.billing,
+            Intent.CANCEL_SUBSCRIPTION: flows.cancel_subscription,
+            Intent.GREETING: _small_talk,
+            Intent.THANKS: _small_talk,
+            Intent.GOODBYE: _small_talk,
+            Intent.AFFIRM: _small_talk,
+            Intent.DENY: _small_talk,
+        }
+
+    async def respond(self, turn: TurnContext) -> Decision:
+        """Decide the reply (and any handover) for one customer message."""
+        state = AgentState.load(turn.conversation.agent_state)
+        text = turn.message.text
+        mood = self.sentiment.analyze(text)
+        state.sentiment = worse(state.sentiment, mood.label)
+        parsed = parse(text, expecting_order=state.pending == "order_number")
+        box = Toolbox(
+            self.backend,
+            self.ledger,
+            self.kb,
+            turn.customer,
+            resets_per_day=self.resets_per_day,
+            clock=self.clock,
+        )
+        t = Turn(turn, state, box, parsed, mood, self.threshold, self.resets_per_day)
+        if parsed.topic is not None and parsed.topic != state.topic:
+            state.topic, state.words = parsed.topic, quote(text)
+        if state.words is None:
+            state.words = quote(text)
+        try:
+            return await self._route(t)
+        except BackendError:
+            # The backend is down or refused: a person can still help; never guess.
+            state.note("a system error stopped the agent")
+            return handover(t, "backend", reason="the business backend failed", confidence=0.2)
+
+    async def _route(self, t: Turn) -> Decision:
+        p, state = t.parsed, t.state
+        if t.mood.label is Sentiment.ANGRY:
+            return handover(
+                t,
+                "angry",
+                reason="the customer is angry",
+                confidence=0.9,
+                message="I'm sorry about this. I'm bringing in a member of our team right"
+                " away; they will see everything you've told me.",
+            )
+        if p.intent is Intent.HUMAN:
+            return handover(
+                t, "requested", reason="the customer asked for a person", confidence=p.confidence
+            )
+        if state.pending is not None:
+            pending = {
+                "confirm_cancel": flows.on_confirm_cancel,
+                "order_number": flows.on_order_number,
+            }
+            decided = await pending[state.pending](t)
+            if decided is not None:
+                return decided
+        state.pending = None
+        if p.confidence < self.threshold:
+            return await _unknown(t)  # too unsure to act on: treat as not understood
+        handler = self._handlers.get(p.intent, _unknown)
+        return await handler(t)
+
+
+async def _small_talk(t: Turn) -> Decision:
+    p = t.parsed
+    if p.intent in (Intent.GREETING, Intent.THANKS) and terms(t.text):
+        hit = await search(t)  # "hi, do you ship to Canada?"
+        if hit is not None:
+            return kb_reply(t, hit, intent="knowledge_base")
+    if p.intent is Intent.GREETING:
+        hello = f"Hi {t.name}!" if t.name else "Hi!"
+        text = f"{hello} I'm the virtual assistant. {replies.CAPABILITIES} What can I do for you?"
+    elif p.intent is Intent.THANKS:
+        text = f"You're welcome! {ANYTHING_ELSE}"
+    elif p.intent is Intent.AFFIRM:
+        text = "Sure, what can I help you with?"
+    else:  # goodbye, or "no" to "anything else?"
+        text = "Thanks for contacting us. Have a good day!"
+        if t.channel is ChannelKind.PHONE:
+            bye = Hangup(reason="customer said goodbye")
+            return say(t, text, intent=p.intent.value, confidence=p.confidence, extra=(bye,))
+    return say(t, text, intent=p.intent.value, confidence=p.confidence)
+
+
+async def _unknown(t: Turn) -> Decision:
+    hit = await search(t)
+    if hit is not None:
+        return kb_reply(t, hit, intent="knowledge_base")
+    return not_understood(
+        t, f"Sorry, I'm not sure I understood. Could you put it another way? {replies.CAPABILITIES}"
+    )
+
+
+__all__ = ["AgentState", "EmbeddedPolicy"]

@@ -1,0 +1,49 @@
+"""Build the agent from settings: `build_agent(settings, ledger)`, used by
+`gateway.app` (the agent package owns its own wiring)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from agent.backend import Backend
+from agent.demo_backend import DemoBackend
+from agent.kb import KnowledgeBase
+from agent.policy import EmbeddedPolicy
+from gateway.errors import ConfigError
+from gateway.protocols import Brain, UsageLedger
+from gateway.settings import Settings
+
+DEMO_BACKEND_FILE = "demo_backend.sqlite3"
+
+
+def open_backend(settings: Settings) -> Backend:
+    """The configured business backend (only `demo` in this release)."""
+    if settings.backend == "demo":
+        return DemoBackend(settings.data_dir / DEMO_BACKEND_FILE)
+    raise ConfigError(
+        f"GATEWAY_BACKEND: unsupported backend {settings.backend!r}; this version supports 'demo'"
+    )
+
+
+async def build_agent(
+    settings: Settings, ledger: UsageLedger
+) -> tuple[Backend, Brain, Callable[[], Awaitable[None]]]:
+    """The backend, the brain, and a coroutine function that closes them."""
+    backend = open_backend(settings)
+    kb = KnowledgeBase(settings.kb_dir)
+    brain = EmbeddedPolicy(
+        backend,
+        ledger,
+        kb,
+        handover_threshold=settings.handover_threshold,
+        resets_per_day=settings.password_resets_per_day,
+    )
+
+    async def close() -> None:
+        await backend.close()
+        kb.close()
+
+    return backend, brain, close
+
+
+__all__ = ["build_agent", "open_backend"]

@@ -1,0 +1,94 @@
+"""Settings: environment, TOML file, defaults, and errors that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray ./gateway.toml
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert (s.host, s.port, s.public_url) == ("127.0.0.1", 8080, "http://localhost:8080")
+    assert s.data_dir == Path("./data")
+    assert s.store_url.startswith("sqlite:///") and s.store_url.endswith("data/gateway.sqlite3")
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GATEWAY_PORT", "9090")
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://support.example.com/")
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("GATEWAY_WEBCHAT_ALLOWED_ORIGINS", '["https://shop.example.com"]')
+    s = load_settings()
+    assert s.port == 9090
+    assert s.public_url == "https://support.example.com"
+    assert s.public_ws_base == "wss://support.example.com"
+    assert s.data_dir == tmp_path / "state"
+    assert s.webchat_allowed_origins == ["https://shop.example.com"]
+
+
+def test_toml_file_and_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('port = 7000\nhost = "0.0.0.0"\nhandover_threshold = 0.6\n')
+    monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
+    monkeypatch.setenv("GATEWAY_HOST", "127.0.0.2")  # the environment wins over the file
+    s = load_settings()
+    assert (s.port, s.host, s.handover_threshold) == (7000, "127.0.0.2", 0.6)
+
+
+def test_gateway_toml_in_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / "gateway.toml").write_text("port = 7100\n")
+    assert load_settings().port == 7100
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "needle"),
+    [
+        ("GATEWAY_PORT", "eighty", "GATEWAY_PORT"),
+        ("GATEWAY_PORT", "70000", "GATEWAY_PORT"),
+        ("GATEWAY_PUBLIC_URL", "support.example.com", "GATEWAY_PUBLIC_URL"),
+        ("GATEWAY_SQLITE_SYNCHRONOUS", "sometimes", "GATEWAY_SQLITE_SYNCHRONOUS"),
+        ("GATEWAY_HANDOVER_THRESHOLD", "2", "GATEWAY_HANDOVER_THRESHOLD"),
+    ],
+)
+def test_errors_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=needle):
+        load_settings()
+
+
+def test_unknown_key_in_toml_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text("prot = 1\n")
+    monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="GATEWAY_PROT"):
+        load_settings()
+
+
+def test_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GATEWAY_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="GATEWAY_CONFIG"):
+        load_settings()
+
+
+def test_broken_toml_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text("port = = 1\n")
+    monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="GATEWAY_CONFIG"):
+        load_settings()
