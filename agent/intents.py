@@ -196,8 +196,22 @@ def extract_order_id(text: str, *, expecting: bool = False) -> str | None:
     return None
 
 
+def _merge(patterns: list[tuple[re.Pattern[str], float]]) -> list[tuple[re.Pattern[str], float]]:
+    """One alternation per (score, flags), strongest first: a message costs a
+    few regex scans per intent instead of one per pattern, same result."""
+    groups: dict[tuple[float, int], list[str]] = {}
+    for pattern, score in patterns:
+        groups.setdefault((score, pattern.flags), []).append(f"(?:{pattern.pattern})")
+    merged = [(re.compile("|".join(srcs), flags), score) for (score, flags), srcs in groups.items()]
+    return sorted(merged, key=lambda item: -item[1])
+
+
+_BY_STRENGTH = {intent: _merge(patterns) for intent, patterns in _PATTERNS.items()}
+
+
 def _score(intent: Intent, text: str) -> float:
-    return max((s for p, s in _PATTERNS[intent] if p.search(text)), default=0.0)
+    # Strongest first, so the first match is the intent's score.
+    return next((s for p, s in _BY_STRENGTH[intent] if p.search(text)), 0.0)
 
 
 def parse(text: str, *, expecting_order: bool = False) -> Parsed:

@@ -97,6 +97,10 @@ def terms(text: str) -> list[str]:
     return list(seen)
 
 
+_WORD_CACHE_MAX = 50_000
+_RESULT_CACHE_MAX = 10_000
+
+
 class KnowledgeBase:
     """Ranked retrieval over the articles in `folder` (default: the built-in `agent/kb`)."""
 
@@ -120,12 +124,26 @@ class KnowledgeBase:
             [(a.slug, a.title, ", ".join(a.tags), a.body) for a in self.articles.values()],
         )
         self._db.commit()
+        self._word_rows: dict[str, frozenset[int]] = {}
+        self._results: dict[tuple[tuple[str, ...], int], list[KbHit]] = {}
 
     def search(self, query: str, limit: int = 3) -> list[KbHit]:
         """The best articles for `query`, best first; empty when nothing matches."""
         words = terms(query)
         if not words:
             return []
+        # Support questions repeat ("how long does shipping take?"), and the
+        # index is read-only, so results are memoized per (terms, limit).
+        key = (tuple(words), limit)
+        cached = self._results.get(key)
+        if cached is None:
+            cached = self._search(words, limit)
+            if len(self._results) >= _RESULT_CACHE_MAX:
+                self._results.clear()
+            self._results[key] = cached
+        return list(cached)
+
+    def _search(self, words: list[str], limit: int) -> list[KbHit]:
         # Each word quoted: customer text never reaches FTS5's query syntax.
         match = " OR ".join(f'"{w}"' for w in words)
         weights = ", ".join(str(w) for w in _WEIGHTS)
@@ -149,13 +167,19 @@ class KnowledgeBase:
         return hits[0] if hits else None
 
     def _matched_words(self, rowid: int, words: list[str]) -> int:
-        count = 0
-        for word in words:
-            row = self._db.execute(
-                "SELECT 1 FROM kb WHERE kb MATCH ? AND rowid = ?", (f'"{word}"', rowid)
-            ).fetchone()
-            count += row is not None
-        return count
+        return sum(rowid in self._rows_with(word) for word in words)
+
+    def _rows_with(self, word: str) -> frozenset[int]:
+        """The articles containing `word` (after stemming), memoized: the index is
+        read-only after start-up, so this is a cached slice of the inverted index."""
+        rows = self._word_rows.get(word)
+        if rows is None:
+            found = self._db.execute("SELECT rowid FROM kb WHERE kb MATCH ?", (f'"{word}"',))
+            rows = frozenset(r[0] for r in found)
+            if len(self._word_rows) >= _WORD_CACHE_MAX:
+                self._word_rows.clear()
+            self._word_rows[word] = rows
+        return rows
 
     def close(self) -> None:
         with self._lock:

@@ -77,6 +77,8 @@ class EmbeddedPolicy:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.backend = backend
+        # Slots and what was tried live in agent_state; the policy needs no transcript.
+        self.history_window = 0
         self.ledger = ledger
         self.kb = kb
         self.threshold = handover_threshold

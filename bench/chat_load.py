@@ -17,6 +17,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import random
 import socket
 import sqlite3
 import statistics
@@ -32,14 +33,55 @@ import aiohttp
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXTS = [
+QUESTIONS = [
     "how long does shipping take?",
     "what payment methods do you accept",
     "hello",
     "thanks!",
     "can I change my delivery address",
     "what are your opening hours",
+    "do you ship internationally",
+    "how do I return an item",
+    "is there a warranty",
+    "how do invoices work",
 ]
+PREFIXES = ["", "hi, ", "hello! ", "hey there, ", "good morning, "]
+ADJECTIVES = [
+    "red",
+    "blue",
+    "small",
+    "large",
+    "new",
+    "old",
+    "spare",
+    "wooden",
+    "steel",
+    "glass",
+    "cheap",
+    "fancy",
+]
+NOUNS = [
+    "lamp",
+    "chair",
+    "kettle",
+    "blender",
+    "mixer",
+    "toaster",
+    "drill",
+    "jacket",
+    "helmet",
+    "tent",
+    "stove",
+    "desk",
+]
+
+
+def message_text(rng: random.Random) -> str:
+    """Varied customer texts, so no cache sees the same few strings all run long."""
+    text = rng.choice(PREFIXES) + rng.choice(QUESTIONS)
+    if rng.random() < 0.5:
+        text += f" for my {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} #{rng.randint(1, 99999)}"
+    return text
 
 
 def free_port() -> int:
@@ -64,11 +106,10 @@ async def chat_client(
                 frame = json.loads((await ws.receive()).data)
                 if frame["type"] == "history":
                     break
-        i = 0
+        rng = random.Random()
         while time.perf_counter() < until:
             client_id = uuid.uuid4().hex
-            text = TEXTS[i % len(TEXTS)]
-            i += 1
+            text = message_text(rng)
             sent = time.perf_counter()
             await ws.send_json({"type": "message", "text": text, "client_id": client_id})
             out["sent"].append(client_id)

@@ -17,7 +17,7 @@ from gateway.dispatch import Dispatcher
 from gateway.errors import ConfigError
 from gateway.metrics import Metrics
 from gateway.models import ChannelKind
-from gateway.protocols import Brain, ChannelRegistry, Store
+from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
 from gateway.secrets import load_secret_key
 from gateway.settings import Settings
 from gateway.store.sqlite import SqliteStore
@@ -32,6 +32,7 @@ BRAIN = web.AppKey("brain", Brain)
 CHANNELS = web.AppKey("channels", ChannelRegistry)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 BACKEND = web.AppKey("backend", object)
+TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
 
 
 def open_store(settings: Settings) -> Store:
@@ -90,8 +91,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=m.render(), headers={"Content-Type": m.content_type})
 
 
-def create_app(settings: Settings, *, brain: Brain | None = None) -> web.Application:
-    """Build the aiohttp application. `brain` replaces the configured agent (tests)."""
+def create_app(
+    settings: Settings, *, brain: Brain | None = None, transcriber: Transcriber | None = None
+) -> web.Application:
+    """Build the aiohttp application. `brain` replaces the configured agent and
+    `transcriber` the configured speech model (tests); the caller closes them."""
+    from channels.phone.setup import setup_phone
     from channels.webchat import setup_webchat
 
     app = web.Application(client_max_size=1024 * 1024)
@@ -99,6 +104,8 @@ def create_app(settings: Settings, *, brain: Brain | None = None) -> web.Applica
     app[METRICS] = Metrics()
     app[SECRET_KEY] = load_secret_key(settings)
     app[CHANNELS] = {}
+    if transcriber is not None:
+        app[TRANSCRIBER] = transcriber
     app.cleanup_ctx.append(_store_ctx)
     if brain is None:
         app.cleanup_ctx.append(_agent_ctx)
@@ -108,5 +115,6 @@ def create_app(settings: Settings, *, brain: Brain | None = None) -> web.Applica
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     setup_webchat(app)
+    setup_phone(app)
     assert ChannelKind.WEBCHAT in app[CHANNELS], "the web chat channel registers itself"
     return app

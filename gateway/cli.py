@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (GATEWAY_PORT, default 8080)")
     serve.add_argument("--data-dir", help="where state lives (GATEWAY_DATA_DIR, default ./data)")
     sub.add_parser("check-config", help="validate the settings and print them (secrets hidden)")
+    from channels.phone import models_cli, simulate
+
+    models_cli.add_models_parser(sub)
+    simulate.add_parser(sub)
     return parser
 
 
@@ -59,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             print(settings.model_dump_json(indent=2))
             return 0
+        if args.command in ("models", "simulate-call"):
+            from channels.phone import models_cli, simulate
+
+            if args.command == "models":
+                return models_cli.run_models(args, settings)
+            return simulate.run(args, settings)
         return _serve(settings)
     except GatewayError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
@@ -80,8 +91,24 @@ def _serve(settings: object) -> int:
         settings.public_url,
         settings.data_dir.resolve(),
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        loop=_new_loop(),
+    )
     return 0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux, macOS): a faster drop-in event loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop has no Windows build
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 if __name__ == "__main__":  # pragma: no cover

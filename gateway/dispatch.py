@@ -77,14 +77,14 @@ class Dispatcher:
         metrics: Metrics,
         *,
         agent_timeout_s: float = 10.0,
-        history_window: int = 20,
+        typing_delay_s: float = 0.3,
     ) -> None:
         self.store = store
         self.brain = brain
         self.channels = channels
         self.metrics = metrics
         self.agent_timeout_s = agent_timeout_s
-        self.history_window = history_window
+        self.typing_delay_s = typing_delay_s
         self.handover_hooks: list[HandoverHook] = []
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -195,11 +195,23 @@ class Dispatcher:
     async def _decide(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> Decision:
-        await self._signal(conversation.channel, customer, conversation, Typing(active=True))
+        # Show "typing" only when the answer is slow to come: a fast answer needs
+        # no indicator, and every frame saved is one less write per message.
+        shown: list[asyncio.Task[None]] = []
+        typing = asyncio.get_running_loop().call_later(
+            self.typing_delay_s,
+            lambda: shown.append(
+                asyncio.create_task(
+                    self._signal(conversation.channel, customer, conversation, Typing(active=True))
+                )
+            ),
+        )
         try:
             history: list[Message] = []
-            if self.history_window:
-                history = await self.store.history(customer.id, limit=self.history_window)
+            if self.brain.history_window:
+                recent = await self.store.history(customer.id, limit=self.brain.history_window)
+                # Messages that arrived after this one are answered in their own turns.
+                history = [m for m in recent if m.seq <= message.seq]
             context = TurnContext(
                 customer=customer,
                 conversation=conversation,
@@ -216,7 +228,12 @@ class Dispatcher:
             log.exception("agent failed on conversation %s", conversation.id)
             return _fallback_decision(f"the agent failed: {type(exc).__name__}")
         finally:
-            await self._signal(conversation.channel, customer, conversation, Typing(active=False))
+            typing.cancel()
+            if shown:
+                await shown[0]
+                await self._signal(
+                    conversation.channel, customer, conversation, Typing(active=False)
+                )
 
     def _turn_record(
         self, conversation: Conversation, message: Message, decision: Decision

@@ -167,7 +167,14 @@ class Decision(Frozen):
 
 
 class Brain(Protocol):
-    """The agent core: decides what to say and do for one customer turn."""
+    """The agent core: decides what to say and do for one customer turn.
+
+    `history_window` is how many of the customer's recent messages (from every
+    channel) the gateway reads into `TurnContext.history`; 0 skips the read for
+    a brain that keeps what it needs in `agent_state`.
+    """
+
+    history_window: int
 
     async def respond(self, turn: TurnContext) -> Decision: ...
 

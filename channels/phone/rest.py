@@ -15,7 +15,9 @@ setting names the host.
 
 from __future__ import annotations
 
+import base64
 import logging
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import TwilioException
@@ -31,13 +33,32 @@ CALL_NOT_FOUND = 20404  # "The requested resource ... was not found": the call i
 TIMEOUT_S = 10.0
 
 
+class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # untyped package
+    """The stock async client, sending the credentials as an `Authorization` header:
+    the `aiohttp.BasicAuth` object it would build is deprecated (gone in aiohttp 4)."""
+
+    async def request(
+        self, method: str, url: str, params: Any = None, data: Any = None,
+        headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the signature we override
+        allow_redirects: bool = False,
+    ) -> Any:  # fmt: skip
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            headers = {**(headers or {}), "Authorization": f"Basic {token}"}
+        return await super().request(
+            method, url, params=params, data=data, headers=headers, auth=None,
+            timeout=timeout, allow_redirects=allow_redirects,
+        )  # fmt: skip
+
+
 class TwilioCalls:
     """Completes calls through Twilio's REST API. Create inside the event loop; close it."""
 
     def __init__(self, account_sid: str, auth_token: str, api_url: str) -> None:
         if not account_sid or not auth_token:
             raise ConfigError("GATEWAY_TWILIO_ACCOUNT_SID and GATEWAY_TWILIO_AUTH_TOKEN are needed")
-        self._http = AsyncTwilioHttpClient(timeout=TIMEOUT_S)
+        self._http = _HeaderAuthHttpClient(timeout=TIMEOUT_S)
         self.client = Client(account_sid, auth_token, http_client=self._http)
         self.client.edge = None
         self.client.region = None

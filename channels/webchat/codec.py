@@ -125,7 +125,8 @@ def parse_client_frame(
     if isinstance(frame, ChatMessage):
         if len(frame.text) > max_text_chars:
             raise MessageRefused(
-                "text_too_long", f"messages are limited to {max_text_chars} characters",
+                "text_too_long",
+                f"messages are limited to {max_text_chars} characters",
                 frame.client_id,
             )
         if not frame.text.strip():

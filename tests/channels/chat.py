@@ -40,24 +40,24 @@ class Chat:
     async def send(self, frame: Frame) -> None:
         await self.ws.send_str(json.dumps(frame))
 
-    async def recv(self, timeout: float = TIMEOUT_S) -> Frame:
-        msg = await self.ws.receive(timeout=timeout)
+    async def recv(self, wait_s: float = TIMEOUT_S) -> Frame:
+        msg = await self.ws.receive(timeout=wait_s)
         assert msg.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg!r}"
         frame: Frame = json.loads(msg.data)
         self.frames.append(frame)
         return frame
 
-    async def until(self, pred: Callable[[Frame], bool], timeout: float = TIMEOUT_S) -> Frame:
+    async def until(self, pred: Callable[[Frame], bool], wait_s: float = TIMEOUT_S) -> Frame:
         """Receive until a frame matches `pred` (earlier frames stay in `frames`)."""
         while True:
-            frame = await self.recv(timeout)
+            frame = await self.recv(wait_s)
             if pred(frame):
                 return frame
 
-    async def expect(self, kind: str, timeout: float = TIMEOUT_S) -> Frame:
+    async def expect(self, kind: str, wait_s: float = TIMEOUT_S) -> Frame:
         """The next frame of type `kind`, skipping typing indicators."""
         while True:
-            frame = await self.recv(timeout)
+            frame = await self.recv(wait_s)
             if frame["type"] != "typing":
                 assert frame["type"] == kind, f"expected {kind}, got {frame}"
                 return frame
@@ -82,10 +82,10 @@ class Chat:
         await self.send({"type": "message", "text": text, "client_id": client_id})
         return await self.until(lambda f: f["type"] in {"ack", "error"})
 
-    async def reply(self, timeout: float = TIMEOUT_S) -> Frame:
+    async def reply(self, wait_s: float = TIMEOUT_S) -> Frame:
         """The next message not written by the customer."""
         return await self.until(
-            lambda f: f["type"] == "message" and f["author"] != "customer", timeout
+            lambda f: f["type"] == "message" and f["author"] != "customer", wait_s
         )
 
     async def close(self) -> None:

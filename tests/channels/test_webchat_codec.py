@@ -135,8 +135,16 @@ def test_server_frames() -> None:
     }  # fmt: skip
     hist = json.loads(codec.history_frame([], reset=True, complete=False))
     assert hist == {"type": "history", "messages": [], "reset": True, "complete": False}
-    welcome = json.loads(codec.welcome_frame(visitor_token="t", customer_name=None, user_id=None,
-                                             known=False, last_seq=0, max_message_chars=9))
+    welcome = json.loads(
+        codec.welcome_frame(
+            visitor_token="t",
+            customer_name=None,
+            user_id=None,
+            known=False,
+            last_seq=0,
+            max_message_chars=9,
+        )
+    )
     assert welcome["customer"] is None and welcome["max_message_chars"] == 9
     assert codec.external_id("v.abc", "c1") == "v.abc:c1"
 

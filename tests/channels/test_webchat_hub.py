@@ -57,8 +57,10 @@ def session(sock: FakeSocket, *, outbox_max: int = 512, send_timeout_s: float = 
 
 CUSTOMER = Customer(id=1, identities=(Identity.parse("webchat:visitor-aaaaaaaaaaaa"),),
                     created_at=NOW)  # fmt: skip
-CONVERSATION = Conversation(id=1, customer_id=1, state=ConversationState.BOT,
-                            channel=ChannelKind.WEBCHAT, created_at=NOW, updated_at=NOW)  # fmt: skip
+CONVERSATION = Conversation(
+    id=1, customer_id=1, state=ConversationState.BOT, channel=ChannelKind.WEBCHAT,
+    created_at=NOW, updated_at=NOW,
+)  # fmt: skip
 
 
 def msg(seq: int, direction: Direction = Direction.OUTBOUND) -> Message:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +18,8 @@ from tests.support.brains import EchoBrain
 
 
 async def test_hello_message_ack_and_reply(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
-    app = build_app(tmp_path)
+    gate = asyncio.Event()  # holds the reply back, so the typing indicator shows
+    app = build_app(tmp_path, brain=EchoBrain(gate))
     client = await aiohttp_client(app)
     chat = await Chat.open(client)
     welcome, history = await chat.hello()
@@ -37,6 +39,9 @@ async def test_hello_message_ack_and_reply(tmp_path: Path, aiohttp_client: Aioht
     assert (first.seq, first.text, first.external_id) == (1, "hello there", f"v.{visitor}:c1")
     assert customer.identities[0].verified is Verification.SIGNED_TOKEN
 
+    typing = await chat.until(lambda f: f["type"] == "typing")
+    assert typing == {"type": "typing", "author": "agent", "active": True}
+    gate.set()
     reply = await chat.reply()
     assert reply["text"] == "echo: hello there" and reply["author"] == "agent"
     assert reply["seq"] == 2 and reply["client_id"] is None and reply["channel"] == "webchat"
@@ -44,7 +49,7 @@ async def test_hello_message_ack_and_reply(tmp_path: Path, aiohttp_client: Aioht
     echo = messages(chat.frames)[0]
     assert (echo["seq"], echo["author"], echo["client_id"]) == (1, "customer", "c1")
     assert chat.frames.index(echo) < chat.frames.index(ack)
-    assert {"type": "typing", "author": "agent", "active": True} in chat.frames
+    assert {"type": "typing", "author": "agent", "active": False} in chat.frames
 
     await chat.say("again", "c2")
     assert (await chat.reply())["seq"] == 4
@@ -351,9 +356,7 @@ async def test_plain_get_on_the_socket_is_a_400(
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_open_connections_are_counted(
-    tmp_path: Path, aiohttp_client: AiohttpClient
-) -> None:
+async def test_open_connections_are_counted(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
     client = await aiohttp_client(build_app(tmp_path))
 
     async def gauge() -> list[str]:
@@ -370,3 +373,25 @@ async def test_open_connections_are_counted(
             break
         await asyncio.sleep(0.02)
     assert await gauge() == ['gateway_open_connections{channel="webchat"} 0.0']
+
+
+async def test_random_garbage_never_takes_the_socket_down(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    rng = random.Random(1234)
+    pieces = ['{"type":', '"message"', '"hello"', '"text":', '"client_id":', "null", "[", "]",
+              "{", "}", ",", '"\\ud83d"', '"\\u0000"', "1e999", "-1", '"' + "é" * 50 + '"',
+              "true", ":", '"x"']  # fmt: skip
+    client = await aiohttp_client(build_app(tmp_path))
+    chat = await Chat.open(client)
+    await chat.hello()
+    for _ in range(300):
+        await chat.ws.send_str("".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))))
+    for i in range(5):
+        text = "".join(chr(rng.randint(1, 0x2FFF)) for _ in range(40))
+        await chat.send({"type": "message", "text": text + "!", "client_id": f"r{i}"})
+    await chat.send({"type": "message", "text": "still fine?", "client_id": "last"})
+    reply = await chat.until(lambda f: f.get("text") == "echo: still fine?")
+    assert reply["author"] == "agent"
+    errors = [f for f in chat.frames if f["type"] == "error"]
+    assert errors and all(f["code"] != "internal" for f in errors)

@@ -51,6 +51,8 @@ class RecordingChannel:
 class ScriptedBrain:
     """Counts turns per conversation; waits `delay` on texts starting with 'slow'."""
 
+    history_window = 5
+
     def __init__(self) -> None:
         self.seen: list[tuple[int, str, int]] = []
         self.fail_on: str | None = None
@@ -64,6 +66,7 @@ class ScriptedBrain:
             await asyncio.sleep(60)
         if text.startswith("slow"):
             await asyncio.sleep(0.2)
+        assert turn.history[-1].id == turn.message.id  # the gateway read the history in
         count = int(turn.conversation.agent_state.get("turns", 0)) + 1
         self.seen.append((turn.conversation.id, text, count))
         actions: tuple[Reply | Transfer, ...] = (Reply(text=f"#{count}: {text}"),)

@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from gateway.errors import ConflictError, StoreError
+from gateway.errors import ConflictError, NotFoundError, StoreError
 from gateway.models import (
     AuthorKind,
     ChannelKind,
@@ -172,6 +172,77 @@ async def test_channels_join_one_conversation_and_account_links(store: SqliteSto
     assert {i.key for i in customer.identities} == {"account:C-1001", "phone:+15551234567"}
     found = await store.find_customer(Identity(kind=IdentityKind.PHONE, value="+15551234567"))
     assert found is not None and found.id == first.customer.id
+
+
+async def test_open_session_finds_or_starts_a_conversation_without_a_message(
+    store: SqliteStore,
+) -> None:
+    caller = Identity(
+        kind=IdentityKind.PHONE, value="+15550000042", verified=Verification.CALLER_ID
+    )
+    first = await store.open_session(caller, ChannelKind.PHONE)
+    assert first.created_customer and first.created_conversation
+    assert first.conversation.channel is ChannelKind.PHONE and first.conversation.version == 0
+    assert await store.conversation_messages(first.conversation.id) == []
+    again = await store.open_session(caller, ChannelKind.PHONE)
+    assert (again.customer.id, again.conversation.id) == (first.customer.id, first.conversation.id)
+    assert not again.created_customer and not again.created_conversation
+    # The first words then land in the same conversation.
+    said = await store.ingest(InboundMessage(channel=ChannelKind.PHONE, identity=caller, text="hi"))
+    assert said.conversation.id == first.conversation.id and said.message.seq == 1
+
+    # A caller whose number the business lists joins that account's customer and
+    # conversation, which moves to the phone.
+    web = await store.ingest(
+        InboundMessage(
+            channel=ChannelKind.WEBCHAT,
+            identity=Identity(kind=IdentityKind.ACCOUNT, value="C-7", verified=Verification.HMAC),
+            text="hello from the web",
+            account_ref="C-7",
+        )
+    )
+    phone = Identity(kind=IdentityKind.PHONE, value="+15550000077", verified=Verification.CALLER_ID)
+    joined = await store.open_session(
+        phone, ChannelKind.PHONE, display_name="Ana Lima", account_ref="C-7"
+    )
+    assert joined.customer.id == web.customer.id and not joined.created_customer
+    assert joined.conversation.id == web.conversation.id and not joined.created_conversation
+    assert joined.conversation.channels == (ChannelKind.WEBCHAT, ChannelKind.PHONE)
+    assert joined.customer.display_name is None  # as `ingest`: a link does not rename
+    assert {i.key for i in joined.customer.identities} == {"account:C-7", "phone:+15550000077"}
+    events = [e.kind for e in await store.events(web.conversation.id)]
+    assert events == ["conversation.started"]
+
+
+async def test_amend_message_cuts_text_and_sets_voice_timing(store: SqliteStore) -> None:
+    got = await store.ingest(chat("v9", "hello", "a1"))
+    stored = await store.record_turn(
+        TurnRecord(
+            conversation_id=got.conversation.id,
+            expected_version=0,
+            outbound=(OutboundDraft(text="One. Two. Three.", channel=ChannelKind.PHONE),),
+        )
+    )
+    [reply] = stored.messages
+    timed = await store.amend_message(reply.id, timing=VoiceTiming(start_ms=100, end_ms=900))
+    assert (timed.text, timed.timing) == ("One. Two. Three.", VoiceTiming(start_ms=100, end_ms=900))
+    assert [e.kind for e in await store.events(got.conversation.id)] == ["conversation.started"]
+
+    cut = await store.amend_message(
+        reply.id, text="One. Two.", timing=VoiceTiming(start_ms=100, end_ms=700), reason="barge_in"
+    )
+    assert (cut.text, cut.timing, cut.seq) == ("One. Two.", VoiceTiming(start_ms=100, end_ms=700),
+                                               reply.seq)  # fmt: skip
+    [event] = [e for e in await store.events(got.conversation.id) if e.kind == "message.cut"]
+    assert event.data == {"message_id": reply.id, "original": "One. Two. Three.",
+                          "text": "One. Two.", "reason": "barge_in"}  # fmt: skip
+    history = await store.history(got.customer.id)
+    assert [m.text for m in history] == ["hello", "One. Two."]  # what the agent remembers
+    unchanged = await store.amend_message(reply.id, text="One. Two.", reason="barge_in")
+    assert unchanged.text == "One. Two."
+    assert len([e for e in await store.events(got.conversation.id) if e.kind == "message.cut"]) == 1
+    with pytest.raises(NotFoundError):
+        await store.amend_message(999_999, text="x")
 
 
 async def test_verification_only_gets_stronger(store: SqliteStore) -> None:

@@ -16,6 +16,8 @@ class EchoBrain:
     `gate`, when set, is awaited before every answer, so a test can hold replies back.
     """
 
+    history_window = 0
+
     def __init__(self, gate: asyncio.Event | None = None) -> None:
         self.gate = gate
         self.seen: list[str] = []

@@ -77,7 +77,7 @@
   root.innerHTML =
     "<style>" +
     ":host{all:initial}" +
-    ".sc{position:fixed;right:20px;bottom:20px;z-index:2147483000;font:15px/1.4 system-ui,sans-serif;color:#1b1b1b}" +
+    ".sc{position:fixed;right:20px;bottom:20px;z-index:2147483000;display:flex;flex-direction:column;align-items:flex-end;font:15px/1.4 system-ui,sans-serif;color:#1b1b1b}" +
     ".launcher{background:#1f5fbf;color:#fff;border:0;border-radius:24px;padding:12px 18px;font:inherit;cursor:pointer;box-shadow:0 2px 8px rgba(0,0,0,.25)}" +
     ".launcher:focus-visible,button:focus-visible,textarea:focus-visible{outline:3px solid #f2a900;outline-offset:2px}" +
     ".badge{display:inline-block;min-width:1.4em;margin-left:.5em;border-radius:1em;background:#fff;color:#1f5fbf;font-weight:700;text-align:center}" +
@@ -193,7 +193,6 @@
       if (m.client_id) byClientId[m.client_id] = li;
     }
     li.setAttribute("data-seq", String(m.seq));
-    if (m.ts) li.title = new Date(m.ts).toLocaleString();
     if (!li.parentNode) {
       // Before the first later message, else before pending bubbles (they are newest).
       var next = null;

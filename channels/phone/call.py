@@ -1,0 +1,433 @@
+"""One phone call: the caller's audio and keys in, the agent's voice out.
+
+`PhoneCall` is created by the transport on the stream's `start` message and
+lives until the stream ends. It owns the call's endpointer (VAD), keypad and
+`Player`; the speech model, synthesizer, prompts and VAD session are shared.
+
+- Audio: every 20 ms frame goes through the endpointer inline (~0.1 ms). An
+  ended utterance is queued; one worker per call transcribes the queue in
+  order (off the loop, in the shared bounded pool) and hands each non-empty
+  transcript to the dispatcher with its timing and confidence. Keypad input
+  joins the same queue, so the agent sees everything in the order it came.
+- Barge-in: while the agent's audio is queued or playing, caller speech that
+  has lasted `barge_in_ms` (not a cough: the endpointer's `speech_ms` stops
+  growing in silence) or any key press sends `clear`, drops the rest of the
+  answer, and cuts each stored agent message to what the caller heard.
+- Every agent message spoken gets its voice timing stored once its last mark
+  comes back (or when it is cut); the greeting, hold and goodbye prompts are
+  stored as agent messages too.
+- Hang-up (the agent's `Hangup`): wait until the goodbye has been heard (its
+  last mark), then complete the call through the REST API and close the
+  stream. A caller who speaks over the goodbye keeps the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from channels.phone.keypad import KeyInput, Keypad
+from channels.phone.playback import Chunk, Played, Player, Utterance
+from channels.phone.rest import TwilioCalls
+from channels.phone.vad import Endpointer, EndpointerConfig, SileroVad, UtteranceEnded
+from channels.phone.voice import PhonePrompts, chunks_of, speak
+from gateway.dispatch import Dispatcher
+from gateway.errors import ConflictError, GatewayError
+from gateway.models import (
+    MAX_TEXT_CHARS,
+    ChannelKind,
+    Conversation,
+    ConversationState,
+    Customer,
+    Identity,
+    InboundMessage,
+    Message,
+    VoiceTiming,
+)
+from gateway.protocols import EventDraft, OutboundDraft, Store, Transcriber, TurnRecord, TurnStored
+
+log = logging.getLogger("gateway.phone.call")
+
+PHONE = ChannelKind.PHONE
+HANGUP_WAIT_S = 60.0  # longest wait for the goodbye's mark before hanging up anyway
+DRAIN_WAIT_S = 30.0  # longest wait for the last utterances once the stream has ended
+
+
+class AccountLookup(Protocol):
+    """What the phone channel needs from the business backend (agent/backend.py)."""
+
+    async def find_account(self, kind: Any, value: str) -> Any: ...
+
+
+class CallRegistry(Protocol):
+    """Where live calls are found by the outbound channel (PhoneChannel)."""
+
+    def add(self, call: PhoneCall) -> None: ...
+
+    def remove(self, call: PhoneCall) -> None: ...
+
+
+@dataclass(frozen=True)
+class CallServices:
+    """What every call shares, built once by `setup_phone`."""
+
+    store: Store
+    dispatcher: Dispatcher
+    transcriber: Transcriber
+    synthesizer: Any  # gateway.protocols.Synthesizer
+    prompts: PhonePrompts
+    vad: SileroVad
+    endpointer: EndpointerConfig
+    barge_in_ms: int
+    registry: CallRegistry
+    calls_api: TwilioCalls | None = None
+    accounts: AccountLookup | None = None
+
+
+@dataclass
+class CallInfo:
+    """Who is on a call and which stored messages belong to it."""
+
+    call_sid: str
+    stream_sid: str
+    caller: str  # as Twilio gave it ("+15551234567", "anonymous", ...)
+    identity: Identity
+    customer: Customer | None = None
+    conversation: Conversation | None = None
+    message_ids: list[int] = field(default_factory=list)
+    ended: str | None = None  # why it ended, once it has
+
+
+class PhoneCall:
+    """The session of one call; see the module docstring."""
+
+    def __init__(
+        self,
+        services: CallServices,
+        info: CallInfo,
+        send: Callable[[str], Awaitable[None]],
+        close_stream: Callable[[], Awaitable[Any]],
+    ) -> None:
+        self.services = services
+        self.info = info
+        self._close_stream = close_stream
+        self._loop = asyncio.get_running_loop()
+        self.origin = self._loop.time()  # call time 0: the stream's start
+        self.endpointer = Endpointer(services.endpointer, vad=services.vad)
+        self.keypad = Keypad()
+        self.player = Player(info.stream_sid, send, origin=self.origin, on_played=self._played)
+        self._inbox: asyncio.Queue[UtteranceEnded | KeyInput | None] = asyncio.Queue()
+        self._worker = asyncio.create_task(self._work())
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._key_timer: asyncio.TimerHandle | None = None
+        self._hangup: asyncio.Task[None] | None = None
+        self._inputs = 0
+        self.barge_ins = 0
+
+    @property
+    def call_sid(self) -> str:
+        return self.info.call_sid
+
+    @property
+    def customer_id(self) -> int | None:
+        return self.info.customer.id if self.info.customer else None
+
+    def now_ms(self) -> int:
+        """Milliseconds since the stream started."""
+        return round((self._loop.time() - self.origin) * 1000)
+
+    # ---------------------------------------------------------------- start
+
+    async def begin(self) -> None:
+        """Find (or start) the caller's conversation, register, and greet them."""
+        store = self.services.store
+        identity = self.info.identity
+        known = await store.find_customer(identity)
+        name = ref = None
+        if self.services.accounts is not None and (known is None or known.account_ref is None):
+            account = await self._lookup_account()
+            name, ref = _field(account, "name"), _field(account, "id")
+        opened = await store.open_session(identity, PHONE, display_name=name, account_ref=ref)
+        self.info.customer, self.info.conversation = opened.customer, opened.conversation
+        self.services.registry.add(self)
+        started = EventDraft(
+            kind="phone.call_started",
+            data={"call_sid": self.call_sid, "caller": self.info.caller,
+                  "known": known is not None or ref is not None},
+        )  # fmt: skip
+        prompts = self.services.prompts
+        if opened.conversation.state is not ConversationState.BOT:
+            await self._say_prompt("hold", (started,))  # a person has (or will have) the case
+            return
+        first = _first_name(opened.customer.display_name or name)
+        if first is None:
+            await self._say_prompt("greeting", (started,))
+            return
+        hello = f"Hi {first}."
+        text = f"{hello} {prompts.text('greeting')}"
+        message = await self._store_line(text, (started,))
+        synth = self.services.synthesizer
+        self._play(message, chunks_of(hello, prompts.chunk("greeting"), synth=synth))
+
+    async def _lookup_account(self) -> Any:
+        value = self.info.identity.value
+        if not value.startswith("+"):
+            return None  # no usable caller id
+        try:
+            assert self.services.accounts is not None
+            return await self.services.accounts.find_account("phone", value)
+        except Exception as exc:  # the backend is down: greet them without a name
+            log.warning("account lookup for a caller failed: %s", exc)
+            return None
+
+    # --------------------------------------------------------- caller input
+
+    async def on_audio(self, mulaw: bytes) -> None:
+        """One media frame from the caller."""
+        for event in self.endpointer.feed_mulaw(mulaw):
+            if isinstance(event, UtteranceEnded):
+                self._inbox.put_nowait(event)
+            # SpeechStarted / SpeechDiscarded: barge-in watches speech_ms instead.
+        if self.player.active and self.endpointer.speech_ms >= self.services.barge_in_ms:
+            await self._barge_in("speech")
+
+    async def on_key(self, key: str) -> None:
+        """The caller pressed a key."""
+        if self.player.active:
+            await self._barge_in("keypad")
+        done = self.keypad.press(key, self.now_ms())
+        if done is not None:
+            self._inbox.put_nowait(done)
+        self._arm_keypad()
+
+    def on_mark(self, name: str) -> None:
+        self.player.on_mark(name)
+
+    async def _barge_in(self, cause: str) -> None:
+        self.barge_ins += 1
+        cut = await self.player.interrupt()
+        log.info("barge-in (%s) on call %s: %d message(s) cut", cause, self.call_sid, len(cut))
+
+    def _arm_keypad(self) -> None:
+        if self._key_timer is not None:
+            self._key_timer.cancel()
+            self._key_timer = None
+        deadline = self.keypad.deadline_ms
+        if deadline is not None:
+            delay = max(0.0, (deadline - self.now_ms()) / 1000)
+            self._key_timer = self._loop.call_later(delay, self._keypad_expired)
+
+    def _keypad_expired(self) -> None:
+        self._key_timer = None
+        done = self.keypad.expire(self.now_ms())
+        if done is not None and self.info.ended is None:
+            self._inbox.put_nowait(done)
+        self._arm_keypad()
+
+    async def _work(self) -> None:
+        """Transcribe and hand over the caller's input, strictly in order."""
+        while (item := await self._inbox.get()) is not None:
+            try:
+                if isinstance(item, UtteranceEnded):
+                    await self._utterance(item)
+                else:
+                    await self._to_agent(item.text, "k", 1.0, VoiceTiming(
+                        start_ms=item.start_ms, end_ms=item.end_ms))  # fmt: skip
+            except GatewayError as exc:
+                log.warning("caller input on call %s was lost: %s", self.call_sid, exc)
+            except Exception:
+                log.exception("caller input on call %s failed", self.call_sid)
+
+    async def _utterance(self, utterance: UtteranceEnded) -> None:
+        transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
+        text = transcript.text.strip()
+        if not text:
+            log.info("call %s: %d ms of sound without words", self.call_sid, utterance.duration_ms)
+            return
+        timing = VoiceTiming(start_ms=utterance.start_ms, end_ms=utterance.end_ms)
+        await self._to_agent(text, "u", transcript.confidence, timing)
+
+    async def _to_agent(self, text: str, tag: str, confidence: float, timing: VoiceTiming) -> None:
+        self._inputs += 1
+        inbound = InboundMessage(
+            channel=PHONE,
+            identity=self.info.identity,
+            text=text[:MAX_TEXT_CHARS],
+            external_id=f"{self.call_sid}:{tag}{self._inputs}",
+            confidence=min(1.0, max(0.0, round(confidence, 4))),
+            timing=timing,
+        )
+        ingested = await self.services.dispatcher.handle(inbound)
+        self.info.message_ids.append(ingested.message.id)
+
+    # --------------------------------------------------------- agent output
+
+    def speak(self, message: Message) -> None:
+        """Say a stored agent (or rep) message; returns at once."""
+        if self.info.ended is not None:
+            return
+        self.info.message_ids.append(message.id)
+        self._play(message, speak(self.services.synthesizer, message.text))
+
+    def request_hangup(self, reason: str) -> None:
+        """The agent ends the call once what it said has been heard."""
+        if self.info.ended is None and self._hangup is None:
+            self._hangup = self._spawn(self._hang_up(reason))
+
+    def on_transfer(self) -> None:
+        """Handed to a person: tell the caller to hold."""
+        if self.info.ended is None:
+            self._spawn(self._say_prompt("hold"))
+
+    def _play(self, message: Message, chunks: AsyncGenerator[Chunk, None]) -> None:
+        self.player.enqueue(Utterance(message_id=message.id, text=message.text, chunks=chunks))
+
+    async def _say_prompt(self, name: str, events: Iterable[EventDraft] = ()) -> None:
+        chunk = self.services.prompts.chunk(name)
+        message = await self._store_line(chunk.text, events)
+        self._play(message, chunks_of(chunk, synth=self.services.synthesizer))
+
+    async def _hang_up(self, reason: str) -> None:
+        barge_ins = self.barge_ins
+        try:
+            if not self.player.active:
+                await self._say_prompt("goodbye")
+            async with asyncio.timeout(HANGUP_WAIT_S):
+                await self.player.wait_idle()
+        except TimeoutError:
+            log.warning("call %s: the goodbye's last mark never came back", self.call_sid)
+        except GatewayError as exc:
+            log.warning("call %s: cannot say goodbye: %s", self.call_sid, exc)
+        try:
+            if self.info.ended is not None:
+                return  # the caller hung up first
+            if self.barge_ins != barge_ins:
+                log.info("call %s: the caller spoke over the goodbye; staying on", self.call_sid)
+                return
+            api = self.services.calls_api
+            if api is not None:
+                await api.complete(self.call_sid)
+            log.info("call %s hung up by the agent (%s)", self.call_sid, reason)
+        except GatewayError as exc:
+            log.warning("call %s: hang-up through the REST API failed: %s", self.call_sid, exc)
+        finally:
+            self._hangup = None
+        await self._close_stream()  # with nothing after <Connect>, closing ends the call too
+
+    def _played(self, played: Played) -> None:
+        self._spawn(self._store_played(played))
+
+    async def _store_played(self, played: Played) -> None:
+        text = None
+        if not played.complete and " ".join(played.heard.split()) != " ".join(played.text.split()):
+            text = played.heard
+        timing = None
+        if played.start_ms is not None and played.end_ms is not None:
+            timing = VoiceTiming(start_ms=played.start_ms, end_ms=played.end_ms)
+        if text is None and timing is None:
+            return
+        await self.services.store.amend_message(
+            played.message_id, text=text, timing=timing, reason=played.reason
+        )
+
+    # ---------------------------------------------------------------- store
+
+    async def _store_line(self, text: str, events: Iterable[EventDraft] = ()) -> Message:
+        """Store something the agent is about to say (a prompt) in the conversation."""
+        stored = await self._record(
+            (OutboundDraft(text=text, channel=PHONE),), tuple(events)
+        )
+        message = stored.messages[0]
+        self.info.message_ids.append(message.id)
+        return message
+
+    async def _record(
+        self, outbound: tuple[OutboundDraft, ...], events: tuple[EventDraft, ...]
+    ) -> TurnStored:
+        conversation = self.info.conversation
+        assert conversation is not None, "begin() opens the conversation first"
+        store = self.services.store
+        version = conversation.version
+        for attempt in range(3):
+            turn = TurnRecord(
+                conversation_id=conversation.id,
+                expected_version=version,
+                outbound=outbound,
+                events=events,
+            )
+            try:
+                stored = await store.record_turn(turn)
+            except ConflictError:  # the agent moved the conversation on meanwhile
+                if attempt == 2:
+                    raise
+                version = (await store.get_conversation(conversation.id)).version
+                continue
+            self.info.conversation = stored.conversation
+            return stored
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ end
+
+    async def end(self, reason: str) -> None:
+        """The stream is over (stop, closed socket, status callback, shutdown)."""
+        if self.info.ended is not None:
+            return
+        self.info.ended = reason
+        if self._key_timer is not None:
+            self._key_timer.cancel()
+        for event in self.endpointer.finish():
+            if isinstance(event, UtteranceEnded):
+                self._inbox.put_nowait(event)
+        self._inbox.put_nowait(None)
+        await self.player.close()
+        try:
+            async with asyncio.timeout(DRAIN_WAIT_S):
+                await asyncio.wait([self._worker])
+                while self._tasks:
+                    await asyncio.wait(list(self._tasks))
+        except TimeoutError:
+            log.warning("call %s: gave up waiting for its last utterances", self.call_sid)
+            self._worker.cancel()
+        self.services.registry.remove(self)
+        if self.info.conversation is not None:
+            ended = EventDraft(
+                kind="phone.call_ended",
+                data={"call_sid": self.call_sid, "reason": reason, "duration_ms": self.now_ms()},
+            )
+            try:
+                await self._record((), (ended,))
+            except GatewayError as exc:
+                log.warning("call %s: cannot record its end: %s", self.call_sid, exc)
+        log.info("call %s ended (%s) after %d ms", self.call_sid, reason, self.now_ms())
+
+    def terminate(self, reason: str) -> None:
+        """End the call from outside the stream (status callback): close the socket;
+        the transport then ends the call as for any closed stream."""
+        log.info("call %s: %s", self.call_sid, reason)
+        self._spawn(self._close_stream())
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("call %s: background step failed: %r", self.call_sid, exc)
+
+
+def _first_name(display_name: str | None) -> str | None:
+    return display_name.split()[0] if display_name and display_name.strip() else None
+
+
+def _field(item: Any, name: str) -> str | None:
+    value = getattr(item, name, None) if item is not None else None
+    return str(value) if value else None
+
+
+__all__ = ["AccountLookup", "CallInfo", "CallRegistry", "CallServices", "PhoneCall"]

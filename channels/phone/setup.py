@@ -1,0 +1,149 @@
+"""`setup_phone(app)`: register the phone channel (called by `gateway.app.create_app`).
+
+Routes and the outbound channel are registered at once; the expensive parts
+start in a `cleanup_ctx` (after the store, agent and dispatcher): the speech
+model (one for all calls, loaded off the loop), the Silero VAD session, the
+espeak-ng worker and the pre-rendered prompts, and the REST client. Closed in
+reverse at shutdown, after every live call has been ended.
+
+The channel stays off, and the gateway runs on, when there is no speech model
+(the ModelMissing message is logged and the voice webhook answers with a
+spoken apology) or no auth token (every Twilio request is refused with 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from channels.phone.call import AccountLookup, CallServices
+from channels.phone.channel import PhoneChannel
+from channels.phone.rest import TwilioCalls
+from channels.phone.signature import TwilioSignatures
+from channels.phone.state import PHONE, PhoneState
+from channels.phone.stt import WhisperTranscriber
+from channels.phone.transport import (
+    CALL_PATH,
+    MEDIA_PATH,
+    STATUS_PATH,
+    VOICE_PATH,
+    call_transcript,
+    media_socket,
+    status_callback,
+    voice_webhook,
+)
+from channels.phone.tts import EspeakSynthesizer
+from channels.phone.vad import EndpointerConfig, SileroVad
+from channels.phone.voice import PhonePrompts
+from gateway.app import BACKEND, CHANNELS, DISPATCHER, SETTINGS, STORE, TRANSCRIBER
+from gateway.errors import ConfigError, GatewayError
+from gateway.models import ChannelKind
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.phone")
+
+
+def endpointer_config(settings: Settings) -> EndpointerConfig:
+    """The endpointer tuning from GATEWAY_PHONE_* settings (ConfigError naming them)."""
+    try:
+        return EndpointerConfig(
+            end_silence_ms=settings.phone_end_silence_ms,
+            min_speech_ms=settings.phone_min_speech_ms,
+            max_utterance_ms=settings.phone_max_utterance_ms,
+        )
+    except ConfigError as exc:
+        raise ConfigError(
+            f"GATEWAY_PHONE_END_SILENCE_MS / _MIN_SPEECH_MS / _MAX_UTTERANCE_MS: {exc}"
+        ) from exc
+
+
+def setup_phone(app: web.Application) -> None:
+    """Register the phone channel, its routes and its resources on `app`."""
+    settings = app[SETTINGS]
+    endpointer_config(settings)  # a bad setting stops start-up here
+    state = PhoneState(
+        settings=settings,
+        signatures=TwilioSignatures.from_settings(settings),
+        channel=PhoneChannel(),
+    )
+    app[PHONE] = state
+    app[CHANNELS][ChannelKind.PHONE] = state.channel
+    app.router.add_post(VOICE_PATH, voice_webhook)
+    app.router.add_post(STATUS_PATH, status_callback)
+    app.router.add_get(MEDIA_PATH, media_socket)
+    app.router.add_get(CALL_PATH, call_transcript)
+    app.cleanup_ctx.append(_phone_ctx)
+    app.on_shutdown.append(_end_calls)
+
+
+async def _phone_ctx(app: web.Application) -> AsyncIterator[None]:
+    state = app[PHONE]
+    async with contextlib.AsyncExitStack() as resources:
+        try:
+            state.services = await _start(app, resources)
+            state.off_reason = None
+            log.info("phone channel ready: point a Twilio number at %s%s",
+                     state.settings.public_url, VOICE_PATH)  # fmt: skip
+        except GatewayError as exc:
+            state.off_reason = str(exc)
+            log.warning("phone channel off: %s", exc)
+        yield
+        state.services = None
+        state.off_reason = "the gateway is shutting down"
+
+
+async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> CallServices:
+    state = app[PHONE]
+    settings = state.settings
+    if not state.signatures.configured:
+        raise ConfigError(
+            "GATEWAY_TWILIO_AUTH_TOKEN is unset, so no Twilio request can be checked: every "
+            "request to /twilio/* is refused with 403"
+        )
+    transcriber = app.get(TRANSCRIBER)
+    if transcriber is None:
+        loaded = await asyncio.to_thread(WhisperTranscriber.from_settings, settings)
+        resources.push_async_callback(loaded.close)
+        transcriber = loaded
+    vad = await asyncio.to_thread(SileroVad)
+    synthesizer = EspeakSynthesizer.from_settings(settings)
+    resources.push_async_callback(synthesizer.close)
+    await synthesizer.start()
+    prompts = await PhonePrompts.render(synthesizer)
+    calls_api = TwilioCalls.from_settings(settings)
+    if calls_api is None:
+        log.warning(
+            "GATEWAY_TWILIO_ACCOUNT_SID is unset: when the agent hangs up, the gateway closes "
+            "the stream (which ends the call) instead of completing it through the REST API"
+        )
+    else:
+        resources.push_async_callback(calls_api.close)
+    backend = app.get(BACKEND)
+    accounts: AccountLookup | None = None
+    if settings.phone_link_accounts and callable(getattr(backend, "find_account", None)):
+        accounts = backend  # type: ignore[assignment]  # duck-typed: agent/backend.py Backend
+    return CallServices(
+        store=app[STORE],
+        dispatcher=app[DISPATCHER],
+        transcriber=transcriber,
+        synthesizer=synthesizer,
+        prompts=prompts,
+        vad=vad,
+        endpointer=endpointer_config(settings),
+        barge_in_ms=settings.barge_in_min_speech_ms,
+        registry=state.channel,
+        calls_api=calls_api,
+        accounts=accounts,
+    )
+
+
+async def _end_calls(app: web.Application) -> None:
+    # Streams would otherwise hold shutdown open for as long as the calls last.
+    await app[PHONE].channel.close_all()
+
+
+__all__ = ["endpointer_config", "setup_phone"]

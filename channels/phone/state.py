@@ -1,0 +1,29 @@
+"""What the phone channel keeps on the app (under `PHONE`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from channels.phone.call import CallServices
+from channels.phone.channel import PhoneChannel
+from channels.phone.signature import TwilioSignatures
+from gateway.settings import Settings
+
+
+@dataclass
+class PhoneState:
+    """Built by `setup_phone`; `services` is filled in once the models are loaded
+    (start-up), and stays None while the channel is off (`off_reason` says why)."""
+
+    settings: Settings
+    signatures: TwilioSignatures
+    channel: PhoneChannel
+    services: CallServices | None = None
+    off_reason: str | None = "the phone channel is starting"
+
+
+PHONE = web.AppKey("phone", PhoneState)
+
+__all__ = ["PHONE", "PhoneState"]

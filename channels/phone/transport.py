@@ -1,0 +1,287 @@
+"""The phone channel's HTTP side: Twilio's webhooks and the Media Stream websocket.
+
+- `POST /twilio/voice`: the incoming-call webhook, answered with
+  `<Connect><Stream>` (or a spoken apology while the channel is off);
+- `POST /twilio/voice/status`: call status callbacks; a finished call's
+  stream is closed, which ends the call's session cleanly;
+- `GET /twilio/media`: the bidirectional Media Stream (websocket);
+- `GET /twilio/calls/{call_sid}`: what was said on a live or recent call
+  (JSON, signed like a Twilio request; for `gateway simulate-call`).
+
+Every request must carry Twilio's signature (403 otherwise). On the stream,
+a message that is malformed, too large, out of order or for another stream is
+dropped and counted (`gateway_bad_input_total{channel="phone"}`); the call
+goes on. A stream that ends without `stop` ends the call the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import WSMsgType, web
+
+from channels.phone import codec, twiml
+from channels.phone.call import CallInfo, PhoneCall
+from channels.phone.signature import refuse
+from channels.phone.state import PHONE
+from gateway.app import METRICS, STORE
+from gateway.errors import AuthError, GatewayError, ProtocolError
+from gateway.models import Identity, IdentityKind, Verification
+
+log = logging.getLogger("gateway.phone.transport")
+
+VOICE_PATH = "/twilio/voice"
+STATUS_PATH = "/twilio/voice/status"
+MEDIA_PATH = "/twilio/media"
+CALL_PATH = "/twilio/calls/{call_sid}"
+CHANNEL = "phone"
+# aiohttp closes the socket (1009) above this; the codec drops messages between
+# codec.MAX_MESSAGE_CHARS and this one by one, keeping the call.
+WS_MAX_MSG_BYTES = 16 * codec.MAX_MESSAGE_CHARS
+HEARTBEAT_S = 20.0
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def caller_identity(caller: str, call_sid: str) -> Identity:
+    """The caller's `phone:` identity: their E.164 number as Twilio gives it, verified
+    only by caller ID. A withheld or non-phone caller (a SIP or client URI) gets an
+    identity of its own for this call, so anonymous callers are never merged."""
+    number = "".join(caller.split())
+    e164 = number.startswith("+") and number[1:].isdigit() and 8 <= len(number) <= 16
+    if e164 and number not in _WITHHELD:
+        return Identity(kind=IdentityKind.PHONE, value=number, verified=Verification.CALLER_ID)
+    return Identity(kind=IdentityKind.PHONE, value=f"call:{call_sid}")
+
+
+# Numbers Twilio puts in `From` when the caller id is withheld (ANONYMOUS, RESTRICTED,
+# BLOCKED, UNAVAILABLE, UNKNOWN spelled on a keypad).
+_WITHHELD = frozenset({"+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"})
+
+
+# ------------------------------------------------------------------- webhooks
+
+
+async def voice_webhook(request: web.Request) -> web.Response:
+    """An incoming call: connect it to our Media Stream."""
+    state = request.app[PHONE]
+    try:
+        form = await state.signatures.check_form(request)
+        _check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
+    except AuthError as exc:
+        request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
+        raise refuse(request, exc) from None
+    if state.services is None:
+        log.warning("call %s answered with an apology: %s", form.get("CallSid"), state.off_reason)
+        return web.Response(text=twiml.unavailable(), content_type=twiml.CONTENT_TYPE)
+    parameters = {"callSid": form.get("CallSid", ""), "from": form.get("From", "")}
+    stream_url = state.settings.public_ws_base + MEDIA_PATH
+    return web.Response(
+        text=twiml.connect_stream(stream_url, parameters), content_type=twiml.CONTENT_TYPE
+    )
+
+
+async def status_callback(request: web.Request) -> web.Response:
+    """Call progress from Twilio; a call that is over has its stream closed."""
+    state = request.app[PHONE]
+    try:
+        form = await state.signatures.check_form(request)
+        _check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
+    except AuthError as exc:
+        request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
+        raise refuse(request, exc) from None
+    status = form.get("CallStatus", "")
+    call = state.channel.live(form.get("CallSid", ""))
+    if call is not None and status in FINAL_STATUSES:
+        call.terminate(f"Twilio reports the call {status}")
+    return web.Response(status=204)
+
+
+def _check_account(expected: str, got: str) -> None:
+    if expected and got != expected:
+        raise AuthError(f"a webhook for another account ({got!r})")
+
+
+async def call_transcript(request: web.Request) -> web.Response:
+    """The messages of a live or recent call, oldest first (signed like a webhook)."""
+    state = request.app[PHONE]
+    try:
+        state.signatures.check(
+            state.signatures.http_url(request), {}, request.headers.get("X-Twilio-Signature")
+        )
+    except AuthError as exc:
+        raise refuse(request, exc) from None
+    info = state.channel.info(request.match_info["call_sid"])
+    if info is None or info.conversation is None:
+        raise web.HTTPNotFound(text="no such call here")
+    ids = set(info.message_ids)
+    stored = await request.app[STORE].conversation_messages(info.conversation.id)
+    messages = [
+        {
+            "id": m.id,
+            "author": m.author.value,
+            "text": m.text,
+            "confidence": m.confidence,
+            "start_ms": m.timing.start_ms if m.timing else None,
+            "end_ms": m.timing.end_ms if m.timing else None,
+        }
+        for m in stored
+        if m.id in ids
+    ]
+    body = {
+        "call_sid": info.call_sid,
+        "conversation_id": info.conversation.id,
+        "live": info.ended is None,
+        "ended": info.ended,
+        "messages": messages,
+    }
+    return web.json_response(body)
+
+
+# --------------------------------------------------------------- media stream
+
+
+async def media_socket(request: web.Request) -> web.StreamResponse:
+    """Twilio's Media Stream for one call, until it stops or the socket closes."""
+    app = request.app
+    state = app[PHONE]
+    metrics = app[METRICS]
+    try:
+        state.signatures.check_upgrade(request)
+    except AuthError as exc:
+        metrics.bad_input.labels(CHANNEL, "signature").inc()
+        raise refuse(request, exc) from None
+    if state.services is None:
+        raise web.HTTPServiceUnavailable(text=f"the phone channel is off: {state.off_reason}")
+    ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_BYTES, heartbeat=HEARTBEAT_S)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="this endpoint is a Twilio Media Stream websocket")
+    await ws.prepare(request)
+    stream = MediaStream(request.app, ws)
+    gauge = metrics.connections.labels(CHANNEL)
+    gauge.inc()
+    try:
+        await stream.run()
+    finally:
+        gauge.dec()
+        await stream.finish()
+    return ws
+
+
+class MediaStream:
+    """One Media Stream socket: checks the order of Twilio's messages and feeds the call."""
+
+    def __init__(self, app: web.Application, ws: web.WebSocketResponse) -> None:
+        self.app = app
+        self.ws = ws
+        self.call: PhoneCall | None = None
+        self.last_sequence = 0
+        self.last_chunk = 0
+        self.stopped = False
+
+    async def run(self) -> None:
+        async for msg in self.ws:
+            if msg.type is WSMsgType.TEXT:
+                await self.on_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                self.drop("binary", "Twilio sends JSON text messages only")
+            elif msg.type is WSMsgType.ERROR:
+                log.info("media stream socket error: %s", self.ws.exception())
+                break
+            if self.stopped:
+                break
+
+    async def finish(self) -> None:
+        """The stream is over, with or without `stop`. aiohttp may cancel this handler
+        once the peer is gone, so the call's ending runs in a task of its own (the
+        channel waits for it at shutdown)."""
+        if self.call is not None:
+            reason = "stop" if self.stopped else "stream closed"
+            ending = self.app[PHONE].channel.track(self.call.end(reason))
+            await asyncio.shield(ending)
+        if not self.ws.closed:
+            await self.ws.close()
+
+    def drop(self, code: str, message: str) -> None:
+        self.app[METRICS].bad_input.labels(CHANNEL, code).inc()
+        sid = self.call.call_sid if self.call is not None else "-"
+        log.info("call %s: dropped a stream message (%s): %s", sid, code, message[:200])
+
+    async def on_text(self, raw: str) -> None:
+        try:
+            event = codec.parse_message(raw)
+            await self.route(event)
+        except ProtocolError as exc:
+            self.drop(exc.code, exc.message)
+        except GatewayError as exc:
+            log.warning("media stream message failed: %s", exc)
+        except Exception:
+            log.exception("media stream message handling failed")  # costs one message
+
+    async def route(self, event: codec.TwilioEvent) -> None:
+        if isinstance(event, codec.TwilioConnected):
+            return
+        if self.stopped:
+            raise ProtocolError("after_stop", f"{event.event} after stop")
+        if event.sequence_number is not None:
+            if event.sequence_number <= self.last_sequence:
+                raise ProtocolError("out_of_order", f"sequence {event.sequence_number} again")
+            self.last_sequence = event.sequence_number
+        if isinstance(event, codec.TwilioStart):
+            await self.start(event)
+            return
+        call = self.call
+        if call is None:
+            raise ProtocolError("not_started", f"{event.event} before start")
+        if event.stream_sid != call.info.stream_sid:
+            raise ProtocolError("wrong_stream", f"{event.event} for another stream")
+        if isinstance(event, codec.TwilioMedia):
+            if event.track != "inbound":
+                return
+            if event.chunk <= self.last_chunk:
+                raise ProtocolError("out_of_order", f"media chunk {event.chunk} again")
+            self.last_chunk = event.chunk
+            await call.on_audio(event.payload)
+        elif isinstance(event, codec.TwilioDtmf):
+            await call.on_key(event.digit)
+        elif isinstance(event, codec.TwilioMark):
+            call.on_mark(event.name)
+        elif isinstance(event, codec.TwilioStop):
+            self.stopped = True
+
+    async def start(self, event: codec.TwilioStart) -> None:
+        if self.call is not None:
+            raise ProtocolError("duplicate_start", "a stream starts once")
+        if not event.media_format.is_mulaw_8k_mono:
+            raise ProtocolError("bad_format", f"unsupported audio {event.media_format}")
+        services = self.app[PHONE].services
+        if services is None:
+            await self.ws.close()
+            return
+        caller = event.custom_parameters.get("from", "")
+        info = CallInfo(
+            call_sid=event.call_sid,
+            stream_sid=event.stream_sid,
+            caller=caller,
+            identity=caller_identity(caller, event.call_sid),
+        )
+        self.call = PhoneCall(services, info, self.ws.send_str, self.ws.close)
+        try:
+            await self.call.begin()
+        except GatewayError as exc:
+            log.error("call %s cannot start: %s", event.call_sid, exc)
+            await self.ws.close()
+
+
+__all__ = [
+    "CALL_PATH",
+    "MEDIA_PATH",
+    "STATUS_PATH",
+    "VOICE_PATH",
+    "MediaStream",
+    "call_transcript",
+    "caller_identity",
+    "media_socket",
+    "status_callback",
+    "voice_webhook",
+]
