@@ -31,6 +31,7 @@ from agent.backend import (
     Subscription,
 )
 from gateway.errors import BackendError
+from gateway.phone_numbers import to_e164
 
 T = TypeVar("T")
 
@@ -125,8 +126,7 @@ def mask_email(address: str) -> str:
 
 
 def _normalize_phone(value: str) -> str:
-    digits = "".join(ch for ch in value if ch.isdigit())
-    return f"+{digits}"
+    return to_e164(value) or value.strip()
 
 
 def _d(value: str | None) -> date | None:
@@ -191,6 +191,14 @@ class DemoBackend:
         def read(conn: sqlite3.Connection) -> Account | None:
             row = conn.execute("SELECT * FROM accounts WHERE id=?", (account_id,)).fetchone()
             return _account(row) if row else None
+
+        return await self._run(read)
+
+    async def list_accounts(self) -> list[Account]:
+        """Every demo account (the demo page offers them as sign-in choices)."""
+
+        def read(conn: sqlite3.Connection) -> list[Account]:
+            return [_account(r) for r in conn.execute("SELECT * FROM accounts ORDER BY id")]
 
         return await self._run(read)
 

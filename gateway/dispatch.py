@@ -218,7 +218,9 @@ class Dispatcher:
                 message=message,
                 history=tuple(history),
             )
-            return await asyncio.wait_for(self.brain.respond(context), self.agent_timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+            async with asyncio.timeout(self.agent_timeout_s):
+                return await self.brain.respond(context)
         except TimeoutError:
             self.metrics.agent_failures.labels("timeout").inc()
             log.warning("agent timed out on conversation %s", conversation.id)

@@ -26,79 +26,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from channels.phone.keypad import KeyInput, Keypad
 from channels.phone.playback import Chunk, Played, Player, Utterance
-from channels.phone.rest import TwilioCalls
-from channels.phone.vad import Endpointer, EndpointerConfig, SileroVad, UtteranceEnded
-from channels.phone.voice import PhonePrompts, chunks_of, speak
-from gateway.dispatch import Dispatcher
+from channels.phone.services import CallInfo, CallServices
+from channels.phone.vad import Endpointer, UtteranceEnded
+from channels.phone.voice import chunks_of, speak
 from gateway.errors import ConflictError, GatewayError
 from gateway.models import (
     MAX_TEXT_CHARS,
     ChannelKind,
-    Conversation,
     ConversationState,
-    Customer,
-    Identity,
     InboundMessage,
     Message,
     VoiceTiming,
 )
-from gateway.protocols import EventDraft, OutboundDraft, Store, Transcriber, TurnRecord, TurnStored
+from gateway.protocols import EventDraft, OutboundDraft, TurnRecord, TurnStored
 
 log = logging.getLogger("gateway.phone.call")
 
 PHONE = ChannelKind.PHONE
 HANGUP_WAIT_S = 60.0  # longest wait for the goodbye's mark before hanging up anyway
 DRAIN_WAIT_S = 30.0  # longest wait for the last utterances once the stream has ended
-
-
-class AccountLookup(Protocol):
-    """What the phone channel needs from the business backend (agent/backend.py)."""
-
-    async def find_account(self, kind: Any, value: str) -> Any: ...
-
-
-class CallRegistry(Protocol):
-    """Where live calls are found by the outbound channel (PhoneChannel)."""
-
-    def add(self, call: PhoneCall) -> None: ...
-
-    def remove(self, call: PhoneCall) -> None: ...
-
-
-@dataclass(frozen=True)
-class CallServices:
-    """What every call shares, built once by `setup_phone`."""
-
-    store: Store
-    dispatcher: Dispatcher
-    transcriber: Transcriber
-    synthesizer: Any  # gateway.protocols.Synthesizer
-    prompts: PhonePrompts
-    vad: SileroVad
-    endpointer: EndpointerConfig
-    barge_in_ms: int
-    registry: CallRegistry
-    calls_api: TwilioCalls | None = None
-    accounts: AccountLookup | None = None
-
-
-@dataclass
-class CallInfo:
-    """Who is on a call and which stored messages belong to it."""
-
-    call_sid: str
-    stream_sid: str
-    caller: str  # as Twilio gave it ("+15551234567", "anonymous", ...)
-    identity: Identity
-    customer: Customer | None = None
-    conversation: Conversation | None = None
-    message_ids: list[int] = field(default_factory=list)
-    ended: str | None = None  # why it ended, once it has
 
 
 class PhoneCall:
@@ -430,4 +380,4 @@ def _field(item: Any, name: str) -> str | None:
     return str(value) if value else None
 
 
-__all__ = ["AccountLookup", "CallInfo", "CallRegistry", "CallServices", "PhoneCall"]
+__all__ = ["PhoneCall"]

@@ -20,7 +20,8 @@ from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
 
-from channels.phone.call import CallInfo, PhoneCall
+from channels.phone.call import PhoneCall
+from channels.phone.services import CallInfo
 from gateway.models import (
     Action,
     ChannelKind,

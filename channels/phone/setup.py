@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from channels.phone.call import AccountLookup, CallServices
 from channels.phone.channel import PhoneChannel
 from channels.phone.rest import TwilioCalls
+from channels.phone.services import AccountLookup, CallServices
 from channels.phone.signature import TwilioSignatures
 from channels.phone.state import PHONE, PhoneState
 from channels.phone.stt import WhisperTranscriber

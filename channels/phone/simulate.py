@@ -25,7 +25,9 @@ import secrets
 import sys
 from typing import Any
 
+import aiohttp
 import numpy as np
+from websockets.exceptions import InvalidStatus
 
 from channels.phone.audio import (
     MULAW_RATE,
@@ -39,7 +41,7 @@ from channels.phone.audio import (
 )
 from channels.phone.signature import TwilioSignatures
 from channels.phone.simulator import TwilioApiStandIn, TwilioSimulator
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ChannelError, ConfigError, GatewayError
 from gateway.settings import Settings
 
 ANSWER_WAIT_S = 30.0
@@ -125,16 +127,23 @@ async def _call(
         api.calls[sim.call_sid] = sim
     latencies: list[tuple[str, float | None]] = []
     try:
-        if not await sim.start_call():
+        try:
+            connected = await sim.start_call()
+        except (aiohttp.ClientError, OSError, InvalidStatus) as exc:
+            raise ChannelError(
+                f"cannot call the gateway at {url}: {exc}. Is it running, with the same "
+                "GATEWAY_TWILIO_AUTH_TOKEN and GATEWAY_PUBLIC_URL as here?"
+            ) from exc
+        if not connected:
             print(f"the gateway answered: {sim.unavailable}")
             return 1
         print(f"call {sim.call_sid} from {args.caller} connected to {url}")
         await _wait_answer(sim, 0, args.wait)
         for name, turn in zip(args.turns, turns, strict=True):
+            await _quiet(sim, args.wait)
             if sim.closed:
                 print("the call ended before every turn was played")
                 break
-            await sim.wait_quiet()
             heard = len(sim.received.media)
             if isinstance(turn, str):
                 done = await sim.press(turn)
@@ -142,11 +151,14 @@ async def _call(
                 started, _ = await sim.say(turn)
                 done = started + speech_end_s(turn)
             latencies.append((name, await _wait_answer(sim, heard, args.wait, since=done)))
-        if not sim.closed:
-            await sim.wait_quiet()
-            await sim.hang_up()
+        await _quiet(sim, args.wait)
+        await sim.hang_up()
         await asyncio.sleep(0.3)  # the gateway stores the call's last timings
-        transcript = await sim.get_json(f"/twilio/calls/{sim.call_sid}")
+        try:
+            transcript = await sim.get_json(f"/twilio/calls/{sim.call_sid}")
+        except aiohttp.ClientError as exc:
+            print(f"no transcript from the gateway: {exc}")
+            transcript = {}
     finally:
         await sim.close()
         if api is not None:
@@ -157,6 +169,13 @@ async def _call(
         await asyncio.to_thread(write_mulaw_wav, args.out, audio)
         print(f"\nwhat the caller heard: {args.out}")
     return 0
+
+
+async def _quiet(sim: TwilioSimulator, wait_s: float) -> None:
+    """Until the agent has finished talking (or `wait_s` has passed)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait_s):
+            await sim.wait_quiet()
 
 
 async def _wait_answer(

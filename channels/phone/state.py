@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from channels.phone.call import CallServices
 from channels.phone.channel import PhoneChannel
+from channels.phone.services import CallServices
 from channels.phone.signature import TwilioSignatures
 from gateway.settings import Settings
 

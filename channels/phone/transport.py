@@ -22,12 +22,14 @@ import logging
 from aiohttp import WSMsgType, web
 
 from channels.phone import codec, twiml
-from channels.phone.call import CallInfo, PhoneCall
+from channels.phone.call import PhoneCall
+from channels.phone.services import CallInfo
 from channels.phone.signature import refuse
 from channels.phone.state import PHONE
 from gateway.app import METRICS, STORE
 from gateway.errors import AuthError, GatewayError, ProtocolError
 from gateway.models import Identity, IdentityKind, Verification
+from gateway.phone_numbers import to_e164
 
 log = logging.getLogger("gateway.phone.transport")
 
@@ -44,12 +46,11 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 
 
 def caller_identity(caller: str, call_sid: str) -> Identity:
-    """The caller's `phone:` identity: their E.164 number as Twilio gives it, verified
-    only by caller ID. A withheld or non-phone caller (a SIP or client URI) gets an
+    """The caller's `phone:` identity: their number in E.164, verified only by
+    caller ID. A withheld or non-phone caller (a SIP or client URI) gets an
     identity of its own for this call, so anonymous callers are never merged."""
-    number = "".join(caller.split())
-    e164 = number.startswith("+") and number[1:].isdigit() and 8 <= len(number) <= 16
-    if e164 and number not in _WITHHELD:
+    number = None if ":" in caller or "@" in caller else to_e164(caller)
+    if number is not None and number not in _WITHHELD:
         return Identity(kind=IdentityKind.PHONE, value=number, verified=Verification.CALLER_ID)
     return Identity(kind=IdentityKind.PHONE, value=f"call:{call_sid}")
 
@@ -223,6 +224,15 @@ class MediaStream:
             return
         if self.stopped:
             raise ProtocolError("after_stop", f"{event.event} after stop")
+        call = self.call
+        if isinstance(event, codec.TwilioStart):
+            if call is not None:
+                raise ProtocolError("duplicate_start", "a stream starts once")
+        elif call is None:
+            raise ProtocolError("not_started", f"{event.event} before start")
+        elif event.stream_sid != call.info.stream_sid:
+            raise ProtocolError("wrong_stream", f"{event.event} for another stream")
+        # Only a message for this stream moves the sequence on.
         if event.sequence_number is not None:
             if event.sequence_number <= self.last_sequence:
                 raise ProtocolError("out_of_order", f"sequence {event.sequence_number} again")
@@ -230,11 +240,7 @@ class MediaStream:
         if isinstance(event, codec.TwilioStart):
             await self.start(event)
             return
-        call = self.call
-        if call is None:
-            raise ProtocolError("not_started", f"{event.event} before start")
-        if event.stream_sid != call.info.stream_sid:
-            raise ProtocolError("wrong_stream", f"{event.event} for another stream")
+        assert call is not None
         if isinstance(event, codec.TwilioMedia):
             if event.track != "inbound":
                 return
@@ -250,8 +256,6 @@ class MediaStream:
             self.stopped = True
 
     async def start(self, event: codec.TwilioStart) -> None:
-        if self.call is not None:
-            raise ProtocolError("duplicate_start", "a stream starts once")
         if not event.media_format.is_mulaw_8k_mono:
             raise ProtocolError("bad_format", f"unsupported audio {event.media_format}")
         services = self.app[PHONE].services

@@ -96,3 +96,17 @@ async def test_closed_backend_raises(tmp_path: Path) -> None:
 def test_mask_email() -> None:
     assert mask_email("jane@example.com") == "j***@example.com"
     assert mask_email("nonsense") == "***"
+
+
+DEMO_DOC = (Path(__file__).resolve().parents[2] / "agent" / "DEMO_DATA.md").read_text()
+
+
+async def test_lists_the_documented_demo_accounts(tmp_path: Path) -> None:
+    backend = DemoBackend(tmp_path / "demo.sqlite3")
+    try:
+        accounts = await backend.list_accounts()
+    finally:
+        await backend.close()
+    ids = [a.id for a in accounts]
+    assert "C-1001" in ids and ids == sorted(ids)
+    assert all(a.id in DEMO_DOC for a in accounts)  # every seeded account is documented

@@ -134,7 +134,7 @@ def phone_settings(data_dir: Path, api_url: str = "http://127.0.0.1:9", **extra:
         "twilio_account_sid": ACCOUNT_SID,
         "twilio_auth_token": AUTH_TOKEN,
         "twilio_api_url": api_url,
-        "tts_rate": 260,
+        "tts_rate": 400,  # quick tests: the agent talks fast
     }
     values.update(extra)
     return load_settings(**values)

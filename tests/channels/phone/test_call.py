@@ -144,13 +144,18 @@ async def test_a_whole_call_with_keys_and_barge_in(
     assert all(m.timing is not None for m in later)
     assert stt.heard == ["order_status", "talk_to_person"]
 
-    # The caller hangs up.
-    await sim.hang_up()
+    # The caller hangs up: Twilio's (signed) status callback ends the call's session.
+    status = {"CallSid": sim.call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": "completed"}
+    assert await sim.post("/twilio/voice/status", status) == ""
+    async with asyncio.timeout(10):
+        await sim.until(lambda: sim.closed)
 
-    async def ended() -> list[str]:
-        return [e.kind for e in await store.events(conversation.id) if e.kind == "phone.call_ended"]
+    async def ended() -> list[dict[str, object]]:
+        events = await store.events(conversation.id)
+        return [e.data for e in events if e.kind == "phone.call_ended"]
 
-    await eventually(ended)
+    [end] = await eventually(ended)
+    assert end["call_sid"] == sim.call_sid and end["reason"] == "stream closed"
     assert twilio_rest.requests == []
 
 
