@@ -74,6 +74,41 @@ class AuthorKind(enum.StrEnum):
     SYSTEM = "system"
 
 
+class DeliveryStatus(enum.StrEnum):
+    """Where an outbound message is on its way to the customer (provider callbacks)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    READ = "read"
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL_DELIVERY
+
+    @property
+    def rank(self) -> int:
+        """Later states outrank earlier ones; callbacks may arrive out of order."""
+        return _DELIVERY_RANK[self]
+
+
+_DELIVERY_RANK = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.UNDELIVERED: 3,
+    DeliveryStatus.FAILED: 3,
+    DeliveryStatus.READ: 4,
+}
+_FINAL_DELIVERY = frozenset(
+    {DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.READ}
+)
+
+
 class Sentiment(enum.StrEnum):
     POSITIVE = "positive"
     NEUTRAL = "neutral"
@@ -126,6 +161,16 @@ class Conversation(Frozen):
     updated_at: datetime
 
 
+class Attachment(Frozen):
+    """A file that came with a message: a provider URL (MMS) or a stored file (email)."""
+
+    url: str | None = Field(default=None, max_length=2000)
+    path: str | None = Field(default=None, max_length=1000)  # relative to DATA_DIR
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+    filename: str | None = Field(default=None, max_length=300)
+    size: int | None = Field(default=None, ge=0)
+
+
 class VoiceTiming(Frozen):
     """Timing of a spoken utterance, relative to the start of the call."""
 
@@ -145,6 +190,9 @@ class Message(Frozen):
     external_id: str | None = None
     confidence: float | None = None
     timing: VoiceTiming | None = None
+    status: DeliveryStatus | None = None  # outbound: provider delivery state
+    error_code: str | None = None  # outbound: the provider's error, when it failed
+    attachments: tuple[Attachment, ...] = ()
     created_at: datetime
 
 
@@ -190,6 +238,7 @@ class InboundMessage(Frozen):
     account_ref: str | None = Field(default=None, max_length=200)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     timing: VoiceTiming | None = None
+    attachments: tuple[Attachment, ...] = Field(default=(), max_length=50)
 
     @field_validator("text")
     @classmethod

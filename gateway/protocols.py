@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import Field
 
 from gateway.models import (
+    DeliveryStatus,
     Action,
     AuthorKind,
     ChannelKind,
@@ -115,6 +116,37 @@ class Store(Protocol):
         a spoken message; the original is kept in a `message.cut` event with `reason`)
         and/or its voice `timing`. NotFoundError for an unknown id."""
         ...
+
+    async def set_delivery(
+        self,
+        message_id: int,
+        status: DeliveryStatus,
+        *,
+        external_id: str | None = None,
+        error_code: str | None = None,
+    ) -> Message:
+        """Record a provider's delivery state (and, first time, its id) on an outbound
+        message. Never steps back from a later state; a failure is also an event."""
+        ...
+
+    async def update_delivery(
+        self,
+        channel: ChannelKind,
+        external_id: str,
+        status: DeliveryStatus,
+        *,
+        error_code: str | None = None,
+    ) -> Message | None:
+        """`set_delivery` by the provider's id (a status callback); None if unknown."""
+        ...
+
+    async def find_message(self, channel: ChannelKind, external_id: str) -> Message | None: ...
+
+    async def set_opt_out(self, identity: Identity, opted_out: bool) -> bool:
+        """Mark an identity opted out (STOP) or back in (START); False if unknown."""
+        ...
+
+    async def is_opted_out(self, identity: Identity) -> bool: ...
 
     async def get_customer(self, customer_id: int) -> Customer: ...
 

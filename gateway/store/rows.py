@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.models import (
+    Attachment,
+    DeliveryStatus,
     AuthorKind,
     ChannelKind,
     Conversation,
@@ -100,8 +102,24 @@ def message_from_row(row: Row) -> Message:
         timing=VoiceTiming.model_construct(start_ms=start, end_ms=end)
         if start is not None
         else None,
+        status=DeliveryStatus(row["status"]) if row.get("status") else None,
+        error_code=row.get("error_code"),
+        attachments=_attachments(row.get("meta")),
         created_at=to_dt(row["created_at"]),
     )
+
+
+def _attachments(meta: str | None) -> tuple[Attachment, ...]:
+    if not meta:
+        return ()
+    return tuple(Attachment.model_validate(a) for a in json.loads(meta).get("attachments", ()))
+
+
+def message_meta(attachments: tuple[Attachment, ...]) -> str | None:
+    """The `meta` JSON column for a new message."""
+    if not attachments:
+        return None
+    return dumps({"attachments": [a.model_dump(exclude_none=True) for a in attachments]})
 
 
 def event_from_row(row: Row) -> Event:

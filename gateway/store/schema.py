@@ -50,6 +50,7 @@ identities = Table(
     Column("value", String(320), nullable=False),
     Column("verified", String(20), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("opted_out_at", BigInteger),  # STOP on SMS: nothing more is sent until START
     UniqueConstraint("kind", "value"),
 )
 
@@ -88,7 +89,9 @@ messages = Table(
     Column("start_ms", Integer),
     Column("end_ms", Integer),
     Column("handled", Boolean, nullable=False, server_default="1"),
-    Column("meta", Text),  # JSON: attachments, delivery status, ...
+    Column("meta", Text),  # JSON: attachments, channel headers, ...
+    Column("status", String(20)),  # outbound delivery status
+    Column("error_code", String(20)),
     Column("created_at", BigInteger, nullable=False),
     # De-duplication of provider retries: the database decides, not a cache.
     UniqueConstraint("channel", "external_id"),

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from gateway.errors import ConflictError, NotFoundError, StoreError
 from gateway.models import (
+    DeliveryStatus,
     ChannelKind,
     Conversation,
     ConversationState,
@@ -38,6 +39,7 @@ from gateway.models import (
 )
 from gateway.protocols import Ingested, OpenedSession, TurnRecord, TurnStored
 from gateway.store import migrate
+from gateway.store import sqlite_reads as reads
 from gateway.store.rows import (
     VERIFICATION_RANK,
     conversation_from_row,
@@ -46,6 +48,7 @@ from gateway.store.rows import (
     event_from_row,
     identity_from_row,
     message_from_row,
+    message_meta,
     now_ms,
     to_ms,
 )
@@ -224,7 +227,7 @@ class SqliteStore:
             conv["id"], cust["id"], seq, Direction.INBOUND.value, "customer",
             msg.channel.value, msg.text, msg.external_id, msg.confidence,
             timing.start_ms if timing else None, timing.end_ms if timing else None,
-            0, None, ts,
+            0, message_meta(msg.attachments), ts,
         )  # fmt: skip
         cur = conn.execute(_INSERT_MESSAGE, params)
         row = dict(zip(_MESSAGE_COLUMNS, (cur.lastrowid, *params), strict=True))
@@ -476,99 +479,106 @@ class SqliteStore:
         conv.update(updates)
         return TurnStored(conversation=conversation_from_row(conv), messages=tuple(stored))
 
+    # -------------------------------------------------------------- delivery
+
+    async def set_delivery(
+        self,
+        message_id: int,
+        status: DeliveryStatus,
+        *,
+        external_id: str | None = None,
+        error_code: str | None = None,
+    ) -> Message:
+        return await self._writer.submit(
+            lambda conn: self._set_delivery(conn, message_id, status, external_id, error_code)
+        )
+
+    async def update_delivery(
+        self,
+        channel: ChannelKind,
+        external_id: str,
+        status: DeliveryStatus,
+        *,
+        error_code: str | None = None,
+    ) -> Message | None:
+        def op(conn: sqlite3.Connection) -> Message | None:
+            row = conn.execute(
+                "SELECT id FROM messages WHERE channel=? AND external_id=?",
+                (channel.value, external_id),
+            ).fetchone()
+            if row is None:
+                return None
+            return self._set_delivery(conn, row["id"], status, None, error_code)
+
+        return await self._writer.submit(op)
+
+    def _set_delivery(
+        self, conn: sqlite3.Connection, message_id: int, status: DeliveryStatus,
+        external_id: str | None, error_code: str | None,
+    ) -> Message:  # fmt: skip
+        row = conn.execute("SELECT * FROM messages WHERE id=?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no message {message_id}")
+        if external_id is not None and row["external_id"] is None:
+            conn.execute("UPDATE messages SET external_id=? WHERE id=?", (external_id, message_id))
+            row["external_id"] = external_id
+        current = DeliveryStatus(row["status"]) if row["status"] else None
+        # Provider callbacks arrive out of order: never step back from a later state.
+        if current is None or status.rank > current.rank:
+            conn.execute(
+                "UPDATE messages SET status=?, error_code=? WHERE id=?",
+                (status.value, error_code, message_id),
+            )
+            row.update(status=status.value, error_code=error_code)
+            if status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED):
+                data = {"message_id": message_id, "status": status.value, "error_code": error_code}
+                self._insert_event(conn, row["conversation_id"], row["customer_id"],
+                                   "delivery.failed", data, now_ms())  # fmt: skip
+        return message_from_row(row)
+
+    async def set_opt_out(self, identity: Identity, opted_out: bool) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE identities SET opted_out_at=? WHERE kind=? AND value=?",
+                (now_ms() if opted_out else None, identity.kind.value, identity.value),
+            )
+            return cur.rowcount > 0
+
+        return await self._writer.submit(op)
+
     # ----------------------------------------------------------------- reads
 
     async def get_customer(self, customer_id: int) -> Customer:
-        def read(conn: sqlite3.Connection) -> Customer:
-            row = conn.execute("SELECT * FROM customers WHERE id=?", (customer_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no customer {customer_id}")
-            idents = conn.execute(
-                "SELECT kind, value, verified FROM identities WHERE customer_id=? ORDER BY id",
-                (customer_id,),
-            ).fetchall()
-            return customer_from_row(row, [identity_from_row(r) for r in idents])
-
-        return await self._read(read)
+        return await self._read(lambda c: reads.customer(c, customer_id))
 
     async def find_customer(self, identity: Identity) -> Customer | None:
-        def read(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(
-                "SELECT customer_id FROM identities WHERE kind=? AND value=?",
-                (identity.kind.value, identity.value),
-            ).fetchone()
-            return None if row is None else int(row["customer_id"])
-
-        customer_id = await self._read(read)
-        return None if customer_id is None else await self.get_customer(customer_id)
+        return await self._read(lambda c: reads.customer_by_identity(c, identity))
 
     async def get_conversation(self, conversation_id: int) -> Conversation:
-        def read(conn: sqlite3.Connection) -> Conversation:
-            row = conn.execute(
-                "SELECT * FROM conversations WHERE id=?", (conversation_id,)
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"no conversation {conversation_id}")
-            return conversation_from_row(row)
-
-        return await self._read(read)
+        return await self._read(lambda c: reads.conversation(c, conversation_id))
 
     async def history(
         self, customer_id: int, *, after_seq: int | None = None, limit: int = 100
     ) -> list[Message]:
-        def read(conn: sqlite3.Connection) -> list[Message]:
-            visible = f"customer_id=? AND direction != '{Direction.INTERNAL.value}'"
-            if after_seq is None:
-                rows = conn.execute(
-                    f"SELECT * FROM messages WHERE {visible} ORDER BY seq DESC LIMIT ?",
-                    (customer_id, limit),
-                ).fetchall()
-                rows.reverse()
-            else:
-                rows = conn.execute(
-                    f"SELECT * FROM messages WHERE {visible} AND seq > ? ORDER BY seq LIMIT ?",
-                    (customer_id, after_seq, limit),
-                ).fetchall()
-            return [message_from_row(r) for r in rows]
-
-        return await self._read(read)
+        return await self._read(lambda c: reads.history(c, customer_id, after_seq, limit))
 
     async def conversation_messages(self, conversation_id: int) -> list[Message]:
-        def read(conn: sqlite3.Connection) -> list[Message]:
-            rows = conn.execute(
-                "SELECT * FROM messages WHERE conversation_id=? ORDER BY seq", (conversation_id,)
-            ).fetchall()
-            return [message_from_row(r) for r in rows]
-
-        return await self._read(read)
+        return await self._read(lambda c: reads.conversation_messages(c, conversation_id))
 
     async def events(self, conversation_id: int) -> list[Event]:
-        def read(conn: sqlite3.Connection) -> list[Event]:
-            rows = conn.execute(
-                "SELECT * FROM events WHERE conversation_id=? ORDER BY id", (conversation_id,)
-            ).fetchall()
-            return [event_from_row(r) for r in rows]
-
-        return await self._read(read)
+        return await self._read(lambda c: reads.events(c, conversation_id))
 
     async def count_events(self, customer_id: int, kind: str, since: datetime) -> int:
-        def read(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT COUNT(*) AS n FROM events WHERE customer_id=? AND kind=? AND created_at>=?",
-                (customer_id, kind, to_ms(since)),
-            ).fetchone()
-            return int(row["n"])
-
-        return await self._read(read)
+        return await self._read(lambda c: reads.count_events(c, customer_id, kind, to_ms(since)))
 
     async def unhandled_messages(self) -> list[Message]:
-        def read(conn: sqlite3.Connection) -> list[Message]:
-            rows = conn.execute(
-                "SELECT * FROM messages WHERE handled=0 AND direction='inbound' ORDER BY id"
-            ).fetchall()
-            return [message_from_row(r) for r in rows]
+        return await self._read(reads.unhandled_messages)
 
-        return await self._read(read)
+    async def find_message(self, channel: ChannelKind, external_id: str) -> Message | None:
+        return await self._read(lambda c: reads.message_by_external_id(c, channel, external_id))
+
+    async def is_opted_out(self, identity: Identity) -> bool:
+        return await self._read(lambda c: reads.opted_out(c, identity))
 
     @property
     def commit_stats(self) -> tuple[int, int]:

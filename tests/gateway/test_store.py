@@ -18,9 +18,11 @@ from sqlalchemy import create_engine
 
 from gateway.errors import ConflictError, NotFoundError, StoreError
 from gateway.models import (
+    Attachment,
     AuthorKind,
     ChannelKind,
     ConversationState,
+    DeliveryStatus,
     Direction,
     Identity,
     IdentityKind,
@@ -388,3 +390,59 @@ def test_killed_process_loses_no_acknowledged_message(tmp_path: Path) -> None:
     stored = asyncio.run(check())
     missing = set(acked) - stored
     assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
+
+
+async def test_delivery_status_moves_forward_only_and_failures_are_events(
+    store: SqliteStore,
+) -> None:
+    got = await store.ingest(chat("v1", "hi", "e1"))
+    stored = await store.record_turn(
+        TurnRecord(
+            conversation_id=got.conversation.id,
+            expected_version=0,
+            outbound=(OutboundDraft(text="hello", channel=ChannelKind.SMS),),
+        )
+    )
+    out = stored.messages[0]
+    sent = await store.set_delivery(out.id, DeliveryStatus.QUEUED, external_id="SM123")
+    assert sent.status is DeliveryStatus.QUEUED and sent.external_id == "SM123"
+    found = await store.find_message(ChannelKind.SMS, "SM123")
+    assert found is not None and found.id == out.id
+    # Callbacks out of order: "sent" after "undelivered" does not step back.
+    failed = await store.update_delivery(
+        ChannelKind.SMS, "SM123", DeliveryStatus.UNDELIVERED, error_code="30003"
+    )
+    assert failed is not None and failed.status is DeliveryStatus.UNDELIVERED
+    late = await store.update_delivery(ChannelKind.SMS, "SM123", DeliveryStatus.SENT)
+    assert late is not None and late.status is DeliveryStatus.UNDELIVERED
+    assert late.error_code == "30003"
+    assert await store.update_delivery(ChannelKind.SMS, "SMnope", DeliveryStatus.SENT) is None
+    events = [e for e in await store.events(got.conversation.id) if e.kind == "delivery.failed"]
+    assert len(events) == 1 and events[0].data["error_code"] == "30003"
+    [reread] = [m for m in await store.history(got.customer.id) if m.id == out.id]
+    assert reread.status is DeliveryStatus.UNDELIVERED
+
+
+async def test_opt_out_is_remembered(store: SqliteStore) -> None:
+    phone = Identity(kind=IdentityKind.PHONE, value="+15557654321")
+    assert not await store.set_opt_out(phone, True)  # unknown identity
+    await store.ingest(InboundMessage(channel=ChannelKind.SMS, identity=phone, text="STOP"))
+    assert await store.set_opt_out(phone, True)
+    assert await store.is_opted_out(phone)
+    assert await store.set_opt_out(phone, False)
+    assert not await store.is_opted_out(phone)
+
+
+async def test_attachments_are_kept(store: SqliteStore) -> None:
+    pic = Attachment(url="https://api.twilio.com/media/ME1", content_type="image/jpeg")
+    got = await store.ingest(
+        InboundMessage(
+            channel=ChannelKind.SMS,
+            identity=Identity(kind=IdentityKind.PHONE, value="+15550001111"),
+            text="see photo",
+            attachments=(pic,),
+        )
+    )
+    assert got.message.attachments == (pic,)
+    [stored] = await store.conversation_messages(got.conversation.id)
+    assert stored.attachments == (pic,)
