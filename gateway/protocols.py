@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import Field
 
 from gateway.models import (
-    DeliveryStatus,
     Action,
     AuthorKind,
     ChannelKind,
     Conversation,
     ConversationState,
     Customer,
+    DeliveryStatus,
     Direction,
     Event,
     Frozen,

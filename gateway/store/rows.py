@@ -11,12 +11,12 @@ from typing import Any
 
 from gateway.models import (
     Attachment,
-    DeliveryStatus,
     AuthorKind,
     ChannelKind,
     Conversation,
     ConversationState,
     Customer,
+    DeliveryStatus,
     Direction,
     Event,
     HandoffBrief,

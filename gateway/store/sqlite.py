@@ -25,11 +25,11 @@ from typing import Any, TypeVar
 
 from gateway.errors import ConflictError, NotFoundError, StoreError
 from gateway.models import (
-    DeliveryStatus,
     ChannelKind,
     Conversation,
     ConversationState,
     Customer,
+    DeliveryStatus,
     Direction,
     Event,
     Identity,
@@ -45,7 +45,6 @@ from gateway.store.rows import (
     conversation_from_row,
     customer_from_row,
     dumps,
-    event_from_row,
     identity_from_row,
     message_from_row,
     message_meta,
