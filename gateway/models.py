@@ -105,7 +105,12 @@ _DELIVERY_RANK = {
     DeliveryStatus.READ: 4,
 }
 _FINAL_DELIVERY = frozenset(
-    {DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.READ}
+    {
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.UNDELIVERED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.READ,
+    }
 )
 
 
