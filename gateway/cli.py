@@ -8,8 +8,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
 
@@ -41,6 +45,7 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,26 +81,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _serve(settings: object) -> int:
+def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from gateway.app import create_app
-    from gateway.settings import Settings
 
-    assert isinstance(settings, Settings)
     app = create_app(settings)
-    log.info(
-        "gateway listening on http://%s:%d (public URL %s, data in %s)",
-        settings.host,
-        settings.port,
-        settings.public_url,
-        settings.data_dir.resolve(),
-    )
+
+    def started(_: str) -> None:  # run_app calls this once the site is up
+        log.info(
+            "gateway listening on http://%s:%d (public URL %s, data in %s)",
+            settings.host,
+            settings.port,
+            settings.public_url,
+            settings.data_dir.resolve(),
+        )
+
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
-        print=None,
+        print=started,
         access_log=None,
         loop=_new_loop(),
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,8 +41,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface `gateway serve` binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port `gateway serve` listens on.")
     public_url: str = Field(
-        "http://localhost:8080",
-        description="Public base URL the outside world (Twilio, browsers) uses to reach us.",
+        "",
+        description="Public base URL the outside world (Twilio, browsers) uses to reach us;"
+        " empty: http://localhost:PORT.",
     )
     data_dir: Path = Field(Path("./data"), description="Where all state lives.")
     log_level: str = Field("INFO")
@@ -152,6 +153,14 @@ class Settings(BaseSettings):
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL such as https://api.twilio.com")
         return value.rstrip("/")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_public_url(cls, data: Any) -> Any:
+        # Unset, the public URL is where `gateway serve` listens on this machine.
+        if isinstance(data, dict) and not data.get("public_url"):
+            data = {**data, "public_url": f"http://localhost:{data.get('port', 8080)}"}
+        return data
 
     @field_validator("public_url")
     @classmethod

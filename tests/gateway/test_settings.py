@@ -23,6 +23,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_defaults() -> None:
     s = load_settings()
     assert (s.host, s.port, s.public_url) == ("127.0.0.1", 8080, "http://localhost:8080")
+    assert load_settings(port=9000).public_url == "http://localhost:9000"
     assert s.data_dir == Path("./data")
     assert s.store_url.startswith("sqlite:///") and s.store_url.endswith("data/gateway.sqlite3")
 
