@@ -77,9 +77,14 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         agent_timeout_s=settings.agent_timeout_s,
     )
     app[DISPATCHER] = dispatcher
-    await dispatcher.recover()
     yield
     await dispatcher.drain()
+
+
+async def _recover(app: web.Application) -> None:
+    # An on_startup hook runs after every cleanup_ctx has started: each channel is
+    # ready (and has registered its responders) before old messages are answered.
+    await app[DISPATCHER].recover()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -97,6 +102,7 @@ def create_app(
     """Build the aiohttp application. `brain` replaces the configured agent and
     `transcriber` the configured speech model (tests); the caller closes them."""
     from channels.phone.setup import setup_phone
+    from channels.sms.setup import setup_sms
     from channels.webchat import setup_webchat
 
     app = web.Application(client_max_size=1024 * 1024)
@@ -112,9 +118,11 @@ def create_app(
     else:
         app[BRAIN] = brain
     app.cleanup_ctx.append(_dispatcher_ctx)
+    app.on_startup.append(_recover)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     setup_webchat(app)
     setup_phone(app)
+    setup_sms(app)
     assert ChannelKind.WEBCHAT in app[CHANNELS], "the web chat channel registers itself"
     return app

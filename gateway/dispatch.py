@@ -7,6 +7,13 @@ will be lost; the answer is produced in the background. Turns of one
 conversation run strictly in order; different conversations run concurrently.
 Inbound messages stored but never answered (a crash in between) are answered
 on the next start by `recover()`.
+
+A channel may answer some messages itself instead of the agent (SMS keywords:
+STOP, START, HELP): it registers a `Responder` in `responders`. The responder
+runs in the conversation's turn order, for new and recovered messages alike;
+when it returns a `Decision`, that is stored and sent as the answer (whatever
+the conversation's state, without touching the agent's state) and the agent is
+not asked.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ FALLBACK_TEXT = (
 )
 
 HandoverHook = Callable[[Customer, Conversation], Awaitable[None]]
+Responder = Callable[[Customer, Conversation, Message], Awaitable[Decision | None]]
+"""A channel's own answer to one of its inbound messages, or None to ask the agent."""
 
 
 class _ConversationLane:
@@ -86,6 +95,7 @@ class Dispatcher:
         self.agent_timeout_s = agent_timeout_s
         self.typing_delay_s = typing_delay_s
         self.handover_hooks: list[HandoverHook] = []
+        self.responders: dict[ChannelKind, Responder] = {}
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # inbound message ids being answered
@@ -167,6 +177,11 @@ class Dispatcher:
         self, customer: Customer, conversation: Conversation, ingested: Ingested, received: float
     ) -> Conversation:
         message = ingested.message
+        responder = self.responders.get(message.channel)
+        if responder is not None:
+            own = await responder(customer, conversation, message)
+            if own is not None:
+                return await self._channel_turn(customer, conversation, message, own)
         if conversation.state is not ConversationState.BOT:
             # A person holds (or will hold) this conversation: the agent stays silent.
             record = TurnRecord(
@@ -190,6 +205,27 @@ class Dispatcher:
                 self.metrics.handovers.labels(action.queue).inc()
                 for hook in self.handover_hooks:
                     await hook(customer, stored.conversation)
+        return stored.conversation
+
+    async def _channel_turn(
+        self, customer: Customer, conversation: Conversation, message: Message, decision: Decision
+    ) -> Conversation:
+        """Store and send a channel's own answer (its replies go out on that channel)."""
+        record = TurnRecord(
+            conversation_id=conversation.id,
+            expected_version=conversation.version,
+            handled_message_id=message.id,
+            outbound=tuple(
+                OutboundDraft(text=a.text, channel=message.channel)
+                for a in decision.actions
+                if isinstance(a, Reply) and a.text.strip()
+            ),
+            events=decision.events,
+        )
+        stored = await self._record(record, conversation)
+        for out in stored.messages:
+            self.metrics.messages.labels(out.channel.value, "outbound").inc()
+            await self._publish(out.channel, customer, stored.conversation, out)
         return stored.conversation
 
     async def _decide(

@@ -6,6 +6,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A phone turn's stages, from the caller's last word to the first audio of the answer.
+VOICE_STAGES = ("endpointing", "stt", "agent", "tts", "total")
+VOICE_BUCKETS = (
+    0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0
+)  # fmt: skip
 
 
 class Metrics:
@@ -56,6 +61,23 @@ class Metrics:
             "gateway_bad_input",
             "Malformed requests or frames refused, by channel and reason.",
             ["channel", "reason"],
+            registry=self.registry,
+        )
+
+        self.voice_stages = Histogram(
+            "gateway_voice_stage_seconds",
+            "Phone turns, by stage: endpointing (the caller's speech end to the end of the"
+            " turn), stt (to the transcript), agent (to the answer handed to the call), tts"
+            " (to its first audio frame sent) and total (speech end to first audio).",
+            ["stage"],
+            buckets=VOICE_BUCKETS,
+            registry=self.registry,
+        )
+        self.early_transcripts = Counter(
+            "gateway_voice_early_transcripts",
+            "Phone utterances transcribed while the end-of-turn silence ran: used (the turn"
+            " ended there) or dropped (the caller spoke on).",
+            ["outcome"],
             registry=self.registry,
         )
 

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from gateway.errors import ConfigError
+from gateway.phone_numbers import to_e164
 
 ENV_PREFIX = "GATEWAY_"
 
@@ -138,12 +139,51 @@ class Settings(BaseSettings):
         "is spoofable: the account's tools then answer whoever presents that number).",
     )
 
+    # --- SMS (Twilio Programmable Messaging)
+    twilio_sms_from: str = Field(
+        "",
+        description="Number (E.164) or sender the SMS replies come from; empty: the number the "
+        "customer last texted (remembered in memory only, so set it when replies may outlive a "
+        "restart).",
+    )
+    sms_help_text: str = Field(
+        "Support: reply here with your question, or reply STOP to opt out. "
+        "Msg&data rates may apply.",
+        min_length=1, max_length=320,
+        description="The answer to HELP / INFO.",
+    )  # fmt: skip
+    sms_start_text: str = Field(
+        "You will get our messages again. Reply STOP to opt out, HELP for help.",
+        max_length=320,
+        description="The answer to START / YES / UNSTOP; empty: none.",
+    )
+    sms_max_segments: int = Field(
+        3, ge=1, le=10,
+        description="Most SMS segments in one reply (153 GSM-7 or 67 UCS-2 characters each when "
+        "concatenated); a longer reply is shortened.",
+    )  # fmt: skip
+    sms_send_timeout_s: float = Field(
+        10.0, gt=0, le=60, description="Longest wait for Twilio to accept one SMS."
+    )
+
     @field_validator("stt_compute_type")
     @classmethod
     def _check_compute_type(cls, value: str) -> str:
         value = value.lower()
         if value not in {"int8", "int8_float32", "int16", "float32"}:
             raise ValueError("must be one of int8, int8_float32, int16, float32")
+        return value
+
+    @field_validator("twilio_sms_from")
+    @classmethod
+    def _check_sms_from(cls, value: str) -> str:
+        # An E.164 number, a short code or an alphanumeric sender id are all valid senders.
+        value = value.strip()
+        if value.startswith("+") or value[:1] == "(":
+            number = to_e164(value)
+            if number is None:
+                raise ValueError("must be a phone number in E.164 such as +15557654321")
+            return number
         return value
 
     @field_validator("twilio_api_url")

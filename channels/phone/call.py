@@ -9,6 +9,12 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
   order (off the loop, in the shared bounded pool) and hands each non-empty
   transcript to the dispatcher with its timing and confidence. Keypad input
   joins the same queue, so the agent sees everything in the order it came.
+- Early transcription: once the caller has been quiet for the post-roll, the
+  audio of the utterance that silence will end is settled (`Endpointer.
+  tentative`), so it is transcribed right away, while the end-of-turn silence
+  runs out, instead of after it. When the turn ends with those same samples
+  the transcript is used as is; when the caller speaks on, it is dropped (a
+  decode not started yet is cancelled). The turn ends exactly as before.
 - Barge-in: while the agent's audio is queued or playing, caller speech that
   has lasted `barge_in_ms` (not a cough: the endpointer's `speech_ms` stops
   growing in silence) or any key press sends `clear`, drops the rest of the
@@ -19,18 +25,24 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 - Hang-up (the agent's `Hangup`): wait until the goodbye has been heard (its
   last mark), then complete the call through the REST API and close the
   stream. A caller who speaks over the goodbye keeps the line.
+- Latency: each spoken turn keeps a `TurnTiming` (the VAD's speech end, the
+  end of the turn, transcript ready, the agent's answer handed to the call,
+  its first audio frame sent) in `CallInfo.turns`, and each stage is observed
+  in `gateway_voice_stage_seconds`. The answer is the first agent message
+  spoken after the turn was handed to the agent (turns are answered in order).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
 from channels.phone.keypad import KeyInput, Keypad
 from channels.phone.playback import Chunk, Played, Player, Utterance
-from channels.phone.services import CallInfo, CallServices
+from channels.phone.services import CallInfo, CallServices, TurnTiming
 from channels.phone.vad import Endpointer, UtteranceEnded
 from channels.phone.voice import chunks_of, speak
 from gateway.errors import ConflictError, GatewayError
@@ -42,7 +54,14 @@ from gateway.models import (
     Message,
     VoiceTiming,
 )
-from gateway.protocols import EventDraft, OutboundDraft, TurnRecord, TurnStored
+from gateway.protocols import (
+    EventDraft,
+    Ingested,
+    OutboundDraft,
+    Transcript,
+    TurnRecord,
+    TurnStored,
+)
 
 log = logging.getLogger("gateway.phone.call")
 
@@ -68,8 +87,14 @@ class PhoneCall:
         self.origin = self._loop.time()  # call time 0: the stream's start
         self.endpointer = Endpointer(services.endpointer, vad=services.vad)
         self.keypad = Keypad()
-        self.player = Player(info.stream_sid, send, origin=self.origin, on_played=self._played)
-        self._inbox: asyncio.Queue[UtteranceEnded | KeyInput | None] = asyncio.Queue()
+        self.player = Player(
+            info.stream_sid, send, origin=self.origin, on_played=self._played,
+            on_started=self._answer_started,
+        )  # fmt: skip
+        self._inbox: asyncio.Queue[_Heard | KeyInput | None] = asyncio.Queue()
+        self._awaiting: deque[TurnTiming] = deque()  # handed to the agent, not answered yet
+        self._answering: dict[int, TurnTiming] = {}  # answer message id -> its turn
+        self._early: _Early | None = None  # transcribing what the silence may end
         self._worker = asyncio.create_task(self._work())
         self._tasks: set[asyncio.Task[Any]] = set()
         self._key_timer: asyncio.TimerHandle | None = None
@@ -139,8 +164,9 @@ class PhoneCall:
         """One media frame from the caller."""
         for event in self.endpointer.feed_mulaw(mulaw):
             if isinstance(event, UtteranceEnded):
-                self._inbox.put_nowait(event)
+                self._heard(event)
             # SpeechStarted / SpeechDiscarded: barge-in watches speech_ms instead.
+        self._transcribe_early()
         if self.player.active and self.endpointer.speech_ms >= self.services.barge_in_ms:
             await self._barge_in("speech")
 
@@ -177,12 +203,59 @@ class PhoneCall:
             self._inbox.put_nowait(done)
         self._arm_keypad()
 
+    def _heard(self, utterance: UtteranceEnded) -> None:
+        """An utterance has ended: queue it, with when its speech ended (the audio
+        at `end_ms` arrived `position_ms - end_ms` before the frame just fed)."""
+        now = self.now_ms()
+        behind = max(0, self.endpointer.position_ms - utterance.end_ms)
+        turn = TurnTiming(speech_end_ms=max(0, now - behind), utterance_end_ms=now)
+        self.info.turns.append(turn)
+        self._observe("endpointing", turn.speech_end_ms, now)
+        early, self._early = self._early, None
+        if early is not None and not early.matches(utterance):
+            self._drop_early(early)
+            early = None
+        self._inbox.put_nowait(_Heard(utterance, turn, early.task if early else None))
+
+    def _transcribe_early(self) -> None:
+        """Transcribe the utterance the silence in progress will end, if it lasts (see
+        the module docstring); drop the one started for a silence the caller broke."""
+        bounds = self.endpointer.settling
+        early = self._early
+        if early is not None:
+            if early.bounds == bounds:
+                return
+            self._early = None
+            self._drop_early(early)  # the caller spoke on
+        if bounds is None or self.info.ended is not None:
+            return
+        utterance = self.endpointer.tentative()
+        if utterance is None:
+            return
+        transcribing = self.services.transcriber.transcribe(utterance.audio_float32())
+        task = asyncio.ensure_future(transcribing)
+        task.add_done_callback(_quietly)
+        self._early = _Early(bounds, utterance.audio_start_ms, utterance.audio.size, task)
+
+    def _drop_early(self, early: _Early) -> None:
+        early.task.cancel()  # a decode already running finishes in its thread, unused
+        self._count_early("dropped")
+
+    def _count_early(self, outcome: str) -> None:
+        if self.services.metrics is not None:
+            self.services.metrics.early_transcripts.labels(outcome).inc()
+
+    def _observe(self, stage: str, start_ms: int | None, end_ms: int | None) -> None:
+        metrics = self.services.metrics
+        if metrics is not None and start_ms is not None and end_ms is not None:
+            metrics.voice_stages.labels(stage).observe(max(0, end_ms - start_ms) / 1000)
+
     async def _work(self) -> None:
         """Transcribe and hand over the caller's input, strictly in order."""
         while (item := await self._inbox.get()) is not None:
             try:
-                if isinstance(item, UtteranceEnded):
-                    await self._utterance(item)
+                if isinstance(item, _Heard):
+                    await self._utterance(item.utterance, item.turn, item.early)
                 else:
                     await self._to_agent(item.text, "k", 1.0, VoiceTiming(
                         start_ms=item.start_ms, end_ms=item.end_ms))  # fmt: skip
@@ -191,16 +264,30 @@ class PhoneCall:
             except Exception:
                 log.exception("caller input on call %s failed", self.call_sid)
 
-    async def _utterance(self, utterance: UtteranceEnded) -> None:
-        transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
+    async def _utterance(
+        self, utterance: UtteranceEnded, turn: TurnTiming, early: asyncio.Task[Transcript] | None
+    ) -> None:
+        if early is not None:
+            self._count_early("used")
+            turn.early_transcript = True
+            transcript = await early
+        else:
+            transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
+        turn.transcript_ms = self.now_ms()
+        self._observe("stt", turn.utterance_end_ms, turn.transcript_ms)
         text = transcript.text.strip()
         if not text:
             log.info("call %s: %d ms of sound without words", self.call_sid, utterance.duration_ms)
             return
         timing = VoiceTiming(start_ms=utterance.start_ms, end_ms=utterance.end_ms)
-        await self._to_agent(text, "u", transcript.confidence, timing)
+        ingested = await self._to_agent(text, "u", transcript.confidence, timing)
+        turn.message_id = ingested.message.id
+        if ingested.conversation.state is ConversationState.BOT:  # else the agent stays silent
+            self._awaiting.append(turn)
 
-    async def _to_agent(self, text: str, tag: str, confidence: float, timing: VoiceTiming) -> None:
+    async def _to_agent(
+        self, text: str, tag: str, confidence: float, timing: VoiceTiming
+    ) -> Ingested:
         self._inputs += 1
         inbound = InboundMessage(
             channel=PHONE,
@@ -212,6 +299,7 @@ class PhoneCall:
         )
         ingested = await self.services.dispatcher.handle(inbound)
         self.info.message_ids.append(ingested.message.id)
+        return ingested
 
     # --------------------------------------------------------- agent output
 
@@ -220,7 +308,20 @@ class PhoneCall:
         if self.info.ended is not None:
             return
         self.info.message_ids.append(message.id)
+        awaiting = self._awaiting
+        if awaiting and awaiting[0].message_id is not None and awaiting[0].message_id < message.id:
+            turn = awaiting.popleft()  # the answer to the oldest turn not answered yet
+            turn.reply_ms, turn.reply_id = self.now_ms(), message.id
+            self._answering[message.id] = turn
+            self._observe("agent", turn.transcript_ms, turn.reply_ms)
         self._play(message, speak(self.services.synthesizer, message.text))
+
+    def _answer_started(self, message_id: int) -> None:
+        turn = self._answering.pop(message_id, None)
+        if turn is not None:
+            turn.first_audio_ms = self.now_ms()
+            self._observe("tts", turn.reply_ms, turn.first_audio_ms)
+            self._observe("total", turn.speech_end_ms, turn.first_audio_ms)
 
     def request_hangup(self, reason: str) -> None:
         """The agent ends the call once what it said has been heard."""
@@ -229,6 +330,7 @@ class PhoneCall:
 
     def on_transfer(self) -> None:
         """Handed to a person: tell the caller to hold."""
+        self._awaiting.clear()  # the agent answers nothing more
         if self.info.ended is None:
             self._spawn(self._say_prompt("hold"))
 
@@ -330,7 +432,10 @@ class PhoneCall:
             self._key_timer.cancel()
         for event in self.endpointer.finish():
             if isinstance(event, UtteranceEnded):
-                self._inbox.put_nowait(event)
+                self._heard(event)
+        if self._early is not None:
+            self._drop_early(self._early)
+            self._early = None
         self._inbox.put_nowait(None)
         await self.player.close()
         try:
@@ -369,6 +474,49 @@ class PhoneCall:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("call %s: background step failed: %r", self.call_sid, exc)
+
+
+class _Heard:
+    """An ended utterance in the call's inbox, with its timing (and its transcript
+    when it was started early)."""
+
+    __slots__ = ("early", "turn", "utterance")
+
+    def __init__(
+        self, utterance: UtteranceEnded, turn: TurnTiming, early: asyncio.Task[Transcript] | None
+    ) -> None:
+        self.utterance = utterance
+        self.turn = turn
+        self.early = early
+
+
+class _Early:
+    """A transcription started before its utterance ended (see `_transcribe_early`)."""
+
+    __slots__ = ("audio_start_ms", "bounds", "samples", "task")
+
+    def __init__(
+        self, bounds: tuple[int, int], audio_start_ms: int, samples: int,
+        task: asyncio.Task[Transcript],
+    ) -> None:  # fmt: skip
+        self.bounds = bounds
+        self.audio_start_ms = audio_start_ms
+        self.samples = samples
+        self.task = task
+
+    def matches(self, utterance: UtteranceEnded) -> bool:
+        """Whether `utterance` is the very audio this transcription started on."""
+        return (
+            self.bounds == (utterance.start_ms, utterance.end_ms)
+            and self.audio_start_ms == utterance.audio_start_ms
+            and self.samples == utterance.audio.size
+        )
+
+
+def _quietly(task: asyncio.Task[Any]) -> None:
+    """Retrieve the outcome of an early transcription nobody may await (dropped)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _first_name(display_name: str | None) -> str | None:

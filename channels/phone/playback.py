@@ -101,12 +101,14 @@ class Player:
         *,
         origin: float,
         on_played: Callable[[Played], None],
+        on_started: Callable[[int], None] | None = None,
         lead_s: float = LEAD_S,
     ) -> None:
         self.stream_sid = stream_sid
         self._send = send
         self._origin = origin  # loop time of call time 0
         self._on_played = on_played
+        self._on_started = on_started  # a message's first frame was sent (its id)
         self._lead = lead_s
         self._loop = asyncio.get_running_loop()
         self._queue: deque[Utterance] = deque()
@@ -176,6 +178,7 @@ class Player:
 
     async def _send_utterance(self, playing: _Playing) -> None:
         utterance = playing.utterance
+        first = True
         async with contextlib.aclosing(utterance.chunks) as chunks:
             async for chunk in chunks:
                 frames = split_frames(chunk.mulaw)
@@ -196,6 +199,10 @@ class Player:
                         await asyncio.sleep(wait)
                     await self._send(codec.format_media(self.stream_sid, frame))
                     self._frames += 1
+                    if first:
+                        first = False
+                        if self._on_started is not None:
+                            self._on_started(utterance.message_id)
                 self._marks[mark] = (playing, state)
                 await self._send(codec.format_mark(self.stream_sid, mark))
 

@@ -9,6 +9,7 @@ from channels.phone.rest import TwilioCalls
 from channels.phone.vad import EndpointerConfig, SileroVad
 from channels.phone.voice import PhonePrompts
 from gateway.dispatch import Dispatcher
+from gateway.metrics import Metrics
 from gateway.models import Conversation, Customer, Identity
 from gateway.protocols import Store, Synthesizer, Transcriber
 
@@ -45,6 +46,55 @@ class CallServices:
     registry: CallRegistry
     calls_api: TwilioCalls | None = None
     accounts: AccountLookup | None = None
+    metrics: Metrics | None = None  # per-turn stage timings (gateway_voice_stage_seconds)
+
+
+@dataclass
+class TurnTiming:
+    """Where the time of one spoken turn went, as call-time milliseconds (see
+    `PhoneCall.now_ms`): from the caller's last word to the first audio of the answer.
+
+    `speech_end_ms` is when the VAD heard the speech end (the arrival time of that
+    audio); `utterance_end_ms` when the end-of-turn silence ended the turn;
+    `transcript_ms` when its transcript was ready; `reply_ms` when the agent's answer
+    was stored and handed to the call; `first_audio_ms` when the answer's first
+    audio frame was sent. A step that did not happen stays None (no words, no
+    answer from the agent, an answer cut before it played)."""
+
+    speech_end_ms: int
+    utterance_end_ms: int
+    transcript_ms: int | None = None
+    reply_ms: int | None = None
+    first_audio_ms: int | None = None
+    message_id: int | None = None  # the caller's stored message
+    reply_id: int | None = None  # the agent's answer
+    early_transcript: bool = False  # transcribed while the end-of-turn silence ran
+
+    def stages(self) -> dict[str, int | None]:
+        """Milliseconds spent in each stage (None: not reached)."""
+        points = (self.speech_end_ms, self.utterance_end_ms, self.transcript_ms,
+                  self.reply_ms, self.first_audio_ms)  # fmt: skip
+        names = ("endpointing", "stt", "agent", "tts")
+        out: dict[str, int | None] = {
+            name: None if a is None or b is None else b - a
+            for name, a, b in zip(names, points, points[1:], strict=False)
+        }
+        last = self.first_audio_ms
+        out["total"] = None if last is None else last - self.speech_end_ms
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "reply_id": self.reply_id,
+            "speech_end_ms": self.speech_end_ms,
+            "utterance_end_ms": self.utterance_end_ms,
+            "transcript_ms": self.transcript_ms,
+            "reply_ms": self.reply_ms,
+            "first_audio_ms": self.first_audio_ms,
+            "early_transcript": self.early_transcript,
+            "stages_ms": self.stages(),
+        }
 
 
 @dataclass
@@ -59,6 +109,7 @@ class CallInfo:
     conversation: Conversation | None = None
     message_ids: list[int] = field(default_factory=list)
     ended: str | None = None  # why it ended, once it has
+    turns: list[TurnTiming] = field(default_factory=list)  # the caller's spoken turns
 
 
-__all__ = ["AccountLookup", "CallInfo", "CallRegistry", "CallServices"]
+__all__ = ["AccountLookup", "CallInfo", "CallRegistry", "CallServices", "TurnTiming"]

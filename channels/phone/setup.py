@@ -23,7 +23,6 @@ from aiohttp import web
 from channels.phone.channel import PhoneChannel
 from channels.phone.rest import TwilioCalls
 from channels.phone.services import AccountLookup, CallServices
-from channels.phone.signature import TwilioSignatures
 from channels.phone.state import PHONE, PhoneState
 from channels.phone.stt import WhisperTranscriber
 from channels.phone.transport import (
@@ -39,7 +38,8 @@ from channels.phone.transport import (
 from channels.phone.tts import EspeakSynthesizer
 from channels.phone.vad import EndpointerConfig, SileroVad
 from channels.phone.voice import PhonePrompts
-from gateway.app import BACKEND, CHANNELS, DISPATCHER, SETTINGS, STORE, TRANSCRIBER
+from channels.twilio.signature import TwilioSignatures
+from gateway.app import BACKEND, CHANNELS, DISPATCHER, METRICS, SETTINGS, STORE, TRANSCRIBER
 from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind
 from gateway.settings import Settings
@@ -138,6 +138,7 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         registry=state.channel,
         calls_api=calls_api,
         accounts=accounts,
+        metrics=app[METRICS],
     )
 
 

@@ -39,8 +39,8 @@ from channels.phone.audio import (
     resample,
     write_mulaw_wav,
 )
-from channels.phone.signature import TwilioSignatures
 from channels.phone.simulator import TwilioApiStandIn, TwilioSimulator
+from channels.twilio.signature import TwilioSignatures
 from gateway.errors import ChannelError, ConfigError, GatewayError
 from gateway.settings import Settings
 

@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from channels.phone.audio import FRAME_BYTES, MULAW_RATE, MULAW_SILENCE, split_frames
-from channels.phone.signature import SIGNATURE_HEADER, TwilioSignatures
+from channels.twilio.signature import SIGNATURE_HEADER, TwilioSignatures
 from gateway.errors import ConfigError
 
 FRAME_S = 0.02

@@ -5,8 +5,9 @@
 - `POST /twilio/voice/status`: call status callbacks; a finished call's
   stream is closed, which ends the call's session cleanly;
 - `GET /twilio/media`: the bidirectional Media Stream (websocket);
-- `GET /twilio/calls/{call_sid}`: what was said on a live or recent call
-  (JSON, signed like a Twilio request; for `gateway simulate-call`).
+- `GET /twilio/calls/{call_sid}`: what was said on a live or recent call, and
+  the stage timings of each spoken turn (JSON, signed like a Twilio request; for
+  `gateway simulate-call` and `bench/voice_latency.py`).
 
 Every request must carry Twilio's signature (403 otherwise). On the stream,
 a message that is malformed, too large, out of order or for another stream is
@@ -24,8 +25,8 @@ from aiohttp import WSMsgType, web
 from channels.phone import codec, twiml
 from channels.phone.call import PhoneCall
 from channels.phone.services import CallInfo
-from channels.phone.signature import refuse
 from channels.phone.state import PHONE
+from channels.twilio.signature import check_account, refuse
 from gateway.app import METRICS, STORE
 from gateway.errors import AuthError, GatewayError, ProtocolError
 from gateway.models import Identity, IdentityKind, Verification
@@ -68,7 +69,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     state = request.app[PHONE]
     try:
         form = await state.signatures.check_form(request)
-        _check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
+        check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
     except AuthError as exc:
         request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
         raise refuse(request, exc) from None
@@ -87,7 +88,7 @@ async def status_callback(request: web.Request) -> web.Response:
     state = request.app[PHONE]
     try:
         form = await state.signatures.check_form(request)
-        _check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
+        check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
     except AuthError as exc:
         request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
         raise refuse(request, exc) from None
@@ -96,11 +97,6 @@ async def status_callback(request: web.Request) -> web.Response:
     if call is not None and status in FINAL_STATUSES:
         call.terminate(f"Twilio reports the call {status}")
     return web.Response(status=204)
-
-
-def _check_account(expected: str, got: str) -> None:
-    if expected and got != expected:
-        raise AuthError(f"a webhook for another account ({got!r})")
 
 
 async def call_transcript(request: web.Request) -> web.Response:
@@ -135,6 +131,7 @@ async def call_transcript(request: web.Request) -> web.Response:
         "live": info.ended is None,
         "ended": info.ended,
         "messages": messages,
+        "turns": [turn.as_json() for turn in info.turns],
     }
     return web.json_response(body)
 

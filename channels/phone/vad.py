@@ -278,6 +278,36 @@ class Endpointer:
             return (self._silence_from - self._speech_start) * WINDOW_MS
         return max(0, self.position_ms - self._speech_start * WINDOW_MS)
 
+    @property
+    def settling(self) -> tuple[int, int] | None:
+        """(start_ms, end_ms) of the utterance the silence in progress will end if it
+        lasts, once the post-roll after the speech is in (None otherwise). From then on
+        `tentative()` holds exactly the audio that utterance will carry."""
+        start, silence = self._speech_start, self._silence_from
+        if start is None or silence is None:
+            return None
+        start_ms, end_ms = start * WINDOW_MS, silence * WINDOW_MS
+        if end_ms - start_ms < self.config.min_speech_ms:
+            return None
+        if self.position_ms < end_ms + self.config.post_roll_ms:
+            return None
+        return start_ms, end_ms
+
+    def tentative(self) -> UtteranceEnded | None:
+        """The utterance of `settling`, as the `UtteranceEnded` that will end it will be
+        (same bounds, same samples), so it can be transcribed while the end-of-turn
+        silence runs; None when not `settling`. Changes nothing in the endpointer."""
+        bounds = self.settling
+        if bounds is None:
+            return None
+        start_ms, end_ms = bounds
+        audio_start = max(start_ms - self.config.pre_roll_ms, self._floor_ms)
+        audio = self._peek(audio_start, end_ms + self.config.post_roll_ms)
+        if self.sample_rate != STT_RATE:
+            audio = resample(audio, self.sample_rate, STT_RATE)
+        return UtteranceEnded(audio=audio, start_ms=start_ms, end_ms=end_ms,
+                              audio_start_ms=audio_start, reason="silence")  # fmt: skip
+
     def feed_mulaw(self, frame: bytes) -> list[EndpointEvent]:
         """Feed μ-law 8 kHz audio (one 20 ms Media Streams frame, or any length)."""
         if self.sample_rate != MULAW_RATE:
@@ -388,6 +418,13 @@ class Endpointer:
         kept = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         self._chunks = [kept[last:]]
         self._kept_from += last
+        return kept[max(first, 0) : last].copy()
+
+    def _peek(self, start_ms: int, end_ms: int) -> Int16Array:
+        # What `_take` would return, leaving the history as it is.
+        first = start_ms * self.sample_rate // 1000 - self._kept_from
+        last = end_ms * self.sample_rate // 1000 - self._kept_from
+        kept = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         return kept[max(first, 0) : last].copy()
 
     def _forget_before(self, ms: int) -> None:

@@ -26,7 +26,7 @@ from gateway.models import (
     Transfer,
     Typing,
 )
-from gateway.protocols import Decision, TurnContext
+from gateway.protocols import Decision, EventDraft, TurnContext
 from gateway.store.sqlite import SqliteStore
 
 
@@ -193,3 +193,30 @@ async def test_unanswered_messages_are_answered_after_a_restart(tmp_path: Path) 
         assert await dispatcher.recover() == 0
     finally:
         await store.close()
+
+
+async def test_a_channel_responder_answers_instead_of_the_agent(
+    parts: tuple[Dispatcher, SqliteStore, ScriptedBrain, RecordingChannel],
+) -> None:
+    dispatcher, store, brain, channel = parts
+
+    async def keywords(customer: Customer, conv: Conversation, m: Message) -> Decision | None:
+        if m.text != "KEYWORD":
+            return None
+        return Decision(actions=(Reply(text="canned"),), intent="kw", confidence=1.0,
+                        events=(EventDraft(kind="kw.seen", data={"id": m.id}),))  # fmt: skip
+
+    dispatcher.responders[ChannelKind.WEBCHAT] = keywords
+    first = await dispatcher.handle(msg("v1", "hello"))
+    await dispatcher.handle(msg("v1", "KEYWORD"))
+    await dispatcher.drain()
+    await dispatcher.handle(msg("v1", "human"))  # handed over: the agent goes silent...
+    await dispatcher.handle(msg("v1", "KEYWORD"))  # ...the channel still answers
+    await dispatcher.drain()
+    assert [t for _, t, _ in brain.seen] == ["hello", "human"]
+    replies = [m.text for m in channel.published if m.direction is Direction.OUTBOUND]
+    assert replies == ["#1: hello", "canned", "connecting you", "canned"]
+    conv = await store.get_conversation(first.conversation.id)
+    assert conv.agent_state == {"turns": 2}  # the canned turns left the agent's state alone
+    assert [e.kind for e in await store.events(conv.id)].count("kw.seen") == 2
+    assert await store.unhandled_messages() == []

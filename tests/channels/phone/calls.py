@@ -1,5 +1,6 @@
 """Helpers for whole-call tests: the fixture recordings, a deterministic transcriber,
-a stand-in for Twilio's REST API, and the app with the phone channel on."""
+and the app with the phone channel on (the stand-in for Twilio's REST API lives in
+`tests.support.twilio_rest`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import numpy as np
 from aiohttp import web
 from numpy.typing import NDArray
@@ -26,16 +26,16 @@ from channels.phone.audio import (
     resample,
     split_frames,
 )
-from channels.phone.signature import TwilioSignatures
 from channels.phone.vad import Endpointer, EndpointerConfig, UtteranceEnded
+from channels.twilio.signature import TwilioSignatures
 from gateway.app import create_app
 from gateway.protocols import Transcriber, Transcript
 from gateway.settings import Settings, load_settings
 from tests.channels.phone.speech import speech_bounds
+from tests.support.twilio_rest import ACCOUNT_SID, AUTH_TOKEN
+from tests.support.twilio_rest import FakeTwilioRest as FakeTwilioRest  # re-exported
 
 FIXTURES = Path(__file__).resolve().parents[3] / "audio_fixtures"
-ACCOUNT_SID = "AC" + "1" * 32
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://support.example.com"
 GOODBYE_TEXT = "Bye now."
 T = TypeVar("T")
@@ -157,55 +157,3 @@ async def eventually(check: Callable[[], Awaitable[T]], within_s: float = 10.0) 
             if got:
                 return got
             await asyncio.sleep(0.05)
-
-
-class FakeTwilioRest:
-    """A local server speaking Twilio's REST API for completing calls."""
-
-    def __init__(self) -> None:
-        self.live: set[str] = set()
-        self.requests: list[tuple[float, str, dict[str, str]]] = []
-        self.on_completed: Callable[[str], None] | None = None
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _update(self, request: web.Request) -> web.Response:
-        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-        call = request.match_info["call"]
-        self.requests.append((asyncio.get_running_loop().time(), call, form))
-        expected = aiohttp.encode_basic_auth(ACCOUNT_SID, AUTH_TOKEN)
-        if request.match_info["account"] != ACCOUNT_SID or request.headers.get(
-            "Authorization"
-        ) != expected:
-            return web.json_response({"code": 20003, "message": "Authenticate",
-                                      "more_info": "https://www.twilio.com/docs/errors/20003",
-                                      "status": 401}, status=401)  # fmt: skip
-        if call not in self.live:
-            return web.json_response(
-                {
-                    "code": 20404,
-                    "message": f"The requested resource {request.path} was not found",
-                    "more_info": "https://www.twilio.com/docs/errors/20404",
-                    "status": 404,
-                },
-                status=404,
-            )
-        if form.get("Status") == "completed":
-            self.live.discard(call)
-            if self.on_completed is not None:
-                self.on_completed(call)
-        return web.json_response(
-            {"sid": call, "account_sid": ACCOUNT_SID, "status": form.get("Status", "")}
-        )

@@ -105,6 +105,22 @@ async def test_a_whole_call_with_keys_and_barge_in(
     assert "order number" in answer.text
     assert answer.timing is not None
 
+    # The turn's stage timings: in the call's JSON, in order, and in the metrics.
+    [turn] = (await sim.get_json(f"/twilio/calls/{sim.call_sid}"))["turns"]
+    assert (turn["message_id"], turn["reply_id"]) == (asked.id, answer.id)
+    points = ["speech_end_ms", "utterance_end_ms", "transcript_ms", "reply_ms", "first_audio_ms"]
+    times = [turn[name] for name in points]
+    assert all(isinstance(t, int) for t in times) and times == sorted(times), turn
+    assert asked.timing.end_ms - 100 <= turn["speech_end_ms"] <= asked.timing.end_ms + 300
+    stages = turn["stages_ms"]
+    assert stages["endpointing"] >= 500  # GATEWAY_PHONE_END_SILENCE_MS, 600 by default
+    assert turn["early_transcript"] is True  # transcribed while the end of turn ran
+    assert stages["total"] == sum(stages[s] for s in ("endpointing", "stt", "agent", "tts"))
+    metrics = (await (await client.get("/metrics")).text()).splitlines()
+    for stage in ("endpointing", "stt", "agent", "tts", "total"):
+        assert f'gateway_voice_stage_seconds_count{{stage="{stage}"}} 1.0' in metrics
+    assert 'gateway_voice_early_transcripts_total{outcome="used"} 1.0' in metrics
+
     # The order number on the keypad; barge in once its first sentence has been heard.
     marks_before = len(sim.received.marks)
     await sim.press("1001#")

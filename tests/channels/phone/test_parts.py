@@ -13,8 +13,8 @@ from channels.phone.audio import MULAW_SILENCE
 from channels.phone.keypad import OPERATOR_TEXT, Keypad
 from channels.phone.playback import Chunk, Played, Player, Utterance
 from channels.phone.rest import TwilioCalls
-from channels.phone.signature import TwilioSignatures
 from channels.phone.twiml import connect_stream, unavailable
+from channels.twilio.signature import TwilioSignatures
 from gateway.errors import AuthError, ChannelError
 from tests.channels.phone.calls import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioRest
 

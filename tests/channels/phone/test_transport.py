@@ -15,9 +15,9 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from channels.phone.audio import mulaw_decode
-from channels.phone.signature import SIGNATURE_HEADER, TwilioSignatures
 from channels.phone.simulator import TwilioSimulator
 from channels.phone.transport import caller_identity
+from channels.twilio.signature import SIGNATURE_HEADER, TwilioSignatures
 from gateway.app import METRICS, STORE
 from gateway.models import AuthorKind, Identity, IdentityKind, Message, Verification
 from gateway.protocols import Store

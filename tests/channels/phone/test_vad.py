@@ -18,8 +18,10 @@ from channels.phone.audio import (
     STT_RATE,
     Int16Array,
     float32_to_pcm16,
+    mulaw_decode,
     mulaw_encode,
     pcm16_to_float32,
+    read_mulaw_wav,
     resample,
     split_frames,
 )
@@ -37,7 +39,8 @@ from channels.phone.vad import (
     vad_model_path,
 )
 from gateway.errors import ConfigError
-from tests.channels.phone.speech import load_phone, run_call, silence, trimmed
+from tests.channels.phone.calls import FIXTURES
+from tests.channels.phone.speech import load_phone, run_call, silence, speech_bounds, trimmed
 
 RNG_SEED = 20240611
 
@@ -267,6 +270,39 @@ def test_finish_ends_an_utterance_in_progress() -> None:
     assert kinds(events) == ["SpeechStarted", "UtteranceEnded"]
     assert utterances(events)[0].reason == "stream_end"
     assert not endpointer.in_speech and endpointer.finish() == []
+
+
+def test_the_tentative_utterance_is_the_one_the_silence_then_ends() -> None:
+    # A sentence, a 400 ms pause (longer than the post-roll, shorter than the end of
+    # turn), the sentence again, then silence: one utterance. Once a silence has
+    # lasted the post-roll, `tentative()` holds what that silence would end; the
+    # last one is exactly the utterance that comes out (bounds and samples).
+    words = mulaw_decode(read_mulaw_wav(FIXTURES / "order_status.wav")[0])
+    first, last = speech_bounds(words)
+    sentence = words[first:last]
+    endpointer = Endpointer()
+    settled: list[tuple[int, int]] = []
+    tentative: list[UtteranceEnded] = []
+    ended: list[UtteranceEnded] = []
+    audio = np.concatenate([silence(500), sentence, silence(400), sentence, silence(1000)])
+    for frame in split_frames(mulaw_encode(audio)):
+        ended += [e for e in endpointer.feed_mulaw(frame) if isinstance(e, UtteranceEnded)]
+        bounds = endpointer.settling
+        if bounds is not None and bounds not in settled:
+            settled.append(bounds)
+            got = endpointer.tentative()
+            assert got is not None
+            tentative.append(got)
+        elif bounds is None:
+            assert endpointer.tentative() is None
+    [utterance] = ended
+    assert len(settled) >= 2  # the pause settled, and the caller spoke on
+    assert len({start for start, _ in settled}) == 1
+    assert [end for _, end in settled] == sorted({end for _, end in settled})
+    assert settled[-1] == (utterance.start_ms, utterance.end_ms)
+    final = tentative[-1]
+    assert (final.audio_start_ms, final.reason) == (utterance.audio_start_ms, utterance.reason)
+    assert np.array_equal(final.audio, utterance.audio)
 
 
 def summary(events: list[tuple[int, EndpointEvent]]) -> list[tuple[int, object]]:

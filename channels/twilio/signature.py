@@ -1,5 +1,7 @@
 """Twilio request signatures (`X-Twilio-Signature`), checked with the `twilio` package.
 
+Shared by every Twilio channel (phone, SMS).
+
 Twilio signs every request it makes to us with HMAC-SHA1 of the URL it called
 (exactly as configured: scheme, host, path and query string) followed, for a
 form POST, by each parameter name and value in sorted order, keyed with the
@@ -23,7 +25,7 @@ from twilio.request_validator import RequestValidator
 from gateway.errors import AuthError
 from gateway.settings import Settings
 
-log = logging.getLogger("gateway.phone.signature")
+log = logging.getLogger("gateway.twilio.signature")
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
@@ -88,10 +90,16 @@ class TwilioSignatures:
         return str(self._validator.compute_signature(url, dict(params or {})))
 
 
+def check_account(expected: str, got: str) -> None:
+    """Raise AuthError for a webhook of another account than the configured one (if set)."""
+    if expected and got != expected:
+        raise AuthError(f"a webhook for another account ({got!r})")
+
+
 def refuse(request: web.Request, exc: AuthError) -> web.HTTPForbidden:
     """The 403 for a request that failed its check (the reason is logged, not sent)."""
     log.warning("refused %s %s: %s", request.method, request.path, exc)
     return web.HTTPForbidden(text="invalid Twilio signature")
 
 
-__all__ = ["SIGNATURE_HEADER", "TwilioSignatures", "refuse"]
+__all__ = ["SIGNATURE_HEADER", "TwilioSignatures", "check_account", "refuse"]

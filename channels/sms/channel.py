@@ -1,0 +1,184 @@
+"""`SmsChannel`: the outbound half of the SMS channel (gateway.protocols.Channel),
+and its own answers to the STOP / START / HELP keywords (a dispatcher `Responder`).
+
+`publish` sends agent and rep messages of SMS conversations through Twilio's
+REST API, as one message of at most `GATEWAY_SMS_MAX_SEGMENTS` segments
+(`segments.fit_sms`; when the text had to change, the stored message is amended
+to what was sent and the original kept in its `message.cut` event). The
+customer's own messages, echoed by the dispatcher, are not sent back.
+
+Every outcome is recorded on the stored message (`Store.set_delivery`):
+Twilio's sid and first status when it accepted the message, else FAILED with
+an error code, which the store also writes as a `delivery.failed` event, so a
+reply that did not go out is visible to reps:
+
+- `opted_out`: the number sent STOP (or Twilio refused with 21610); nothing is
+  sent to it until it sends START;
+- Twilio's error code when it refused (21610 also marks the number opted out);
+- `timeout` / `unreachable`: Twilio did not answer in `GATEWAY_SMS_SEND_TIMEOUT_S`;
+- `no_sender`, `no_phone_number`, `sms_off`: nothing to send from or to, or
+  the channel has no REST client (unset account SID or auth token).
+
+Replies come from `GATEWAY_TWILIO_SMS_FROM`, or else from the number the
+customer last texted, which is remembered in memory only (bounded, lost on a
+restart: set the setting when answers may be sent after one, as recovered
+messages are).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+from channels.sms import codec
+from channels.sms.codec import Keyword
+from channels.sms.rest import UNSUBSCRIBED, SendFailed, TwilioMessages
+from channels.sms.segments import fit_sms
+from gateway.models import (
+    Action,
+    ChannelKind,
+    Conversation,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    IdentityKind,
+    Message,
+    Reply,
+)
+from gateway.protocols import Decision, EventDraft, Store
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.sms.channel")
+
+STATUS_PATH = "/twilio/sms/status"
+MAX_ROUTES = 50_000
+
+
+class SmsChannel:
+    """Texts customers; see the module docstring. `attach` it before use."""
+
+    kind = ChannelKind.SMS
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        self.api: TwilioMessages | None = None
+        # customer's number -> (recency, the number of ours they texted)
+        self._routes: dict[str, tuple[int, str]] = {}
+        self._clock = itertools.count()
+
+    def attach(self, store: Store, api: TwilioMessages | None) -> None:
+        self.store, self.api = store, api
+
+    def detach(self) -> None:
+        self.api = None
+
+    def remember(self, number: str, texted: str) -> None:
+        """`number` (E.164) just texted our number `texted`: replies go back from there."""
+        self._routes.pop(number, None)
+        self._routes[number] = (next(self._clock), texted)
+        if len(self._routes) > MAX_ROUTES:
+            del self._routes[next(iter(self._routes))]
+
+    def numbers(self, customer: Customer) -> list[str]:
+        """The customer's phone numbers (E.164), the one that texted last first."""
+        phones = [
+            i.value
+            for i in customer.identities
+            if i.kind is IdentityKind.PHONE and i.value.startswith("+")
+        ]
+        return sorted(phones, key=lambda n: -self._routes.get(n, (-1, ""))[0])
+
+    # ------------------------------------------------------------- outbound
+
+    async def publish(
+        self, customer: Customer, conversation: Conversation, message: Message
+    ) -> None:
+        if message.direction is not Direction.OUTBOUND or message.channel is not ChannelKind.SMS:
+            return
+        store = self.store
+        if store is None:
+            log.warning("SMS message %s not sent: the channel is not started", message.id)
+            return
+        numbers = self.numbers(customer)
+        if not numbers:
+            await self._fail(store, message, "no_phone_number", "the customer has no phone number")
+            return
+        to = numbers[0]
+        identity = Identity(kind=IdentityKind.PHONE, value=to)
+        if await store.is_opted_out(identity):
+            await self._fail(store, message, "opted_out", f"{to} has opted out (STOP)")
+            return
+        sender = self.settings.twilio_sms_from or self._routes.get(to, (0, ""))[1]
+        if self.api is None:
+            await self._fail(store, message, "sms_off", "no Twilio REST client (account SID?)")
+            return
+        if not sender:
+            await self._fail(store, message, "no_sender", "set GATEWAY_TWILIO_SMS_FROM")
+            return
+        fitted = fit_sms(message.text, self.settings.sms_max_segments)
+        try:
+            sent = await self.api.send(
+                to=to,
+                from_=sender,
+                body=fitted.text,
+                status_callback=self.settings.public_url + STATUS_PATH,
+            )
+        except SendFailed as exc:
+            if exc.twilio_code == UNSUBSCRIBED:
+                await store.set_opt_out(identity, True)
+            await self._fail(store, message, exc.code, str(exc))
+            return
+        if fitted.text != message.text:
+            reason = (
+                f"sms: shortened to {fitted.segments} {fitted.encoding} segments"
+                if fitted.shortened
+                else "sms: plain text"
+            )
+            await store.amend_message(message.id, text=fitted.text, reason=reason)
+        await store.set_delivery(message.id, sent.status, external_id=sent.sid)
+        log.info("SMS %s sent as %s (%d %s segments)", message.id, sent.sid,
+                 fitted.segments, fitted.encoding)  # fmt: skip
+
+    async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
+        """Typing, transfers and hang-ups mean nothing on SMS (a transfer's words are a Reply)."""
+        return None
+
+    async def _fail(self, store: Store, message: Message, code: str, why: str) -> None:
+        log.warning("SMS message %s not sent (%s): %s", message.id, code, why)
+        await store.set_delivery(message.id, DeliveryStatus.FAILED, error_code=code)
+
+    # ------------------------------------------------------------- keywords
+
+    async def respond(
+        self, customer: Customer, conversation: Conversation, message: Message
+    ) -> Decision | None:
+        """The dispatcher `Responder` for SMS: STOP, START and HELP are answered here."""
+        if message.direction is not Direction.INBOUND or message.attachments:
+            return None
+        keyword = codec.keyword(message.text)
+        if keyword is None or self.store is None:
+            return None
+        numbers = self.numbers(customer)[:1] if keyword is Keyword.START else self.numbers(customer)
+        if keyword is Keyword.HELP:
+            text = self.settings.sms_help_text
+        else:
+            stop = keyword is Keyword.STOP
+            for number in numbers:
+                await self.store.set_opt_out(Identity(kind=IdentityKind.PHONE, value=number), stop)
+            text = "" if stop else self.settings.sms_start_text
+        event = EventDraft(
+            kind=f"sms.{keyword.value}",
+            data={"keyword": message.text.strip()[:20], "numbers": numbers,
+                  "message_id": message.id},
+        )  # fmt: skip
+        return Decision(
+            actions=(Reply(text=text),) if text else (),
+            events=(event,),
+            intent=f"sms.{keyword.value}",
+            confidence=1.0,
+        )
+
+
+__all__ = ["STATUS_PATH", "SmsChannel"]

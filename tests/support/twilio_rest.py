@@ -1,0 +1,153 @@
+"""A local server speaking the parts of Twilio's REST API the gateway uses, recording
+what it was asked: completing calls (phone) and sending messages (SMS).
+
+Point the real `twilio` client at it with `GATEWAY_TWILIO_API_URL`. It checks the
+account in the path and the Basic credentials like Twilio (401, error 20003), answers
+a created message with a realistic Message resource (`sid` SM..., `status` queued),
+and can be scripted to refuse the next sends with Twilio's JSON error body
+(`refuse_next(400, 21610, ...)`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from email.utils import formatdate
+
+import aiohttp
+from aiohttp import web
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+API_VERSION = "2010-04-01"
+
+
+def twilio_error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response(
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+        status=status,
+    )
+
+
+class FakeTwilioRest:
+    """Calls (`live`, `requests`, `on_completed`) and Messages (`messages`, `refuse_next`)."""
+
+    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.live: set[str] = set()
+        self.requests: list[tuple[float, str, dict[str, str]]] = []  # call updates
+        self.on_completed: Callable[[str], None] | None = None
+        self.messages: list[dict[str, str]] = []  # accepted message creations (the form)
+        self.refused: list[dict[str, str]] = []  # message creations answered with an error
+        self._refusals: list[tuple[int, int, str]] = []
+        self._sids = (f"SM{n:032x}" for n in itertools.count(1))
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+        base = f"/{API_VERSION}/Accounts/{{account}}"
+        app.router.add_post(base + "/Calls/{call}.json", self._update_call)
+        app.router.add_post(base + "/Messages.json", self._create_message)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def refuse_next(self, status: int, code: int, message: str, times: int = 1) -> None:
+        """Answer the next `times` message creations with this Twilio error."""
+        self._refusals.extend([(status, code, message)] * times)
+
+    async def wait_messages(self, count: int, within_s: float = 10.0) -> list[dict[str, str]]:
+        """Wait until `count` messages have been accepted (or refused); the accepted ones."""
+        async with asyncio.timeout(within_s):
+            while len(self.messages) + len(self.refused) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.messages
+
+    def _authorized(self, request: web.Request) -> bool:
+        expected = aiohttp.encode_basic_auth(self.account_sid, self.auth_token)
+        return (
+            request.match_info["account"] == self.account_sid
+            and request.headers.get("Authorization") == expected
+        )
+
+    async def _form(self, request: web.Request) -> dict[str, str]:
+        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+
+    async def _update_call(self, request: web.Request) -> web.Response:
+        form = await self._form(request)
+        call = request.match_info["call"]
+        self.requests.append((asyncio.get_running_loop().time(), call, form))
+        if not self._authorized(request):
+            return twilio_error(401, 20003, "Authenticate")
+        if call not in self.live:
+            return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        if form.get("Status") == "completed":
+            self.live.discard(call)
+            if self.on_completed is not None:
+                self.on_completed(call)
+        return web.json_response(
+            {"sid": call, "account_sid": self.account_sid, "status": form.get("Status", "")}
+        )
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        form = await self._form(request)
+        try:
+            if not self._authorized(request):
+                self.refused.append(form)
+                return twilio_error(401, 20003, "Authenticate")
+            if not form.get("To") or not (form.get("From") or form.get("MessagingServiceSid")):
+                self.refused.append(form)
+                return twilio_error(400, 21604, "A 'To' and a 'From' phone number are required.")
+            if self._refusals:
+                status, code, message = self._refusals.pop(0)
+                self.refused.append(form)
+                return twilio_error(status, code, message)
+            self.messages.append(form)
+            return web.json_response(self._resource(form), status=201)
+        finally:
+            self._changed.set()
+
+    def _resource(self, form: dict[str, str]) -> dict[str, object]:
+        sid = next(self._sids)
+        now = formatdate(usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": form.get("Body", ""),
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": form.get("To"),
+            "uri": f"{uri}.json",
+        }
+
+
+__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilioRest", "twilio_error"]
