@@ -101,6 +101,7 @@ def create_app(
 ) -> web.Application:
     """Build the aiohttp application. `brain` replaces the configured agent and
     `transcriber` the configured speech model (tests); the caller closes them."""
+    from channels.email.setup import setup_email
     from channels.phone.setup import setup_phone
     from channels.sms.setup import setup_sms
     from channels.webchat import setup_webchat
@@ -124,5 +125,6 @@ def create_app(
     setup_webchat(app)
     setup_phone(app)
     setup_sms(app)
+    setup_email(app)
     assert ChannelKind.WEBCHAT in app[CHANNELS], "the web chat channel registers itself"
     return app

@@ -244,6 +244,10 @@ class InboundMessage(Frozen):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     timing: VoiceTiming | None = None
     attachments: tuple[Attachment, ...] = Field(default=(), max_length=50)
+    # Threaded channels (email): continue this conversation of the same customer (when it
+    # is still open), or start a new one instead of continuing the open one.
+    conversation_id: int | None = None
+    new_conversation: bool = False
 
     @field_validator("text")
     @classmethod

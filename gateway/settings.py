@@ -26,6 +26,10 @@ from gateway.errors import ConfigError
 from gateway.phone_numbers import to_e164
 
 ENV_PREFIX = "GATEWAY_"
+# Never echoed in an error message (a relay URL carries its password).
+_SECRET_SETTINGS = frozenset(
+    {"secret_key", "webchat_identity_secret", "twilio_auth_token", "email_relay", "email_imap"}
+)
 
 
 class Settings(BaseSettings):
@@ -166,6 +170,91 @@ class Settings(BaseSettings):
         10.0, gt=0, le=60, description="Longest wait for Twilio to accept one SMS."
     )
 
+    # --- email
+    email_address: str = Field(
+        "",
+        description="The support address mail is sent to and replies come from; empty: the "
+        "email channel is off.",
+    )
+    email_listen: str = Field(
+        "",
+        description="host:port of the embedded SMTP server that receives mail for the support "
+        "address; empty: no SMTP server.",
+    )
+    email_relay: SecretStr | None = Field(
+        None,
+        description="Outbound mail relay: smtp://[user:pass@]host[:port] (STARTTLS when offered, "
+        "required with credentials) "
+        "or smtps://... (TLS); unset: replies are recorded as failed (email_off).",
+    )
+    email_imap: SecretStr | None = Field(
+        None,
+        description="Poll an existing mailbox instead of (or as well as) the SMTP server: "
+        "imaps://user:pass@host[:port]/MAILBOX (imap:// only for a server on this machine).",
+    )
+    email_imap_interval_s: float = Field(
+        30.0, gt=0, le=3600, description="Seconds between two polls of GATEWAY_EMAIL_IMAP."
+    )
+    email_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+        description="Largest mail accepted (attachments included); larger is refused with 552.",
+    )  # fmt: skip
+    email_replies_per_hour: int = Field(
+        5, ge=1, le=1000,
+        description="Most answers one sender gets per hour; more mail is stored, not answered.",
+    )  # fmt: skip
+    email_send_timeout_s: float = Field(
+        30.0, gt=0, le=300, description="Longest wait for the relay to accept one mail."
+    )
+
+    @field_validator("email_address")
+    @classmethod
+    def _check_email_address(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and (value.count("@") != 1 or "+" in value or " " in value):
+            raise ValueError("must be a plain address such as support@example.com")
+        return value
+
+    @field_validator("email_listen")
+    @classmethod
+    def _check_email_listen(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError("must be host:port such as 0.0.0.0:2525")
+        return value
+
+    @field_validator("email_relay")
+    @classmethod
+    def _check_email_relay(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise ValueError("must be smtp://[user:pass@]host[:port] or smtps://...")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError as exc:
+            raise ValueError("has a bad port") from exc
+        return value
+
+    @field_validator("email_imap")
+    @classmethod
+    def _check_email_imap(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in {"imap", "imaps"} or not parts.hostname or not parts.username:
+            raise ValueError("must be imaps://user:pass@host[:port]/MAILBOX")
+        if parts.scheme == "imap" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
+            raise ValueError("must use imaps:// (TLS) for a server on another machine")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError as exc:
+            raise ValueError("has a bad port") from exc
+        return value
+
     @field_validator("stt_compute_type")
     @classmethod
     def _check_compute_type(cls, value: str) -> str:
@@ -278,5 +367,6 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             name = ".".join(str(part) for part in err["loc"]) or "settings"
             env = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
-            lines.append(f"{env}: {err['msg']} (got {err.get('input')!r})")
+            got = "***" if name.split(".")[0] in _SECRET_SETTINGS else repr(err.get("input"))
+            lines.append(f"{env}: {err['msg']} (got {got})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc

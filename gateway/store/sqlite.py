@@ -216,9 +216,7 @@ class SqliteStore:
                 )
         ts = now_ms()
         cust, created = self._resolve_customer(conn, msg, ts)
-        conv = self._open_conversation(conn, cust["id"]) or self._start_conversation(
-            conn, cust["id"], msg.channel, ts
-        )
+        conv = self._conversation_for(conn, cust["id"], msg, ts)
         self._move_to_channel(conn, conv, msg.channel, ts)
         seq = self._next_seq(conn, cust)
         timing = msg.timing
@@ -236,6 +234,31 @@ class SqliteStore:
             message=message_from_row(row),
             created_customer=created,
         )
+
+    def _conversation_for(
+        self, conn: sqlite3.Connection, customer_id: int, msg: InboundMessage, ts: int
+    ) -> dict[str, Any]:
+        """The conversation `msg` joins: its target, the open one, or a new one."""
+        conv = self._target_conversation(conn, customer_id, msg)
+        if conv is None and not msg.new_conversation:
+            conv = self._open_conversation(conn, customer_id)
+        if conv is None:
+            conv = self._start_conversation(conn, customer_id, msg.channel, ts)
+        return conv
+
+    def _target_conversation(
+        self, conn: sqlite3.Connection, customer_id: int, msg: InboundMessage
+    ) -> dict[str, Any] | None:
+        """The conversation `msg` asks to continue, if it is this customer's and open."""
+        if msg.conversation_id is None:
+            return None
+        try:
+            conv = self._conversation(conn, msg.conversation_id)
+        except NotFoundError:
+            return None
+        if conv["customer_id"] != customer_id or conv["state"] == ConversationState.CLOSED.value:
+            return None
+        return conv
 
     def _move_to_channel(
         self, conn: sqlite3.Connection, conv: dict[str, Any], channel: ChannelKind, ts: int

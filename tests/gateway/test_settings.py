@@ -93,3 +93,34 @@ def test_broken_toml_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("GATEWAY_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match="GATEWAY_CONFIG"):
         load_settings()
+
+
+def test_email_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().email_address == ""  # the email channel is off by default
+    monkeypatch.setenv("GATEWAY_EMAIL_ADDRESS", "Support@Example.com")
+    monkeypatch.setenv("GATEWAY_EMAIL_LISTEN", "0.0.0.0:2525")
+    monkeypatch.setenv("GATEWAY_EMAIL_RELAY", "smtps://user:p%40ss@smtp.example.com:465")
+    s = load_settings()
+    assert (s.email_address, s.email_listen) == ("support@example.com", "0.0.0.0:2525")
+    assert s.email_relay is not None and "p%40ss" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("email_address", "not-an-address"),
+        ("email_address", "support+x@example.com"),
+        ("email_listen", "2525"),
+        ("email_listen", "host:99999"),
+        ("email_relay", "http://smtp.example.com"),
+        ("email_relay", "smtp://user:secret@smtp.example.com:nope"),
+        ("email_imap", "imap://user:secret@mail.example.com/INBOX"),  # plain IMAP, remote
+        ("email_imap", "https://user:secret@mail.example.com/INBOX"),
+        ("email_imap", "imaps://mail.example.com/INBOX"),  # no user
+    ],
+)
+def test_bad_email_settings_are_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(**{name: value})
+    assert f"GATEWAY_{name.upper()}" in str(err.value)
+    assert "secret" not in str(err.value)  # a relay's password is never echoed

@@ -446,3 +446,33 @@ async def test_attachments_are_kept(store: SqliteStore) -> None:
     assert got.message.attachments == (pic,)
     [stored] = await store.conversation_messages(got.conversation.id)
     assert stored.attachments == (pic,)
+
+
+async def test_a_message_can_start_or_continue_a_given_conversation(store: SqliteStore) -> None:
+    first = await store.ingest(chat("v1", "thread one", "t1"))
+    second = await store.ingest(chat("v1", "thread two", "t2", new_conversation=True))
+    assert second.conversation.id != first.conversation.id
+    # Without a target, the newest open conversation continues.
+    assert (await store.ingest(chat("v1", "more", "t3"))).conversation.id == second.conversation.id
+    # A target of the same customer continues that one.
+    first_id = first.conversation.id
+    back = await store.ingest(chat("v1", "back to one", "t4", conversation_id=first_id))
+    assert back.conversation.id == first.conversation.id
+    # Another customer's conversation, or an unknown one, is never a target.
+    other = await store.ingest(chat("v2", "not yours", "t5", conversation_id=first.conversation.id))
+    assert other.conversation.id != first.conversation.id
+    assert other.conversation.customer_id != first.customer.id
+    unknown = await store.ingest(chat("v1", "who", "t6", conversation_id=99_999))
+    assert unknown.conversation.id == second.conversation.id
+    # A closed target is not reopened: a new conversation starts.
+    await store.record_turn(
+        TurnRecord(
+            conversation_id=first.conversation.id,
+            expected_version=first.conversation.version,
+            state=ConversationState.CLOSED,
+        )
+    )
+    late = await store.ingest(
+        chat("v1", "late", "t7", conversation_id=first.conversation.id, new_conversation=True)
+    )
+    assert late.conversation.id not in {first.conversation.id, second.conversation.id}

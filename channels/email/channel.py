@@ -1,0 +1,278 @@
+"""`EmailChannel`: the email channel's inbound logic (a parsed mail → a stored message
+in the right thread), its outbound half (gateway.protocols.Channel: the agent's replies
+through the relay) and its per-sender rate limit (a dispatcher `Responder`).
+
+Threading. A mail continues a conversation when it answers a stored message (its
+`In-Reply-To`, then its `References`, newest first) or carries a valid reply token in
+the address it was sent to (`support+c42.<mac>@...`, our Reply-To), and only when its
+sender is that conversation's customer: someone else quoting an old message starts a
+conversation of their own. Any other mail starts a new conversation. Inbound mail is
+de-duplicated per mailbox by `external_id = "<support address>:<Message-ID>"`; our
+replies are stored under the same kind of key, so a customer's answer to them is found.
+
+Loops. Automatic mail (`codec.auto_reason`: auto-replies, bounces, lists, no-reply
+senders) and mail from our own address is accepted and dropped, never stored or
+answered. Our replies carry `Auto-Submitted: auto-replied`. A sender answered
+`GATEWAY_EMAIL_REPLIES_PER_HOUR` times in the last hour gets no more answers: further
+mail is stored (reps see it) with an `email.rate_limited` event.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from channels.email import codec
+from channels.email.files import save_attachments
+from channels.email.relay import Relay, RelayFailed
+from gateway.errors import NotFoundError
+from gateway.models import (
+    MAX_TEXT_CHARS,
+    Action,
+    ChannelKind,
+    Conversation,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    IdentityKind,
+    InboundMessage,
+    Message,
+    Verification,
+)
+from gateway.protocols import Decision, EventDraft, Store
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.email.channel")
+
+MAX_THREADS = 50_000
+RATE_WINDOW_S = 3600.0
+DEFAULT_SUBJECT = "Your support request"
+
+
+@dataclass
+class Thread:
+    """What a reply in one conversation needs (kept in memory; rebuilt from the store)."""
+
+    to: str
+    subject: str
+    last_id: str | None
+    references: list[str] = field(default_factory=list)
+
+
+class Accepted:
+    """The SMTP answer to one mail."""
+
+    OK = "250 2.0.0 OK"
+    DROPPED = "250 2.0.0 OK (automatic mail, not answered)"
+    BAD = "550 5.6.0 Message has no usable From address"
+    FAILED = "451 4.3.0 Local error, try again later"
+    TOO_BIG = "552 5.3.4 Message too big"
+
+
+class EmailChannel:
+    """See the module docstring. `attach` it before use."""
+
+    kind = ChannelKind.EMAIL
+
+    def __init__(self, settings: Settings, secret: bytes) -> None:
+        self.settings = settings
+        self.address = settings.email_address
+        self.domain = self.address.partition("@")[2] or "localhost"
+        self._secret = hashlib.sha256(b"email-reply-token:" + secret).digest()
+        self.store: Store | None = None
+        self.relay: Relay | None = None
+        self._threads: collections.OrderedDict[int, Thread] = collections.OrderedDict()
+        self._answers: dict[int, collections.deque[float]] = {}
+
+    def attach(self, store: Store, relay: Relay | None) -> None:
+        self.store, self.relay = store, relay
+
+    def detach(self) -> None:
+        self.relay = None
+
+    def external_id(self, message_id: str) -> str:
+        """The per-mailbox de-duplication key of a Message-ID."""
+        key = f"{self.address}:{message_id}"
+        if len(key) > 200:
+            key = f"{self.address}:sha256:{hashlib.sha256(message_id.encode()).hexdigest()}"
+        return key
+
+    def accepts(self, rcpt: str) -> bool:
+        return codec.split_plus(rcpt, self.address)[0]
+
+    # --------------------------------------------------------------- inbound
+
+    async def to_event(
+        self, raw: bytes, envelope_from: str | None, rcpts: list[str]
+    ) -> tuple[InboundMessage | None, codec.ParsedMail | None, str]:
+        """The stored form of one received mail, or None and the SMTP answer."""
+        store = self.store
+        if store is None:
+            return None, None, Accepted.FAILED
+        try:
+            mail = codec.parse(raw, envelope_from=envelope_from)
+        except codec.MailError:
+            return None, None, Accepted.BAD
+        if mail.auto or mail.sender == self.address or self.accepts(mail.sender):
+            log.info("email from %s not answered: %s", mail.sender, mail.auto or "our own address")
+            return None, mail, Accepted.DROPPED
+        message_id = mail.message_id or f"<sha256.{hashlib.sha256(raw).hexdigest()}@{self.domain}>"
+        conversation_id = await self._thread_of(store, mail, rcpts)
+        attachments = save_attachments(self.settings.data_dir, mail.attachments)
+        text = mail.text or mail.subject or ("(attachments)" if attachments else "(empty mail)")
+        event = InboundMessage(
+            channel=ChannelKind.EMAIL,
+            identity=Identity(
+                kind=IdentityKind.EMAIL, value=mail.sender[:320], verified=Verification.SENDER
+            ),
+            text=text[:MAX_TEXT_CHARS],
+            external_id=self.external_id(message_id),
+            display_name=mail.display_name[:200] if mail.display_name else None,
+            attachments=attachments,
+            conversation_id=conversation_id,
+            new_conversation=conversation_id is None,
+        )
+        return event, dataclasses.replace(mail, message_id=message_id), Accepted.OK
+
+    async def _thread_of(
+        self, store: Store, mail: codec.ParsedMail, rcpts: list[str]
+    ) -> int | None:
+        """The conversation this mail continues, or None for a new one."""
+        customer = await store.find_customer(Identity(kind=IdentityKind.EMAIL, value=mail.sender))
+        if customer is None:
+            return None  # a stranger is never anyone's participant
+        for ref in mail.thread_ids:
+            found = await store.find_message(ChannelKind.EMAIL, self.external_id(ref))
+            if found is not None:
+                return found.conversation_id if found.customer_id == customer.id else None
+        for rcpt in (*rcpts, *mail.recipients):
+            ours, tag = codec.split_plus(rcpt, self.address)
+            conversation_id = codec.read_token(self._secret, tag) if ours and tag else None
+            if conversation_id is None:
+                continue
+            try:
+                conversation = await store.get_conversation(conversation_id)
+            except NotFoundError:
+                continue
+            if conversation.customer_id == customer.id:
+                return conversation_id
+        return None
+
+    def remember(self, conversation_id: int, mail: codec.ParsedMail) -> None:
+        """The customer's mail `mail` is the newest of the conversation: answer it."""
+        old = self._threads.pop(conversation_id, None)
+        refs = [*mail.references] or (old.references if old else [])
+        if old and old.last_id and old.last_id not in refs:
+            refs.append(old.last_id)
+        self._threads[conversation_id] = Thread(
+            to=mail.sender,
+            subject=mail.subject or (old.subject if old else DEFAULT_SUBJECT),
+            last_id=mail.message_id,
+            references=refs[-codec.MAX_REFERENCES :],
+        )
+        if len(self._threads) > MAX_THREADS:
+            self._threads.popitem(last=False)
+
+    async def _thread_for(self, store: Store, customer: Customer, conversation_id: int) -> Thread:
+        known = self._threads.get(conversation_id)
+        if known is not None:
+            return known
+        # Not in memory (a restart): rebuild from the conversation's stored mail.
+        prefix = f"{self.address}:"
+        ids = [
+            m.external_id.removeprefix(prefix)
+            for m in await store.conversation_messages(conversation_id)
+            if m.channel is ChannelKind.EMAIL and m.external_id and m.external_id.startswith(prefix)
+        ]
+        ids = [i for i in ids if i.startswith("<")]
+        emails = [i.value for i in customer.identities if i.kind is IdentityKind.EMAIL]
+        thread = Thread(
+            to=emails[-1] if emails else "",
+            subject=DEFAULT_SUBJECT,
+            last_id=ids[-1] if ids else None,
+            references=ids[:-1][-codec.MAX_REFERENCES :],
+        )
+        self._threads[conversation_id] = thread
+        return thread
+
+    # -------------------------------------------------------------- outbound
+
+    async def publish(
+        self, customer: Customer, conversation: Conversation, message: Message
+    ) -> None:
+        if message.direction is not Direction.OUTBOUND or message.channel is not ChannelKind.EMAIL:
+            return
+        store = self.store
+        if store is None:
+            log.warning("email message %s not sent: the channel is not started", message.id)
+            return
+        thread = await self._thread_for(store, customer, conversation.id)
+        if not thread.to:
+            await self._fail(store, message, "no_email_address", "the customer has no address")
+            return
+        if self.relay is None:
+            await self._fail(store, message, "email_off", "GATEWAY_EMAIL_RELAY is unset")
+            return
+        reply_to = codec.plus_address(self.address, codec.make_token(self._secret, conversation.id))
+        mail = codec.build_reply(
+            sender=self.address,
+            to=thread.to,
+            subject=thread.subject,
+            text=message.text,
+            domain=self.domain,
+            in_reply_to=thread.last_id,
+            references=tuple(thread.references),
+            reply_to=reply_to,
+        )
+        try:
+            await self.relay.send(mail, sender=self.address, to=thread.to)
+        except RelayFailed as exc:
+            await self._fail(store, message, exc.code, str(exc))
+            return
+        sent_id = str(mail["Message-ID"])
+        if thread.last_id and thread.last_id not in thread.references:
+            thread.references.append(thread.last_id)
+        await store.set_delivery(
+            message.id, DeliveryStatus.SENT, external_id=self.external_id(sent_id)
+        )
+        log.info("email %s sent to %s as %s", message.id, thread.to, sent_id)
+
+    async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
+        """Typing, transfers and hang-ups mean nothing by email (a transfer's words are a Reply)."""
+        return None
+
+    async def _fail(self, store: Store, message: Message, code: str, why: str) -> None:
+        log.warning("email message %s not sent (%s): %s", message.id, code, why)
+        await store.set_delivery(message.id, DeliveryStatus.FAILED, error_code=code)
+
+    # ------------------------------------------------------------ rate limit
+
+    async def respond(
+        self, customer: Customer, conversation: Conversation, message: Message
+    ) -> Decision | None:
+        """The dispatcher `Responder` for email: the per-sender rate limit."""
+        if message.direction is not Direction.INBOUND:
+            return None
+        now = time.monotonic()
+        answers = self._answers.setdefault(customer.id, collections.deque())
+        while answers and now - answers[0] > RATE_WINDOW_S:
+            answers.popleft()
+        if len(answers) < self.settings.email_replies_per_hour:
+            answers.append(now)
+            if len(self._answers) > MAX_THREADS:
+                del self._answers[next(iter(self._answers))]
+            return None  # the agent answers
+        log.warning("email from customer %s not answered: rate limit", customer.id)
+        event = EventDraft(
+            kind="email.rate_limited",
+            data={"message_id": message.id, "per_hour": self.settings.email_replies_per_hour},
+        )
+        return Decision(actions=(), events=(event,), intent="email.rate_limited", confidence=1.0)
+
+
+__all__ = ["Accepted", "EmailChannel", "Thread"]
