@@ -158,7 +158,10 @@ async def test_a_whole_call_with_keys_and_barge_in(
     assert "passing you to a member of our team" in later[1].text
     assert later[2].text == "One moment please, I am connecting you to a person."
     assert all(m.timing is not None for m in later)
-    assert stt.heard == ["order_status", "talk_to_person"]
+    # Early transcripts of a turn's audio taken while its end was still being
+    # decided may not match a whole recording (None); no such text was stored
+    # (the stored messages above), and both utterances were recognised.
+    assert [h for h in stt.heard if h is not None] == ["order_status", "talk_to_person"]
 
     # The caller hangs up: Twilio's (signed) status callback ends the call's session.
     status = {"CallSid": sim.call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": "completed"}
