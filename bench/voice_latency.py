@@ -1,0 +1,736 @@
+"""Phone latency: simulated callers at real-time pace against a running gateway.
+
+    .venv/bin/python bench/voice_latency.py                      # tiny.en, 1 4 8 16 calls
+    .venv/bin/python bench/voice_latency.py --shape base.en --calls 1 4 8
+    .venv/bin/python bench/voice_latency.py --mode raw --calls 1 4
+
+For every caller turn it measures the time from the end of the caller's speech
+to the first reply audio frame (end to end, client side) and splits it into
+the gateway's own stages (`GET /twilio/calls/{sid}` -> `turns`, the same timings
+as `gateway_voice_stage_seconds`): endpointing wait (the VAD's speech end to
+the end-of-turn silence running out), speech to text (to the transcript ready,
+queueing included), agent (store the caller's words, the agent decides, store
+and hand over the answer) and first synthesized audio (to the first frame of
+the answer sent). It prints p50 and p95 for 1, 4, 8 and 16 simultaneous calls.
+
+The gateway. One per model shape, started in a subprocess on a free port with
+GATEWAY_STT_MODEL set to a random-weight Whisper of the real tiny.en / base.en
+architecture (`tests/support/whisper_model.py`, built into a temporary folder:
+the feature extraction, encoder and greedy decoding are those of the real
+model, so is their cost), test Twilio credentials, GATEWAY_PUBLIC_URL and a
+temporary GATEWAY_DATA_DIR; everything else is the gateway's default (the
+embedded agent, SQLite with synchronous=FULL, espeak-ng at 170 wpm). `--url`
+targets a gateway that is already running instead (give it the same
+`--token` / `--account-sid`; its public URL must be that address).
+
+The callers. Each call is a `TwilioSimulator` (signed webhook, Media Stream at
+real time, marks echoed after playback) from its own caller number. It waits
+for the greeting, then says the fixtures of audio_fixtures/ in turn (order
+status, the order number, password reset, ...), each once the agent has
+finished talking plus a short random pause. A call's end of speech is known
+from the fixture's own audio (its last frame within 25 dB of the loudest;
+each has 250 ms of silence after it); the reply's first frame is the first
+one received after it that is not silence. Calls of one level start at random
+times over `--stagger` seconds so their turns do not all land at once; a level
+runs as many rounds as it takes to measure `--min-turns` turns.
+
+Random weights and the agent (`--mode`). A random-weight model transcribes
+nonsense, and the agent answers nonsense with "sorry, I did not understand",
+then hands over to a person and goes silent: only two turns a call would be
+answered. So by default (`--mode scripted`) the gateway runs with the same
+model loaded the same way (`WhisperTranscriber.from_settings`, same pool,
+threads and timeout), wrapped so that after the model has transcribed the
+utterance (the full cost, paid on the same worker pool) the text handed on is
+the fixture's own words (found by the endpointed length of the utterance, as
+the phone tests do). The agent then answers a real question on every turn and
+the speech-to-text cost is still the model's. That gateway is this script in a
+subprocess (`serve-scripted`, `create_app(settings, transcriber=...)`); the
+gateway itself has no bench or test switch. `--mode raw` runs the gateway
+unchanged (`python -m gateway.cli serve`) and counts only the turns the agent
+answered (it stops a call at the first unanswered turn).
+
+One caveat on speech to text: a random-weight decoder never predicts the end
+of the text, so it decodes up to the gateway's token cap (~6 tokens a second of
+audio) where the real model stops after the ~12-15 tokens of a sentence. On
+this machine that costs tiny.en ~50 ms and base.en ~130 ms more than the real
+model would: the STT figures are, if anything, pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from channels.phone.audio import (  # noqa: E402
+    MULAW_RATE,
+    STT_RATE,
+    mulaw_decode,
+    read_mulaw_wav,
+    split_frames,
+)
+from channels.phone.simulate import speech_end_s  # noqa: E402
+from channels.phone.simulator import TwilioApiStandIn, TwilioSimulator  # noqa: E402
+from channels.phone.stt import WhisperTranscriber  # noqa: E402
+from gateway.protocols import Transcript  # noqa: E402
+
+try:
+    from channels.twilio.signature import TwilioSignatures
+except ImportError:  # pragma: no cover - before the Twilio helpers moved
+    from channels.phone.signature import TwilioSignatures  # type: ignore[no-redef]
+
+FIXTURES = ROOT / "audio_fixtures"
+ACCOUNT_SID = "AC" + "be" * 16
+AUTH_TOKEN = "bench-voice-latency-token"
+SCRIPT = ("order_status", "order_number_spoken", "password_reset")
+STAGES = ("endpointing", "stt", "agent", "tts")
+VOICED_PEAK = 256  # a reply frame louder than this (int16 peak) is not silence
+GOALS = {  # shape -> [(calls, percentile, limit ms)]
+    "tiny.en": [(1, 50, 700.0), (1, 95, 1000.0), (8, 95, 1500.0)],
+}
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A caller utterance: its audio (8 kHz μ-law), words, and where its speech ends."""
+
+    name: str
+    text: str
+    mulaw: bytes
+    speech_end_s: float
+
+
+def load_fixtures() -> dict[str, Fixture]:
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
+    found = {}
+    for entry in manifest:
+        if entry.get("file") and entry["kind"] == "speech":
+            mulaw, rate = read_mulaw_wav(FIXTURES / entry["file"])
+            assert rate == MULAW_RATE, entry["file"]
+            found[entry["name"]] = Fixture(entry["name"], entry["text"], mulaw, speech_end_s(mulaw))
+    return found
+
+
+# ------------------------------------------------------ the scripted gateway
+
+
+WORD = re.compile(r"\w+|'\w+|[^\w\s]")
+
+
+def whisper_tokens(text: str) -> int:
+    """About how many tokens Whisper writes `text` in: one a word, clitic ('m, 's)
+    or punctuation mark, as for plain English words in its BPE vocabulary."""
+    return len(WORD.findall(text))
+
+
+def fixture_lengths(fixtures: dict[str, Fixture]) -> list[tuple[int, str]]:
+    """(samples at 16 kHz, words) of each fixture as the real endpointer cuts it."""
+    from channels.phone.vad import Endpointer, UtteranceEnded
+
+    known = []
+    silence = bytes([0xFF]) * (MULAW_RATE // 2)
+    for fixture in fixtures.values():
+        endpointer = Endpointer()
+        for frame in split_frames(silence + fixture.mulaw + silence * 2):
+            for event in endpointer.feed_mulaw(frame):
+                if isinstance(event, UtteranceEnded):
+                    known.append((event.audio.size, fixture.text))
+    return known
+
+
+class ScriptedWhisper(WhisperTranscriber):
+    """The gateway's own transcriber (same model, loaded the same way, same pool,
+    threads, queue and timeout) whose text is the words of the fixture the
+    utterance is: the one whose endpointed length is nearest (within 150 ms).
+
+    The model runs on every utterance, on the pool's worker thread: feature
+    extraction, the encoder, and greedy decoding of as many tokens as the real
+    model would write for those words and its end token (`decode="words"`), or up
+    to the gateway's cap as the random model does (`decode="full"`). An
+    utterance that is no fixture keeps the model's own (random) words."""
+
+    TOLERANCE = STT_RATE * 150 // 1000
+    known: tuple[tuple[int, str], ...] = ()
+    decode = "words"
+
+    def transcribe_blocking(self, pcm16k: Any) -> Transcript:
+        audio = np.asarray(pcm16k)
+        length, text = min(self.known, key=lambda item: abs(item[0] - audio.size))
+        if abs(length - audio.size) > self.TOLERANCE:
+            return super().transcribe_blocking(pcm16k)
+        if self.decode == "full":
+            heard = super().transcribe_blocking(pcm16k)
+        else:
+            heard = self._decode(audio, whisper_tokens(text) + 1)
+        return heard.model_copy(update={"text": text, "confidence": 0.9})
+
+    def _decode(self, audio: Any, tokens: int) -> Transcript:
+        """`transcribe_blocking`'s decode, stopped after `tokens` tokens."""
+        started = time.perf_counter()
+        if audio.dtype == np.int16:
+            audio = audio.astype(np.float32) / 32768.0
+        prompt = 4 if self.multilingual else 2
+        segments, _ = self.model.transcribe(
+            audio.astype(np.float32), language=self.language, task="transcribe", beam_size=1,
+            best_of=1, temperature=0.0, without_timestamps=True,
+            condition_on_previous_text=False, vad_filter=False, word_timestamps=False,
+            max_new_tokens=2 * tokens - prompt,
+        )  # fmt: skip
+        decoded = list(segments)
+        return Transcript(
+            text=" ".join(seg.text.strip() for seg in decoded),
+            confidence=0.0,
+            duration_ms=round(audio.size / STT_RATE * 1000),
+            tokens=sum(len(seg.tokens) for seg in decoded),
+            processing_ms=round((time.perf_counter() - started) * 1000),
+        )
+
+
+def serve_scripted() -> int:
+    """`serve-scripted`: the gateway (settings from GATEWAY_*), speech to text wrapped
+    in `ScriptedTranscriber`. Runs until terminated."""
+    import logging
+
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.settings import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    transcriber = ScriptedWhisper.from_settings(settings)
+    assert isinstance(transcriber, ScriptedWhisper)
+    transcriber.known = tuple(fixture_lengths(load_fixtures()))
+    transcriber.decode = os.environ.get("BENCH_DECODE", "words")
+    app = create_app(settings, transcriber=transcriber)
+
+    async def close(_: web.Application) -> None:
+        await transcriber.close()
+
+    app.on_cleanup.append(close)
+    loop = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
+                loop=loop)  # fmt: skip
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CALLER_BASE = 15557000000  # bench callers are +1555700NNNN
+BENCH_ACCOUNTS = 400
+
+
+def caller_number(index: int) -> str:
+    return f"+{CALLER_BASE + index}"
+
+
+def seed_callers(data_dir: Path, count: int = BENCH_ACCOUNTS) -> None:
+    """Add `count` account holders to the demo backend (created and seeded as the
+    gateway would), each with its own phone number, so every simulated caller is a
+    known customer recognised by caller ID as Jane is, and the agent answers them
+    as account holders (short answers) rather than as strangers (security notes)."""
+    from agent.demo_backend import DemoBackend
+    from agent.wiring import DEMO_BACKEND_FILE
+
+    path = data_dir / DEMO_BACKEND_FILE
+    DemoBackend(path)._connection().close()  # create and seed it, as on the first start
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.executemany(
+            "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(f"C-{8000 + i}", f"Caller{i} Bench", f"caller{i}@example.com", caller_number(i),
+              "standard", "Visa ending 4242", "USD") for i in range(1, count + 1)],
+        )  # fmt: skip
+
+
+def build_model(shape: str, folder: Path) -> Path:
+    from tests.support.whisper_model import build_random_whisper
+
+    return build_random_whisper(folder / shape, shape)
+
+
+def start_gateway(
+    mode: str, decode: str, model: Path, port: int, api_port: int, data_dir: Path,
+    extra_env: dict[str, str],
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "GATEWAY_DATA_DIR": str(data_dir),
+        "GATEWAY_STT_MODEL": str(model),
+        "GATEWAY_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "GATEWAY_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "GATEWAY_TWILIO_API_URL": f"http://127.0.0.1:{api_port}",
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        "BENCH_DECODE": decode,  # read by serve-scripted only, never by the gateway
+        **extra_env,
+    }
+    if mode == "raw":
+        command = [sys.executable, "-m", "gateway.cli", "serve"]
+    else:
+        command = [sys.executable, str(Path(__file__).resolve()), "serve-scripted"]
+    return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """Until the gateway answers and its phone channel is on (a test call is connected)."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the gateway exited with status {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not come up")
+            await asyncio.sleep(0.2)
+
+
+# ------------------------------------------------------------------- callers
+
+
+@dataclass
+class TurnResult:
+    """One caller turn: client-side end to end, and the gateway's stage timings."""
+
+    fixture: str
+    speech_end_ms: float  # call time (from the stream's start) the speech ended
+    e2e_ms: float | None  # to the first non-silent reply frame (None: no answer)
+    stages: dict[str, float | None] = field(default_factory=dict)
+    server_total_ms: float | None = None
+    early: bool | None = None  # the gateway transcribed it during the end-of-turn silence
+    barged: bool = False  # the caller spoke over the agent's previous answer (a `clear`)
+
+
+@dataclass
+class CallResult:
+    call_sid: str
+    turns: list[TurnResult]
+    greeted: bool
+    error: str | None = None
+
+
+class Caller:
+    """One simulated call following the script."""
+
+    def __init__(
+        self, url: str, signatures: TwilioSignatures, api: TwilioApiStandIn | None,
+        caller: str, script: list[Fixture], rng: random.Random, args: argparse.Namespace,
+        account_sid: str,
+    ) -> None:  # fmt: skip
+        self.url = url
+        self.signatures = signatures
+        self.api = api
+        self.caller = caller
+        self.script = script
+        self.rng = rng
+        self.args = args
+        self.account_sid = account_sid
+
+    async def run(self, delay_s: float) -> CallResult:
+        await asyncio.sleep(delay_s)
+        sim = TwilioSimulator(self.url, self.signatures, call_sid="CA" + secrets.token_hex(16),
+                              account_sid=self.account_sid, caller=self.caller)  # fmt: skip
+        if self.api is not None:
+            self.api.calls[sim.call_sid] = sim
+        turns: list[TurnResult] = []
+        result = CallResult(sim.call_sid, turns, greeted=False)
+        try:
+            if not await sim.start_call():
+                result.error = f"the gateway answered: {sim.unavailable}"
+                return result
+            result.greeted = await self._first_voiced(sim, 0, self.args.answer_wait) is not None
+            await self._quiet(sim)
+            for fixture in self.script:
+                await asyncio.sleep(self.rng.uniform(*self.args.pause))
+                if sim.closed:
+                    break
+                heard, clears = len(sim.received.media), len(sim.received.clears)
+                started, _ = await sim.say(fixture.mulaw)
+                ended = started + fixture.speech_end_s
+                first = await self._first_voiced(sim, heard, self.args.answer_wait, since=ended)
+                e2e = None if first is None else (first - ended) * 1000
+                turn = TurnResult(fixture.name, (ended - sim.started_at) * 1000, e2e)
+                turn.barged = len(sim.received.clears) > clears
+                turns.append(turn)
+                if first is None:
+                    break  # not answered (handed over, or nothing heard): the rest would not be
+                await self._quiet(sim)
+            if sim.closed:
+                code = getattr(sim._ws, "close_code", None)
+                at = (sim.received.closed_at or 0) - sim.started_at
+                result.error = f"the gateway ended the call after {at:.1f} s (close code {code})"
+            await sim.hang_up()
+            await asyncio.sleep(0.5)  # the gateway ends the call and keeps its timings
+            transcript = await sim.get_json(f"/twilio/calls/{sim.call_sid}")
+            join(turns, transcript.get("turns", []))
+            if self.args.verbose or any(t.e2e_ms is None for t in turns):
+                if not self.args.verbose:
+                    print(f"    call {sim.call_sid}: a turn was not answered; its transcript:")
+                for m in transcript.get("messages", []):
+                    span = f"{m['start_ms']}-{m['end_ms']}" if m["start_ms"] is not None else "-"
+                    print(f"    {sim.call_sid[:10]} {span:>13} {m['author']:>8}: {m['text']}")
+        except Exception as exc:  # one failed call is reported, not fatal to the run
+            result.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            await sim.close()
+            if self.api is not None:
+                self.api.calls.pop(sim.call_sid, None)
+        return result
+
+    async def _quiet(self, sim: TwilioSimulator) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                await sim.wait_quiet(0.5)
+
+    async def _first_voiced(
+        self, sim: TwilioSimulator, after: int, wait_s: float, since: float = 0.0
+    ) -> float | None:
+        """Arrival time of the first non-silent frame received after the first `after`
+        frames and not before `since` (loop time)."""
+        scanned = after
+        found: list[float] = []
+
+        def voiced() -> bool:
+            nonlocal scanned
+            media = sim.received.media
+            while scanned < len(media):
+                at, _, audio = media[scanned]
+                scanned += 1
+                peak = int(np.abs(mulaw_decode(audio).astype(np.int32)).max(initial=0))
+                if at >= since and peak > VOICED_PEAK:
+                    found.append(at)
+                    return True
+            return sim.closed
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await sim.until(voiced)
+        return found[0] if found else None
+
+
+def join(turns: list[TurnResult], server: list[dict[str, Any]]) -> None:
+    """Give each client turn the gateway's timings of the same utterance: the server
+    turn whose speech end is nearest (the two clocks start within a few ms)."""
+    free = list(server)
+    for turn in turns:
+        if not free:
+            return
+        best = min(free, key=lambda s: abs(float(s["speech_end_ms"]) - turn.speech_end_ms))
+        if abs(float(best["speech_end_ms"]) - turn.speech_end_ms) > 1500:
+            continue
+        free.remove(best)
+        stages = best.get("stages_ms", {})
+        turn.stages = {name: stages.get(name) for name in STAGES}
+        turn.server_total_ms = stages.get("total")
+        turn.early = best.get("early_transcript")
+
+
+# --------------------------------------------------------------------- runs
+
+
+@dataclass
+class Level:
+    shape: str
+    mode: str
+    calls: int
+    results: list[CallResult] = field(default_factory=list)
+    seconds: float = 0.0
+    foreign: float | None = None  # CPU other processes used meanwhile, in cores
+
+    @property
+    def turns(self) -> list[TurnResult]:
+        return [t for r in self.results for t in r.turns]
+
+    @property
+    def answered(self) -> list[TurnResult]:
+        return [t for t in self.turns if t.e2e_ms is not None]
+
+
+async def run_level(
+    url: str, shape: str, mode: str, calls: int, args: argparse.Namespace,
+    fixtures: dict[str, Fixture], api: TwilioApiStandIn | None, numbers: list[int],
+) -> Level:  # fmt: skip
+    signatures = TwilioSignatures(args.token, url, "ws" + url.removeprefix("http"))
+    level = Level(shape, mode, calls)
+    per_call = 2 if mode == "raw" else args.turns
+    rounds = max(1, math.ceil(args.min_turns / (calls * per_call)))
+    rng = random.Random(f"{args.seed}:{shape}:{mode}:{calls}")
+    started = time.perf_counter()
+    for _ in range(rounds):
+        tasks = []
+        for index in range(calls):
+            numbers[0] += 1
+            caller = caller_number(numbers[0])
+            offset = index % len(SCRIPT)  # calls do not all ask the same thing at once
+            script = [fixtures[SCRIPT[(offset + k) % len(SCRIPT)]] for k in range(args.turns)]
+            call_rng = random.Random(rng.random())
+            who = Caller(url, signatures, api, caller, script, call_rng, args, args.account_sid)
+            delay = rng.uniform(0, args.stagger) if calls > 1 else 0.0
+            tasks.append(who.run(delay))
+        level.results.extend(await asyncio.gather(*tasks))
+    level.seconds = time.perf_counter() - started
+    return level
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """The q-th percentile (linear interpolation), None for no values."""
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+HEADER = (
+    f"{'shape':8} {'mode':8} {'calls':>5} {'turns':>5} {'miss':>4} {'e2e p50':>8} "
+    f"{'e2e p95':>8} | {'endpt':>6} {'stt':>6} {'agent':>6} {'tts':>6} | {'stt p95':>7} "
+    f"{'gw p50':>7} {'gw p95':>7} {'early':>5}"
+)
+
+
+def row(level: Level) -> str:
+    answered = level.answered
+    e2e = [t.e2e_ms for t in answered if t.e2e_ms is not None]
+    stage = {
+        name: [v for t in answered if (v := t.stages.get(name)) is not None] for name in STAGES
+    }
+    total = [t.server_total_ms for t in answered if t.server_total_ms is not None]
+    missed = len(level.turns) - len(answered)
+    early = sum(1 for t in answered if t.early)
+    return (
+        f"{level.shape:8} {level.mode:8} {level.calls:5d} {len(answered):5d} {missed:4d} "
+        f"{fmt(pct(e2e, 50)):>8} {fmt(pct(e2e, 95)):>8} | "
+        + " ".join(f"{fmt(pct(stage[name], 50)):>6}" for name in STAGES)
+        + f" | {fmt(pct(stage['stt'], 95)):>7} {fmt(pct(total, 50)):>7} {fmt(pct(total, 95)):>7}"
+        + f" {early:5d}"
+    )
+
+
+def goals(levels: list[Level]) -> list[str]:
+    lines = []
+    for level in levels:
+        for calls, q, limit in GOALS.get(level.shape, []):
+            if calls != level.calls:
+                continue
+            e2e = [t.e2e_ms for t in level.answered if t.e2e_ms is not None]
+            got = pct(e2e, q)
+            ok = got is not None and got < limit
+            lines.append(f"  {level.shape} {level.mode} {calls} call(s): p{q} {fmt(got)} ms "
+                         f"(goal < {limit:.0f} ms): {'met' if ok else 'MISSED'}")  # fmt: skip
+    return lines
+
+
+async def drive(
+    url: str, shape: str, mode: str, args: argparse.Namespace, fixtures: dict[str, Fixture],
+    api: TwilioApiStandIn | None,
+) -> list[Level]:  # fmt: skip
+    levels = []
+    numbers = [0]
+    for calls in args.calls:
+        before, cpu = await early_counts(url), cpu_seconds()
+        level = await run_level(url, shape, mode, calls, args, fixtures, api, numbers)
+        after = await early_counts(url)
+        level.foreign = foreign_load(cpu, level.seconds)
+        levels.append(level)
+        errors = [r.error for r in level.results if r.error]
+        dropped = after.get("dropped", 0) - before.get("dropped", 0)
+        barged = sum(1 for t in level.turns if t.barged)
+        other = "" if level.foreign is None else f", other processes {level.foreign:.2f} cores"
+        print(row(level) + f"   ({level.seconds:.0f} s, {dropped:.0f} early transcripts "
+              f"dropped, {barged} barge-ins{other})", flush=True)  # fmt: skip
+        for error in errors[:3]:
+            print(f"    call failed: {error}", flush=True)
+    return levels
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds used by the whole machine, by this bench and its descendants, the
+    gateway included) so far; None where /proc is not there."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(f) for f in fields]
+        busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+        parents: dict[int, int] = {}
+        used: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    parents[int(entry.name)] = int(stat[1])
+                    used[int(entry.name)] = int(stat[11]) + int(stat[12])
+    except OSError:
+        return None
+    me, ours = os.getpid(), 0
+    for pid, ticks_used in used.items():
+        seen, walk = 0, pid
+        while walk not in (0, 1, me) and seen < 64:
+            walk, seen = parents.get(walk, 0), seen + 1
+        if walk == me:
+            ours += ticks_used
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, ours / tick
+
+
+def foreign_load(before: tuple[float, float] | None, seconds: float) -> float | None:
+    """Cores' worth of CPU other processes used since `before` (not the bench, not the
+    gateway): a busy machine makes every figure worse."""
+    after = cpu_seconds()
+    if before is None or after is None or seconds <= 0:
+        return None
+    return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / seconds
+
+
+async def early_counts(url: str) -> dict[str, float]:
+    """gateway_voice_early_transcripts_total by outcome, from /metrics."""
+    prefix = "gateway_voice_early_transcripts_total{outcome=\""
+    counts: dict[str, float] = {}
+    with contextlib.suppress(aiohttp.ClientError):
+        async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
+            for line in (await response.text()).splitlines():
+                if line.startswith(prefix):
+                    name, value = line.removeprefix(prefix).split("\"} ")
+                    counts[name] = float(value)
+    return counts
+
+
+async def bench(args: argparse.Namespace) -> int:
+    fixtures = load_fixtures()
+    for name in SCRIPT:
+        if name not in fixtures:
+            raise SystemExit(f"audio_fixtures has no {name!r}")
+    print(f"{os.cpu_count()} CPUs; mode {args.mode}; {args.turns} turns a call, at least "
+          f"{args.min_turns} turns a level; times in ms\n")  # fmt: skip
+    print(HEADER, flush=True)
+    levels: list[Level] = []
+    api = TwilioApiStandIn(args.account_sid, args.token)
+    await api.start(0)
+    try:
+        if args.url:
+            await wait_ready(args.url, None, 10)
+            levels += await drive(args.url.rstrip("/"), args.url_shape, args.mode, args, fixtures,
+                                  api)  # fmt: skip
+        else:
+            with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
+                for shape in args.shape:
+                    model = await asyncio.to_thread(build_model, shape, Path(tmp) / "models")
+                    port = free_port()
+                    data = Path(tmp) / f"data-{shape}"
+                    await asyncio.to_thread(seed_callers, data)
+                    extra = dict(item.split("=", 1) for item in args.env)
+                    proc = start_gateway(args.mode, args.decode, model, port, api.port, data, extra)
+                    url = f"http://127.0.0.1:{port}"
+                    try:
+                        await wait_ready(url, proc, 120)
+                        levels += await drive(url, shape, args.mode, args, fixtures, api)
+                    finally:
+                        proc.terminate()
+                        try:
+                            await asyncio.to_thread(proc.wait, 30)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+    finally:
+        await api.close()
+    print("\ne2e: end of the caller's speech (from the fixture audio) to the first non-silent "
+          "reply frame received; endpt/stt/agent/tts: p50 of the gateway's stages; gw: the "
+          "gateway's own speech end (VAD) to first frame sent.")  # fmt: skip
+    lines = goals(levels)
+    if lines:
+        print("\ngoals:")
+        print("\n".join(lines))
+    if args.json:
+        dump = json.dumps([
+            {"shape": lv.shape, "mode": lv.mode, "calls": lv.calls, "seconds": lv.seconds,
+             "other_processes_cores": lv.foreign,
+             "turns": [t.__dict__ for t in lv.turns],
+             "errors": [r.error for r in lv.results if r.error]}
+            for lv in levels
+        ], indent=1)  # fmt: skip
+        await asyncio.to_thread(Path(args.json).write_text, dump)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve-scripted"]:
+        return serve_scripted()
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--shape", nargs="+", default=["tiny.en"], choices=["tiny.en", "base.en"],
+                    help="random-weight model shapes, one gateway each (default tiny.en)")
+    ap.add_argument("--calls", nargs="+", type=int, default=[1, 4, 8, 16],
+                    help="simultaneous calls, one level each (default 1 4 8 16)")
+    ap.add_argument("--mode", choices=["scripted", "raw"], default="scripted",
+                    help="scripted: model cost, fixture words to the agent (default); "
+                    "raw: the gateway unchanged, answered turns only")
+    ap.add_argument("--decode", choices=["words", "full"], default="words",
+                    help="scripted mode: decode as many tokens as the real model would for "
+                    "the fixture's words (default), or up to the gateway's cap (random model)")
+    ap.add_argument("--turns", type=int, default=4, help="caller turns a call (default 4)")
+    ap.add_argument("--min-turns", type=int, default=20,
+                    help="turns to measure a level (more rounds of calls; default 20)")
+    ap.add_argument("--stagger", type=float, default=12.0,
+                    help="calls of a level start at random over this many seconds, about one "
+                    "turn's cycle, so calls are at independent points of their conversations "
+                    "(default 12)")
+    ap.add_argument("--pause", type=float, nargs=2, default=(0.3, 1.2), metavar=("MIN", "MAX"),
+                    help="the caller's pause after the agent stops talking (default 0.3 1.2 s)")
+    ap.add_argument("--answer-wait", type=float, default=10.0,
+                    help="seconds a caller waits for an answer (default 10)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--env", action="append", default=[], metavar="GATEWAY_X=VALUE",
+                    help="extra gateway setting for the started gateway (repeatable)")
+    ap.add_argument("--url", help="a running gateway (public URL = this address)")
+    ap.add_argument("--url-shape", default="?", help="what to call its model in the table")
+    ap.add_argument("--token", default=AUTH_TOKEN, help="its GATEWAY_TWILIO_AUTH_TOKEN")
+    ap.add_argument("--account-sid", default=ACCOUNT_SID, help="its GATEWAY_TWILIO_ACCOUNT_SID")
+    ap.add_argument("--json", help="also write every turn to this JSON file")
+    ap.add_argument("--verbose", action="store_true", help="print each call's transcript")
+    args = ap.parse_args(argv)  # fmt: skip
+    # The plain asyncio loop for the callers: the simulator's mark echoes rely on its
+    # timers never firing before their time (uvloop's millisecond timers can).
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
