@@ -474,6 +474,7 @@ class Level:
     results: list[CallResult] = field(default_factory=list)
     seconds: float = 0.0
     foreign: float | None = None  # CPU other processes used meanwhile, in cores
+    client: float = 0.0  # CPU the simulated callers (this process) used, in cores
 
     @property
     def turns(self) -> list[TurnResult]:
@@ -567,17 +568,19 @@ async def drive(
     levels = []
     numbers = [0]
     for calls in args.calls:
-        before, cpu = await early_counts(url), cpu_seconds()
+        before, cpu, mine = await early_counts(url), cpu_seconds(), os.times()
         level = await run_level(url, shape, mode, calls, args, fixtures, api, numbers)
-        after = await early_counts(url)
+        after, now = await early_counts(url), os.times()
         level.foreign = foreign_load(cpu, level.seconds)
+        level.client = (now.user + now.system - mine.user - mine.system) / level.seconds
         levels.append(level)
         errors = [r.error for r in level.results if r.error]
         dropped = after.get("dropped", 0) - before.get("dropped", 0)
         barged = sum(1 for t in level.turns if t.barged)
-        other = "" if level.foreign is None else f", other processes {level.foreign:.2f} cores"
+        other = "" if level.foreign is None else f", other processes {level.foreign:.2f}"
         print(row(level) + f"   ({level.seconds:.0f} s, {dropped:.0f} early transcripts "
-              f"dropped, {barged} barge-ins{other})", flush=True)  # fmt: skip
+              f"dropped, {barged} barge-ins; CPU cores used by the callers "
+              f"{level.client:.2f}{other})", flush=True)  # fmt: skip
         for error in errors[:3]:
             print(f"    call failed: {error}", flush=True)
     return levels
@@ -680,7 +683,7 @@ async def bench(args: argparse.Namespace) -> int:
     if args.json:
         dump = json.dumps([
             {"shape": lv.shape, "mode": lv.mode, "calls": lv.calls, "seconds": lv.seconds,
-             "other_processes_cores": lv.foreign,
+             "other_processes_cores": lv.foreign, "callers_cores": lv.client,
              "turns": [t.__dict__ for t in lv.turns],
              "errors": [r.error for r in lv.results if r.error]}
             for lv in levels
