@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     phone_end_silence_ms: int = Field(
         600, ge=100, le=5000, description="Caller silence that ends their turn."
     )
+    phone_quick_end_ms: int = Field(
+        300,
+        ge=0,
+        le=5000,
+        description="Caller silence that ends their turn when the words so far read as a "
+        "finished sentence (transcribed while the silence runs); 0: always wait "
+        "GATEWAY_PHONE_END_SILENCE_MS.",
+    )
     phone_min_speech_ms: int = Field(
         250, ge=0, le=5000, description="Shorter caller sounds are noise, not an utterance."
     )
@@ -134,7 +142,9 @@ class Settings(BaseSettings):
         15_000, ge=1000, le=30_000, description="Longest caller utterance before it is cut."
     )
     barge_in_min_speech_ms: int = Field(
-        200, ge=0, le=2000,
+        200,
+        ge=0,
+        le=2000,
         description="Caller speech this long while the agent talks interrupts the agent.",
     )
     phone_link_accounts: bool = Field(

@@ -9,12 +9,16 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
   order (off the loop, in the shared bounded pool) and hands each non-empty
   transcript to the dispatcher with its timing and confidence. Keypad input
   joins the same queue, so the agent sees everything in the order it came.
-- Early transcription: once the caller has been quiet for the post-roll, the
-  audio of the utterance that silence will end is settled (`Endpointer.
+- Early transcription: once the caller has been quiet for `settle_ms` (100 ms),
+  the speech of the utterance that silence will end is settled (`Endpointer.
   tentative`), so it is transcribed right away, while the end-of-turn silence
-  runs out, instead of after it. When the turn ends with those same samples
-  the transcript is used as is; when the caller speaks on, it is dropped (a
-  decode not started yet is cancelled). The turn ends exactly as before.
+  runs out, instead of after it. When the turn ends with that same speech (its
+  audio then carries at most more of the silence after it) the transcript is
+  used as is; when the caller speaks on, it is dropped (a
+  decode not started yet is cancelled).
+- Quick end: when that early transcript reads as a finished turn
+  (channels/phone/turns.py) the turn ends after `quick_end_ms` of silence
+  rather than the full end-of-turn silence; anything else waits it out.
 - Barge-in: while the agent's audio is queued or playing, caller speech that
   has lasted `barge_in_ms` (not a cough: the endpointer's `speech_ms` stops
   growing in silence) or any key press sends `clear`, drops the rest of the
@@ -43,6 +47,7 @@ from typing import Any
 from channels.phone.keypad import KeyInput, Keypad
 from channels.phone.playback import Chunk, Played, Player, Utterance
 from channels.phone.services import CallInfo, CallServices, TurnTiming
+from channels.phone.turns import looks_complete
 from channels.phone.vad import Endpointer, UtteranceEnded
 from channels.phone.voice import chunks_of, speak
 from gateway.errors import ConflictError, GatewayError
@@ -167,6 +172,7 @@ class PhoneCall:
                 self._heard(event)
             # SpeechStarted / SpeechDiscarded: barge-in watches speech_ms instead.
         self._transcribe_early()
+        self._end_if_complete()
         if self.player.active and self.endpointer.speech_ms >= self.services.barge_in_ms:
             await self._barge_in("speech")
 
@@ -236,6 +242,21 @@ class PhoneCall:
         task = asyncio.ensure_future(transcribing)
         task.add_done_callback(_quietly)
         self._early = _Early(bounds, utterance.audio_start_ms, utterance.audio.size, task)
+
+    def _end_if_complete(self) -> None:
+        """End the turn now when the silence has lasted `quick_end_ms` and the early
+        transcript of what it ends reads as a whole turn (channels/phone/turns.py)."""
+        early, quick = self._early, self.services.quick_end_ms
+        if early is None or quick <= 0 or not early.task.done() or early.task.cancelled():
+            return
+        bounds = self.endpointer.settling
+        if bounds != early.bounds or self.endpointer.position_ms - bounds[1] < quick:
+            return
+        if early.task.exception() is not None or not looks_complete(early.task.result().text):
+            return
+        for event in self.endpointer.end_now():
+            if isinstance(event, UtteranceEnded):
+                self._heard(event)
 
     def _drop_early(self, early: _Early) -> None:
         early.task.cancel()  # a decode already running finishes in its thread, unused
@@ -505,11 +526,12 @@ class _Early:
         self.task = task
 
     def matches(self, utterance: UtteranceEnded) -> bool:
-        """Whether `utterance` is the very audio this transcription started on."""
+        """Whether `utterance` is the audio this transcription started on: the same
+        speech, the same start, and at most more of the silence after it."""
         return (
             self.bounds == (utterance.start_ms, utterance.end_ms)
             and self.audio_start_ms == utterance.audio_start_ms
-            and self.samples == utterance.audio.size
+            and self.samples <= utterance.audio.size
         )
 
 

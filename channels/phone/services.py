@@ -44,6 +44,7 @@ class CallServices:
     endpointer: EndpointerConfig
     barge_in_ms: int
     registry: CallRegistry
+    quick_end_ms: int = 0  # end a turn that reads as complete after this silence; 0: off
     calls_api: TwilioCalls | None = None
     accounts: AccountLookup | None = None
     metrics: Metrics | None = None  # per-turn stage timings (gateway_voice_stage_seconds)

@@ -135,6 +135,7 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         vad=vad,
         endpointer=endpointer_config(settings),
         barge_in_ms=settings.barge_in_min_speech_ms,
+        quick_end_ms=settings.phone_quick_end_ms,
         registry=state.channel,
         calls_api=calls_api,
         accounts=accounts,

@@ -136,7 +136,9 @@ class SpeechDiscarded:
     end_ms: int
 
 
-EndReason = Literal["silence", "max_length", "stream_end"]
+# "complete": ended by the caller of `end_now` (the words so far make a whole turn)
+# before the full end-of-turn silence ran out.
+EndReason = Literal["silence", "complete", "max_length", "stream_end"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -180,6 +182,10 @@ class EndpointerConfig:
     max_utterance_ms: int = 15_000  # force an end (Whisper takes 30 s at most)
     pre_roll_ms: int = 300  # audio kept before the onset: soft starts, Whisper context
     post_roll_ms: int = 200  # audio kept after the end of speech (never past the present)
+    # Silence after which the utterance it would end is `settling`: early enough to
+    # transcribe it while the end-of-turn silence runs, late enough that a short gap
+    # between words does not start a transcription each time.
+    settle_ms: int = 100
 
     def __post_init__(self) -> None:
         problems = []
@@ -187,6 +193,8 @@ class EndpointerConfig:
             problems.append("threshold must be between 0 and 1")
         if self.neg_threshold is not None and not 0.0 < self.neg_threshold <= self.threshold:
             problems.append("neg_threshold must be in (0, threshold]")
+        if not WINDOW_MS <= self.settle_ms <= self.end_silence_ms:
+            problems.append(f"settle_ms must be between {WINDOW_MS} and end_silence_ms")
         if self.start_ms < 0 or self.pre_roll_ms < 0 or self.post_roll_ms < 0:
             problems.append("start_ms, pre_roll_ms and post_roll_ms must not be negative")
         if self.end_silence_ms < WINDOW_MS:
@@ -281,32 +289,45 @@ class Endpointer:
     @property
     def settling(self) -> tuple[int, int] | None:
         """(start_ms, end_ms) of the utterance the silence in progress will end if it
-        lasts, once the post-roll after the speech is in (None otherwise). From then on
-        `tentative()` holds exactly the audio that utterance will carry."""
+        lasts, once that silence has lasted `settle_ms` (None otherwise). From then on
+        `tentative()` holds that utterance's speech; its audio is the one the utterance
+        will carry up to the present (all of it once the post-roll is in)."""
         start, silence = self._speech_start, self._silence_from
         if start is None or silence is None:
             return None
         start_ms, end_ms = start * WINDOW_MS, silence * WINDOW_MS
         if end_ms - start_ms < self.config.min_speech_ms:
             return None
-        if self.position_ms < end_ms + self.config.post_roll_ms:
+        if self.position_ms < end_ms + self.config.settle_ms:
             return None
         return start_ms, end_ms
 
     def tentative(self) -> UtteranceEnded | None:
         """The utterance of `settling`, as the `UtteranceEnded` that will end it will be
-        (same bounds, same samples), so it can be transcribed while the end-of-turn
+        (same bounds; the same samples, or a prefix of them while the post-roll is still
+        coming in: only silence follows), so it can be transcribed while the end-of-turn
         silence runs; None when not `settling`. Changes nothing in the endpointer."""
         bounds = self.settling
         if bounds is None:
             return None
         start_ms, end_ms = bounds
         audio_start = max(start_ms - self.config.pre_roll_ms, self._floor_ms)
-        audio = self._peek(audio_start, end_ms + self.config.post_roll_ms)
+        audio = self._peek(audio_start, min(end_ms + self.config.post_roll_ms, self.position_ms))
         if self.sample_rate != STT_RATE:
             audio = resample(audio, self.sample_rate, STT_RATE)
         return UtteranceEnded(audio=audio, start_ms=start_ms, end_ms=end_ms,
                               audio_start_ms=audio_start, reason="silence")  # fmt: skip
+
+    def end_now(self) -> list[EndpointEvent]:
+        """End the utterance that is `settling` now, without waiting for the rest of
+        the end-of-turn silence: the caller (who has transcribed `tentative()` and
+        found a complete turn) decides. The `UtteranceEnded` (reason "complete") has
+        the bounds and samples `tentative()` had. Nothing happens when not settling."""
+        events: list[EndpointEvent] = []
+        if self.settling is not None:
+            assert self._silence_from is not None
+            self._end(self._silence_from, "complete", events)
+        return events
 
     def feed_mulaw(self, frame: bytes) -> list[EndpointEvent]:
         """Feed μ-law 8 kHz audio (one 20 ms Media Streams frame, or any length)."""

@@ -86,7 +86,7 @@ def _espeak(text: str) -> bytes:
 
 
 def endpointed_samples(mulaw: bytes, config: EndpointerConfig | None = None) -> list[int]:
-    """Lengths (16 kHz samples) of the utterances the real endpointer cuts from
+    """Sound spans (16 kHz samples) of the utterances the real endpointer cuts from
     `mulaw` played in 20 ms frames after half a second of silence, then a second."""
     endpointer = Endpointer(config)
     silence = bytes([0xFF]) * (MULAW_RATE // 2)
@@ -94,13 +94,24 @@ def endpointed_samples(mulaw: bytes, config: EndpointerConfig | None = None) -> 
     for frame in split_frames(silence + mulaw + silence * 2):
         for event in endpointer.feed_mulaw(frame):
             if isinstance(event, UtteranceEnded):
-                lengths.append(event.audio.size)
+                lengths.append(sound_span(event.audio))
     return lengths
+
+
+def sound_span(audio: NDArray[Any]) -> int:
+    """Samples from the first to the last one louder than -34 dBFS (int16 or float
+    audio): the length of an utterance whatever silence surrounds it."""
+    level = np.abs(np.asarray(audio, dtype=np.float64))
+    if np.issubdtype(np.asarray(audio).dtype, np.integer):
+        level = level / 32768.0
+    loud = np.flatnonzero(level > 0.02)
+    return int(loud[-1] - loud[0] + 1) if loud.size else 0
 
 
 class FixtureTranscriber:
     """`Transcriber` test double: an utterance is the known recording whose endpointed
-    length it matches (the nearest, within 150 ms), else noise (empty text)."""
+    sound it matches in length (the nearest, within 150 ms; silence around it, which
+    an early transcription has less of, does not count), else noise (empty text)."""
 
     TOLERANCE = STT_RATE * 150 // 1000
 
@@ -113,14 +124,14 @@ class FixtureTranscriber:
 
     async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
         await asyncio.sleep(0.01)  # a recogniser takes some time
-        size = int(np.asarray(pcm16k).size)
+        size = sound_span(pcm16k)
         length, best = min(self.known, key=lambda item: abs(item[0] - size))
         matched = abs(length - size) <= self.TOLERANCE
         self.heard.append(best.name if matched else None)
         return Transcript(
             text=best.text if matched else "",
             confidence=0.87 if matched else 0.0,
-            duration_ms=size * 1000 // STT_RATE,
+            duration_ms=int(np.asarray(pcm16k).size) * 1000 // STT_RATE,
         )
 
     async def close(self) -> None:

@@ -275,8 +275,8 @@ def test_finish_ends_an_utterance_in_progress() -> None:
 def test_the_tentative_utterance_is_the_one_the_silence_then_ends() -> None:
     # A sentence, a 400 ms pause (longer than the post-roll, shorter than the end of
     # turn), the sentence again, then silence: one utterance. Once a silence has
-    # lasted the post-roll, `tentative()` holds what that silence would end; the
-    # last one is exactly the utterance that comes out (bounds and samples).
+    # lasted `settle_ms`, `tentative()` holds what that silence would end; the
+    # last one is the utterance that comes out (bounds, and samples so far).
     words = mulaw_decode(read_mulaw_wav(FIXTURES / "order_status.wav")[0])
     first, last = speech_bounds(words)
     sentence = words[first:last]
@@ -302,7 +302,43 @@ def test_the_tentative_utterance_is_the_one_the_silence_then_ends() -> None:
     assert settled[-1] == (utterance.start_ms, utterance.end_ms)
     final = tentative[-1]
     assert (final.audio_start_ms, final.reason) == (utterance.audio_start_ms, utterance.reason)
-    assert np.array_equal(final.audio, utterance.audio)
+    # Settled after 100 ms of silence: the same audio, less the rest of the post-roll
+    # (200 ms) that the utterance goes on to carry.
+    # (Settling is seen frame by frame, so up to a frame later than 100 ms.)
+    assert 60 * 16 <= utterance.audio.size - final.audio.size <= 100 * 16
+    # Resampled on its own, the shorter audio differs only at its very end.
+    size = final.audio.size - 20 * 16
+    assert np.array_equal(final.audio[:size], utterance.audio[:size])
+
+
+def test_end_now_ends_the_settling_utterance_as_tentative_had_it() -> None:
+    words = mulaw_decode(read_mulaw_wav(FIXTURES / "order_status.wav")[0])
+    first, last = speech_bounds(words)
+    endpointer = Endpointer()
+    assert endpointer.end_now() == []  # nothing settling: nothing happens
+    audio = np.concatenate([silence(500), words[first:last], silence(1000)])
+    ended: list[EndpointEvent] = []
+    for frame in split_frames(mulaw_encode(audio)):
+        if ended:
+            # After the early end, the rest of the silence ends nothing more.
+            assert endpointer.feed_mulaw(frame) == []  # (no pause of 300 ms inside)
+            continue
+        fed = endpointer.feed_mulaw(frame)
+        assert not any(isinstance(e, UtteranceEnded) for e in fed)  # ended early below
+        bounds = endpointer.settling
+        if bounds is not None and endpointer.position_ms - bounds[1] >= 300:
+            expected = endpointer.tentative()
+            assert expected is not None
+            ended = endpointer.end_now()
+            [utterance] = ended
+            assert isinstance(utterance, UtteranceEnded) and utterance.reason == "complete"
+            assert (utterance.start_ms, utterance.end_ms, utterance.audio_start_ms) == (
+                expected.start_ms, expected.end_ms, expected.audio_start_ms
+            )  # fmt: skip
+            assert np.array_equal(utterance.audio, expected.audio)
+            assert endpointer.settling is None and not endpointer.in_speech
+    assert ended, "the silence after the sentence settled"
+    assert endpointer.finish() == []
 
 
 def summary(events: list[tuple[int, EndpointEvent]]) -> list[tuple[int, object]]:
