@@ -66,7 +66,7 @@ from gateway.protocols import Decision, TurnContext, UsageLedger
 
 Handler = Callable[[Turn], Awaitable[Decision]]
 
-HISTORY_WINDOW = 30  # recent messages, every channel: enough to find the last contact
+HISTORY_WINDOW = 10  # recent messages, every channel: the last contact (each read costs)
 _ORDER_TOPICS = (Intent.ORDER_STATUS, Intent.ORDER_CANCEL)
 
 

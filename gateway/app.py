@@ -78,11 +78,7 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         agent_timeout_s=settings.agent_timeout_s,
     )
     backend = app.get(BACKEND)
-    channels = link_channels(
-        phone=settings.phone_link_accounts,
-        sms=settings.sms_link_accounts,
-        email=settings.email_link_accounts,
-    )
+    channels = link_channels(sms=settings.sms_link_accounts, email=settings.email_link_accounts)
     if channels and callable(getattr(backend, "find_account", None)):
         dispatcher.linker = AccountLinker(app[STORE], backend, channels)  # type: ignore[arg-type]
     app[DISPATCHER] = dispatcher

@@ -25,7 +25,7 @@ from gateway.store.sqlite import SqliteStore
 
 JANE_PHONE = "+15551234567"
 JANE_EMAIL = "jane@example.com"
-ALL = link_channels(phone=True, sms=True, email=True)
+ALL = link_channels(sms=True, email=True)
 
 
 class FlakyBackend:
@@ -119,10 +119,18 @@ async def test_a_sender_on_no_account_and_channels_left_off_are_not_linked(
         await AccountLinker(store, backend, ALL).link(email("hi", "nobody@example.org"))
     )
     assert stranger.customer.account_ref is None
-    sms_off = AccountLinker(store, backend, link_channels(phone=True, sms=False, email=True))
+    sms_off = AccountLinker(store, backend, link_channels(sms=False, email=True))
     event = sms("hello")
     assert await sms_off.link(event) is event
     assert backend.lookups == 1
+    # A stranger is not looked up on every message, until the miss expires.
+    linker = AccountLinker(store, backend, ALL, miss_ttl_s=0.2)
+    for _ in range(3):
+        await store.ingest(await linker.link(sms("hello?", "+15550009999")))
+    assert backend.lookups == 2
+    await asyncio.sleep(0.25)
+    await linker.link(sms("hello?", "+15550009999"))
+    assert backend.lookups == 3
 
 
 @pytest.mark.parametrize("failure", ["error", "hang"])
