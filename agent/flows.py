@@ -54,7 +54,12 @@ async def on_confirm_cancel(t: Turn) -> Decision | None:
     if has(Intent.AFFIRM, t.text) and p.intent in (Intent.AFFIRM, Intent.CANCEL_SUBSCRIPTION):
         state.pending = None
         # The only place confirmed=True is ever set: the customer just said yes.
-        done = await t.box.call(SUBSCRIPTION_CANCEL, CancelSubscriptionArgs(confirmed=True))
+        try:
+            done = await t.box.call(SUBSCRIPTION_CANCEL, CancelSubscriptionArgs(confirmed=True))
+        except GuardrailRefusal as exc:  # e.g. asked by email: a person confirms it
+            t.state.note(f"cancellation refused: {exc.rule}")
+            return handover(t, "refused", reason=f"cancellation refused: {exc.rule}",
+                            confidence=p.confidence)  # fmt: skip
         if not done.cancelled or done.subscription is None:
             return say(
                 t,

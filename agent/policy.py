@@ -27,18 +27,27 @@ repeats of a pending question count the same way.
 State. `Decision.agent_state` is `AgentState` (agent/turn.py) as JSON; the
 gateway stores it and passes it back next turn. Unknown or malformed state
 starts afresh. The flows themselves live in agent/flows.py.
+
+Every channel. The gateway hands the policy the customer's last
+`HISTORY_WINDOW` messages from every channel. On the first message after a
+switch of channel the reply starts by mentioning the earlier contact ("I see
+you called us earlier today about order 1001."; agent/recall.py), and an order
+question without a number means the order of that contact. Requests arriving
+by email may read the account but not change it (`Toolbox(sender_only=True)`:
+`From` can be forged).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent import flows, replies
 from agent.backend import Backend
 from agent.brief import quote
 from agent.intents import Intent, parse
 from agent.kb import KnowledgeBase, terms
+from agent.recall import earlier_contact
 from agent.sentiment import SentimentAnalyzer, worse
 from agent.tools import Toolbox
 from agent.turn import (
@@ -56,6 +65,9 @@ from gateway.models import ChannelKind, Hangup, Sentiment
 from gateway.protocols import Decision, TurnContext, UsageLedger
 
 Handler = Callable[[Turn], Awaitable[Decision]]
+
+HISTORY_WINDOW = 10  # recent messages, every channel: the last contact (each read costs)
+_ORDER_TOPICS = (Intent.ORDER_STATUS, Intent.ORDER_CANCEL)
 
 
 class EmbeddedPolicy:
@@ -77,8 +89,9 @@ class EmbeddedPolicy:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.backend = backend
-        # Slots and what was tried live in agent_state; the policy needs no transcript.
-        self.history_window = 0
+        # Slots and what was tried live in agent_state; the history is read for the
+        # customer's earlier contacts on other channels.
+        self.history_window = HISTORY_WINDOW
         self.ledger = ledger
         self.kb = kb
         self.threshold = handover_threshold
@@ -113,8 +126,20 @@ class EmbeddedPolicy:
             turn.customer,
             resets_per_day=self.resets_per_day,
             clock=self.clock,
+            sender_only=turn.message.channel is ChannelKind.EMAIL,
         )
+        now = self.clock() if self.clock is not None else datetime.now(UTC)
+        recall = earlier_contact(turn.history, turn.message, now)
+        if (
+            recall is not None
+            and recall.order_id
+            and parsed.intent in _ORDER_TOPICS
+            and not parsed.order_id
+            and box.verified
+        ):
+            parsed = parsed.model_copy(update={"order_id": recall.order_id})
         t = Turn(turn, state, box, parsed, mood, self.threshold, self.resets_per_day)
+        t.recall = recall.sentence() if recall is not None else None
         if parsed.topic is not None and parsed.topic != state.topic:
             state.topic, state.words = parsed.topic, quote(text)
         if state.words is None:
@@ -163,8 +188,15 @@ async def _small_talk(t: Turn) -> Decision:
         if hit is not None:
             return kb_reply(t, hit, intent="knowledge_base")
     if p.intent is Intent.GREETING:
-        hello = f"Hi {t.name}!" if t.name else "Hi!"
-        text = f"{hello} I'm the virtual assistant. {replies.CAPABILITIES} What can I do for you?"
+        # A letter has its own salutation (replies.style); the earlier contact follows hello.
+        hello = "" if t.channel is ChannelKind.EMAIL else f"Hi {t.name}!" if t.name else "Hi!"
+        recall, t.recall = t.recall, None
+        text = " ".join(
+            part
+            for part in (hello, recall, "I'm the virtual assistant.", replies.CAPABILITIES,
+                         "What can I do for you?")
+            if part
+        )  # fmt: skip
     elif p.intent is Intent.THANKS:
         text = f"You're welcome! {ANYTHING_ELSE}"
     elif p.intent is Intent.AFFIRM:

@@ -1,21 +1,58 @@
 """What the embedded policy says, and the one `style` hook that fits it to a channel.
 
 Every reply has a short core (`text`) and optional `detail`. `style` decides
-how much of it a channel gets: SMS and phone get the core only (short, and
-phone audio cannot be skimmed), email gets a salutation, the detail and a
-sign-off, web chat and the console get core plus detail. All plain text, no
-Markdown: not every channel renders it. Speaking numbers well on the phone is
-a later concern and belongs in `style` too.
+how much of it a channel gets: SMS and phone get the core only, as one plain
+paragraph (short, no lists or markup: a phone shows text as it is, and audio
+cannot be skimmed), email is a letter (a salutation with the customer's name
+when known, the detail, a sign-off), web chat and the console get core plus
+detail. All plain text, no Markdown: not every channel renders it.
+
+Words fit the channel too (`WORDING`, a table per channel): only the web chat
+is a "chat"; a caller is asked to *say* "agent", a texter or emailer to
+*reply* it, and each is pointed at the contact details on their account that
+fit their channel. Speaking numbers well on the phone is a later concern and
+belongs in `style` too.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from agent.backend import BillingSummary, Order, Subscription
 from gateway.models import ChannelKind
 
 SHORT_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.PHONE})
+
+SIGN_IN = (
+    "For your security I can only do that for the account holder. Please sign in to your"
+    " account and chat with us from there, or contact us from the phone number or email"
+    ' address on your account. If you\'d rather, say "agent" and a person will help.'
+)
+_HOLDER_ONLY = "For your security I can only do that for the account holder."
+
+# Phrases of the replies (as written for the web chat) and what each channel says instead.
+WORDING: dict[ChannelKind, tuple[tuple[str, str], ...]] = {
+    ChannelKind.PHONE: (
+        (SIGN_IN, f"{_HOLDER_ONLY} Please call us from the phone number on your account, or"
+                  ' sign in on our website. If you\'d rather, say "agent" and a person will'
+                  " help."),
+        ("from an unverified chat", "on an unverified call"),
+    ),
+    ChannelKind.SMS: (
+        (SIGN_IN, f"{_HOLDER_ONLY} Please text us from the phone number on your account, or"
+                  ' reply "agent" and a person will help.'),
+        ("from an unverified chat", "from an unverified number"),
+        ('say "agent"', 'reply "agent"'),
+    ),
+    ChannelKind.EMAIL: (
+        (SIGN_IN, f"{_HOLDER_ONLY} Please write to us from the email address on your"
+                  ' account, or sign in on our website. If you\'d rather, reply "agent" and'
+                  " a person will help."),
+        ("from an unverified chat", "from an unverified address"),
+        ('say "agent"', 'reply "agent"'),
+    ),
+}  # fmt: skip
 
 CAPABILITIES = (
     "I can check an order, reset your password, answer billing questions, manage your"
@@ -33,9 +70,10 @@ def style(
 ) -> str:
     """Fit a reply to `channel`: `text`, then `detail` where there is room, then
     `closing` (a follow-up question). `name`: the customer's first name, for email."""
-    text = text.strip()
+    text = reword(channel, text.strip())
+    closing = reword(channel, closing) if closing else closing
     if channel in SHORT_CHANNELS:
-        return f"{text} {closing}" if closing else text
+        return one_paragraph(f"{text} {closing}" if closing else text)
     body = f"{text}\n\n{detail.strip()}" if detail else text
     if closing:
         body = f"{body}\n\n{closing}"
@@ -43,6 +81,22 @@ def style(
         hello = f"Hello {name}," if name else "Hello,"
         return f"{hello}\n\n{body}\n\nBest regards,\nCustomer Support"
     return body
+
+
+def reword(channel: ChannelKind, text: str) -> str:
+    """`text` in the words of `channel` (see `WORDING`)."""
+    for phrase, instead in WORDING.get(channel, ()):
+        text = text.replace(phrase, instead)
+    return text
+
+
+def one_paragraph(text: str) -> str:
+    """Plain running text: no Markdown emphasis, links, headings or list markers, and
+    no line breaks (SMS and speech)."""
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # [label](url) -> label
+    text = re.sub(r"(\*\*|__|`)", "", text)
+    text = re.sub(r"(?m)^\s*(#{1,6}|[-*+•]|\d+[.)])\s+", "", text)
+    return " ".join(text.split())
 
 
 def first_name(display_name: str | None) -> str | None:
@@ -141,14 +195,18 @@ def kb_answer(body: str, *, short: bool) -> str:
 __all__ = [
     "CAPABILITIES",
     "SHORT_CHANNELS",
+    "SIGN_IN",
+    "WORDING",
     "billing_overview",
     "charges_for_rep",
     "day",
     "first_name",
     "kb_answer",
+    "one_paragraph",
     "order_detail",
     "order_line",
     "order_status",
+    "reword",
     "style",
     "subscription_cancelled",
     "subscription_offer",

@@ -14,7 +14,12 @@ caller (policy or model) can talk its way past them:
 - password resets are limited per customer per rolling 24 hours, counted in
   the `UsageLedger` (`"rate_limit"`);
 - cancelling needs `confirmed=true`, set only after the customer said yes
-  (`"not_confirmed"`).
+  (`"not_confirmed"`);
+- account-changing tools (password reset, cancellation) refuse a request whose
+  sender can be forged (`sender_only`: email, where `From` proves nothing) with
+  `"sender_only"`: a customer linked by their email address may read their
+  account, whose answers go to that address, but changes are confirmed
+  through the address or number on record, never made on `From` alone.
 
 Every call, refused or not, is recorded as an `EventDraft` in
 `Toolbox.events` (`tool.<name>`, `tool.refused`, `tool.failed`) for the
@@ -142,8 +147,10 @@ class Toolbox:
         *,
         resets_per_day: int = 3,
         clock: Callable[[], datetime] | None = None,
+        sender_only: bool = False,
     ) -> None:
         self.backend = backend
+        self.sender_only = sender_only
         self.ledger = ledger
         self.kb = kb
         self.customer = customer
@@ -172,6 +179,15 @@ class Toolbox:
             raise GuardrailRefusal("unknown_account", "I could not find your account.")
         self._account = account
         return account
+
+    def require_trusted_sender(self) -> None:
+        """Refuse an account change asked for where the sender can be forged."""
+        if self.sender_only:
+            raise GuardrailRefusal(
+                "sender_only",
+                "This change must be confirmed through the email address or phone number on"
+                " the account; the sender of this message alone does not prove who asks.",
+            )
 
     async def call(self, tool: Tool[ArgsT, ResultT], args: ArgsT) -> ResultT:
         """Run `tool`, recording the event. Raises GuardrailRefusal or BackendError."""
@@ -264,6 +280,7 @@ async def _list_orders(box: Toolbox, args: ListOrdersArgs) -> OrderList:
 
 async def _send_password_reset(box: Toolbox, args: NoArgs) -> ResetResult:
     account = await box.account()
+    box.require_trusted_sender()
     since = box.clock() - timedelta(hours=24)
     used = await box.ledger.count_events(box.customer.id, RESET_EVENT, since)
     # Resets sent earlier in this same turn are not in the ledger yet.
@@ -292,6 +309,7 @@ async def _cancel_subscription(box: Toolbox, args: CancelSubscriptionArgs) -> Ca
             "not_confirmed", "Ask the customer to confirm the cancellation before cancelling."
         )
     account = await box.account()
+    box.require_trusted_sender()
     current = await box.backend.get_subscription(account.id)
     if current is None or current.status != "active":
         return CancelResult(cancelled=False, subscription=current)

@@ -28,11 +28,7 @@ from gateway.protocols import Decision, TurnContext
 MAX_FAILURES = 2  # consecutive not-understood turns before handing over
 MAX_TRIED = 12  # the brief lists what was tried; old entries matter least
 
-SIGN_IN = (
-    "For your security I can only do that for the account holder. Please sign in to your"
-    " account and chat with us from there, or contact us from the phone number or email"
-    ' address on your account. If you\'d rather, say "agent" and a person will help.'
-)
+SIGN_IN = replies.SIGN_IN  # as the web chat says it; `replies.style` rewords it per channel
 ANYTHING_ELSE = "Is there anything else I can help with?"
 
 
@@ -73,6 +69,7 @@ class Turn:
     mood: SentimentReading
     threshold: float
     resets_per_day: int
+    recall: str | None = None  # the earlier contact to mention first (agent/recall.py), once
 
     @property
     def text(self) -> str:
@@ -91,6 +88,12 @@ class Turn:
         return replies.first_name(self.ctx.customer.display_name)
 
 
+def opening(t: Turn, text: str) -> str:
+    """`text` after the earlier contact's sentence, the first time a reply is made."""
+    recall, t.recall = t.recall, None
+    return f"{recall} {text}" if recall else text
+
+
 def say(
     t: Turn,
     text: str,
@@ -105,7 +108,7 @@ def say(
     """Reply to the customer (styled for their channel) and end the turn."""
     if not keep_failures:
         t.state.failures = 0
-    styled = replies.style(t.channel, text, detail=detail, closing=closing, name=t.name)
+    styled = replies.style(t.channel, opening(t, text), detail=detail, closing=closing, name=t.name)
     reply = Reply(text=styled)
     return _decision(t, (reply, *extra), intent=intent, confidence=confidence)
 
@@ -145,7 +148,7 @@ def handover(
     )
     state.pending, state.failures = None, 0
     actions: tuple[Action, ...] = (
-        Reply(text=replies.style(t.channel, text, name=t.name)),
+        Reply(text=replies.style(t.channel, opening(t, text), name=t.name)),
         Transfer(queue=queue, brief=brief),
     )
     return _decision(t, actions, intent=f"handover.{key}", confidence=confidence)
@@ -220,6 +223,7 @@ __all__ = [
     "handover",
     "kb_reply",
     "not_understood",
+    "opening",
     "say",
     "search",
 ]

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway.dispatch import Dispatcher
 from gateway.errors import ConfigError
+from gateway.linking import AccountLinker, link_channels
 from gateway.metrics import Metrics
 from gateway.models import ChannelKind
 from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
@@ -76,6 +77,10 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         app[METRICS],
         agent_timeout_s=settings.agent_timeout_s,
     )
+    backend = app.get(BACKEND)
+    channels = link_channels(sms=settings.sms_link_accounts, email=settings.email_link_accounts)
+    if channels and callable(getattr(backend, "find_account", None)):
+        dispatcher.linker = AccountLinker(app[STORE], backend, channels)  # type: ignore[arg-type]
     app[DISPATCHER] = dispatcher
     yield
     await dispatcher.drain()

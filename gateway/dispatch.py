@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.errors import ConflictError, GatewayError
+from gateway.linking import AccountLinker
 from gateway.metrics import Metrics
 from gateway.models import (
     Action,
@@ -96,6 +97,7 @@ class Dispatcher:
         self.typing_delay_s = typing_delay_s
         self.handover_hooks: list[HandoverHook] = []
         self.responders: dict[ChannelKind, Responder] = {}
+        self.linker: AccountLinker | None = None  # ties senders to backend accounts
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # inbound message ids being answered
@@ -105,6 +107,8 @@ class Dispatcher:
     async def handle(self, event: InboundMessage) -> Ingested:
         """Store `event` durably and schedule its answer. Returns after the commit."""
         received = time.perf_counter()
+        if self.linker is not None:
+            event = await self.linker.link(event)
         ingested = await self.store.ingest(event)
         channel = event.channel.value
         if ingested.duplicate:

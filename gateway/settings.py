@@ -112,8 +112,9 @@ class Settings(BaseSettings):
 
     # --- phone (Twilio Media Streams)
     twilio_account_sid: str = Field(
-        "", description="Account SID the REST API is called with (hang-ups); also checked on "
-        "incoming webhooks when set."
+        "",
+        description="Account SID the REST API is called with (hang-ups); also checked on "
+        "incoming webhooks when set.",
     )
     twilio_auth_token: SecretStr | None = Field(
         None,
@@ -151,6 +152,17 @@ class Settings(BaseSettings):
         True,
         description="Tie a caller to the business account that lists their number (caller ID "
         "is spoofable: the account's tools then answer whoever presents that number).",
+    )
+    sms_link_accounts: bool = Field(
+        True,
+        description="Tie a texter to the business account that lists their number, so their "
+        "texts join the account's customer and history (replies go to that number only).",
+    )
+    email_link_accounts: bool = Field(
+        True,
+        description="Tie an email sender to the business account that lists their address "
+        "(From can be forged: it stays 'sender'-verified, and account changes asked for by "
+        "email are never made on its strength alone).",
     )
 
     # --- SMS (Twilio Programmable Messaging)

@@ -40,6 +40,7 @@ from gateway.models import (
 from gateway.protocols import Ingested, OpenedSession, TurnRecord, TurnStored
 from gateway.store import migrate
 from gateway.store import sqlite_reads as reads
+from gateway.store.merge import merge_customers
 from gateway.store.rows import (
     VERIFICATION_RANK,
     conversation_from_row,
@@ -361,7 +362,7 @@ class SqliteStore:
                 customer_id = row["customer_id"]
         if customer_id is not None:
             self._ident[key] = customer_id
-            cust = self._customer(conn, customer_id)
+            cust = self._link_account(conn, self._customer(conn, customer_id), msg, ts)
             self._refresh_customer(conn, cust, msg)
             return cust, False
         created = False
@@ -387,6 +388,32 @@ class SqliteStore:
         self._cust.pop(customer_id, None)
         self._ident[key] = customer_id
         return self._customer(conn, customer_id), created
+
+    def _link_account(
+        self, conn: sqlite3.Connection, cust: dict[str, Any], msg: InboundMessage, ts: int
+    ) -> dict[str, Any]:
+        """A known identity now linked to an account that already has a customer:
+        the two records are one person, merged into the account's (see merge.py)."""
+        ref = msg.account_ref
+        if ref is None or cust["account_ref"] is not None:
+            if ref is not None and cust["account_ref"] != ref:
+                # Never re-link on a lookup: a number may have moved to another account.
+                log.warning("customer %s is linked to another account than the one %s names",
+                            cust["id"], msg.identity.key)  # fmt: skip
+            return cust
+        row = conn.execute(
+            "SELECT id FROM customers WHERE account_ref=? AND id != ? ORDER BY id LIMIT 1",
+            (ref, cust["id"]),
+        ).fetchone()
+        if row is None:
+            return cust  # _refresh_customer links this customer itself
+        survivor = int(row["id"])
+        reason = {"account_ref": ref, "identity": msg.identity.key}
+        moved = merge_customers(conn, survivor, cust["id"], reason=reason, ts=ts)
+        log.info("merged customer %s into %s (account %s, %d messages)",
+                 cust["id"], survivor, ref, moved)  # fmt: skip
+        self._drop_caches()  # rows moved owner; the caches reload inside this transaction
+        return self._customer(conn, survivor)
 
     def _refresh_customer(
         self, conn: sqlite3.Connection, cust: dict[str, Any], msg: InboundMessage

@@ -74,7 +74,9 @@ class Chat:
         self.decisions: list[Decision] = []
         self._seq = 0
 
-    async def send(self, text: str) -> Decision:
+    async def send(self, text: str, history: tuple[Message, ...] = ()) -> Decision:
+        """One customer message; `history`: the customer's earlier messages (any channel),
+        which must have smaller `seq`s than the ones this chat gives its messages."""
         self._seq += 1
         conversation = Conversation(
             id=self.customer.id * 100,
@@ -87,18 +89,24 @@ class Chat:
             created_at=NOW,
             updated_at=NOW,
         )
+        seq = self._seq + max((m.seq for m in history), default=0)
         message = Message(
-            id=self._seq,
+            id=10_000 + seq,
             conversation_id=conversation.id,
             customer_id=self.customer.id,
-            seq=self._seq,
+            seq=seq,
             direction=Direction.INBOUND,
             author=AuthorKind.CUSTOMER,
             channel=self.channel,
             text=text,
             created_at=NOW,
         )
-        turn = TurnContext(customer=self.customer, conversation=conversation, message=message)
+        turn = TurnContext(
+            customer=self.customer,
+            conversation=conversation,
+            message=message,
+            history=(*history, message),
+        )
         decision = await self.policy.respond(turn)
         self.state = dict(decision.agent_state)
         self.ledger.record(self.customer.id, decision.events, datetime.now(UTC))

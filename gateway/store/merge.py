@@ -1,0 +1,74 @@
+"""Merging two customer records that turn out to be one person (writer thread only).
+
+This happens when an identity that already has a customer of its own (say an
+email address that wrote in while the business backend was down) is linked to
+a backend account whose customer exists already (the caller who phoned this
+morning). Everything of the newcomer moves to the account's customer, in the
+writer's transaction, and the newcomer's row is deleted:
+
+- identities, conversations and events change owner; conversations keep their
+  messages, state and agent state (a customer may hold several open ones, as
+  with email threads);
+- messages change owner and are renumbered after the survivor's `last_seq`,
+  in their own order. The survivor's numbers never change, so a client that
+  resumes the survivor's history "after seq N" stays correct (it receives the
+  merged messages as new ones), and per-customer numbering stays gap-free and
+  unique without rewriting anyone's existing rows;
+- a `customer.merged` event on the newcomer's latest conversation records
+  what happened (old id, the seq range the merged messages now have).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from gateway.store.rows import dumps
+
+
+def merge_customers(
+    conn: sqlite3.Connection, survivor: int, merged: int, *, reason: dict[str, Any], ts: int
+) -> int:
+    """Move everything of customer `merged` to `survivor`; returns how many
+    messages moved. Runs inside the caller's transaction."""
+    last_seq = int(
+        conn.execute("SELECT last_seq FROM customers WHERE id=?", (survivor,)).fetchone()[
+            "last_seq"
+        ]
+    )
+    latest = conn.execute(
+        "SELECT id FROM conversations WHERE customer_id=? ORDER BY id DESC LIMIT 1", (merged,)
+    ).fetchone()
+    moved = conn.execute(
+        "SELECT id FROM messages WHERE customer_id=? ORDER BY seq", (merged,)
+    ).fetchall()
+    # New pairs (survivor, last_seq + i) cannot collide: the survivor's seqs are <= last_seq.
+    conn.executemany(
+        "UPDATE messages SET customer_id=?, seq=? WHERE id=?",
+        [(survivor, last_seq + i, row["id"]) for i, row in enumerate(moved, start=1)],
+    )
+    conn.execute(
+        "UPDATE customers SET last_seq=?, display_name=COALESCE(display_name,"
+        " (SELECT display_name FROM customers WHERE id=?)) WHERE id=?",
+        (last_seq + len(moved), merged, survivor),
+    )
+    for table in ("identities", "conversations", "events"):
+        conn.execute(f"UPDATE {table} SET customer_id=? WHERE customer_id=?", (survivor, merged))
+    if latest is not None:
+        data = {
+            **reason,
+            "from_customer": merged,
+            "into_customer": survivor,
+            "messages": len(moved),
+            "seqs": [last_seq + 1, last_seq + len(moved)] if moved else [],
+        }
+        conn.execute(
+            "INSERT INTO events (conversation_id, customer_id, kind, data, created_at)"
+            " VALUES (?,?,?,?,?)",
+            (latest["id"], survivor, "customer.merged", dumps(data), ts),
+        )
+    conn.execute("DELETE FROM customers WHERE id=?", (merged,))
+    return len(moved)
+
+
+__all__ = ["merge_customers"]
