@@ -3,7 +3,7 @@
 When the agent transfers a call, the caller hears the hold prompt; once it has
 played, the transfer starts (`start`):
 
-1. The spoken brief for the rep is rendered (`spoken_brief`, local TTS) and
+1. The spoken brief for the rep is rendered (`transfer_audio.spoken_brief`) and
    the caller's call is moved by a REST update into a conference where they
    hear wait music (this ends the call's Media Stream).
 2. The first rep (`TransferTargets`) is rung by a REST call-create whose TwiML
@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from channels.phone import transfer_twiml as twiml
 from channels.phone.rest import TwilioCalls
-from channels.phone.transfer_audio import SignedAudio
+from channels.phone.transfer_audio import PROMPTS, SignedAudio, spoken_brief
 from channels.phone.transfer_state import Transfer, TransferState, TransferTargets
 from gateway.errors import ConflictError, GatewayError
-from gateway.models import Conversation, ConversationState, Customer, IdentityKind, Sentiment
+from gateway.models import Conversation, ConversationState, IdentityKind
 from gateway.protocols import EventDraft, Store, TurnRecord
 from gateway.settings import Settings
 
@@ -57,34 +57,6 @@ HOLD_WAIT_S = 30.0  # longest wait for the hold prompt to be heard before moving
 RECENT = 500  # finished transfers kept to recognise late callbacks
 REP_FAILURES = frozenset({"no-answer", "busy", "failed", "canceled"})
 CALLER_GONE = frozenset({"completed", "no-answer", "busy", "failed", "canceled"})
-
-PROMPTS = {
-    "callback-offer": "Sorry, nobody is free to take your call right now. Your request is saved,"
-    " so you will not have to repeat it. Press 1 and we will call you back on this number as"
-    " soon as someone is free.",
-    "callback-thanks": "Thank you. We will call you back as soon as someone is free. Goodbye.",
-    "callback-declined": "Alright. You can call us again, or chat with us on our website, at"
-    " any time. Goodbye.",
-}
-
-
-def spoken_brief(customer: Customer, conversation: Conversation) -> str:
-    """What a rep hears before taking a call: who, what they need, what was tried."""
-    who = customer.display_name or "A caller whose name we do not know"
-    queue = conversation.queue or "general"
-    parts = [f"Transfer from the {queue} queue. {who} is on the line."]
-    brief = conversation.brief
-    if brief is not None:
-        parts.append(f"They need: {brief.need.rstrip('.')}.")
-        if brief.tried:
-            parts.append(f"Tried so far: {'; '.join(brief.tried).rstrip('.')}.")
-        if brief.missing:
-            parts.append(f"Still missing: {'; '.join(brief.missing).rstrip('.')}.")
-        if brief.sentiment in (Sentiment.NEGATIVE, Sentiment.ANGRY):
-            parts.append(f"The customer sounds {brief.sentiment.value}.")
-        parts.append(f"Suggested next step: {brief.next_step.rstrip('.')}.")
-    parts.append("Press 1 to take the call.")
-    return " ".join(parts)
 
 
 class WarmTransfers:
@@ -143,8 +115,8 @@ class WarmTransfers:
                 await call.player.wait_idle()
         except TimeoutError:
             log.warning("call %s: the hold prompt was not heard in time", call.call_sid)
-        except GatewayError as exc:
-            log.warning("call %s: cannot play the hold prompt: %s", call.call_sid, exc)
+        except Exception as exc:  # the prompt failed: transfer the caller all the same
+            log.warning("call %s: cannot play the hold prompt: %r", call.call_sid, exc)
         if call.info.ended is not None:
             log.info("call %s ended before its transfer started", call.call_sid)
             return
@@ -152,6 +124,8 @@ class WarmTransfers:
             await self.start(call.call_sid, conversation.id, call=call)
         except GatewayError as exc:
             log.error("call %s: the transfer failed: %s", call.call_sid, exc)
+        except Exception:
+            log.exception("call %s: the transfer failed", call.call_sid)
 
     async def start(
         self,
@@ -421,4 +395,4 @@ class WarmTransfers:
                     raise
 
 
-__all__ = ["PROMPTS", "WarmTransfers", "spoken_brief"]
+__all__ = ["WarmTransfers"]

@@ -1,5 +1,6 @@
 """Audio Twilio plays during a warm transfer, made by our own text-to-speech and
-served at signed, expiring URLs.
+served at signed, expiring URLs: what is said (`spoken_brief`, `PROMPTS`) and
+how it is rendered and served (`SignedAudio`).
 
 The spoken brief a rep hears (and the prompts of a callback offer) are rendered
 with the phone channel's synthesizer (espeak-ng), sentence by sentence, into
@@ -27,6 +28,7 @@ from numpy.typing import NDArray
 from channels.phone.audio import MULAW_RATE, resample, write_pcm_wav
 from channels.phone.tts import split_sentences
 from gateway.errors import AuthError, ChannelError, NotFoundError
+from gateway.models import Conversation, Customer, Sentiment
 from gateway.protocols import Synthesizer
 
 log = logging.getLogger("gateway.phone.transfer_audio")
@@ -36,6 +38,35 @@ CONTENT_TYPE = "audio/wav"
 SALT = "gateway.phone.transfer-audio"
 PAUSE_MS = 250  # between two sentences of a brief
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+PROMPTS = {
+    "callback-offer": "Sorry, nobody is free to take your call right now. Your request is saved,"
+    " so you will not have to repeat it. Press 1 and we will call you back on this number as"
+    " soon as someone is free.",
+    "callback-thanks": "Thank you. We will call you back as soon as someone is free. Goodbye.",
+    "callback-declined": "Alright. You can call us again, or chat with us on our website, at"
+    " any time. Goodbye.",
+}
+
+
+def spoken_brief(customer: Customer, conversation: Conversation) -> str:
+    """What a rep hears before taking a call: who, what they need, what was tried."""
+    who = customer.display_name or "A caller whose name we do not know"
+    queue = conversation.queue or "general"
+    parts = [f"Transfer from the {queue} queue. {who} is on the line."]
+    brief = conversation.brief
+    if brief is not None:
+        parts.append(f"They need: {brief.need.rstrip('.')}.")
+        if brief.tried:
+            parts.append(f"Tried so far: {'; '.join(brief.tried).rstrip('.')}.")
+        if brief.missing:
+            parts.append(f"Still missing: {'; '.join(brief.missing).rstrip('.')}.")
+        if brief.sentiment in (Sentiment.NEGATIVE, Sentiment.ANGRY):
+            parts.append(f"The customer sounds {brief.sentiment.value}.")
+        parts.append(f"Suggested next step: {brief.next_step.rstrip('.')}.")
+    parts.append("Press 1 to take the call.")
+    return " ".join(parts)
 
 
 class SignedAudio:
@@ -127,4 +158,4 @@ def _write_atomically(path: Path, pcm: NDArray[np.int16]) -> None:
     partial.replace(path)
 
 
-__all__ = ["AUDIO_PATH", "CONTENT_TYPE", "SignedAudio"]
+__all__ = ["AUDIO_PATH", "CONTENT_TYPE", "PROMPTS", "SignedAudio", "spoken_brief"]

@@ -316,3 +316,12 @@ async def test_the_brief_url_is_signed_and_expires(env: Env) -> None:
     name = path.replace(token, "brief-" + transfer.id)
     assert (await env.client.get(name)).status == 403
     assert (await env.client.get(path)).status == 200
+
+
+async def test_a_call_already_over_is_not_transferred(env: Env) -> None:
+    conversation = await queued_phone_conversation(env.store)
+    env.rest.live.discard(CALLER_SID)  # Twilio answers 404, error 20404
+    transfer = await env.transfers.start(CALLER_SID, conversation.id)
+    assert transfer.state is TransferState.ABANDONED
+    assert env.rest.created == []  # nobody was rung
+    assert await kinds(env.store, conversation.id) == ["transfer.requested", "transfer.abandoned"]
