@@ -391,9 +391,7 @@ class PhoneCall:
 
     async def _store_line(self, text: str, events: Iterable[EventDraft] = ()) -> Message:
         """Store something the agent is about to say (a prompt) in the conversation."""
-        stored = await self._record(
-            (OutboundDraft(text=text, channel=PHONE),), tuple(events)
-        )
+        stored = await self._record((OutboundDraft(text=text, channel=PHONE),), tuple(events))
         message = stored.messages[0]
         self.info.message_ids.append(message.id)
         return message
