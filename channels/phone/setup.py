@@ -184,8 +184,9 @@ def _start_transfers(
     )  # fmt: skip
     audio.reset()
     transfers = WarmTransfers(
-        store=app[STORE], calls=calls_api, audio=audio, targets=targets, settings=settings
-    )
+        store=app[STORE], calls=calls_api, audio=audio, targets=targets, settings=settings,
+        metrics=app[METRICS],
+    )  # fmt: skip
     resources.push_async_callback(transfers.close)
     state.transfers = transfers
     state.channel.handover = transfers

@@ -14,14 +14,11 @@ played, the transfer starts (`start`):
    the caller is moved out of the conference to a callback offer (1 asks for
    a callback; the conversation stays queued with its brief either way).
 
-Every step is a `transfer.<state>` event in the conversation's log (with the
-transfer id, the rep and the rep's call SID), written in one transaction with
-the conversation's state where it changes (a connected call is `with_rep`). A
-callback that asks for a move the state machine does not have is logged and
-ignored, so Twilio's retries and late callbacks change nothing.
-
-Transfers in progress live in memory: a restart forgets them (their events
-stay); the caller's conference then ends when they hang up.
+Every step is a `transfer.<state>` event in the conversation's log (transfer
+id, rep, rep's call SID), written with the conversation's state where it
+changes (connected: `with_rep`). A callback asking for a move the state machine
+lacks is logged and ignored: Twilio's retries and late callbacks change nothing.
+Transfers in progress live in memory: a restart forgets them (not their events).
 """
 
 from __future__ import annotations
@@ -38,6 +35,7 @@ from channels.phone.rest import TwilioCalls
 from channels.phone.transfer_audio import PROMPTS, SignedAudio, spoken_brief
 from channels.phone.transfer_state import Transfer, TransferState, TransferTargets
 from gateway.errors import ConflictError, GatewayError
+from gateway.metrics import Metrics
 from gateway.models import Conversation, ConversationState, IdentityKind
 from gateway.protocols import EventDraft, Store, TurnRecord
 from gateway.settings import Settings
@@ -56,7 +54,6 @@ CALLBACK_PATH = PREFIX + "/callback"
 HOLD_WAIT_S = 30.0  # longest wait for the hold prompt to be heard before moving the call
 RECENT = 500  # finished transfers kept to recognise late callbacks
 REP_FAILURES = frozenset({"no-answer", "busy", "failed", "canceled"})
-CALLER_GONE = frozenset({"completed", "no-answer", "busy", "failed", "canceled"})
 
 
 class WarmTransfers:
@@ -70,7 +67,9 @@ class WarmTransfers:
         audio: SignedAudio,
         targets: TransferTargets,
         settings: Settings,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.calls = calls
         self.audio = audio
@@ -382,6 +381,11 @@ class WarmTransfers:
             body.update(rep_id=rep.rep_id, rep_name=rep.name, rep_call_sid=transfer.rep_sid,
                         attempt=transfer.attempt)  # fmt: skip
         log.info("transfer %s: %s %s", transfer.id, kind, data.get("reason", ""))
+        if self.metrics is not None and kind != "transfer.requested":
+            step = kind.removeprefix("transfer.")
+            if step == "rep_failed":
+                step = f"rep_{data.get('outcome', 'failed')}"
+            self.metrics.transfer_steps.labels(step).inc()
         event = EventDraft(kind=kind, data=body)
         for attempt in range(3):
             version = (await self.store.get_conversation(transfer.conversation_id)).version

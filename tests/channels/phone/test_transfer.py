@@ -169,6 +169,10 @@ async def test_no_answer_and_a_decline_move_on_until_a_callback_is_offered(env: 
         "no-answer", "declined",
     ]  # fmt: skip
     assert events[-1].data["phone"] == JANE
+    metrics = (await (await env.client.get("/metrics")).text()).splitlines()
+    for step, count in (("ringing", 2), ("rep_no-answer", 1), ("rep_declined", 1),
+                        ("callback_offered", 1), ("callback_requested", 1)):  # fmt: skip
+        assert f'gateway_transfer_steps_total{{step="{step}"}} {count}.0' in metrics
     # The first rep's late `completed` belongs to an earlier attempt: ignored.
     await twilio_post(env.client, status_url, call_status(first.sid, "completed", 3))
     assert len(await transfer_events(env.store, conversation.id)) == len(events)
