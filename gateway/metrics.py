@@ -80,6 +80,14 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.transfer_steps = Counter(
+            "gateway_transfer_steps",
+            "Warm transfer steps of calls: a state reached (ringing, briefing, connected,"
+            " completed, callback_offered, abandoned, failed) or a rep who did not take the"
+            " call (rep_no-answer, rep_busy, rep_failed, rep_canceled, rep_declined).",
+            ["step"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -165,6 +172,32 @@ class Settings(BaseSettings):
         "email are never made on its strength alone).",
     )
 
+    # --- warm transfer of a call (Twilio conference)
+    transfer_numbers: str = Field(
+        "",
+        description="Reps' phone numbers a call is transferred to, tried in order: "
+        "`+15550001111,+15550002222` for every queue, or per queue `billing=+1555...,+1555...; "
+        "*=+1555...` (`*`: every queue, tried after the queue's own); empty: a transfer only "
+        "plays the hold prompt.",
+    )
+    transfer_caller_id: str = Field(
+        "",
+        description="Twilio number (E.164) the calls to reps come from; needed with "
+        "TRANSFER_NUMBERS.",
+    )
+    transfer_ring_timeout_s: int = Field(
+        20, ge=5, le=600, description="How long a rep's phone rings before the next rep."
+    )
+    transfer_accept_timeout_s: int = Field(
+        8, ge=1, le=60, description="How long a rep has after the brief to press 1."
+    )
+    transfer_hold_music_url: str = Field(
+        "", description="waitUrl the caller hears while held; empty: Twilio's hold music."
+    )
+    transfer_audio_ttl_s: int = Field(
+        600, ge=30, le=86_400, description="Lifetime of a signed brief or prompt audio URL."
+    )
+
     # --- SMS (Twilio Programmable Messaging)
     twilio_sms_from: str = Field(
         "",
@@ -297,6 +330,33 @@ class Settings(BaseSettings):
             return number
         return value
 
+    @field_validator("transfer_numbers")
+    @classmethod
+    def _check_transfer_numbers(cls, value: str) -> str:
+        groups = parse_transfer_numbers(value)
+        return "; ".join(f"{queue}={','.join(numbers)}" for queue, numbers in groups.items())
+
+    @field_validator("transfer_caller_id")
+    @classmethod
+    def _check_transfer_caller_id(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if not value:
+            if info.data.get("transfer_numbers"):
+                raise ValueError("is needed with GATEWAY_TRANSFER_NUMBERS (a Twilio number)")
+            return value
+        number = to_e164(value)
+        if number is None:
+            raise ValueError("must be a phone number in E.164 such as +15557654321")
+        return number
+
+    @field_validator("transfer_hold_music_url")
+    @classmethod
+    def _check_hold_music(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in {"http", "https"} or not parts.netloc):
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
     @field_validator("twilio_api_url")
     @classmethod
     def _check_api_url(cls, value: str) -> str:
@@ -344,6 +404,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"
 
     @property
+    def transfer_targets(self) -> dict[str, tuple[str, ...]]:
+        """GATEWAY_TRANSFER_NUMBERS by queue (`*`: every queue), numbers in E.164."""
+        return parse_transfer_numbers(self.transfer_numbers)
+
+    @property
     def public_ws_base(self) -> str:
         """The public base URL with a websocket scheme (for stream URLs)."""
         parts = urlsplit(self.public_url)
@@ -364,6 +429,31 @@ class Settings(BaseSettings):
         if toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+
+def parse_transfer_numbers(value: str) -> dict[str, tuple[str, ...]]:
+    """`+1555...,+1555...` or `billing=+1555...; *=+1555...` as {queue: numbers}; a
+    group without `queue=` is `*` (every queue). ValueError names a bad number."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for group in value.split(";"):
+        if not group.strip():
+            continue
+        queue, sep, numbers = group.rpartition("=")
+        queue = queue.strip().lower() if sep else "*"
+        if not queue or any(ch.isspace() for ch in queue):
+            raise ValueError(f"bad queue name {queue!r} (write queue=+1555...,+1555...)")
+        found: list[str] = list(groups.get(queue, ()))
+        for raw in numbers.split(","):
+            if not raw.strip():
+                continue
+            number = to_e164(raw.strip())
+            if number is None:
+                raise ValueError(f"{raw.strip()!r} is not a phone number (E.164: +15551234567)")
+            if number not in found:
+                found.append(number)
+        if found:
+            groups[queue] = tuple(found)
+    return groups
 
 
 def _toml_path() -> Path | None:

@@ -349,11 +349,13 @@ class PhoneCall:
         if self.info.ended is None and self._hangup is None:
             self._hangup = self._spawn(self._hang_up(reason))
 
-    def on_transfer(self) -> None:
-        """Handed to a person: tell the caller to hold."""
+    def on_transfer(self) -> asyncio.Task[Any] | None:
+        """Handed to a person: tell the caller to hold. The task ends once the prompt
+        is queued to play (None when the call is over)."""
         self._awaiting.clear()  # the agent answers nothing more
         if self.info.ended is None:
-            self._spawn(self._say_prompt("hold"))
+            return self._spawn(self._say_prompt("hold"))
+        return None
 
     def _play(self, message: Message, chunks: AsyncGenerator[Chunk, None]) -> None:
         self.player.enqueue(Utterance(message_id=message.id, text=message.text, chunks=chunks))
@@ -410,9 +412,7 @@ class PhoneCall:
 
     async def _store_line(self, text: str, events: Iterable[EventDraft] = ()) -> Message:
         """Store something the agent is about to say (a prompt) in the conversation."""
-        stored = await self._record(
-            (OutboundDraft(text=text, channel=PHONE),), tuple(events)
-        )
+        stored = await self._record((OutboundDraft(text=text, channel=PHONE),), tuple(events))
         message = stored.messages[0]
         self.info.message_ids.append(message.id)
         return message
@@ -448,6 +448,8 @@ class PhoneCall:
         """The stream is over (stop, closed socket, status callback, shutdown)."""
         if self.info.ended is not None:
             return
+        if self.info.moved_to is not None:  # the stream ended because the call moved on
+            reason = f"moved to {self.info.moved_to}"
         self.info.ended = reason
         if self._key_timer is not None:
             self._key_timer.cancel()

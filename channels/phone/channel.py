@@ -4,7 +4,9 @@ The dispatcher hands it every stored message and action for conversations
 whose current channel is the phone. Agent (and rep) messages are spoken on
 the customer's live call; the caller's own messages, echoed back by the
 dispatcher, are not. `Hangup` ends the call once the goodbye has been heard,
-`Transfer` plays the hold prompt, `Typing` means nothing on a call. A message
+`Transfer` plays the hold prompt (then, with a `Handover` set, such as
+`transfer.WarmTransfers`, the call is handed to a rep), `Typing` means nothing
+on a call. A message
 for a customer with no live call stays stored and is simply not spoken.
 
 It is also the registry of live calls (by customer and by call SID) and
@@ -18,7 +20,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from channels.phone.call import PhoneCall
 from channels.phone.services import CallInfo
@@ -38,6 +40,16 @@ log = logging.getLogger("gateway.phone.channel")
 RECENT_CALLS = 200
 
 
+class Handover(Protocol):
+    """What takes a call on once the agent has transferred it (a warm transfer)."""
+
+    def hand_over(
+        self, call: PhoneCall, conversation: Conversation, prompt: asyncio.Task[Any] | None
+    ) -> None:
+        """Start handing `call` over, once `prompt` (the hold prompt) has been heard."""
+        ...
+
+
 class PhoneChannel:
     """Speaks to callers; see the module docstring."""
 
@@ -50,6 +62,7 @@ class PhoneChannel:
         self._endings: set[asyncio.Task[None]] = set()
         self._empty = asyncio.Event()  # no live call and no call still ending
         self._empty.set()
+        self.handover: Handover | None = None  # None: a transfer only plays the hold prompt
 
     # ------------------------------------------------------------- registry
 
@@ -129,7 +142,9 @@ class PhoneChannel:
         if isinstance(action, Hangup):
             call.request_hangup(action.reason)
         elif isinstance(action, Transfer):
-            call.on_transfer()
+            prompt = call.on_transfer()
+            if self.handover is not None and prompt is not None:
+                self.handover.hand_over(call, conversation, prompt)
 
 
-__all__ = ["PhoneChannel"]
+__all__ = ["Handover", "PhoneChannel"]

@@ -1,4 +1,5 @@
-"""Hang-ups through Twilio's REST API (the shared client in `channels.twilio.rest`).
+"""Calls through Twilio's REST API (the shared client in `channels.twilio.rest`):
+hang-ups, and for a warm transfer, moving a live call to new TwiML and ringing a rep.
 
 `client.calls(sid).update_async(status="completed")` is
 `POST {api}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with
@@ -10,6 +11,7 @@ raise is translated into `gateway.errors.ChannelError` here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import aiohttp
 from twilio.base.exceptions import TwilioException
@@ -50,6 +52,49 @@ class TwilioCalls(TwilioRest):
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ChannelError(f"cannot reach Twilio to end call {call_sid}: {exc!r}") from exc
         return True
+
+    async def redirect(self, call_sid: str, twiml: str) -> bool:
+        """Run `twiml` on the live call now (what it was doing stops, a Media Stream
+        included). True if done, False if the call had already ended."""
+        try:
+            await self.client.calls(call_sid).update_async(twiml=twiml)
+        except TwilioException as exc:
+            code, detail = describe(exc)
+            if code == CALL_NOT_FOUND:
+                log.info("call %s had already ended", call_sid)
+                return False
+            raise ChannelError(f"Twilio refused to update call {call_sid}: {detail}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ChannelError(f"cannot reach Twilio to update call {call_sid}: {exc!r}") from exc
+        return True
+
+    async def dial(
+        self,
+        to: str,
+        from_: str,
+        twiml: str,
+        *,
+        status_callback: str,
+        events: Sequence[str] = ("initiated", "ringing", "answered", "completed"),
+        timeout_s: int = 20,
+    ) -> str:
+        """Place an outbound call running `twiml` once answered; its SID. Progress is
+        posted to `status_callback` (signed, like every Twilio webhook)."""
+        try:
+            call = await self.client.calls.create_async(
+                to=to, from_=from_, twiml=twiml, status_callback=status_callback,
+                status_callback_event=list(events), status_callback_method="POST",
+                timeout=timeout_s,
+            )  # fmt: skip
+        except TwilioException as exc:
+            _, detail = describe(exc)
+            raise ChannelError(f"Twilio refused to call {to}: {detail}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ChannelError(f"cannot reach Twilio to call {to}: {exc!r}") from exc
+        sid = getattr(call, "sid", None)
+        if not isinstance(sid, str) or not sid:
+            raise ChannelError(f"Twilio answered the call to {to} without a call SID")
+        return sid
 
 
 __all__ = ["CALL_NOT_FOUND", "TwilioCalls"]

@@ -110,6 +110,7 @@ class CallInfo:
     conversation: Conversation | None = None
     message_ids: list[int] = field(default_factory=list)
     ended: str | None = None  # why it ended, once it has
+    moved_to: str | None = None  # where a REST update is taking the call (its stream ends)
     turns: list[TurnTiming] = field(default_factory=list)  # the caller's spoken turns
 
 

@@ -25,6 +25,10 @@ from channels.phone.rest import TwilioCalls
 from channels.phone.services import AccountLookup, CallServices
 from channels.phone.state import PHONE, PhoneState
 from channels.phone.stt import WhisperTranscriber
+from channels.phone.transfer import WarmTransfers
+from channels.phone.transfer_audio import SignedAudio
+from channels.phone.transfer_state import ConfiguredTargets
+from channels.phone.transfer_web import add_routes as add_transfer_routes
 from channels.phone.transport import (
     CALL_PATH,
     MEDIA_PATH,
@@ -39,7 +43,16 @@ from channels.phone.tts import EspeakSynthesizer
 from channels.phone.vad import EndpointerConfig, SileroVad
 from channels.phone.voice import PhonePrompts
 from channels.twilio.signature import TwilioSignatures
-from gateway.app import BACKEND, CHANNELS, DISPATCHER, METRICS, SETTINGS, STORE, TRANSCRIBER
+from gateway.app import (
+    BACKEND,
+    CHANNELS,
+    DISPATCHER,
+    METRICS,
+    SECRET_KEY,
+    SETTINGS,
+    STORE,
+    TRANSCRIBER,
+)
 from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind
 from gateway.settings import Settings
@@ -76,6 +89,7 @@ def setup_phone(app: web.Application) -> None:
     app.router.add_post(STATUS_PATH, status_callback)
     app.router.add_get(MEDIA_PATH, media_socket)
     app.router.add_get(CALL_PATH, call_transcript)
+    add_transfer_routes(app)
     app.cleanup_ctx.append(_phone_ctx)
     app.on_shutdown.append(_end_calls)
 
@@ -93,6 +107,8 @@ async def _phone_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("phone channel off: %s", exc)
         yield
         state.services = None
+        state.transfers = None
+        state.channel.handover = None
         state.off_reason = "the gateway is shutting down"
 
 
@@ -122,6 +138,7 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         )
     else:
         resources.push_async_callback(calls_api.close)
+    _start_transfers(app, resources, synthesizer, calls_api)
     backend = app.get(BACKEND)
     accounts: AccountLookup | None = None
     if settings.phone_link_accounts and callable(getattr(backend, "find_account", None)):
@@ -141,6 +158,40 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         accounts=accounts,
         metrics=app[METRICS],
     )
+
+
+def _start_transfers(
+    app: web.Application,
+    resources: contextlib.AsyncExitStack,
+    synthesizer: EspeakSynthesizer,
+    calls_api: TwilioCalls | None,
+) -> None:
+    """Warm transfers when GATEWAY_TRANSFER_NUMBERS is set (and the REST API usable);
+    otherwise a transfer plays the hold prompt only, as before."""
+    state = app[PHONE]
+    settings = state.settings
+    targets = ConfiguredTargets.from_settings(settings)
+    if targets is None:
+        return
+    if calls_api is None:
+        log.warning(
+            "GATEWAY_TRANSFER_NUMBERS is set but GATEWAY_TWILIO_ACCOUNT_SID is not: calls "
+            "cannot be transferred (the caller only hears the hold prompt)"
+        )
+        return
+    audio = SignedAudio(
+        settings.data_dir / "transfer-audio", app[SECRET_KEY], settings.public_url, synthesizer,
+        ttl_s=settings.transfer_audio_ttl_s,
+    )  # fmt: skip
+    audio.reset()
+    transfers = WarmTransfers(
+        store=app[STORE], calls=calls_api, audio=audio, targets=targets, settings=settings,
+        metrics=app[METRICS],
+    )  # fmt: skip
+    resources.push_async_callback(transfers.close)
+    state.transfers = transfers
+    state.channel.handover = transfers
+    log.info("warm transfers on: %s", settings.transfer_numbers)
 
 
 async def _end_calls(app: web.Application) -> None:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from channels.phone.channel import PhoneChannel
 from channels.phone.services import CallServices
+from channels.phone.transfer import WarmTransfers
 from channels.twilio.signature import TwilioSignatures
 from gateway.settings import Settings
 
@@ -22,6 +23,7 @@ class PhoneState:
     channel: PhoneChannel
     services: CallServices | None = None
     off_reason: str | None = "the phone channel is starting"
+    transfers: WarmTransfers | None = None  # warm transfers, when transfer numbers are set
 
 
 PHONE = web.AppKey("phone", PhoneState)

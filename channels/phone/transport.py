@@ -96,6 +96,9 @@ async def status_callback(request: web.Request) -> web.Response:
     call = state.channel.live(form.get("CallSid", ""))
     if call is not None and status in FINAL_STATUSES:
         call.terminate(f"Twilio reports the call {status}")
+    if state.transfers is not None and status in FINAL_STATUSES:
+        # A caller held for a warm transfer has no stream any more: tell the transfer.
+        await state.transfers.on_caller_gone(form.get("CallSid", ""), f"hung up ({status})")
     return web.Response(status=204)
 
 

@@ -124,3 +124,34 @@ def test_bad_email_settings_are_named(name: str, value: str) -> None:
         load_settings(**{name: value})
     assert f"GATEWAY_{name.upper()}" in str(err.value)
     assert "secret" not in str(err.value)  # a relay's password is never echoed
+
+
+def test_transfer_numbers_by_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "GATEWAY_TRANSFER_NUMBERS", "+1 (555) 000-1111, +15550002222; Billing=+15550003333"
+    )
+    monkeypatch.setenv("GATEWAY_TRANSFER_CALLER_ID", "+1 555 000 9999")
+    settings = load_settings()
+    assert settings.transfer_targets == {
+        "*": ("+15550001111", "+15550002222"),
+        "billing": ("+15550003333",),
+    }
+    assert settings.transfer_caller_id == "+15550009999"
+    assert load_settings().transfer_numbers == settings.transfer_numbers  # normalized, stable
+    assert load_settings(transfer_numbers="").transfer_targets == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"transfer_numbers": "+15550001111"}, "GATEWAY_TRANSFER_CALLER_ID"),  # no caller id
+        ({"transfer_numbers": "billing=call-bob", "transfer_caller_id": "+15550009999"},
+         "GATEWAY_TRANSFER_NUMBERS"),
+        ({"transfer_caller_id": "555"}, "GATEWAY_TRANSFER_CALLER_ID"),
+        ({"transfer_hold_music_url": "music.mp3"}, "GATEWAY_TRANSFER_HOLD_MUSIC_URL"),
+        ({"transfer_ring_timeout_s": 2}, "GATEWAY_TRANSFER_RING_TIMEOUT_S"),
+    ],
+)  # fmt: skip
+def test_bad_transfer_settings_are_named(values: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(**values)

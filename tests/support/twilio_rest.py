@@ -1,11 +1,15 @@
 """A local server speaking the parts of Twilio's REST API the gateway uses, recording
-what it was asked: completing calls (phone) and sending messages (SMS).
+what it was asked: completing and redirecting calls and placing outbound calls
+(phone, warm transfers) and sending messages (SMS).
 
 Point the real `twilio` client at it with `GATEWAY_TWILIO_API_URL`. It checks the
 account in the path and the Basic credentials like Twilio (401, error 20003), answers
 a created message with a realistic Message resource (`sid` SM..., `status` queued),
 and can be scripted to refuse the next sends with Twilio's JSON error body
-(`refuse_next(400, 21610, ...)`).
+(`refuse_next(400, 21610, ...)`). A created call gets a Call resource (`sid` CA...,
+`status` queued) and is live until completed; a call update with `Twiml` is
+recorded in `redirects` and reported to `on_redirect` (as Twilio would then run
+that TwiML: a test plays what happens next).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import formatdate
 
 import aiohttp
@@ -35,8 +40,18 @@ def twilio_error(status: int, code: int, message: str) -> web.Response:
     )
 
 
+@dataclass(frozen=True)
+class CreatedCall:
+    """An outbound call the gateway placed: its SID and the form it posted."""
+
+    sid: str
+    form: dict[str, str]
+    status_callback_events: tuple[str, ...]
+
+
 class FakeTwilioRest:
-    """Calls (`live`, `requests`, `on_completed`) and Messages (`messages`, `refuse_next`)."""
+    """Calls (`live`, `requests`, `on_completed`, `created`, `redirects`, `on_redirect`)
+    and Messages (`messages`, `refuse_next`)."""
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
         self.account_sid = account_sid
@@ -48,6 +63,11 @@ class FakeTwilioRest:
         self.refused: list[dict[str, str]] = []  # message creations answered with an error
         self._refusals: list[tuple[int, int, str]] = []
         self._sids = (f"SM{n:032x}" for n in itertools.count(1))
+        self.created: list[CreatedCall] = []  # accepted call creations
+        self.redirects: list[tuple[str, str]] = []  # (call SID, TwiML) of accepted updates
+        self.on_redirect: Callable[[str, str], None] | None = None
+        self._call_refusals: list[tuple[int, int, str]] = []
+        self._call_sids = (f"CA{n:032x}" for n in itertools.count(0xC0FFEE))
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
@@ -56,6 +76,7 @@ class FakeTwilioRest:
         base = f"/{API_VERSION}/Accounts/{{account}}"
         app.router.add_post(base + "/Calls/{call}.json", self._update_call)
         app.router.add_post(base + "/Messages.json", self._create_message)
+        app.router.add_post(base + "/Calls.json", self._create_call)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -69,6 +90,17 @@ class FakeTwilioRest:
     def refuse_next(self, status: int, code: int, message: str, times: int = 1) -> None:
         """Answer the next `times` message creations with this Twilio error."""
         self._refusals.extend([(status, code, message)] * times)
+
+    def refuse_next_call(self, status: int, code: int, message: str, times: int = 1) -> None:
+        """Answer the next `times` call creations with this Twilio error."""
+        self._call_refusals.extend([(status, code, message)] * times)
+
+    async def wait_until(self, check: Callable[[], bool], within_s: float = 10.0) -> None:
+        """Wait until `check()` holds after some request (or already does)."""
+        async with asyncio.timeout(within_s):
+            while not check():
+                self._changed.clear()
+                await self._changed.wait()
 
     async def wait_messages(self, count: int, within_s: float = 10.0) -> list[dict[str, str]]:
         """Wait until `count` messages have been accepted (or refused); the accepted ones."""
@@ -100,9 +132,43 @@ class FakeTwilioRest:
             self.live.discard(call)
             if self.on_completed is not None:
                 self.on_completed(call)
+        elif "Twiml" in form:
+            self.redirects.append((call, form["Twiml"]))
+            if self.on_redirect is not None:
+                self.on_redirect(call, form["Twiml"])
+        self._changed.set()
         return web.json_response(
-            {"sid": call, "account_sid": self.account_sid, "status": form.get("Status", "")}
-        )
+            {"sid": call, "account_sid": self.account_sid,
+             "status": form.get("Status", "in-progress")}
+        )  # fmt: skip
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        posted = await request.post()
+        form = {k: v for k, v in posted.items() if isinstance(v, str)}
+        try:
+            if not self._authorized(request):
+                return twilio_error(401, 20003, "Authenticate")
+            if not form.get("To") or not form.get("From"):
+                return twilio_error(400, 21201, "No 'To' number is specified")
+            if not (form.get("Twiml") or form.get("Url") or form.get("ApplicationSid")):
+                return twilio_error(400, 21205, "Url parameter is required.")
+            if self._call_refusals:
+                status, code, message = self._call_refusals.pop(0)
+                return twilio_error(status, code, message)
+            sid = next(self._call_sids)
+            events = tuple(str(v) for v in posted.getall("StatusCallbackEvent", []))
+            self.created.append(CreatedCall(sid, form, events))
+            self.live.add(sid)
+            uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}.json"
+            return web.json_response(
+                {"sid": sid, "account_sid": self.account_sid, "api_version": API_VERSION,
+                 "to": form["To"], "from": form["From"], "status": "queued",
+                 "direction": "outbound-api", "date_created": formatdate(usegmt=True),
+                 "uri": uri},
+                status=201,
+            )  # fmt: skip
+        finally:
+            self._changed.set()
 
     async def _create_message(self, request: web.Request) -> web.Response:
         form = await self._form(request)
@@ -150,4 +216,4 @@ class FakeTwilioRest:
         }
 
 
-__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilioRest", "twilio_error"]
+__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "CreatedCall", "FakeTwilioRest", "twilio_error"]
