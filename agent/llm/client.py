@@ -102,9 +102,11 @@ class LlmClient:
         text: list[str] = []
         partials: dict[int, _Partial] = {}
         finish: str | None = None
+        started = False
         try:
             stream = await self._client.chat.completions.create(**kwargs)
             async for chunk in stream:
+                started = True
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -123,6 +125,8 @@ class LlmClient:
         except LlmError:
             raise
         except Exception as exc:  # the vendor edge: openai and its transport's errors
+            if started:  # the answer had begun: whatever the cause, the stream broke
+                raise LlmError("broken_stream", f"the answer stream broke: {exc}") from exc
             raise _translate(exc) from exc
         if finish is None:
             raise LlmError("broken_stream", "the answer stream ended without a finish reason")

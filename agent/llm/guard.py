@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from agent import replies
 from agent.backend import format_money
-from agent.llm.tools import LLM_TOOLS, REFUND_ORDER, SENSITIVE, RefundArgs
+from agent.llm.tools import LLM_TOOLS, NOT_REFUNDABLE, REFUND_ORDER, SENSITIVE, RefundArgs
 from agent.tools import (
     ORDER_LOOKUP,
     SUBSCRIPTION_CANCEL,
@@ -194,6 +194,11 @@ class LlmTools:
             if found_order.order is None:
                 missing = f"There is no order {refund.order_id} on file."
                 return Outcome({"ok": False, "error": "no_such_order", "message": missing})
+            if found_order.order.status in NOT_REFUNDABLE:
+                why = (
+                    f"Order {refund.order_id} is {found_order.order.status}; it cannot be refunded."
+                )
+                return Outcome({"ok": False, "error": "not_refundable", "message": why})
             question = (
                 f"Just to confirm: shall I refund {found_order.order.total} for order"
                 f" {refund.order_id}? (yes or no)"

@@ -23,6 +23,7 @@ from gateway.errors import GuardrailRefusal
 from gateway.models import Frozen
 
 Queue = Literal["billing", "technical", "general"]
+NOT_REFUNDABLE = frozenset({"processing", "cancelled"})  # cancel it instead / already refunded
 
 
 class RefundArgs(Frozen):
@@ -79,7 +80,7 @@ async def _refund(box: Toolbox, args: RefundArgs) -> RefundResult:
     found = await box.call(ORDER_LOOKUP, LookupOrderArgs(order_id=args.order_id))
     if found.order is None:
         raise GuardrailRefusal("no_such_order", f"There is no order {args.order_id} on file.")
-    if found.order.status in ("processing", "cancelled"):
+    if found.order.status in NOT_REFUNDABLE:
         raise GuardrailRefusal(
             "not_refundable",
             f"Order {args.order_id} is {found.order.status}; it cannot be refunded.",
@@ -141,6 +142,7 @@ __all__ = [
     "CALLBACK_SCHEDULE",
     "ESCALATE",
     "LLM_TOOLS",
+    "NOT_REFUNDABLE",
     "REFUND_ORDER",
     "SENSITIVE",
     "CallbackArgs",

@@ -33,10 +33,28 @@ class Step:
     status: int = 200
     seconds: float = 0.0  # "hang": how long; "text": pause before the first token
     chunk_chars: int = 6  # streamed content comes in pieces this long
+    # "text": after `gate_after` characters, wait for `gate` before sending the rest
+    # (a test holds the stream mid-answer without timing anything).
+    gate: asyncio.Event | None = field(default=None, compare=False)
+    gate_after: int = 0
 
 
-def text(content: str, *, first_token_s: float = 0.0, chunk_chars: int = 6) -> Step:
-    return Step("text", content=content, seconds=first_token_s, chunk_chars=chunk_chars)
+def text(
+    content: str,
+    *,
+    first_token_s: float = 0.0,
+    chunk_chars: int = 6,
+    gate: asyncio.Event | None = None,
+    gate_after: int = 0,
+) -> Step:
+    return Step(
+        "text",
+        content=content,
+        seconds=first_token_s,
+        chunk_chars=chunk_chars,
+        gate=gate,
+        gate_after=gate_after,
+    )
 
 
 def tool_calls(*calls: tuple[str, str | dict[str, Any]], content: str = "") -> Step:
@@ -157,6 +175,8 @@ async def _chunks(body: dict[str, Any], step: Step) -> AsyncIterator[dict[str, A
     yield chunk({"role": "assistant", "content": ""})
     content = step.content
     for start in range(0, len(content), step.chunk_chars):
+        if step.gate is not None and start >= step.gate_after:
+            await step.gate.wait()
         yield chunk({"content": content[start : start + step.chunk_chars]})
         await asyncio.sleep(0)
     if step.kind == "broken":
