@@ -37,6 +37,7 @@ class Step:
     # (a test holds the stream mid-answer without timing anything).
     gate: asyncio.Event | None = field(default=None, compare=False)
     gate_after: int = 0
+    chunk_delay_s: float = 0.0  # "text": pause between chunks (a token rate, for benches)
 
 
 def text(
@@ -46,6 +47,7 @@ def text(
     chunk_chars: int = 6,
     gate: asyncio.Event | None = None,
     gate_after: int = 0,
+    chunk_delay_s: float = 0.0,
 ) -> Step:
     return Step(
         "text",
@@ -54,6 +56,7 @@ def text(
         chunk_chars=chunk_chars,
         gate=gate,
         gate_after=gate_after,
+        chunk_delay_s=chunk_delay_s,
     )
 
 
@@ -178,7 +181,7 @@ async def _chunks(body: dict[str, Any], step: Step) -> AsyncIterator[dict[str, A
         if step.gate is not None and start >= step.gate_after:
             await step.gate.wait()
         yield chunk({"content": content[start : start + step.chunk_chars]})
-        await asyncio.sleep(0)
+        await asyncio.sleep(step.chunk_delay_s)
     if step.kind == "broken":
         return
     for i, (name, args) in enumerate(step.calls):
