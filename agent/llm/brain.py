@@ -160,6 +160,10 @@ class LlmBrain:
         decision = await self._decide(turn, state, tools, speaker, angry=angry)
         if decision.intent.startswith("handover"):
             state.pending, state.failures = None, 0
+        if not any(e.kind == "llm.fallback" for e in decision.events) and "pending" in saved:
+            # The embedded policy's open question (from a fallback turn) is stale once the
+            # LLM has answered: a later "yes" must not confirm it.
+            saved["pending"] = None
         agent_state = {**saved, **decision.agent_state, STATE_KEY: state.model_dump(mode="json")}
         return decision.model_copy(update={"agent_state": agent_state})
 

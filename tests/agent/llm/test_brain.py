@@ -317,3 +317,16 @@ def _context(chat: Chat, text: str) -> TurnContext:
         text=text, created_at=NOW,
     )  # fmt: skip
     return TurnContext(customer=chat.customer, conversation=conversation, message=message)
+
+
+async def test_a_policy_question_from_a_fallback_turn_is_not_confirmed_later(
+    llm: FakeOpenAI, make_brain: MakeBrain, ledger: MemoryLedger, backend: DemoBackend
+) -> None:
+    llm.add(status(500), text("You're on the Premium monthly plan."), status(500))
+    chat = Chat(make_brain(), ledger, customer(1))
+    asked = await chat.send("I want to cancel my subscription")  # the policy asks to confirm
+    assert chat.state.get("pending") == "confirm_cancel", reply_text(asked)
+    await chat.send("what plan am I on?")  # the LLM answers something else
+    await chat.send("yes")  # the LLM fails again; the policy must not take this as a yes
+    sub = await backend.get_subscription("C-1001")
+    assert sub is not None and sub.status == "active"
