@@ -4,8 +4,8 @@ shared tools, and never leaves a customer without an answer.
 One turn, in order:
 
 1. The gateway's own signals, before and regardless of the model: strong anger
-   or a request for a person hands over at once (template brief); a third
-   consecutive LLM failure hands over too.
+   or a request for a person hands over at once (template brief); after two
+   failed LLM turns in a row, the next turn hands over too.
 2. A sensitive action waiting for confirmation (`Pending`, in agent_state) is
    carried out if the customer said yes, and the outcome is worded by us, not
    the model; anything else drops it, and the model is told nothing was done.
