@@ -25,7 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -45,7 +45,14 @@ from agent.sentiment import SentimentAnalyzer, worse
 from agent.tools import Toolbox
 from gateway.errors import BackendError, LlmError
 from gateway.models import ChannelKind, Reply, Sentiment, Transfer
-from gateway.protocols import Brain, Decision, EventDraft, TurnContext, UsageLedger
+from gateway.protocols import (
+    Brain,
+    Decision,
+    EventDraft,
+    StreamingBrain,
+    TurnContext,
+    UsageLedger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -294,5 +301,8 @@ class LlmBrain:
             confidence=brief.confidence,
         )
 
+
+if TYPE_CHECKING:
+    _seam: type[StreamingBrain] = LlmBrain  # mypy checks LlmBrain fits the streaming seam
 
 __all__ = ["STATE_KEY", "LlmBrain", "LlmConfig", "LlmState"]
