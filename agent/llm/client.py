@@ -105,23 +105,25 @@ class LlmClient:
         started = False
         try:
             stream = await self._client.chat.completions.create(**kwargs)
-            async for chunk in stream:
-                started = True
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                delta = choice.delta
-                if delta.content:
-                    text.append(delta.content)
-                    if on_text is not None:
-                        await on_text(delta.content)
-                for piece in delta.tool_calls or ():
-                    part = partials.setdefault(piece.index, _Partial())
-                    part.id = piece.id or part.id
-                    if piece.function is not None:
-                        part.name = piece.function.name or part.name
-                        part.arguments.append(piece.function.arguments or "")
-                finish = choice.finish_reason or finish
+            # Closed however this ends (a spent budget cancels us mid-stream): no leaked socket.
+            async with stream:
+                async for chunk in stream:
+                    started = True
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    delta = choice.delta
+                    if delta.content:
+                        text.append(delta.content)
+                        if on_text is not None:
+                            await on_text(delta.content)
+                    for piece in delta.tool_calls or ():
+                        part = partials.setdefault(piece.index, _Partial())
+                        part.id = piece.id or part.id
+                        if piece.function is not None:
+                            part.name = piece.function.name or part.name
+                            part.arguments.append(piece.function.arguments or "")
+                    finish = choice.finish_reason or finish
         except LlmError:
             raise
         except Exception as exc:  # the vendor edge: openai and its transport's errors
