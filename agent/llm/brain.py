@@ -44,7 +44,7 @@ from agent.llm.tools import LLM_TOOLS
 from agent.sentiment import SentimentAnalyzer, worse
 from agent.tools import Toolbox
 from gateway.errors import BackendError, LlmError
-from gateway.models import ChannelKind, Reply, Sentiment, Transfer
+from gateway.models import Action, ChannelKind, Hangup, Reply, Sentiment, Transfer
 from gateway.protocols import (
     Brain,
     Decision,
@@ -266,8 +266,12 @@ class LlmBrain:
             if tools.pending.question not in reply:
                 speaker.say_all(tools.pending.question)
                 reply = f"{reply} {tools.pending.question}".strip()
+        actions: tuple[Action, ...] = (Reply(text=reply),)
+        on_call = turn.conversation.channel is ChannelKind.PHONE and state.pending is None
+        if on_call and parse(text).intent is Intent.GOODBYE:  # as the policy does: end the call
+            actions = (*actions, Hangup(reason="customer said goodbye"))
         return Decision(
-            actions=(Reply(text=reply),),
+            actions=actions,
             events=(*events(), EventDraft(kind="llm.turn", data={
                 "steps": result.steps, "tools": result.tools_called})),
             intent="llm.answer",

@@ -105,3 +105,13 @@ async def test_unusable_escalation_asks_for_structured_output_then_uses_the_temp
     assert second.reason == "the assistant escalated"  # the embedded template
     assert "sign in" in second.need.lower() or "password" in second.need.lower()
     assert second.sentiment in (Sentiment.NEUTRAL, Sentiment.NEGATIVE)
+
+
+async def test_goodbye_on_a_call_hangs_up_after_the_answer(
+    llm: FakeOpenAI, make_brain: MakeBrain, ledger: MemoryLedger
+) -> None:
+    llm.add(text("Thanks for calling, goodbye!"), text("Goodbye!"))
+    phone = await Chat(make_brain(), ledger, customer(1), ChannelKind.PHONE).send("thanks, bye")
+    assert [type(a).__name__ for a in phone.actions] == ["Reply", "Hangup"]
+    chat = await Chat(make_brain(), ledger, customer(1)).send("thanks, bye")
+    assert [type(a).__name__ for a in chat.actions] == ["Reply"]
