@@ -153,6 +153,11 @@ class Backend(Protocol):
 
     async def billing_summary(self, account_id: str) -> BillingSummary: ...
 
+    async def refund_order(self, order_id: str, reason: str) -> Charge:
+        """Refund an order's total to the original payment method; BackendError when
+        the order is unknown, has no charge, or was already refunded."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -308,6 +308,28 @@ class DemoBackend:
 
         return await self._run(write)
 
+    async def refund_order(self, order_id: str, reason: str) -> Charge:
+        def write(conn: sqlite3.Connection) -> Charge:
+            order = conn.execute("SELECT * FROM orders WHERE id=?", (order_id,)).fetchone()
+            if order is None:
+                raise BackendError(f"no order {order_id}")
+            refunded = conn.execute(
+                "SELECT 1 FROM charges WHERE order_id=? AND kind='refund'", (order_id,)
+            ).fetchone()
+            if refunded is not None:
+                raise BackendError(f"order {order_id} was already refunded")
+            charge_id = f"RF-{order_id}"
+            conn.execute(
+                "INSERT INTO charges VALUES (?, ?, 'refund', ?, ?, ?, ?, ?)",
+                (charge_id, order["account_id"], order["total_cents"], order["currency"],
+                 f"Refund of order {order_id}: {reason}"[:200], date.today().isoformat(),
+                 order_id),
+            )  # fmt: skip
+            row = conn.execute("SELECT * FROM charges WHERE id=?", (charge_id,)).fetchone()
+            return _charge(row)
+
+        return await self._run(write)
+
     # ------------------------------------------------------------ demo only
 
     async def password_resets_sent(self, account_id: str) -> int:

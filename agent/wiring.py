@@ -31,15 +31,23 @@ async def build_agent(
     """The backend, the brain, and a coroutine function that closes them."""
     backend = open_backend(settings)
     kb = KnowledgeBase(settings.kb_dir)
-    brain = EmbeddedPolicy(
+    policy = EmbeddedPolicy(
         backend,
         ledger,
         kb,
         handover_threshold=settings.handover_threshold,
         resets_per_day=settings.password_resets_per_day,
     )
+    brain: Brain = policy
+    client = None
+    if settings.llm_enabled:
+        from agent.llm.wiring import build_llm_brain  # only with an LLM configured
+
+        brain, client = build_llm_brain(settings, policy, backend, ledger, kb)
 
     async def close() -> None:
+        if client is not None:
+            await client.close()
         await backend.close()
         kb.close()
 

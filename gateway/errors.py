@@ -52,3 +52,13 @@ class GuardrailRefusal(GatewayError):
         super().__init__(message)
         self.rule = rule
         self.message = message
+
+
+class LlmError(GatewayError):
+    """The language model server failed, timed out, or answered something unusable.
+    `kind` says which: "timeout", "connection", "status", "broken_stream", "garbage"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message

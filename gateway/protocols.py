@@ -4,6 +4,7 @@ the agent core. Each has one real implementation here and room for more
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -211,6 +212,14 @@ class Brain(Protocol):
     async def respond(self, turn: TurnContext) -> Decision: ...
 
 
+class StreamingBrain(Brain, Protocol):
+    """A `Brain` that can also stream its answer: each sentence as soon as it is
+    complete, then the `Decision` (whose reply holds the whole text). A channel
+    that speaks can start on the first sentence while the rest is written."""
+
+    def respond_stream(self, turn: TurnContext) -> AsyncIterator[str | Decision]: ...
+
+
 class UsageLedger(Protocol):
     """What the agent's guardrails need from the store: counts of past actions."""
 
@@ -250,6 +259,7 @@ __all__ = [
     "OutboundDraft",
     "Speech",
     "Store",
+    "StreamingBrain",
     "Synthesizer",
     "Transcriber",
     "Transcript",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -35,7 +35,14 @@ from gateway.phone_numbers import to_e164
 ENV_PREFIX = "GATEWAY_"
 # Never echoed in an error message (a relay URL carries its password).
 _SECRET_SETTINGS = frozenset(
-    {"secret_key", "webchat_identity_secret", "twilio_auth_token", "email_relay", "email_imap"}
+    {
+        "secret_key",
+        "webchat_identity_secret",
+        "twilio_auth_token",
+        "email_relay",
+        "email_imap",
+        "llm_api_key",
+    }
 )
 
 
@@ -97,6 +104,37 @@ class Settings(BaseSettings):
     backend: str = Field("demo", description="Business backend: `demo` (embedded SQLite).")
     password_resets_per_day: int = Field(3, ge=0)
     agent_timeout_s: float = Field(10.0, gt=0)
+    refund_approval_limit_cents: int = Field(
+        5000, ge=0, description="Refunds above this (minor units) wait for a rep's approval."
+    )
+
+    # --- LLM agent (any OpenAI-compatible server); unset: the embedded policy answers
+    llm_base_url: str = Field(
+        "", description="e.g. https://api.openai.com/v1 or http://localhost:11434/v1 (Ollama)."
+    )
+    llm_model: str = Field("", description="Model name the server knows, e.g. gpt-4o-mini.")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer key; local servers need none.")
+    llm_timeout_s: float = Field(8.0, gt=0, le=120, description="Longest wait for one request.")
+    llm_max_retries: int = Field(1, ge=0, le=5, description="Retries of a failed request.")
+    llm_max_tool_steps: int = Field(4, ge=1, le=10, description="Tool rounds per turn.")
+    llm_budget_phone_s: float = Field(4.0, gt=0, description="Time for one turn on a call.")
+    llm_budget_sms_s: float = Field(8.0, gt=0, description="Time for one SMS turn.")
+    llm_budget_email_s: float = Field(9.0, gt=0, description="Time for one email turn.")
+    llm_budget_chat_s: float = Field(8.0, gt=0, description="Time for one web chat turn.")
+    llm_history_messages: int = Field(
+        20, ge=0, le=200, description="Recent messages (every channel) in the model's context."
+    )
+    llm_prompts_dir: Path | None = Field(
+        None, description="Folder of prompt files overriding the packaged ones (base.md, "
+        "phone.md, sms.md, email.md, chat.md)."
+    )  # fmt: skip
+    llm_fallback: Literal["policy", "handover"] = Field(
+        "policy",
+        description="When the LLM fails: answer with the embedded policy, or hand over.",
+    )
+    llm_tools: list[str] = Field(
+        default_factory=list, description="Allow-list of tool names; empty: every tool."
+    )
 
     # --- phone speech (speech-to-text and text-to-speech)
     stt_model: str = Field(
@@ -261,6 +299,37 @@ class Settings(BaseSettings):
     email_send_timeout_s: float = Field(
         30.0, gt=0, le=300, description="Longest wait for the relay to accept one mail."
     )
+
+    @model_validator(mode="after")
+    def _check_llm(self) -> Settings:
+        if bool(self.llm_base_url) != bool(self.llm_model):
+            missing = "GATEWAY_LLM_MODEL" if self.llm_base_url else "GATEWAY_LLM_BASE_URL"
+            raise ValueError(f"{missing} must be set too (the LLM needs a base URL and a model)")
+        slowest = max(
+            self.llm_budget_phone_s,
+            self.llm_budget_sms_s,
+            self.llm_budget_email_s,
+            self.llm_budget_chat_s,
+        )
+        if self.llm_base_url and slowest >= self.agent_timeout_s:
+            raise ValueError(
+                "GATEWAY_LLM_BUDGET_*_S must be below GATEWAY_AGENT_TIMEOUT_S, so the fallback"
+                " answer still fits in the agent's time"
+            )
+        return self
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _check_llm_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if value and (parts.scheme not in {"http", "https"} or not parts.netloc):
+            raise ValueError("must be an absolute http(s) URL such as http://localhost:8000/v1")
+        return value.rstrip("/")
 
     @field_validator("email_address")
     @classmethod
@@ -477,6 +546,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
+            if not err["loc"]:  # a check across settings: its message names them; no input dump
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
             name = ".".join(str(part) for part in err["loc"]) or "settings"
             env = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
             got = "***" if name.split(".")[0] in _SECRET_SETTINGS else repr(err.get("input"))

@@ -1,0 +1,77 @@
+"""`Speaker`: collects what the model writes in one turn and, when streaming,
+emits each sentence the moment it is complete (the phone speaks it at once).
+
+A half-written sentence is never emitted: when the turn fails mid-answer the
+partial sentence is dropped (`abandon`) and the fallback's sentences follow.
+The final reply is the whole text, so the stored message matches what was said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent.llm.sentences import SentenceSplitter
+from gateway.models import Reply
+from gateway.protocols import Decision
+
+HOLD = "One moment while I check that."
+
+
+class Speaker:
+    """`emit` receives each sentence; `stream` says a consumer is listening live."""
+
+    def __init__(self, emit: Callable[[str], None] | None = None, *, stream: bool = False) -> None:
+        self._emit = emit
+        self.stream = stream
+        self._splitter = SentenceSplitter()
+        self.spoken: list[str] = []
+        self.held = False
+
+    async def text(self, piece: str) -> None:
+        """A piece of the model's answer as it streams in."""
+        for sentence in self._splitter.feed(piece):
+            self._say(sentence)
+
+    async def hold(self) -> None:
+        """A slow tool is running: tell the caller so they don't sit in silence."""
+        self.held = True
+        self._say(HOLD)
+
+    def finish(self) -> None:
+        """The answer is complete: the last sentence needs no full stop to be said."""
+        for sentence in self._splitter.flush():
+            self._say(sentence)
+
+    def abandon(self) -> None:
+        """The answer broke off: drop the unfinished sentence."""
+        self._splitter = SentenceSplitter()
+
+    def say_all(self, text: str) -> None:
+        """Emit a complete text we wrote ourselves, sentence by sentence."""
+        splitter = SentenceSplitter()
+        for sentence in [*splitter.feed(text), *splitter.flush()]:
+            self._say(sentence)
+
+    def reply_text(self, model_text: str) -> str:
+        """The reply to store: the model's text, after the holding phrase if one was said."""
+        return f"{HOLD} {model_text}" if self.held else model_text
+
+    def finish_decision(self, decision: Decision) -> Decision:
+        """Emit a fallback decision's replies; what was already said stays in front."""
+        before = " ".join(self.spoken)
+        actions = list(decision.actions)
+        for i, action in enumerate(actions):
+            if isinstance(action, Reply):
+                self.say_all(action.text)
+                if before:
+                    actions[i] = Reply(text=f"{before} {action.text}")
+                    before = ""
+        return decision.model_copy(update={"actions": tuple(actions)})
+
+    def _say(self, sentence: str) -> None:
+        self.spoken.append(sentence)
+        if self._emit is not None:
+            self._emit(sentence)
+
+
+__all__ = ["HOLD", "Speaker"]
