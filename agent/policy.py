@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from agent import flows, replies
+from agent import flows, replies, verify
 from agent.backend import Backend
 from agent.brief import quote
 from agent.intents import Intent, parse
@@ -75,6 +75,7 @@ class EmbeddedPolicy:
         resets_per_day: int = 3,
         sentiment: SentimentAnalyzer | None = None,
         clock: Callable[[], datetime] | None = None,
+        verifier: verify.Verifier | None = None,
     ) -> None:
         self.backend = backend
         # Slots and what was tried live in agent_state; the policy needs no transcript.
@@ -85,6 +86,7 @@ class EmbeddedPolicy:
         self.resets_per_day = resets_per_day
         self.sentiment = sentiment or SentimentAnalyzer()
         self.clock = clock
+        self.verifier = verifier  # one-time codes (agent/verify.py); None: none sent
         self._handlers: dict[Intent, Handler] = {
             Intent.ORDER_STATUS: flows.order,
             Intent.ORDER_CANCEL: flows.order,
@@ -92,6 +94,7 @@ class EmbeddedPolicy:
             Intent.REFUND: flows.refund,
             Intent.BILLING: flows.billing,
             Intent.CANCEL_SUBSCRIPTION: flows.cancel_subscription,
+            Intent.LINK_IDENTITY: verify.link_request,
             Intent.GREETING: _small_talk,
             Intent.THANKS: _small_talk,
             Intent.GOODBYE: _small_talk,
@@ -114,7 +117,7 @@ class EmbeddedPolicy:
             resets_per_day=self.resets_per_day,
             clock=self.clock,
         )
-        t = Turn(turn, state, box, parsed, mood, self.threshold, self.resets_per_day)
+        t = Turn(turn, state, box, parsed, mood, self.threshold, self.resets_per_day, self.verifier)
         if parsed.topic is not None and parsed.topic != state.topic:
             state.topic, state.words = parsed.topic, quote(text)
         if state.words is None:
@@ -141,6 +144,9 @@ class EmbeddedPolicy:
             return handover(
                 t, "requested", reason="the customer asked for a person", confidence=p.confidence
             )
+        coded = await verify.on_code(t, self._handlers)  # a one-time code typed back
+        if coded is not None:
+            return coded
         if state.pending is not None:
             pending = {
                 "confirm_cancel": flows.on_confirm_cancel,
