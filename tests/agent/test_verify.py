@@ -17,9 +17,10 @@ import pytest
 
 from agent.codes import CodeBook, find_code
 from agent.demo_backend import DemoBackend
+from agent.intents import Intent, parse
 from agent.kb import KnowledgeBase
 from agent.policy import EmbeddedPolicy
-from agent.verify import Verifier
+from agent.verify import Verifier, find_target
 from gateway.models import (
     ChannelKind,
     Customer,
@@ -276,3 +277,32 @@ def test_codes_are_found_only_on_their_own() -> None:
     assert find_code("one two three four five six") == "123456"
     for text in ("+1 555 123 4567", "order 1001", "1234567", "123456 or 654321"):
         assert find_code(text) is None
+
+
+async def test_a_caller_reads_back_the_texted_code(
+    coded: EmbeddedPolicy, ledger: MemoryLedger, store: SqliteStore
+) -> None:
+    got = await store.ingest(InboundMessage(
+        channel=ChannelKind.PHONE, text="hi", account_ref="C-1001",
+        identity=Identity(kind=IdentityKind.PHONE, value="+15551234567",
+                          verified=Verification.CALLER_ID),
+    ))  # fmt: skip
+    chat = Chat(coded, ledger, got.customer, ChannelKind.PHONE)
+    asked = await chat.send("I can't log in, I need a new password")
+    assert notice(asked).to.key == "phone:+15551234567"  # texted to the number on record
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    spoken = ", ".join(words[int(d)] for d in code_of(asked))  # as the recogniser writes it
+    assert "tool.password_reset" in kinds(await chat.send(spoken))
+
+
+def test_asking_for_a_code_is_its_own_intent() -> None:
+    for text in ("text me a code at +1 555 123 4567", "my email is jane@example.com, send me a"
+                 " code", "can you link my phone number", "verify my email please"):  # fmt: skip
+        assert parse(text).intent is Intent.LINK_IDENTITY, text
+    assert parse("send me a code to reset my password").intent is Intent.PASSWORD_RESET
+    assert find_target("my email is Jane@Example.com, send me a code") == Identity(
+        kind=IdentityKind.EMAIL, value="jane@example.com"
+    )
+    assert find_target("text me at (555) 123-4567 not jane@example.com") == Identity(
+        kind=IdentityKind.PHONE, value="+15551234567"
+    )
