@@ -113,8 +113,8 @@ _PATTERNS: dict[Intent, list[tuple[re.Pattern[str], float]]] = {
     Intent.LINK_IDENTITY: [
         (re.compile(r"\b(text|sms|txt|e-?mail|send|give)\s+(me\s+)?(a\s+|the\s+)?(verification\s+|"
                     r"one[- ]time\s+|confirmation\s+|security\s+)?(code|otp|pin)\b", _I), 0.95),
-        (re.compile(r"\b(link|connect|merge|add)\b.{0,30}\b(accounts?|numbers?|phones?|e-?mails?|"
-                    r"address(es)?|profiles?)\b", _I), 0.85),
+        (re.compile(r"\b(link|connect|merge)\b.{0,30}\b(accounts|numbers?|phones?|mobile|"
+                    r"e-?mails?|address(es)?|profiles?)\b", _I), 0.85),
         (re.compile(r"\b(verify|confirm)\s+(my\s+|this\s+)?(phone|number|mobile|e-?mail)", _I),
          0.85),
     ],

@@ -63,7 +63,7 @@ class Verifier:
 
 
 async def link_request(t: Turn) -> Decision:
-    """ "Text me a code at ...": send a code to that number or address."""
+    """Send a code to the number or address named ("text me a code at ...")."""
     conf = t.parsed.confidence
     v = t.verifier
     if v is None:
@@ -80,7 +80,7 @@ async def link_request(t: Turn) -> Decision:
         )
     known = next((i for i in t.ctx.customer.identities if i.key == target.key), None)
     if known is not None and known.verified in _STRONG:
-        return say(t, f"{show(target)} is already linked to you.", intent="link_identity",
+        return say(t, f"You've already linked {show(target)}.", intent="link_identity",
                    confidence=conf)  # fmt: skip
     account = await t.box.backend.find_account(_lookup(target.kind), target.value)
     what = "link it to this conversation"
@@ -261,14 +261,14 @@ async def _passed(
     if linked.result is LinkResult.OTHER_CUSTOMER:
         t.state.note(f"{show(target)} belongs to another customer record: not linked")
         text = (
-            f"Thanks. {show(target)} is already linked to another customer record here, so I"
+            f"Thanks, but {show(target)} is already linked to another customer record here, so I"
             " haven't linked it to this conversation; our records are never merged"
             ' automatically. If you\'d like a person to look at it, say "agent".'
         )
     elif linked.result is LinkResult.OTHER_ACCOUNT:
         t.state.note(f"{show(target)} is on record for a different account: not linked")
         text = (
-            f"Thanks. {show(target)} is on record for a different account than yours, so I"
+            f"Thanks, but {show(target)} is on record for a different account than yours, so I"
             " haven't linked it. If you'd like a person to look at it, say \"agent\"."
         )
     else:

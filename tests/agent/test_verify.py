@@ -300,6 +300,8 @@ def test_asking_for_a_code_is_its_own_intent() -> None:
                  " code", "can you link my phone number", "verify my email please"):  # fmt: skip
         assert parse(text).intent is Intent.LINK_IDENTITY, text
     assert parse("send me a code to reset my password").intent is Intent.PASSWORD_RESET
+    assert parse("I want to add a new card to my account").intent is not Intent.LINK_IDENTITY
+    assert parse("I can't connect to my account").intent is not Intent.LINK_IDENTITY
     assert find_target("my email is Jane@Example.com, send me a code") == Identity(
         kind=IdentityKind.EMAIL, value="jane@example.com"
     )
