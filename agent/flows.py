@@ -5,7 +5,7 @@ the toolbox, whose guardrails decide what is allowed, and word the outcome.
 
 from __future__ import annotations
 
-from agent import replies
+from agent import replies, verify
 from agent.backend import Order
 from agent.intents import Intent, has
 from agent.tools import (
@@ -212,8 +212,12 @@ async def find_order(t: Turn, order_id: str) -> Order | Decision | None:
 
 
 async def password_reset(t: Turn) -> Decision:
-    """Send a reset link to the address on file, within the daily limit."""
+    """Send a reset link to the address on file, within the daily limit (asked for on a
+    channel whose sender can be forged: once a code to the contact on record is back)."""
     conf = t.parsed.confidence
+    gate = await verify.confirm_gate(t, Intent.PASSWORD_RESET)
+    if gate is not None:
+        return gate
     try:
         sent = await t.box.call(PASSWORD_RESET, NoArgs())
     except GuardrailRefusal as exc:
@@ -248,8 +252,12 @@ async def password_reset(t: Turn) -> Decision:
 
 
 async def cancel_subscription(t: Turn) -> Decision:
-    """Offer the cancellation and wait for a yes (see `on_confirm_cancel`)."""
+    """Offer the cancellation and wait for a yes (see `on_confirm_cancel`); on a channel
+    whose sender can be forged, only once a code to the contact on record is back."""
     conf = t.parsed.confidence
+    gate = await verify.confirm_gate(t, Intent.CANCEL_SUBSCRIPTION)
+    if gate is not None:
+        return gate
     try:
         sub = (await t.box.call(SUBSCRIPTION_GET, NoArgs())).subscription
     except GuardrailRefusal:

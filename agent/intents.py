@@ -30,6 +30,7 @@ class Intent(enum.StrEnum):
     REFUND = "refund"
     BILLING = "billing"
     CANCEL_SUBSCRIPTION = "cancel_subscription"
+    LINK_IDENTITY = "link_identity"  # "text me a code": prove another number or address
     AFFIRM = "affirm"
     DENY = "deny"
     DONT_KNOW = "dont_know"
@@ -45,6 +46,7 @@ BUSINESS = (
     Intent.PASSWORD_RESET,
     Intent.ORDER_STATUS,
     Intent.BILLING,
+    Intent.LINK_IDENTITY,
 )
 _SMALL_TALK = (Intent.GOODBYE, Intent.THANKS, Intent.GREETING)
 _REPLIES = (Intent.AFFIRM, Intent.DENY, Intent.DONT_KNOW)
@@ -107,6 +109,14 @@ _PATTERNS: dict[Intent, list[tuple[re.Pattern[str], float]]] = {
         (re.compile(r"\b(cancel\w*|end|stop|terminate|quit)\b.{0,30}\b(subscription|membership|"
                     r"plan|premium|auto-?renew\w*|renewal)\b", _I), 0.95),
         (re.compile(r"\bunsubscribe\b", _I), 0.8),
+    ],
+    Intent.LINK_IDENTITY: [
+        (re.compile(r"\b(text|sms|txt|e-?mail|send|give)\s+(me\s+)?(a\s+|the\s+)?(verification\s+|"
+                    r"one[- ]time\s+|confirmation\s+|security\s+)?(code|otp|pin)\b", _I), 0.95),
+        (re.compile(r"\b(link|connect|merge)\b.{0,30}\b(accounts|numbers?|phones?|mobile|"
+                    r"e-?mails?|address(es)?|profiles?)\b", _I), 0.85),
+        (re.compile(r"\b(verify|confirm)\s+(my\s+|this\s+)?(phone|number|mobile|e-?mail)", _I),
+         0.85),
     ],
     Intent.GREETING: [
         (re.compile(r"^\W*(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening)|greetings)"

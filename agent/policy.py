@@ -33,8 +33,9 @@ Every channel. The gateway hands the policy the customer's last
 switch of channel the reply starts by mentioning the earlier contact ("I see
 you called us earlier today about order 1001."; agent/recall.py), and an order
 question without a number means the order of that contact. Requests arriving
-by email may read the account but not change it (`Toolbox(sender_only=True)`:
-`From` can be forged).
+by email may read the account but change it only once a code sent to the
+contact on record confirmed it (agent/verify.py; until then
+`Toolbox(sender_only=True)`: `From` can be forged).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from agent import flows, replies
+from agent import flows, replies, verify
 from agent.backend import Backend
 from agent.brief import quote
 from agent.intents import Intent, parse
@@ -87,6 +88,7 @@ class EmbeddedPolicy:
         resets_per_day: int = 3,
         sentiment: SentimentAnalyzer | None = None,
         clock: Callable[[], datetime] | None = None,
+        verifier: verify.Verifier | None = None,
     ) -> None:
         self.backend = backend
         # Slots and what was tried live in agent_state; the history is read for the
@@ -98,6 +100,7 @@ class EmbeddedPolicy:
         self.resets_per_day = resets_per_day
         self.sentiment = sentiment or SentimentAnalyzer()
         self.clock = clock
+        self.verifier = verifier  # one-time codes (agent/verify.py); None: none sent
         self._handlers: dict[Intent, Handler] = {
             Intent.ORDER_STATUS: flows.order,
             Intent.ORDER_CANCEL: flows.order,
@@ -105,6 +108,7 @@ class EmbeddedPolicy:
             Intent.REFUND: flows.refund,
             Intent.BILLING: flows.billing,
             Intent.CANCEL_SUBSCRIPTION: flows.cancel_subscription,
+            Intent.LINK_IDENTITY: verify.link_request,
             Intent.GREETING: _small_talk,
             Intent.THANKS: _small_talk,
             Intent.GOODBYE: _small_talk,
@@ -119,6 +123,7 @@ class EmbeddedPolicy:
         mood = self.sentiment.analyze(text)
         state.sentiment = worse(state.sentiment, mood.label)
         parsed = parse(text, expecting_order=state.pending == "order_number")
+        now = self.clock() if self.clock is not None else datetime.now(UTC)
         box = Toolbox(
             self.backend,
             self.ledger,
@@ -126,9 +131,8 @@ class EmbeddedPolicy:
             turn.customer,
             resets_per_day=self.resets_per_day,
             clock=self.clock,
-            sender_only=turn.message.channel is ChannelKind.EMAIL,
+            sender_only=turn.message.channel is ChannelKind.EMAIL and not _confirmed(state, now),
         )
-        now = self.clock() if self.clock is not None else datetime.now(UTC)
         recall = earlier_contact(turn.history, turn.message, now)
         if (
             recall is not None
@@ -138,8 +142,10 @@ class EmbeddedPolicy:
             and box.verified
         ):
             parsed = parsed.model_copy(update={"order_id": recall.order_id})
-        t = Turn(turn, state, box, parsed, mood, self.threshold, self.resets_per_day)
-        t.recall = recall.sentence() if recall is not None else None
+        t = Turn(
+            turn, state, box, parsed, mood, self.threshold, self.resets_per_day,
+            recall=recall.sentence() if recall is not None else None, verifier=self.verifier,
+        )  # fmt: skip
         if parsed.topic is not None and parsed.topic != state.topic:
             state.topic, state.words = parsed.topic, quote(text)
         if state.words is None:
@@ -166,6 +172,9 @@ class EmbeddedPolicy:
             return handover(
                 t, "requested", reason="the customer asked for a person", confidence=p.confidence
             )
+        coded = await verify.on_code(t, self._handlers)  # a one-time code typed back
+        if coded is not None:
+            return coded
         if state.pending is not None:
             pending = {
                 "confirm_cancel": flows.on_confirm_cancel,
@@ -219,3 +228,10 @@ async def _unknown(t: Turn) -> Decision:
 
 
 __all__ = ["AgentState", "EmbeddedPolicy"]
+
+
+def _confirmed(state: AgentState, now: datetime) -> bool:
+    """Whether a code sent to the contact on record confirmed this conversation lately
+    (agent/verify.py): then an email sender may change the account."""
+    until = state.otp.confirmed_until
+    return until is not None and now < until

@@ -94,7 +94,8 @@ def one_paragraph(text: str) -> str:
     """Plain running text: no Markdown emphasis, links, headings or list markers, and
     no line breaks (SMS and speech)."""
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # [label](url) -> label
-    text = re.sub(r"(\*\*|__|`)", "", text)
+    # Emphasis and code marks around words; a masked "j***@example.com" keeps its stars.
+    text = re.sub(r"(?<![\w*])(\*\*|__|`)(?=[^\s*])(.+?)(?<=[^\s*])\1(?![\w*])", r"\2", text)
     text = re.sub(r"(?m)^\s*(#{1,6}|[-*+•]|\d+[.)])\s+", "", text)
     return " ".join(text.split())
 

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent import replies
 from agent.brief import build_brief, queue_for
+from agent.codes import OtpState
 from agent.intents import Intent, Parsed
 from agent.kb import KbHit, terms
 from agent.sentiment import SentimentReading
 from agent.tools import KB_SEARCH, SearchKbArgs, Toolbox
 from gateway.models import Action, ChannelKind, Reply, Sentiment, Transfer
 from gateway.protocols import Decision, TurnContext
+
+if TYPE_CHECKING:
+    from agent.verify import Verifier
 
 MAX_FAILURES = 2  # consecutive not-understood turns before handing over
 MAX_TRIED = 12  # the brief lists what was tried; old entries matter least
@@ -44,6 +48,7 @@ class AgentState(BaseModel):
     tried: list[str] = Field(default_factory=list)
     words: str | None = None  # the customer's first words on the current topic, PII masked
     sentiment: Sentiment = Sentiment.NEUTRAL  # the worst so far
+    otp: OtpState = Field(default_factory=OtpState)  # one-time codes (agent/verify.py)
 
     def note(self, what: str) -> None:
         """Remember something the agent did, for the brief."""
@@ -70,6 +75,7 @@ class Turn:
     threshold: float
     resets_per_day: int
     recall: str | None = None  # the earlier contact to mention first (agent/recall.py), once
+    verifier: Verifier | None = None  # one-time codes; None: none can be sent
 
     @property
     def text(self) -> str:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from agent.backend import Backend
+from agent.codes import CodeBook
 from agent.demo_backend import DemoBackend
 from agent.kb import KnowledgeBase
 from agent.policy import EmbeddedPolicy
+from agent.verify import Verifier
 from gateway.errors import ConfigError
-from gateway.protocols import Brain, UsageLedger
+from gateway.protocols import Brain, IdentityLinks, UsageLedger
 from gateway.settings import Settings
 
 DEMO_BACKEND_FILE = "demo_backend.sqlite3"
@@ -26,17 +28,28 @@ def open_backend(settings: Settings) -> Backend:
 
 
 async def build_agent(
-    settings: Settings, ledger: UsageLedger
+    settings: Settings,
+    ledger: UsageLedger,
+    *,
+    links: IdentityLinks | None = None,
+    secret: bytes | None = None,
 ) -> tuple[Backend, Brain, Callable[[], Awaitable[None]]]:
-    """The backend, the brain, and a coroutine function that closes them."""
+    """The backend, the brain, and a coroutine function that closes them. With `links`
+    (the store) and `secret` (the gateway's key) the agent sends one-time codes to link
+    identities and confirm account actions (agent/verify.py); without, it sends none."""
     backend = open_backend(settings)
     kb = KnowledgeBase(settings.kb_dir)
+    verifier = None
+    if links is not None and secret is not None:
+        codes = CodeBook(secret, ttl_s=settings.otp_ttl_s, attempts=settings.otp_attempts)
+        verifier = Verifier(codes, links, sends_per_hour=settings.otp_sends_per_hour)
     policy = EmbeddedPolicy(
         backend,
         ledger,
         kb,
         handover_threshold=settings.handover_threshold,
         resets_per_day=settings.password_resets_per_day,
+        verifier=verifier,
     )
     brain: Brain = policy
     client = None

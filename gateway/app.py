@@ -61,7 +61,8 @@ async def _agent_ctx(app: web.Application) -> AsyncIterator[None]:
     from agent.wiring import build_agent  # the agent package owns its own wiring
 
     settings = app[SETTINGS]
-    backend, brain, close = await build_agent(settings, app[STORE])
+    store = app[STORE]
+    backend, brain, close = await build_agent(settings, store, links=store, secret=app[SECRET_KEY])
     app[BACKEND] = backend
     app[BRAIN] = brain
     yield

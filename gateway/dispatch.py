@@ -14,6 +14,13 @@ runs in the conversation's turn order, for new and recovered messages alike;
 when it returns a `Decision`, that is stored and sent as the answer (whatever
 the conversation's state, without touching the agent's state) and the agent is
 not asked.
+
+`Notify` actions (a one-time code for another phone number or address) go to
+the channel registered in `notifiers` for the target's identity kind, before
+the turn is stored: the secret they carry is never stored as a message, only a
+`notify.sent` / `notify.failed` event; when one cannot be sent, its
+`failed_text` replaces the turn's replies, so the customer is never told a
+code is on its way when it is not.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.errors import ConflictError, GatewayError
+from gateway.errors import ChannelError, ConflictError, GatewayError
 from gateway.linking import AccountLinker
 from gateway.metrics import Metrics
 from gateway.models import (
@@ -33,8 +40,10 @@ from gateway.models import (
     ConversationState,
     Customer,
     HandoffBrief,
+    IdentityKind,
     InboundMessage,
     Message,
+    Notify,
     Reply,
     Sentiment,
     Transfer,
@@ -46,6 +55,7 @@ from gateway.protocols import (
     Decision,
     EventDraft,
     Ingested,
+    Notifier,
     OutboundDraft,
     Store,
     TurnContext,
@@ -98,6 +108,7 @@ class Dispatcher:
         self.handover_hooks: list[HandoverHook] = []
         self.responders: dict[ChannelKind, Responder] = {}
         self.linker: AccountLinker | None = None  # ties senders to backend accounts
+        self.notifiers: dict[IdentityKind, Notifier] = {}
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # inbound message ids being answered
@@ -195,6 +206,7 @@ class Dispatcher:
             )
             return (await self._record(record, conversation)).conversation
         decision = await self._decide(customer, conversation, message)
+        decision = await self._notify(decision)
         record = self._turn_record(conversation, message, decision)
         stored = await self._record(record, conversation)
         channel = conversation.channel
@@ -210,6 +222,29 @@ class Dispatcher:
                 for hook in self.handover_hooks:
                     await hook(customer, stored.conversation)
         return stored.conversation
+
+    async def _notify(self, decision: Decision) -> Decision:
+        """Send the decision's `Notify` actions; see the module docstring."""
+        notices = [a for a in decision.actions if isinstance(a, Notify)]
+        if not notices:
+            return decision
+        actions = [a for a in decision.actions if not isinstance(a, Notify)]
+        events = list(decision.events)
+        for notice in notices:
+            data = {"to": notice.to.key, "kind": notice.to.kind.value}
+            notifier = self.notifiers.get(notice.to.kind)
+            try:
+                if notifier is None:
+                    raise ChannelError(f"no channel sends to {notice.to.kind.value} identities")
+                data["ref"] = await notifier.notify(notice.to, notice.text, subject=notice.subject)
+            except GatewayError as exc:
+                log.warning("notice to %s not sent: %s", notice.to.key, exc)
+                events.append(EventDraft(kind="notify.failed", data={**data, "error": str(exc)}))
+                actions = [a for a in actions if not isinstance(a, Reply)]
+                actions.insert(0, Reply(text=notice.failed_text))
+                continue
+            events.append(EventDraft(kind="notify.sent", data=data))
+        return decision.model_copy(update={"actions": tuple(actions), "events": tuple(events)})
 
     async def _channel_turn(
         self, customer: Customer, conversation: Conversation, message: Message, decision: Decision

@@ -290,4 +290,19 @@ class Typing(Frozen):
     active: bool
 
 
-Action = Annotated[Reply | Transfer | Hangup | Typing, Field(discriminator="type")]
+class Notify(Frozen):
+    """Send `text` to `to` outside the conversation, over the channel that reaches that
+    identity (SMS to a phone number, mail to an address): a one-time code.
+
+    It holds a secret, so it is never stored as a message; the dispatcher records a
+    `notify.sent` or `notify.failed` event. When it cannot be sent, the customer is
+    told `failed_text` instead of the turn's replies."""
+
+    type: Literal["notify"] = "notify"
+    to: Identity
+    text: str = Field(min_length=1, max_length=1000)
+    subject: str = Field(default="Your verification code", max_length=200)
+    failed_text: str = Field(min_length=1)
+
+
+Action = Annotated[Reply | Transfer | Hangup | Typing | Notify, Field(discriminator="type")]

@@ -4,6 +4,7 @@ the agent core. Each has one real implementation here and room for more
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -85,6 +86,20 @@ class TurnStored(Frozen):
     messages: tuple[Message, ...]
 
 
+class LinkResult(enum.StrEnum):
+    """What `Store.link_identity` did."""
+
+    LINKED = "linked"  # the identity is now the customer's (new, or moved from an empty record)
+    ALREADY = "already"  # it was already theirs (its verification may have been raised)
+    OTHER_CUSTOMER = "other_customer"  # another customer with their own history has it
+    OTHER_ACCOUNT = "other_account"  # the customer is tied to a different backend account
+
+
+class Linked(Frozen):
+    result: LinkResult
+    customer: Customer  # the customer as it is after the call
+
+
 class Store(Protocol):
     """Durable state. Every write is committed before its coroutine returns."""
 
@@ -150,6 +165,19 @@ class Store(Protocol):
     async def is_opted_out(self, identity: Identity) -> bool: ...
 
     async def get_customer(self, customer_id: int) -> Customer: ...
+
+    async def link_identity(
+        self,
+        customer_id: int,
+        identity: Identity,
+        *,
+        account_ref: str | None = None,
+    ) -> Linked:
+        """Make `identity` (with its `verified`) one of the customer's, after proof of
+        control (a one-time code). Also ties the customer to `account_ref` when they
+        have none. Refuses without changing anything when another customer with any
+        messages holds the identity (no merge), or the customer has another account."""
+        ...
 
     async def find_customer(self, identity: Identity) -> Customer | None:
         """The customer an identity belongs to, or None before their first message."""
@@ -226,6 +254,20 @@ class UsageLedger(Protocol):
     async def count_events(self, customer_id: int, kind: str, since: datetime) -> int: ...
 
 
+class IdentityLinks(Protocol):
+    """What the agent's identity linking needs from the store."""
+
+    async def find_customer(self, identity: Identity) -> Customer | None: ...
+
+    async def link_identity(
+        self,
+        customer_id: int,
+        identity: Identity,
+        *,
+        account_ref: str | None = None,
+    ) -> Linked: ...
+
+
 # ---------------------------------------------------------------- channels
 
 
@@ -248,13 +290,27 @@ class Channel(Protocol):
 
 ChannelRegistry = dict[ChannelKind, Channel]
 
+
+class Notifier(Protocol):
+    """A channel that can send a short notice to any identity of its kind, outside a
+    conversation (a one-time code). The dispatcher routes `Notify` actions to it."""
+
+    async def notify(self, to: Identity, text: str, *, subject: str) -> str:
+        """Send `text` to `to`; returns the provider's id. ChannelError when not sent."""
+        ...
+
+
 __all__ = [
     "Brain",
     "Channel",
     "ChannelRegistry",
     "Decision",
     "EventDraft",
+    "IdentityLinks",
     "Ingested",
+    "LinkResult",
+    "Linked",
+    "Notifier",
     "OpenedSession",
     "OutboundDraft",
     "Speech",

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     kb_dir: Path | None = Field(None, description="Folder of Markdown articles; unset: built-in.")
     backend: str = Field("demo", description="Business backend: `demo` (embedded SQLite).")
     password_resets_per_day: int = Field(3, ge=0)
+    otp_ttl_s: int = Field(600, ge=60, le=3600, description="How long a one-time code is valid.")
+    otp_attempts: int = Field(5, ge=1, le=10, description="Tries at one one-time code.")
+    otp_sends_per_hour: int = Field(
+        3, ge=1, description="One-time codes sent per customer, and per phone/address, per hour."
+    )
     agent_timeout_s: float = Field(10.0, gt=0)
     refund_approval_limit_cents: int = Field(
         5000, ge=0, description="Refunds above this (minor units) wait for a rep's approval."

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from channels.email import codec
 from channels.email.files import save_attachments
 from channels.email.relay import Relay, RelayFailed
-from gateway.errors import NotFoundError
+from gateway.errors import ChannelError, NotFoundError
 from gateway.models import (
     MAX_TEXT_CHARS,
     Action,
@@ -241,6 +241,22 @@ class EmailChannel:
             message.id, DeliveryStatus.SENT, external_id=self.external_id(sent_id)
         )
         log.info("email %s sent to %s as %s", message.id, thread.to, sent_id)
+
+    async def notify(self, to: Identity, text: str, *, subject: str) -> str:
+        """A `Notifier`: mail `text` to `to` (a one-time code) as a new message outside
+        any thread. Not stored; returns its Message-ID. ChannelError when not sent."""
+        if to.kind is not IdentityKind.EMAIL or "@" not in to.value:
+            raise ChannelError(f"cannot mail {to.key}: not an email address")
+        if self.relay is None:
+            raise ChannelError("email is off: GATEWAY_EMAIL_RELAY is unset")
+        mail = codec.build_notice(
+            sender=self.address, to=to.value, subject=subject, text=text, domain=self.domain
+        )
+        try:
+            await self.relay.send(mail, sender=self.address, to=to.value)
+        except RelayFailed as exc:
+            raise ChannelError(f"mail to {to.value} not sent ({exc.code}): {exc}") from exc
+        return str(mail["Message-ID"])
 
     async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
         """Typing, transfers and hang-ups mean nothing by email (a transfer's words are a Reply)."""

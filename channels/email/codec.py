@@ -273,6 +273,22 @@ def build_reply(
     return msg
 
 
+def build_notice(
+    *, sender: str, to: str, subject: str, text: str, domain: str, sender_name: str = "Support"
+) -> EmailMessage:
+    """A mail of our own outside any thread (a one-time code), marked as automatic
+    (`Auto-Submitted: auto-generated`, RFC 3834) so no autoresponder answers it."""
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = Address(display_name=sender_name, addr_spec=sender)
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain=domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content(text)
+    return msg
+
+
 # ------------------------------------------------------------ reply tokens
 
 

@@ -22,7 +22,7 @@ from channels.email.relay import Relay
 from channels.email.state import EMAIL, EmailState
 from channels.email.transport import InboundHandler, start_server
 from gateway.app import CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
-from gateway.models import ChannelKind
+from gateway.models import ChannelKind, IdentityKind
 
 log = logging.getLogger("gateway.email")
 
@@ -48,6 +48,7 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[DISPATCHER]
     state.channel.attach(app[STORE], relay)
     dispatcher.responders[ChannelKind.EMAIL] = state.channel.respond
+    dispatcher.notifiers[IdentityKind.EMAIL] = state.channel  # one-time codes by mail
     if settings.email_listen:
         host, _, port = settings.email_listen.rpartition(":")
         handler = InboundHandler(state.channel, dispatcher)
@@ -79,6 +80,7 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
             await state.server.wait_closed()
         await dispatcher.drain()  # answers under way still go out
         dispatcher.responders.pop(ChannelKind.EMAIL, None)
+        dispatcher.notifiers.pop(IdentityKind.EMAIL, None)
         state.channel.detach()
 
 

@@ -34,6 +34,7 @@ from channels.sms import codec
 from channels.sms.codec import Keyword
 from channels.sms.rest import UNSUBSCRIBED, SendFailed, TwilioMessages
 from channels.sms.segments import fit_sms
+from gateway.errors import ChannelError
 from gateway.models import (
     Action,
     ChannelKind,
@@ -140,6 +141,31 @@ class SmsChannel:
         await store.set_delivery(message.id, sent.status, external_id=sent.sid)
         log.info("SMS %s sent as %s (%d %s segments)", message.id, sent.sid,
                  fitted.segments, fitted.encoding)  # fmt: skip
+
+    async def notify(self, to: Identity, text: str, *, subject: str) -> str:
+        """A `Notifier`: text `to` (a one-time code), outside any conversation. Not stored
+        as a message; returns Twilio's sid. ChannelError (`SendFailed`) when not sent."""
+        if to.kind is not IdentityKind.PHONE or not to.value.startswith("+"):
+            raise ChannelError(f"cannot text {to.key}: not a phone number")
+        if self.store is not None and await self.store.is_opted_out(to):
+            raise ChannelError(f"{to.value} has opted out (STOP)")
+        sender = self.settings.twilio_sms_from or self._routes.get(to.value, (0, ""))[1]
+        if self.api is None:
+            raise ChannelError("SMS is off: no Twilio REST client (account SID?)")
+        if not sender:
+            raise ChannelError("no number to text from: set GATEWAY_TWILIO_SMS_FROM")
+        try:
+            sent = await self.api.send(
+                to=to.value,
+                from_=sender,
+                body=fit_sms(text, 1).text,
+                status_callback=self.settings.public_url + STATUS_PATH,
+            )
+        except SendFailed as exc:
+            if exc.twilio_code == UNSUBSCRIBED and self.store is not None:
+                await self.store.set_opt_out(to, True)
+            raise
+        return sent.sid
 
     async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
         """Typing, transfers and hang-ups mean nothing on SMS (a transfer's words are a Reply)."""

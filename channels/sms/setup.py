@@ -24,7 +24,7 @@ from channels.sms.state import SMS, SmsState
 from channels.sms.transport import SMS_PATH, sms_status, sms_webhook
 from channels.twilio.signature import TwilioSignatures
 from gateway.app import CHANNELS, DISPATCHER, SETTINGS, STORE
-from gateway.models import ChannelKind
+from gateway.models import ChannelKind, IdentityKind
 
 log = logging.getLogger("gateway.sms")
 
@@ -63,11 +63,13 @@ async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[DISPATCHER]
     state.channel.attach(app[STORE], api)
     dispatcher.responders[ChannelKind.SMS] = state.channel.respond
+    dispatcher.notifiers[IdentityKind.PHONE] = state.channel  # one-time codes by text
     try:
         yield
     finally:
         await dispatcher.drain()  # answers under way still go out
         dispatcher.responders.pop(ChannelKind.SMS, None)
+        dispatcher.notifiers.pop(IdentityKind.PHONE, None)
         state.channel.detach()
         if api is not None:
             await api.close()

@@ -37,8 +37,15 @@ from gateway.models import (
     Message,
     VoiceTiming,
 )
-from gateway.protocols import Ingested, OpenedSession, TurnRecord, TurnStored
-from gateway.store import migrate
+from gateway.protocols import (
+    Ingested,
+    Linked,
+    LinkResult,
+    OpenedSession,
+    TurnRecord,
+    TurnStored,
+)
+from gateway.store import linking, migrate
 from gateway.store import sqlite_reads as reads
 from gateway.store.merge import merge_customers
 from gateway.store.rows import (
@@ -592,6 +599,29 @@ class SqliteStore:
                 (now_ms() if opted_out else None, identity.kind.value, identity.value),
             )
             return cur.rowcount > 0
+
+        return await self._writer.submit(op)
+
+    async def link_identity(
+        self,
+        customer_id: int,
+        identity: Identity,
+        *,
+        account_ref: str | None = None,
+    ) -> Linked:
+        """See `Store.link_identity` and, for why nothing is merged, `linking`."""
+
+        def op(conn: sqlite3.Connection) -> Linked:
+            result, moved_from = linking.link(conn, customer_id, identity, account_ref, ts=now_ms())
+            if result in (LinkResult.LINKED, LinkResult.ALREADY):
+                self._ident[identity.key] = customer_id
+                self._cust.pop(customer_id, None)
+                if moved_from is not None:
+                    self._cust.pop(moved_from, None)
+            return Linked(
+                result=result,
+                customer=self._snapshot_customer(self._customer(conn, customer_id)),
+            )
 
         return await self._writer.submit(op)
 

@@ -10,7 +10,7 @@ from agent import replies
 from agent.demo_backend import DemoBackend
 from agent.policy import EmbeddedPolicy
 from gateway.models import ChannelKind
-from tests.agent.harness import Chat, MemoryLedger, customer, kinds, refusals, reply_text, transfer
+from tests.agent.harness import Chat, MemoryLedger, customer, kinds, reply_text
 
 JANE = customer(1, account="C-1001", name="Jane Doe")
 PRIYA = customer(5, account="C-1005", name="Priya Patel")
@@ -105,23 +105,29 @@ def test_style_table() -> None:
         assert replies.style(channel, core, detail=detail, closing=closing, name="Jane") == text
     listed = "Steps:\n\n- **Open** [Orders](https://x.example/orders)\n- Choose `Return`"
     assert replies.style(ChannelKind.SMS, listed) == "Steps: Open Orders Choose Return"
+    masked = "I sent a code to s***@example.org and j***@example.com."
+    assert replies.style(ChannelKind.SMS, masked) == masked  # masks are not emphasis
 
 
 async def test_account_changes_asked_for_by_email_are_not_made_on_from_alone(
     policy: EmbeddedPolicy, ledger: MemoryLedger, backend: DemoBackend
 ) -> None:
-    # Priya's address is on her account, so her mail is linked: she may read it ...
+    # Priya's address is on her account, so her mail is linked: she may read it, but a
+    # forged From could ask as easily, so a change waits for a code sent to the contact
+    # on record (agent/verify.py; tests/agent/test_verify.py). Without the code
+    # machinery (this policy has no verifier) nothing changes, and it says why.
     mail = Chat(policy, ledger, PRIYA, ChannelKind.EMAIL)
     offer = await mail.send("I want to cancel my subscription")
-    assert "Family plan" in reply_text(offer)
-    # ... but a forged From could say yes as easily: a person confirms it instead.
+    assert "without confirming it's you" in reply_text(offer)
+    assert "chat with us" not in reply_text(offer)  # no web chat wording in a letter
     yes = await mail.send("yes")
-    assert refusals(yes) == ["sender_only"] and transfer(yes) is not None
+    assert "tool.subscription_cancel" not in kinds(yes)
     sub = await backend.get_subscription("C-1005")
     assert sub is not None and sub.status == "active"
     reset = await Chat(policy, ledger, PRIYA, ChannelKind.EMAIL).send("I forgot my password")
-    assert refusals(reset) == ["sender_only"]
+    assert "without confirming it's you" in reply_text(reset)
     assert await backend.password_resets_sent("C-1005") == 0
-    # The same on the phone (caller id linking is on by choice) still works.
+    # Caller ID can be forged too: the phone asks for the same confirmation.
     call = await Chat(policy, ledger, PRIYA, ChannelKind.PHONE).send("I forgot my password")
-    assert "tool.password_reset" in kinds(call)
+    assert "tool.password_reset" not in kinds(call)
+    assert "without confirming it's you" in reply_text(call)
