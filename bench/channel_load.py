@@ -60,7 +60,8 @@ AUTH_TOKEN = "bench-channel-load-token"
 SUPPORT = "support@bench.example"
 HEADER = (
     f"{'channel':<7} {'clients':>7} {'messages':>8} {'retries':>7} {'msg/s':>7} "
-    f"{'ack p50':>8} {'ack p99':>8} {'reply p50':>9} {'reply p99':>9} {'lost':>5} {'twice':>5}"
+    f"{'ack p50':>8} {'ack p99':>8} {'reply p50':>9} {'reply p99':>9} {'lost':>5} {'twice':>5} "
+    f"{'gw cpu':>6} {'bench cpu':>9}"
 )
 
 
@@ -77,13 +78,37 @@ def pct(values: list[float], q: float) -> str:
     return f"{ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000:.0f} ms"
 
 
-def row(channel: str, run: SmsRun | EmailRun, lost: int, twice: int) -> str:
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time used so far by process `pid`, all its threads (Linux), or by this one."""
+    if pid is None:
+        return time.process_time()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Share of one core the gateway and this process used over one level."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.start = (time.perf_counter(), cpu_seconds(pid), cpu_seconds(None))
+
+    def read(self) -> str:
+        wall = time.perf_counter() - self.start[0]
+        gw = (cpu_seconds(self.pid) - self.start[1]) / wall if self.pid else float("nan")
+        return f"{gw:>6.0%} {(cpu_seconds(None) - self.start[2]) / wall:>9.0%}"
+
+
+def row(channel: str, run: SmsRun | EmailRun, lost: int, twice: int, cpu: str) -> str:
     sent = sum(map(len, run.sent.values())) if isinstance(run, SmsRun) else len(run.sent)
     rate = len(run.reply) / run.elapsed if run.elapsed else 0.0
     return (
         f"{channel:<7} {run.clients:>7} {sent:>8} {run.retries:>7} {rate:>7.1f} "
         f"{pct(run.ack, 0.5):>8} {pct(run.ack, 0.99):>8} {pct(run.reply, 0.5):>9} "
-        f"{pct(run.reply, 0.99):>9} {lost:>5} {twice:>5}"
+        f"{pct(run.reply, 0.99):>9} {lost:>5} {twice:>5} {cpu}"
     )
 
 
@@ -202,27 +227,33 @@ async def bench(args: argparse.Namespace) -> int:
     try:
         await wait_up(url, proc)
         level = 0
+        pid = proc.pid if proc is not None else None
+        cpu: dict[int, str] = {}  # id(run) -> CPU shares over its level
         for clients in args.sms:
             level += 1
+            meter = CpuMeter(pid)
             run = await run_texters(sms_target, rest, clients, args.seconds, level, args.retries,
                                     args.reply_timeout)  # fmt: skip
+            cpu[id(run)] = meter.read()
             sms_runs.append(run)
         for clients in args.email:
             level += 1
+            meter = CpuMeter(pid)
             erun = await run_senders(
                 email_target, relay, clients, args.seconds, level, args.thread_length,
                 args.retries, args.reply_timeout,
             )  # fmt: skip
+            cpu[id(erun)] = meter.read()
             email_runs.append(erun)
         await asyncio.sleep(args.settle)  # an answer sent twice would come in by now
         for run in sms_runs:
             lost, twice = sms_lost(run, rest)
-            rows.append(row("sms", run, lost, twice))
+            rows.append(row("sms", run, lost, twice, cpu[id(run)]))
             problems += run.errors + ([f"sms {run.clients}: {lost} lost, {twice} twice"]
                                       if lost or twice else [])  # fmt: skip
         for erun in email_runs:
             lost, twice = email_lost(erun, relay)
-            rows.append(row("email", erun, lost, twice))
+            rows.append(row("email", erun, lost, twice, cpu[id(erun)]))
             problems += erun.errors + ([f"email {erun.clients}: {lost} lost, {twice} twice"]
                                        if lost or twice else [])  # fmt: skip
         seen = await duplicates_seen(url)
