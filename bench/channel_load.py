@@ -98,8 +98,8 @@ class CpuMeter:
 
     def read(self) -> str:
         wall = time.perf_counter() - self.start[0]
-        gw = (cpu_seconds(self.pid) - self.start[1]) / wall if self.pid else float("nan")
-        return f"{gw:>6.0%} {(cpu_seconds(None) - self.start[2]) / wall:>9.0%}"
+        gw = f"{(cpu_seconds(self.pid) - self.start[1]) / wall:.0%}" if self.pid else "-"
+        return f"{gw:>6} {(cpu_seconds(None) - self.start[2]) / wall:>9.0%}"
 
 
 def row(channel: str, run: SmsRun | EmailRun, lost: int, twice: int, cpu: str) -> str:
