@@ -60,6 +60,9 @@ FALLBACK_TEXT = (
 )
 
 HandoverHook = Callable[[Customer, Conversation], Awaitable[None]]
+HeldHook = Callable[[Customer, Conversation, Message], Awaitable[None]]
+"""Told of a customer message the agent stays silent on (a person holds, or will hold,
+the conversation): routing forwards it to the rep's console."""
 Responder = Callable[[Customer, Conversation, Message], Awaitable[Decision | None]]
 """A channel's own answer to one of its inbound messages, or None to ask the agent."""
 
@@ -95,6 +98,7 @@ class Dispatcher:
         self.agent_timeout_s = agent_timeout_s
         self.typing_delay_s = typing_delay_s
         self.handover_hooks: list[HandoverHook] = []
+        self.held_hooks: list[HeldHook] = []
         self.responders: dict[ChannelKind, Responder] = {}
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -189,7 +193,10 @@ class Dispatcher:
                 expected_version=conversation.version,
                 handled_message_id=message.id,
             )
-            return (await self._record(record, conversation)).conversation
+            silent = (await self._record(record, conversation)).conversation
+            for held in self.held_hooks:
+                await held(customer, silent, message)
+            return silent
         decision = await self._decide(customer, conversation, message)
         record = self._turn_record(conversation, message, decision)
         stored = await self._record(record, conversation)

@@ -112,8 +112,9 @@ class Settings(BaseSettings):
 
     # --- phone (Twilio Media Streams)
     twilio_account_sid: str = Field(
-        "", description="Account SID the REST API is called with (hang-ups); also checked on "
-        "incoming webhooks when set."
+        "",
+        description="Account SID the REST API is called with (hang-ups); also checked on "
+        "incoming webhooks when set.",
     )
     twilio_auth_token: SecretStr | None = Field(
         None,
@@ -134,7 +135,9 @@ class Settings(BaseSettings):
         15_000, ge=1000, le=30_000, description="Longest caller utterance before it is cut."
     )
     barge_in_min_speech_ms: int = Field(
-        200, ge=0, le=2000,
+        200,
+        ge=0,
+        le=2000,
         description="Caller speech this long while the agent talks interrupts the agent.",
     )
     phone_link_accounts: bool = Field(
@@ -206,6 +209,60 @@ class Settings(BaseSettings):
     email_send_timeout_s: float = Field(
         30.0, gt=0, le=300, description="Longest wait for the relay to accept one mail."
     )
+
+    # --- human queues and the rep console
+    queues: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "billing": ["billing"], "technical": ["technical"], "general": ["general"]
+        },
+        description="Queue name -> skills a rep needs (all of them) to be offered its work.",
+    )  # fmt: skip
+    business_timezone: str = Field("UTC", description="IANA time zone of BUSINESS_HOURS.")
+    business_hours: dict[str, str] = Field(
+        default_factory=dict,
+        description='Open hours per weekday, e.g. {"mon": "09:00-17:00"}; a day not listed is '
+        "closed; empty: always open.",
+    )
+    offer_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="How long a rep has to accept an offer before the next."
+    )
+    rep_max_text: int = Field(3, ge=0, le=50, description="Default text conversations per rep.")
+    rep_max_calls: int = Field(1, ge=0, le=5, description="Default calls per rep at once.")
+    console_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="Lifetime of a rep's console login."
+    )
+    rating_window_hours: float = Field(
+        48.0, gt=0, description="How long after a close the customer may still rate it."
+    )
+
+    @field_validator("queues")
+    @classmethod
+    def _check_queues(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("needs at least one queue")
+        for name, skills in value.items():
+            if not name or len(name) > 50 or not skills:
+                raise ValueError(f"queue {name!r} needs a name (<= 50 chars) and skills")
+        return value
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Europe/Paris") from exc
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        from gateway.routing.policy import parse_hours
+
+        parse_hours(value)  # raises ValueError naming the bad day
+        return value
 
     @field_validator("email_address")
     @classmethod
