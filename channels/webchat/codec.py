@@ -220,6 +220,11 @@ def notice_frame(code: str, text: str) -> str:
     return _dump({"type": "notice", "code": code, "text": text})
 
 
+def rating_frame(url: str, text: str) -> str:
+    """Ask for a 1-5 rating of a closed conversation; the widget POSTs `score` to `url`."""
+    return _dump({"type": "rating", "url": url, "scale": 5, "text": text})
+
+
 def error_frame(code: str, message: str, client_id: str | None = None) -> str:
     """`client_id` names the refused message, when the error is about one."""
     return _dump({"type": "error", "code": code, "message": message, "client_id": client_id})

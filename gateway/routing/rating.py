@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -15,6 +16,9 @@ from gateway.models import ChannelKind, Conversation, Customer, Message, Reply
 from gateway.protocols import Decision, EventDraft
 from gateway.routing.state import ROUTING
 from gateway.routing.store import RoutingStore
+
+RatingWidget = Callable[[Customer, str, str], Awaitable[None]]
+"""A channel's rating control: (customer, signed URL, question)."""
 
 SMS_PROMPT = "How did we do? Reply with a number from 1 (poor) to 5 (great)."
 THANKS = "Thank you for rating us!"
@@ -31,6 +35,7 @@ class Ratings:
         self.signer = URLSafeTimedSerializer(key, salt="rating")
         self.public_url = public_url
         self.window = timedelta(hours=window_hours)
+        self.widgets: dict[ChannelKind, RatingWidget] = {}
 
     def link(self, conversation_id: int) -> str:
         return f"{self.public_url}/rate/{self.signer.dumps(conversation_id)}"
@@ -49,6 +54,12 @@ class Ratings:
         if conversation.channel in (ChannelKind.WEBCHAT, ChannelKind.EMAIL):
             return f"Thanks for contacting us. How did we do? Rate us: {self.link(conversation.id)}"
         return None
+
+    async def show_control(self, customer: Customer, conversation: Conversation) -> None:
+        """The channel's own rating control, where it has one (web chat)."""
+        widget = self.widgets.get(conversation.channel)
+        if widget is not None:
+            await widget(customer, self.link(conversation.id), "How did we do?")
 
     def sms_responder(self, inner: Responder | None) -> Responder:
         """Wrap the SMS channel's responder: a lone digit 1-5 from a customer whose

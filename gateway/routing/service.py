@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import NotFoundError
-from gateway.models import AuthorKind, Conversation, ConversationState, Direction, Message
+from gateway.models import (
+    AuthorKind,
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Message,
+)
 from gateway.protocols import ChannelRegistry, EventDraft, OutboundDraft, Store
 from gateway.routing.intake import Intake, deliver, message_json
 from gateway.routing.models import (
@@ -38,6 +45,8 @@ from gateway.routing.store import (
 
 RatingPrompt = Callable[[Conversation], Awaitable[str | None]]
 """The text asking the customer of a closed conversation for a rating, per channel."""
+RatingControl = Callable[[Customer, Conversation], Awaitable[None]]
+"""Shows a channel's own rating control (the web chat widget's buttons)."""
 
 MAX_REP_TEXT = 4000
 HANDED_BACK_TEXT = "Thanks for your patience. Our virtual assistant will take it from here."
@@ -54,12 +63,14 @@ class RoutingService:
         channels: ChannelRegistry,
         *,
         rating_prompt: RatingPrompt | None = None,
+        rating_control: RatingControl | None = None,
     ) -> None:
         self.router = router
         self.intake = intake
         self.store = store
         self.channels = channels
         self.rating_prompt = rating_prompt
+        self.rating_control = rating_control
 
     # ----------------------------------------------------------------- views
 
@@ -338,6 +349,9 @@ class RoutingService:
             router.note_handle_time(held)
             assert applied.conversation is not None
         await self._deliver(applied.conversation, applied.messages)
+        if closing and self.rating_control is not None:
+            customer = await self.store.get_customer(conv.customer_id)
+            await self.rating_control(customer, applied.conversation)
         await router.pump()
         return applied.conversation
 

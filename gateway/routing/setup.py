@@ -82,7 +82,14 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
                       settings.rating_window_hours)  # fmt: skip
     router = Router(settings, store, routing, state.hub)
     intake = Intake(router, channels, tier_of=_tier_lookup(app))
-    service = RoutingService(router, intake, store, channels, rating_prompt=ratings.prompt)
+    service = RoutingService(
+        router, intake, store, channels,
+        rating_prompt=ratings.prompt, rating_control=ratings.show_control,
+    )  # fmt: skip
+    webchat = channels.get(ChannelKind.WEBCHAT)
+    request_rating = getattr(webchat, "request_rating", None)
+    if request_rating is not None:
+        ratings.widgets[ChannelKind.WEBCHAT] = request_rating
     state.store, state.ratings, state.service = routing, ratings, service
     state.auth = ConsoleAuth(
         routing,

@@ -168,6 +168,29 @@
     return li;
   }
 
+  // A closed conversation's 1-5 rating: one keyboard-reachable button per score.
+  function rating(f) {
+    var li = line("notice", f.text || "How did we do?");
+    var group = document.createElement("div");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Rate this conversation from 1 to 5");
+    for (var n = 1; n <= (f.scale || 5); n++) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = String(n);
+      b.setAttribute("aria-label", n + " out of " + (f.scale || 5));
+      b.onclick = (function (score) {
+        return function () {
+          fetch(f.url, { method: "POST", body: new URLSearchParams({ score: String(score) }) })
+            .then(function (r) { group.textContent = r.ok ? "Thank you!" : "Sorry, that did not work."; })
+            .catch(function () { group.textContent = "Sorry, that did not work."; });
+        };
+      })(n);
+      group.appendChild(b);
+    }
+    li.appendChild(group);
+  }
+
   function bubble(author, text) {
     var li = document.createElement("li");
     li.className = author;
@@ -281,6 +304,9 @@
         break;
       case "notice":
         line("notice", f.text);
+        break;
+      case "rating":
+        if (typeof f.url === "string") rating(f);
         break;
       case "error":
         onError(f);

@@ -41,6 +41,15 @@ async def test_a_rep_reply_reaches_the_chat_widget_and_notes_do_not(desk: Desk) 
     assert "customer sounds upset" in [m["text"] for m in view["messages"]]
     assert welcome["type"] == "welcome"
 
+    await desk.service.close(rep.id, conv_id, "resolved")
+    control = await chat.until(lambda f: f.get("type") == "rating")
+    assert control["scale"] == 5
+    path = control["url"].removeprefix(str(desk.client.make_url("")).rstrip("/"))
+    path = path[path.index("/rate/") :]
+    assert (await desk.client.post(path, data={"score": "2"})).status == 200
+    events = await desk.store.events(conv_id)
+    assert [e.data for e in events if e.kind == "rating"] == [{"score": 2, "channel": "webchat"}]
+
 
 async def test_only_the_holder_may_reply(desk: Desk) -> None:
     _, conv_id = await _held(desk)
