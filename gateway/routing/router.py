@@ -142,13 +142,17 @@ class Router:
         return rep.max_text if rep.max_text is not None else self.settings.rep_max_text
 
     def load(self, rep_id: int, kind: WorkKind) -> int:
-        held = sum(1 for e in self.held.values() if e.rep_id == rep_id and e.kind is kind)
-        offered = sum(
-            1
-            for o in self.offers.values()
-            if o.rep_id == rep_id and self.waiting[o.entry_id].kind is kind
-        )
-        return held + offered
+        return self._loads().get((rep_id, kind), 0)
+
+    def _loads(self) -> collections.Counter[tuple[int, WorkKind]]:
+        """(rep, kind of work) -> conversations held plus offers pending."""
+        loads: collections.Counter[tuple[int, WorkKind]] = collections.Counter()
+        for e in self.held.values():
+            if e.rep_id is not None:
+                loads[e.rep_id, e.kind] += 1
+        for o in self.offers.values():
+            loads[o.rep_id, self.waiting[o.entry_id].kind] += 1
+        return loads
 
     def staffed(self, queue: str) -> int:
         """Reps online (available or away) who serve `queue`."""
@@ -241,16 +245,16 @@ class Router:
         async with self.lock:
             while (match := self._next_match()) is not None:
                 entry, rep = match
-                offer_draft = OfferDraft(entry_id=entry.id, rep_id=rep.id,
-                                         expires_at=self._deadline())  # fmt: skip
-                applied = await self.routing.apply(RoutingChange(new_offer=offer_draft))
+                offer_draft = OfferDraft(
+                    entry_id=entry.id,
+                    rep_id=rep.id,
+                    expires_at=self._deadline(),
+                    announce=self._offer_data(entry),
+                )
+                applied = await self.apply(RoutingChange(new_offer=offer_draft))
                 assert applied.offer is not None
                 offer = applied.offer
                 self._track_offer(offer)
-                event = await self.routing.apply(
-                    RoutingChange(console=(self._offer_event(offer, entry),))
-                )
-                self.hub.push(event.console)
                 made += 1
                 for hook in self.on_offer:
                     await hook(offer, entry)
@@ -260,39 +264,60 @@ class Router:
         free = [r for r in self.reps.values() if r.presence is Presence.AVAILABLE]
         if not free:
             return None
-        now = datetime.now(UTC)
+        loads = self._loads()
         spare = {
-            kind: [r for r in free if self.load(r.id, kind) < self.capacity(r, kind)]
+            kind: [r for r in free if loads[r.id, kind] < self.capacity(r, kind)]
             for kind in WorkKind
         }
         if not spare[WorkKind.TEXT] and not spare[WorkKind.CALL]:
             return None
+        # Reps with spare capacity who serve each (queue, kind): entries of a queue nobody
+        # can take now are skipped without being sorted (a long queue costs little).
+        pools: dict[tuple[str, WorkKind], list[Rep]] = {}
+
+        def pool(entry: QueueEntry) -> list[Rep]:
+            key = (entry.queue, entry.kind)
+            if key not in pools:
+                skills = self.queues.get(entry.queue, [entry.queue])
+                pools[key] = [r for r in spare[entry.kind] if policy.can_serve(r.skills, skills)]
+            return pools[key]
+
+        now = datetime.now(UTC)
         candidates = sorted(
-            (e for e in self.waiting.values() if e.id not in self._offer_of),
+            (
+                e
+                for e in self.waiting.values()
+                if e.id not in self._offer_of and (e.target_rep_id is not None or pool(e))
+            ),
             key=lambda e: (
                 -policy.effective_priority(e.priority, (now - e.enqueued_at).total_seconds()),
                 e.id,
             ),
         )
         for entry in candidates:
-            skills = self.queues.get(entry.queue, [entry.queue])
+            reps = (
+                [r for r in spare[entry.kind] if r.id == entry.target_rep_id]
+                if entry.target_rep_id is not None
+                else pool(entry)
+            )
             tried = self._tried.get(entry.id, set())
-            eligible = [
-                r
-                for r in spare[entry.kind]
-                if r.id not in tried
-                and r.id != entry.from_rep_id
-                and (entry.target_rep_id is None or r.id == entry.target_rep_id)
-                and (entry.target_rep_id is not None or policy.can_serve(r.skills, skills))
-            ]
+            eligible = [r for r in reps if r.id not in tried and r.id != entry.from_rep_id]
             if eligible:
                 best = min(eligible, key=lambda r: (_ts(r.last_busy_at), r.id))
                 return entry, best
         return None
 
     def _offer_event(self, offer: Offer, entry: QueueEntry) -> ConsoleEventDraft:
-        data: dict[str, Any] = {
+        data = {
+            **self._offer_data(entry),
             "offer_id": offer.id,
+            "expires_at": offer.expires_at.isoformat(),
+        }
+        return ConsoleEventDraft(kind="offer", rep_id=offer.rep_id, data=data)
+
+    def _offer_data(self, entry: QueueEntry) -> dict[str, Any]:
+        """What a console shows of an offer (the store adds its id and deadline)."""
+        return {
             "entry_id": entry.id,
             "conversation_id": entry.conversation_id,
             "queue": entry.queue,
@@ -300,9 +325,7 @@ class Router:
             "priority": entry.priority,
             "note": entry.note,
             "from_rep_id": entry.from_rep_id,
-            "expires_at": offer.expires_at.isoformat(),
         }
-        return ConsoleEventDraft(kind="offer", rep_id=offer.rep_id, data=data)
 
     def _track_offer(self, offer: Offer) -> None:
         self.offers[offer.id] = offer

@@ -10,7 +10,7 @@ before the step is acknowledged to anyone.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import Field
 
@@ -53,6 +53,9 @@ class OfferDraft(Frozen):
     entry_id: int  # 0: the entry created by the same change
     rep_id: int
     expires_at: datetime
+    # Set: an `offer` console event for the rep, this data plus `offer_id`, `expires_at`
+    # (written in the same transaction as the offer, so no offer goes unannounced).
+    announce: dict[str, Any] | None = None
 
 
 class OfferUpdate(Frozen):

@@ -201,6 +201,11 @@ class SqliteRoutingStore:
             offer = offer_from_row(
                 conn.execute("SELECT * FROM offers WHERE id=?", (cur.lastrowid,)).fetchone()
             )
+            if o.announce is not None:
+                data = {**o.announce, "offer_id": offer.id,
+                        "expires_at": offer.expires_at.isoformat()}  # fmt: skip
+                announced = ConsoleEventDraft(kind="offer", rep_id=o.rep_id, data=data)
+                change = change.model_copy(update={"console": (announced, *change.console)})
         for ou in change.offers:
             if ou.expires_at is not None:
                 conn.execute(
