@@ -93,12 +93,14 @@ class Intake:
             change = RoutingChange(
                 conversation_id=conversation.id,
                 queue=queue,
+                # A caller hears the phone channel's own hold flow (warm transfer) instead.
                 outbound=(OutboundDraft(text=text, author=AuthorKind.SYSTEM,
-                                        channel=conversation.channel),),
+                                        channel=conversation.channel),)
+                if kind is WorkKind.TEXT else (),
                 events=(EventDraft(kind="queue.entered", data={
                     "queue": queue, "priority": priority, "tier": tier, "ahead": ahead,
                     "estimated_wait_s": None if wait is None else round(wait),
-                    "open": open_now, "rep_available": available}),),
+                    "open": open_now, "rep_available": available, "notice": text}),),
                 new_entry=EntryDraft(conversation_id=conversation.id, queue=queue, kind=kind,
                                      priority=priority),
                 console=(router.size_event(queue, +1),),

@@ -32,6 +32,7 @@ from gateway.routing.models import (
     QueueEntry,
     Rep,
     RepDraft,
+    WorkKind,
 )
 from gateway.routing.router import Router, RoutingError
 from gateway.routing.store import (
@@ -201,7 +202,8 @@ class RoutingService:
                     queue=entry.queue,
                     outbound=(OutboundDraft(
                         text=f"You're now talking with {rep.display_name}.",
-                        author=AuthorKind.SYSTEM, channel=conv.channel),),
+                        author=AuthorKind.SYSTEM, channel=conv.channel),)
+                    if entry.kind is WorkKind.TEXT else (),
                     events=(EventDraft(kind="rep.assigned", data={
                         "rep_id": rep_id, "rep": rep.username, "queue": entry.queue,
                         "offer_id": offer.id, "from_rep_id": entry.from_rep_id,
