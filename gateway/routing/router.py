@@ -22,7 +22,7 @@ from typing import Any
 
 from gateway.errors import ConflictError
 from gateway.protocols import Store
-from gateway.routing import policy
+from gateway.routing import matching, policy
 from gateway.routing.hub import ConsoleHub
 from gateway.routing.models import (
     ConsoleEventDraft,
@@ -261,51 +261,14 @@ class Router:
         return made
 
     def _next_match(self) -> tuple[QueueEntry, Rep] | None:
-        free = [r for r in self.reps.values() if r.presence is Presence.AVAILABLE]
-        if not free:
-            return None
-        loads = self._loads()
-        spare = {
-            kind: [r for r in free if loads[r.id, kind] < self.capacity(r, kind)]
-            for kind in WorkKind
-        }
-        if not spare[WorkKind.TEXT] and not spare[WorkKind.CALL]:
-            return None
-        # Reps with spare capacity who serve each (queue, kind): entries of a queue nobody
-        # can take now are skipped without being sorted (a long queue costs little).
-        pools: dict[tuple[str, WorkKind], list[Rep]] = {}
-
-        def pool(entry: QueueEntry) -> list[Rep]:
-            key = (entry.queue, entry.kind)
-            if key not in pools:
-                skills = self.queues.get(entry.queue, [entry.queue])
-                pools[key] = [r for r in spare[entry.kind] if policy.can_serve(r.skills, skills)]
-            return pools[key]
-
-        now = datetime.now(UTC)
-        candidates = sorted(
-            (
-                e
-                for e in self.waiting.values()
-                if e.id not in self._offer_of and (e.target_rep_id is not None or pool(e))
-            ),
-            key=lambda e: (
-                -policy.effective_priority(e.priority, (now - e.enqueued_at).total_seconds()),
-                e.id,
-            ),
+        return matching.next_match(
+            reps=self.reps.values(),
+            waiting=(e for e in self.waiting.values() if e.id not in self._offer_of),
+            loads=self._loads(),
+            capacity=self.capacity,
+            queues=self.queues,
+            tried=self._tried,
         )
-        for entry in candidates:
-            reps = (
-                [r for r in spare[entry.kind] if r.id == entry.target_rep_id]
-                if entry.target_rep_id is not None
-                else pool(entry)
-            )
-            tried = self._tried.get(entry.id, set())
-            eligible = [r for r in reps if r.id not in tried and r.id != entry.from_rep_id]
-            if eligible:
-                best = min(eligible, key=lambda r: (_ts(r.last_busy_at), r.id))
-                return entry, best
-        return None
 
     def _offer_event(self, offer: Offer, entry: QueueEntry) -> ConsoleEventDraft:
         data = {
@@ -415,10 +378,6 @@ class Router:
 
     def untried(self, entry_id: int, rep_ids: Sequence[int]) -> None:
         self._tried[entry_id].difference_update(rep_ids)
-
-
-def _ts(value: datetime | None) -> float:
-    return value.timestamp() if value is not None else 0.0
 
 
 __all__ = ["Router", "RoutingError"]
