@@ -32,6 +32,7 @@ from gateway.models import (
     ConversationState,
     Customer,
     HandoffBrief,
+    Identity,
     InboundMessage,
     Message,
     Reply,
@@ -60,6 +61,7 @@ FALLBACK_TEXT = (
 )
 
 HandoverHook = Callable[[Customer, Conversation], Awaitable[None]]
+TypingHook = Callable[[Identity, bool], Awaitable[None]]
 HeldHook = Callable[[Customer, Conversation, Message], Awaitable[None]]
 """Told of a customer message the agent stays silent on (a person holds, or will hold,
 the conversation): routing forwards it to the rep's console."""
@@ -99,6 +101,7 @@ class Dispatcher:
         self.typing_delay_s = typing_delay_s
         self.handover_hooks: list[HandoverHook] = []
         self.held_hooks: list[HeldHook] = []
+        self.typing_hooks: list[TypingHook] = []
         self.responders: dict[ChannelKind, Responder] = {}
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -123,6 +126,15 @@ class Dispatcher:
         )
         self._schedule(ingested, received)
         return ingested
+
+    async def customer_typing(self, identity: Identity, active: bool) -> None:
+        """A customer started or stopped typing (web chat): shown to a rep who holds
+        their conversation. Nothing is stored; a failure only loses the indicator."""
+        for hook in self.typing_hooks:
+            try:
+                await hook(identity, active)
+            except GatewayError as exc:
+                log.debug("typing hook failed: %s", exc)
 
     def _answered(self, ingested: Ingested) -> bool:
         # A retry of a message that is being answered, or was, is not answered again.

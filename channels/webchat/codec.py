@@ -84,7 +84,7 @@ class ChatMessage(ClientFrame):
 
 
 class ClientTyping(ClientFrame):
-    """The visitor is typing (accepted; not relayed anywhere yet)."""
+    """The visitor is typing: shown to a rep who holds the conversation."""
 
     type: Literal["typing"]
     active: bool

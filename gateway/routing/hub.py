@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 from gateway.routing.models import ConsoleEvent
 
@@ -22,7 +23,8 @@ class Subscriber:
     def __init__(self, rep_id: int, queues: Iterable[str]) -> None:
         self.rep_id = rep_id
         self.queues = frozenset(queues)
-        self.events: asyncio.Queue[ConsoleEvent | None] = asyncio.Queue(QUEUE_MAX)
+        # Stored events, transient frames (typing: not worth a row), or None: close.
+        self.events: asyncio.Queue[ConsoleEvent | dict[str, Any] | None] = asyncio.Queue(QUEUE_MAX)
         self.overflowed = False
 
     def sees(self, event: ConsoleEvent) -> bool:
@@ -30,7 +32,7 @@ class Subscriber:
             return event.rep_id == self.rep_id
         return event.queue is None or event.queue in self.queues
 
-    def offer(self, event: ConsoleEvent) -> None:
+    def offer(self, event: ConsoleEvent | dict[str, Any]) -> None:
         if self.overflowed:
             return
         try:
@@ -77,6 +79,11 @@ class ConsoleHub:
             for sub in list(targets):
                 if sub.sees(event):
                     sub.offer(event)
+
+    def push_transient(self, rep_id: int, frame: dict[str, Any]) -> None:
+        """A frame that is not stored nor replayed (typing indicators)."""
+        for sub in list(self._subs.get(rep_id, ())):
+            sub.offer(frame)
 
     def connected(self, rep_id: int) -> bool:
         return rep_id in self._subs

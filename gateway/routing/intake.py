@@ -15,6 +15,7 @@ from gateway.models import (
     Conversation,
     ConversationState,
     Customer,
+    Identity,
     IdentityKind,
     Message,
 )
@@ -143,6 +144,17 @@ class Intake:
             text += " Reply " + ", ".join(options[:-1]) + (" or " if len(options) > 1 else "")
             text += options[-1] + "."
         return text
+
+    async def typing(self, identity: Identity, active: bool) -> None:
+        """A dispatcher typing hook: show the customer typing on the holding rep's console."""
+        router = self.router
+        if not router.held:
+            return
+        customer = await router.store.find_customer(identity)
+        entry = None if customer is None else router.held_for_customer(customer.id)
+        if entry is not None and entry.rep_id is not None:
+            frame = {"type": "typing", "conversation_id": entry.conversation_id, "active": active}
+            router.hub.push_transient(entry.rep_id, frame)
 
     async def held_message(
         self, customer: Customer, conversation: Conversation, message: Message

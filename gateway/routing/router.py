@@ -67,6 +67,7 @@ class Router:
         self.reps: dict[int, Rep] = {}
         self.waiting: dict[int, QueueEntry] = {}  # entry id -> entry without a rep
         self.held: dict[int, QueueEntry] = {}  # conversation id -> entry with its rep
+        self.customer_of: dict[int, int] = {}  # held conversation id -> its customer
         self.offers: dict[int, Offer] = {}  # pending offers by id
         self._offer_of: dict[int, int] = {}  # entry id -> its pending offer id
         self._tried: dict[int, set[int]] = collections.defaultdict(set)
@@ -87,6 +88,8 @@ class Router:
                     self.waiting[entry.id] = entry
                 else:
                     self.held[entry.conversation_id] = entry
+                    conv = await self.store.get_conversation(entry.conversation_id)
+                    self.customer_of[conv.id] = conv.customer_id
             self.handle_times.extend(reversed(await self.routing.handle_times(50)))
             for offer in await self.routing.pending_offers():
                 offered = self.waiting.get(offer.entry_id)
@@ -129,6 +132,13 @@ class Router:
 
     def rep_queues(self, rep: Rep) -> tuple[str, ...]:
         return tuple(q for q, skills in self.queues.items() if policy.can_serve(rep.skills, skills))
+
+    def held_for_customer(self, customer_id: int) -> QueueEntry | None:
+        """The held entry of a customer's conversation, if a rep holds one."""
+        for conv_id, cust in self.customer_of.items():
+            if cust == customer_id and conv_id in self.held:
+                return self.held[conv_id]
+        return None
 
     def queue_for(self, name: str | None) -> str:
         """A configured queue: `name`, else `general`, else the first."""

@@ -21,6 +21,7 @@ from gateway.models import (
     Customer,
     Direction,
     Message,
+    Typing,
 )
 from gateway.protocols import ChannelRegistry, EventDraft, OutboundDraft, Store
 from gateway.routing.intake import Intake, deliver, message_json
@@ -219,6 +220,7 @@ class RoutingService:
             router.held[conv.id] = entry.model_copy(
                 update={"rep_id": rep_id, "assigned_at": datetime.now(UTC)}
             )
+            router.customer_of[conv.id] = conv.customer_id
             assert applied.rep is not None and applied.conversation is not None
             router.reps[rep_id] = applied.rep
         await self._deliver(applied.conversation, applied.messages)
@@ -262,6 +264,15 @@ class RoutingService:
         if not internal:
             await self._deliver(applied.conversation, applied.messages)
         return applied.messages[0]
+
+    async def typing(self, rep_id: int, conversation_id: int, active: bool) -> None:
+        """The rep is typing in a conversation they hold: the customer's widget shows it."""
+        self._held(rep_id, conversation_id)
+        conv = await self.store.get_conversation(conversation_id)
+        channel = self.channels.get(conv.channel)
+        if channel is not None:
+            customer = await self.store.get_customer(conv.customer_id)
+            await channel.signal(customer, conv, Typing(active=active))
 
     # ------------------------------------------------------------- transfer
 
@@ -346,6 +357,7 @@ class RoutingService:
                 )
             )  # fmt: skip
             router.held.pop(conversation_id, None)
+            router.customer_of.pop(conversation_id, None)
             for e in pending:
                 router.take_waiting(e.id)
             router.note_handle_time(held)

@@ -103,6 +103,7 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     await router.start()
     dispatcher.handover_hooks.append(intake.handover)
     dispatcher.held_hooks.append(intake.held_message)
+    dispatcher.typing_hooks.append(intake.typing)
     sms_inner = dispatcher.responders.get(ChannelKind.SMS)
     dispatcher.responders[ChannelKind.SMS] = ratings.sms_responder(sms_inner)
     try:
@@ -110,6 +111,7 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         dispatcher.handover_hooks.remove(intake.handover)
         dispatcher.held_hooks.remove(intake.held_message)
+        dispatcher.typing_hooks.remove(intake.typing)
         if sms_inner is not None:
             dispatcher.responders[ChannelKind.SMS] = sms_inner
         else:

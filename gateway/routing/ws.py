@@ -4,7 +4,8 @@ The console connects with `?after=N` (the last `seq` it saw). The socket
 subscribes to live events first, then replays everything after N from the
 store, then forwards live events it has not replayed: nothing is missed and
 nothing is sent twice. Frames: `{"type": "event", "seq", "kind", "data"}`;
-`{"type": "ping"}` is answered with `{"type": "pong"}`.
+`{"type": "ping"}` is answered with `{"type": "pong"}`. Typing indicators go both ways
+and are not stored: `{"type": "typing", "conversation_id", "active"}`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Literal
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gateway.errors import GatewayError
 from gateway.routing.hub import Subscriber
 from gateway.routing.models import ConsoleEvent
+from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING
 from gateway.routing.store import RoutingStore
 
@@ -60,14 +65,41 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     sender = asyncio.create_task(_send(ws, sub, store, session.rep_id, after))
     try:
         async for msg in ws:
-            if msg.type is WSMsgType.TEXT and msg.data.strip() == '{"type":"ping"}':
-                await ws.send_str('{"type":"pong"}')
+            if msg.type is WSMsgType.TEXT:
+                await _on_frame(ws, service, session.rep_id, msg.data)
     finally:
         state.hub.unsubscribe(sub)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender
     return ws
+
+
+class _Typing(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    type: Literal["typing"]
+    conversation_id: int
+    active: bool
+
+
+async def _on_frame(
+    ws: web.WebSocketResponse, service: RoutingService, rep_id: int, data: str
+) -> None:
+    """`ping` -> `pong`; `typing` on a held conversation shows on the customer's side."""
+    try:
+        frame = json.loads(data)
+    except ValueError:
+        return
+    if not isinstance(frame, dict):
+        return
+    if frame.get("type") == "ping":
+        await ws.send_str('{"type":"pong"}')
+    elif frame.get("type") == "typing":
+        try:
+            typing = _Typing.model_validate(frame)
+            await service.typing(rep_id, typing.conversation_id, typing.active)
+        except (ValidationError, GatewayError):
+            return  # an indicator is not worth an error frame
 
 
 async def _send(
@@ -88,6 +120,8 @@ async def _send(
         if live is None:  # overflow or shutdown: the console reconnects with ?after=
             await ws.close(code=1013, message=b"resume with ?after=")
             return
-        if live.seq > last:
+        if isinstance(live, dict):
+            await ws.send_str(json.dumps(live))
+        elif live.seq > last:
             await ws.send_str(_frame(live))
             last = live.seq

@@ -402,7 +402,22 @@
     save("outbox:" + who, outbox);
     showPending(o);
     input.value = "";
+    stopTyping();
     if (ready) send({ type: "message", text: o.text, client_id: o.client_id });
+  });
+  // "typing" at most every 3 s while keys are pressed; stopped after 5 s idle or on send.
+  var typingSentAt = 0, idleTimer = null;
+  function stopTyping() {
+    window.clearTimeout(idleTimer);
+    if (typingSentAt) send({ type: "typing", active: false });
+    typingSentAt = 0;
+  }
+  input.addEventListener("input", function () {
+    if (!ready || !input.value) return;
+    var now = Date.now();
+    if (now - typingSentAt > 3000) { send({ type: "typing", active: true }); typingSentAt = now; }
+    window.clearTimeout(idleTimer);
+    idleTimer = window.setTimeout(stopTyping, 5000);
   });
   input.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {

@@ -159,3 +159,28 @@ async def test_a_rep_does_not_get_other_reps_events(desk: Desk) -> None:
     assert any(f["kind"] == "presence" for f in events)  # its own
     assert tess.id
     await ws.close()
+
+
+async def test_typing_shows_both_ways_once_a_rep_holds_the_chat(desk: Desk) -> None:
+    from tests.channels.chat import Chat
+
+    ann = await desk.rep("ann")
+    chat = await Chat.open(desk.client)
+    await chat.send({"type": "hello"})
+    await chat.expect("welcome")
+    await chat.send({"type": "message", "text": "human", "client_id": "c1"})
+    await chat.until(lambda f: f.get("text") == "connecting you")
+    offer_id, conv_id = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.login("ann")
+    ws = await desk.client.ws_connect("/console/ws?after=0")
+    await _events(ws, "replayed")
+
+    await chat.send({"type": "typing", "active": True})
+    frame = await _events(ws, "typing")
+    assert frame[-1] == {"type": "typing", "conversation_id": conv_id, "active": True}
+
+    await ws.send_str(json.dumps({"type": "typing", "conversation_id": conv_id, "active": True}))
+    shown = await chat.until(lambda f: f.get("type") == "typing")
+    assert shown["active"] is True
+    await ws.close()
