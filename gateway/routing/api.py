@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import NotFoundError
+from gateway.routing.auth import LoginThrottled
 from gateway.routing.models import Presence, Session
 from gateway.routing.router import RoutingError
 from gateway.routing.service import RoutingService
@@ -98,7 +99,10 @@ def _id(request: web.Request, name: str) -> int:
 async def login(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     body = await _body(request, LoginBody)
-    result = await auth.login(body.username, body.password)
+    try:
+        result = await auth.login(body.username, body.password)
+    except LoginThrottled:
+        return _error(429, "throttled", "too many wrong passwords; try again later")
     if result is None:
         return _error(401, "bad_credentials", "wrong username or password")
     session, cookie = result
@@ -111,6 +115,9 @@ async def logout(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     session = await auth.require(request, write=True)
     await auth.logout(session)
+    service = request.app[ROUTING].ready()[0]
+    # Logged out means not taking work: pending offers go to others at once.
+    await service.set_presence(session.rep_id, Presence.OFFLINE)
     response = web.Response(status=204)
     response.del_cookie("gw_console", path="/")
     return response

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -25,6 +26,13 @@ from gateway.routing.store import RoutingStore
 
 COOKIE = "gw_console"
 CSRF_HEADER = "X-CSRF-Token"
+MAX_FAILURES = 5  # wrong passwords for one username ...
+FAILURE_WINDOW_S = 15 * 60  # ... within this long: further logins refused until it passes
+_MEMORY_MAX = 10_000  # entries kept in memory (sessions, failure counts) before a purge
+
+
+class LoginThrottled(Exception):
+    """Too many wrong passwords for this username recently."""
 
 
 def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
@@ -43,15 +51,25 @@ class ConsoleAuth:
         self.max_age_s = max_age_s
         self.secure = secure
         self._cache: dict[str, Session] = {}
+        self._failures: dict[str, list[float]] = {}
 
     async def login(self, username: str, password: str) -> tuple[Session, str] | None:
-        """(session, cookie value) for right credentials, else None (same time either way)."""
+        """(session, cookie value) for right credentials, else None (same time either way).
+        LoginThrottled after MAX_FAILURES wrong passwords in FAILURE_WINDOW_S."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(username, ()) if now - t < FAILURE_WINDOW_S]
+        if len(recent) >= MAX_FAILURES:
+            raise LoginThrottled(username)
         creds = await self.routing.credentials(username)
         stored = creds.password_hash if creds is not None else DUMMY_HASH
         # scrypt takes tens of milliseconds of CPU: never on the event loop.
         ok = await asyncio.to_thread(verify_password, password, stored)
         if not ok or creds is None or creds.disabled:
+            if len(self._failures) > _MEMORY_MAX:
+                self._failures.clear()
+            self._failures[username] = [*recent, now]
             return None
+        self._failures.pop(username, None)
         raw = secrets.token_urlsafe(32)
         session = Session(
             id=hashlib.sha256(raw.encode()).hexdigest(),
@@ -60,7 +78,7 @@ class ConsoleAuth:
             expires_at=datetime.now(UTC) + timedelta(seconds=self.max_age_s),
         )
         await self.routing.create_session(session)
-        self._cache[session.id] = session
+        self._remember(session)
         return session, self.signer.dumps(raw)
 
     def set_cookie(self, response: web.StreamResponse, value: str) -> None:
@@ -86,11 +104,16 @@ class ConsoleAuth:
             session = await self.routing.get_session(sid)
             if session is None:
                 return None
-            self._cache[sid] = session
+            self._remember(session)
         if session.expires_at <= datetime.now(UTC):
             self._cache.pop(sid, None)
             return None
         return session
+
+    def _remember(self, session: Session) -> None:
+        if len(self._cache) > _MEMORY_MAX:
+            self._cache.clear()  # a cache: sessions are read back from the store
+        self._cache[session.id] = session
 
     async def require(self, request: web.Request, *, write: bool) -> Session:
         """401 without a live session; 403 on a write without the session's CSRF token."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,7 +71,8 @@ class Router:
         self.offers: dict[int, Offer] = {}  # pending offers by id
         self._offer_of: dict[int, int] = {}  # entry id -> its pending offer id
         self._tried: dict[int, set[int]] = collections.defaultdict(set)
-        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # offer id -> its expiry
+        self._rounds: dict[int, asyncio.TimerHandle] = {}  # entry id -> its next round
         self._tasks: set[asyncio.Task[None]] = set()
         self.handle_times: collections.deque[float] = collections.deque(maxlen=50)
         self.on_offer: list[Callable[[Offer, QueueEntry], Awaitable[None]]] = []
@@ -116,9 +117,10 @@ class Router:
         await self.pump()
 
     async def stop(self) -> None:
-        for timer in self._timers.values():
+        for timer in (*self._timers.values(), *self._rounds.values()):
             timer.cancel()
         self._timers.clear()
+        self._rounds.clear()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -373,7 +375,28 @@ class Router:
             self.untrack_offer(offer.id)
             if failed:
                 self.take_waiting(entry.id)
+            else:
+                # Every rep may have passed on it by now: after one more accept timeout the
+                # entry starts a new round, so nobody is left waiting for ever.
+                self._rounds[entry.id] = asyncio.get_running_loop().call_later(
+                    self.settings.offer_timeout_s, self._spawn_new_round, entry.id
+                )
         await self.pump()
+
+    def _spawn_new_round(self, entry_id: int) -> None:
+        self._rounds.pop(entry_id, None)
+
+        async def run() -> None:
+            if entry_id in self.waiting and entry_id not in self._offer_of:
+                self._tried.pop(entry_id, None)
+                try:
+                    await self.pump()
+                except Exception:
+                    log.exception("a new offer round for entry %s failed", entry_id)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def withdraw_offers_for(self, entry_id: int) -> list[OfferUpdate]:
         """(Under the lock) the entry's pending offer, to withdraw in a change."""
@@ -385,9 +408,6 @@ class Router:
 
     def entries_of(self, conversation_id: int) -> Iterable[QueueEntry]:
         return [e for e in self.waiting.values() if e.conversation_id == conversation_id]
-
-    def untried(self, entry_id: int, rep_ids: Sequence[int]) -> None:
-        self._tried[entry_id].difference_update(rep_ids)
 
 
 __all__ = ["Router", "RoutingError"]

@@ -59,14 +59,27 @@ async def test_login_cookie_is_httponly_and_strict(desk: Desk) -> None:
     assert "HttpOnly" in header and "SameSite=Strict" in header
 
 
-async def test_logout_revokes_the_session(desk: Desk) -> None:
+async def test_repeated_wrong_passwords_lock_the_username_for_a_while(desk: Desk) -> None:
     await desk.rep("ann")
+    for _ in range(5):
+        assert (await desk.login("ann", "guess"))[0] == 401
+    assert (await desk.login("ann"))[0] == 429  # even the right one, for now
+    await desk.rep("bob")
+    assert (await desk.login("bob"))[0] == 200  # other usernames are not affected
+
+
+async def test_logout_revokes_the_session(desk: Desk) -> None:
+    ann = await desk.rep("ann")
+    await desk.handover("v1")
+    await desk.offer_for(ann.id)
     _, csrf = await desk.login("ann")
     cookies = desk.client.session.cookie_jar.filter_cookies(desk.client.make_url("/"))
     stolen = cookies["gw_console"].value
     assert (await desk.post("/console/logout", csrf=csrf)).status == 204
     replay = await desk.client.get("/console/api/me", cookies={"gw_console": stolen})
     assert replay.status == 401
+    assert desk.service.rep(ann.id).presence.value == "offline"
+    assert desk.offers_for(ann.id) == []
 
 
 async def test_a_rep_accepts_and_replies_over_http_and_others_cannot_read(desk: Desk) -> None:

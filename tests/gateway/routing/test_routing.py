@@ -160,3 +160,15 @@ async def test_the_wait_estimate_comes_from_recent_handle_times(desk: Desk) -> N
     await desk.service.close(rep.id, first.id, "resolved")
     second = await desk.handover("v2")
     assert "in about 1 minute" in (await desk.texts(second.id))[-1]
+
+
+async def test_when_every_rep_passed_the_conversation_is_offered_again(
+    open_desk: OpenDesk,
+) -> None:
+    desk = await open_desk(offer_timeout_s=0.2)
+    ann = await desk.rep("ann")
+    conv = await desk.handover("v1")
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.decline(ann.id, offer_id)
+    again, conv_id = await desk.offer_for(ann.id)  # a new round after one accept timeout
+    assert conv_id == conv.id and again != offer_id
