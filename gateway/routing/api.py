@@ -115,6 +115,7 @@ async def logout(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     session = await auth.require(request, write=True)
     await auth.logout(session)
+    request.app[ROUTING].hub.end_session(session.id)
     service = request.app[ROUTING].ready()[0]
     # Logged out means not taking work: pending offers go to others at once.
     await service.set_presence(session.rep_id, Presence.OFFLINE)

@@ -20,8 +20,9 @@ QUEUE_MAX = 1000
 class Subscriber:
     """One connected console of one rep."""
 
-    def __init__(self, rep_id: int, queues: Iterable[str]) -> None:
+    def __init__(self, rep_id: int, queues: Iterable[str], session_id: str = "") -> None:
         self.rep_id = rep_id
+        self.session_id = session_id
         self.queues = frozenset(queues)
         # Stored events, transient frames (typing: not worth a row), or None: close.
         self.events: asyncio.Queue[ConsoleEvent | dict[str, Any] | None] = asyncio.Queue(QUEUE_MAX)
@@ -84,6 +85,12 @@ class ConsoleHub:
         """A frame that is not stored nor replayed (typing indicators)."""
         for sub in list(self._subs.get(rep_id, ())):
             sub.offer(frame)
+
+    def end_session(self, session_id: str) -> None:
+        """Close the consoles of a session that logged out."""
+        for sub in list(self._broadcast):
+            if sub.session_id == session_id:
+                sub.offer_end()
 
     def connected(self, rep_id: int) -> bool:
         return rep_id in self._subs

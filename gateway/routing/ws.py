@@ -60,7 +60,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
                                  content_type="application/json") from exc  # fmt: skip
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
-    sub = Subscriber(session.rep_id, service.queues_of(session.rep_id))
+    sub = Subscriber(session.rep_id, service.queues_of(session.rep_id), session.id)
     state.hub.subscribe(sub)
     sender = asyncio.create_task(_send(ws, sub, store, session.rep_id, after))
     try:

@@ -75,7 +75,11 @@ async def test_logout_revokes_the_session(desk: Desk) -> None:
     _, csrf = await desk.login("ann")
     cookies = desk.client.session.cookie_jar.filter_cookies(desk.client.make_url("/"))
     stolen = cookies["gw_console"].value
+    ws = await desk.client.ws_connect("/console/ws")
+    await _events(ws, "replayed")
     assert (await desk.post("/console/logout", csrf=csrf)).status == 204
+    while not ws.closed:  # the open console is closed too
+        await ws.receive(timeout=5)
     replay = await desk.client.get("/console/api/me", cookies={"gw_console": stolen})
     assert replay.status == 401
     assert desk.service.rep(ann.id).presence.value == "offline"
