@@ -11,7 +11,10 @@ measured handovers go to `general`, whose reps are available. Each sample is
 timed from the customer's message entering the dispatcher (the agent's turn and
 its handover included) to the offer frame arriving on a rep's websocket; the
 offer is then accepted and the conversation closed over the Python API, so
-capacity stays the same from one sample to the next. Prints p50/p95/p99/max.
+capacity stays the same from one sample to the next. Then the technical reps
+come back, and each of their closes is timed to the next offer out of the long
+queue (ordering every waiting conversation by aged priority). Prints
+p50/p95/p99/max of both. Server and consoles share this one process and loop.
 """
 
 from __future__ import annotations
@@ -67,9 +70,12 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+Console = tuple[aiohttp.ClientSession, asyncio.Task[None], "asyncio.Queue[tuple[float, int]]"]
+
+
 async def _console(
     base: str, name: str, seen: dict[int, asyncio.Future[float]], ready: asyncio.Event
-) -> tuple[aiohttp.ClientSession, asyncio.Task[None]]:
+) -> Console:
     # IP-address hosts need an "unsafe" jar to keep cookies at all (aiohttp default).
     session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     resp = await session.post(
@@ -79,17 +85,20 @@ async def _console(
     last = 0
     ws = await session.ws_connect(f"{base}/console/ws?after={last}")
 
+    offers: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
+
     async def read() -> None:
         async for msg in ws:
             frame = json.loads(msg.data)
             if frame.get("type") == "replayed":
                 ready.set()
             if frame.get("kind") == "offer":
+                offers.put_nowait((time.perf_counter(), frame["data"]["offer_id"]))
                 fut = seen.get(frame["data"]["conversation_id"])
                 if fut is not None and not fut.done():
                     fut.set_result(time.perf_counter())
 
-    return session, asyncio.create_task(read())
+    return session, asyncio.create_task(read()), offers
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -168,7 +177,30 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  p50 {statistics.median(latencies):.1f} ms   p95 {_pct(latencies, 95):.1f} ms   "
           f"p99 {_pct(latencies, 99):.1f} ms   max {max(latencies):.1f} ms")  # fmt: skip
     print(f"  reps that got offers: {len(set(by_conv.values()))} (least recently busy first)")
-    for session, task in consoles:
+
+    # Phase 2: the technical reps come back; each close frees a slot that is offered the
+    # next conversation of the long queue (priority order over everything waiting).
+    for rep in reps[:tech]:
+        await service.set_presence(rep.id, Presence.AVAILABLE)
+    released: list[float] = []
+    router = service.router
+    for n in range(args.samples):
+        rep = reps[n % tech]
+        offers = consoles[n % tech][2]
+        mine = [o for o in router.offers.values() if o.rep_id == rep.id]
+        conv = await service.accept(rep.id, mine[0].id)
+        announced = {o.id for o in mine}  # their frames may still be on the way: skipped
+        started = time.perf_counter()
+        await service.close(rep.id, conv.id, "bench")
+        while True:
+            arrived, offer_id = await asyncio.wait_for(offers.get(), 10)
+            if offer_id not in announced and arrived > started:
+                break
+        released.append((arrived - started) * 1000)
+    print(f"close -> next offer from the {args.queued}-deep queue, {len(released)} samples:")
+    print(f"  p50 {statistics.median(released):.1f} ms   p95 {_pct(released, 95):.1f} ms   "
+          f"p99 {_pct(released, 99):.1f} ms   max {max(released):.1f} ms")  # fmt: skip
+    for session, task, _ in consoles:
         task.cancel()
         await session.close()
     await runner.cleanup()
