@@ -197,7 +197,14 @@ class Dispatcher:
         if responder is not None:
             own = await responder(customer, conversation, message)
             if own is not None:
-                return await self._channel_turn(customer, conversation, message, own)
+                answered = await self._channel_turn(customer, conversation, message, own)
+                if answered.state is not ConversationState.BOT:
+                    for held in self.held_hooks:  # the rep still sees what was written
+                        await held(customer, answered, message)
+                return answered
+        if conversation.state is not ConversationState.BOT:
+            # A rep may have handed it back since this message was stored: read it again.
+            conversation = await self.store.get_conversation(conversation.id)
         if conversation.state is not ConversationState.BOT:
             # A person holds (or will hold) this conversation: the agent stays silent.
             record = TurnRecord(

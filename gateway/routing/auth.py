@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,8 +37,8 @@ class LoginThrottled(Exception):
 
 
 def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
-    return cls(text=f'{{"error": "{code}", "message": "{message}"}}',
-               content_type="application/json")  # fmt: skip
+    body = json.dumps({"error": code, "message": message})
+    return cls(text=body, content_type="application/json")
 
 
 class ConsoleAuth:

@@ -45,6 +45,14 @@ async def test_a_rep_reply_goes_out_by_sms_and_the_customer_rates_with_a_digit(
     assert sent[-1]["Body"] == "Ann here: your refund is on its way."
     assert sent[-1]["To"] == texter.number and sent[-1]["From"] == OUR_NUMBER
 
+    # HELP is answered by the SMS channel itself; the rep still sees it on the console.
+    assert (await texter.text("HELP"))[0] == 200
+    await texter.drain()
+    events = await desk.routing.console_events(rep.id, (), 0, 100)
+    seen_texts = [e.data["message"]["text"] for e in events if e.kind == "message"]
+    assert seen_texts == ["HELP"]
+    sent_before = len(await twilio_rest.wait_messages(sent_before + 2)) - 1
+
     await desk.service.close(rep.id, conv_id, "resolved")
     await twilio_rest.wait_messages(sent_before + 2)
     assert twilio_rest.messages[-1]["Body"] == SMS_PROMPT
