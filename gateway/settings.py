@@ -228,6 +228,11 @@ class Settings(BaseSettings):
     )
     rep_max_text: int = Field(3, ge=0, le=50, description="Default text conversations per rep.")
     rep_max_calls: int = Field(1, ge=0, le=5, description="Default calls per rep at once.")
+    console_away_after_s: float = Field(
+        60.0, ge=0, le=3600,
+        description="An available rep whose last console disconnected is set away after this "
+        "long (unless one reconnects), so offers stop waiting on a closed browser.",
+    )  # fmt: skip
     console_session_hours: float = Field(
         12.0, gt=0, le=24 * 30, description="Lifetime of a rep's console login."
     )

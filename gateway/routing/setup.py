@@ -116,6 +116,7 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
             dispatcher.responders[ChannelKind.SMS] = sms_inner
         else:
             dispatcher.responders.pop(ChannelKind.SMS, None)
+        await service.stop()
         await router.stop()
 
 

@@ -62,6 +62,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     sub = Subscriber(session.rep_id, service.queues_of(session.rep_id), session.id)
     state.hub.subscribe(sub)
+    service.console_connected(session.rep_id)
     sender = asyncio.create_task(_send(ws, sub, store, session.rep_id, after))
     try:
         async for msg in ws:
@@ -69,6 +70,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
                 await _on_frame(ws, service, session.rep_id, msg.data)
     finally:
         state.hub.unsubscribe(sub)
+        service.console_disconnected(session.rep_id)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender

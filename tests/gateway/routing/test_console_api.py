@@ -7,7 +7,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.gateway.routing.desk import Desk
+from gateway.routing.models import Presence
+from tests.gateway.routing.conftest import OpenDesk
+from tests.gateway.routing.desk import Desk, eventually
 
 
 async def test_every_api_route_refuses_without_a_session(desk: Desk) -> None:
@@ -201,3 +203,19 @@ async def test_typing_shows_both_ways_once_a_rep_holds_the_chat(desk: Desk) -> N
     shown = await chat.until(lambda f: f.get("type") == "typing")
     assert shown["active"] is True
     await ws.close()
+
+
+async def test_a_rep_whose_console_closed_is_set_away(open_desk: OpenDesk) -> None:
+    desk = await open_desk(console_away_after_s=0.05)
+    ann = await desk.rep("ann")
+    await desk.login("ann")
+    ws = await desk.client.ws_connect("/console/ws")
+    await _events(ws, "replayed")
+    await ws.close()
+
+    async def away() -> bool:
+        return desk.service.rep(ann.id).presence is Presence.AWAY
+
+    await eventually(away)
+    await desk.handover("v1")
+    assert desk.offers_for(ann.id) == []
