@@ -233,6 +233,10 @@ class Settings(BaseSettings):
         description="An available rep whose last console disconnected is set away after this "
         "long (unless one reconnects), so offers stop waiting on a closed browser.",
     )  # fmt: skip
+    console_events_days: float = Field(
+        7.0, gt=0, description="Console events (what reconnecting consoles replay) are kept "
+        "this long; older ones, and old sessions, are deleted at start-up.",
+    )  # fmt: skip
     console_session_hours: float = Field(
         12.0, gt=0, le=24 * 30, description="Lifetime of a rep's console login."
     )

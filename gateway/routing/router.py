@@ -82,6 +82,10 @@ class Router:
     async def start(self) -> None:
         """Rebuild from the store: queued work survives a restart; pending offers are
         re-issued with a fresh deadline (their consoles were disconnected)."""
+        keep = timedelta(days=self.settings.console_events_days)
+        pruned = await self.routing.prune_console(datetime.now(UTC) - keep)
+        if pruned:
+            log.info("routing: %d old console events deleted", pruned)
         async with self.lock:
             self.reps = {r.id: r for r in await self.routing.list_reps()}
             for entry in await self.routing.open_entries():

@@ -141,6 +141,10 @@ class RoutingStore(Protocol):
 
     async def last_console_seq(self) -> int: ...
 
+    async def prune_console(self, before: datetime) -> int:
+        """Delete console events older than `before` (they only serve reconnects)."""
+        ...
+
     async def create_session(self, session: Session) -> None: ...
 
     async def get_session(self, session_id: str) -> Session | None:

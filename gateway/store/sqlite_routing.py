@@ -268,6 +268,17 @@ class SqliteRoutingStore:
 
         return await self._store.read(op)
 
+    async def prune_console(self, before: datetime) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("DELETE FROM console_events WHERE created_at < ?", (to_ms(before),))
+            conn.execute(
+                "DELETE FROM console_sessions WHERE expires_at < ? OR revoked_at < ?",
+                (to_ms(before), to_ms(before)),
+            )
+            return cur.rowcount
+
+        return await self._store.write(op)
+
     # -------------------------------------------------------------- sessions
 
     async def create_session(self, session: Session) -> None:

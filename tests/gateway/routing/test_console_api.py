@@ -219,3 +219,13 @@ async def test_a_rep_whose_console_closed_is_set_away(open_desk: OpenDesk) -> No
     await eventually(away)
     await desk.handover("v1")
     assert desk.offers_for(ann.id) == []
+
+
+async def test_old_console_events_are_pruned(desk: Desk) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ann = await desk.rep("ann")
+    assert await desk.routing.console_events(ann.id, (), 0, 10)
+    assert await desk.routing.prune_console(datetime.now(UTC) - timedelta(days=1)) == 0
+    assert await desk.routing.prune_console(datetime.now(UTC) + timedelta(seconds=1)) > 0
+    assert await desk.routing.console_events(ann.id, (), 0, 10) == []
