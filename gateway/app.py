@@ -111,6 +111,7 @@ def create_app(
     from channels.phone.setup import setup_phone
     from channels.sms.setup import setup_sms
     from channels.webchat import setup_webchat
+    from gateway.routing.setup import setup_routing
 
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
@@ -132,5 +133,6 @@ def create_app(
     setup_phone(app)
     setup_sms(app)
     setup_email(app)
+    setup_routing(app)  # after the channels: it wraps their responders at start-up
     assert ChannelKind.WEBCHAT in app[CHANNELS], "the web chat channel registers itself"
     return app

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
 
     models_cli.add_models_parser(sub)
     simulate.add_parser(sub)
+    from gateway.routing import reps_cli
+
+    reps_cli.add_parser(sub)
     return parser
 
 
@@ -69,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             print(settings.model_dump_json(indent=2))
             return 0
+        if args.command == "reps":
+            from gateway.routing import reps_cli
+
+            return reps_cli.run(args, settings)
         if args.command in ("models", "simulate-call"):
             from channels.phone import models_cli, simulate
 

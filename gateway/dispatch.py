@@ -40,6 +40,7 @@ from gateway.models import (
     ConversationState,
     Customer,
     HandoffBrief,
+    Identity,
     IdentityKind,
     InboundMessage,
     Message,
@@ -71,6 +72,10 @@ FALLBACK_TEXT = (
 )
 
 HandoverHook = Callable[[Customer, Conversation], Awaitable[None]]
+TypingHook = Callable[[Identity, bool], Awaitable[None]]
+HeldHook = Callable[[Customer, Conversation, Message], Awaitable[None]]
+"""Told of a customer message the agent stays silent on (a person holds, or will hold,
+the conversation): routing forwards it to the rep's console."""
 Responder = Callable[[Customer, Conversation, Message], Awaitable[Decision | None]]
 """A channel's own answer to one of its inbound messages, or None to ask the agent."""
 
@@ -106,6 +111,8 @@ class Dispatcher:
         self.agent_timeout_s = agent_timeout_s
         self.typing_delay_s = typing_delay_s
         self.handover_hooks: list[HandoverHook] = []
+        self.held_hooks: list[HeldHook] = []
+        self.typing_hooks: list[TypingHook] = []
         self.responders: dict[ChannelKind, Responder] = {}
         self.linker: AccountLinker | None = None  # ties senders to backend accounts
         self.notifiers: dict[IdentityKind, Notifier] = {}
@@ -134,6 +141,15 @@ class Dispatcher:
         )
         self._schedule(ingested, received)
         return ingested
+
+    async def customer_typing(self, identity: Identity, active: bool) -> None:
+        """A customer started or stopped typing (web chat): shown to a rep who holds
+        their conversation. Nothing is stored; a failure only loses the indicator."""
+        for hook in self.typing_hooks:
+            try:
+                await hook(identity, active)
+            except GatewayError as exc:
+                log.debug("typing hook failed: %s", exc)
 
     def _answered(self, ingested: Ingested) -> bool:
         # A retry of a message that is being answered, or was, is not answered again.
@@ -196,7 +212,14 @@ class Dispatcher:
         if responder is not None:
             own = await responder(customer, conversation, message)
             if own is not None:
-                return await self._channel_turn(customer, conversation, message, own)
+                answered = await self._channel_turn(customer, conversation, message, own)
+                if answered.state is not ConversationState.BOT:
+                    for held in self.held_hooks:  # the rep still sees what was written
+                        await held(customer, answered, message)
+                return answered
+        if conversation.state is not ConversationState.BOT:
+            # A rep may have handed it back since this message was stored: read it again.
+            conversation = await self.store.get_conversation(conversation.id)
         if conversation.state is not ConversationState.BOT:
             # A person holds (or will hold) this conversation: the agent stays silent.
             record = TurnRecord(
@@ -204,7 +227,10 @@ class Dispatcher:
                 expected_version=conversation.version,
                 handled_message_id=message.id,
             )
-            return (await self._record(record, conversation)).conversation
+            silent = (await self._record(record, conversation)).conversation
+            for held in self.held_hooks:
+                await held(customer, silent, message)
+            return silent
         decision = await self._decide(customer, conversation, message)
         decision = await self._notify(decision)
         record = self._turn_record(conversation, message, decision)

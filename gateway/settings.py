@@ -336,6 +336,69 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL such as http://localhost:8000/v1")
         return value.rstrip("/")
 
+    # --- human queues and the rep console
+    queues: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "billing": ["billing"], "technical": ["technical"], "general": ["general"]
+        },
+        description="Queue name -> skills a rep needs (all of them) to be offered its work.",
+    )  # fmt: skip
+    business_timezone: str = Field("UTC", description="IANA time zone of BUSINESS_HOURS.")
+    business_hours: dict[str, str] = Field(
+        default_factory=dict,
+        description='Open hours per weekday, e.g. {"mon": "09:00-17:00"}; a day not listed is '
+        "closed; empty: always open.",
+    )
+    offer_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="How long a rep has to accept an offer before the next."
+    )
+    rep_max_text: int = Field(3, ge=0, le=50, description="Default text conversations per rep.")
+    rep_max_calls: int = Field(1, ge=0, le=5, description="Default calls per rep at once.")
+    console_away_after_s: float = Field(
+        60.0, ge=0, le=3600,
+        description="An available rep whose last console disconnected is set away after this "
+        "long (unless one reconnects), so offers stop waiting on a closed browser.",
+    )  # fmt: skip
+    console_events_days: float = Field(
+        7.0, gt=0, description="Console events (what reconnecting consoles replay) are kept "
+        "this long; older ones, and old sessions, are deleted at start-up.",
+    )  # fmt: skip
+    console_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="Lifetime of a rep's console login."
+    )
+    rating_window_hours: float = Field(
+        48.0, gt=0, description="How long after a close the customer may still rate it."
+    )
+
+    @field_validator("queues")
+    @classmethod
+    def _check_queues(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("needs at least one queue")
+        for name, skills in value.items():
+            if not name or len(name) > 50 or not skills:
+                raise ValueError(f"queue {name!r} needs a name (<= 50 chars) and skills")
+        return value
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Europe/Paris") from exc
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        from gateway.routing.policy import parse_hours
+
+        parse_hours(value)  # raises ValueError naming the bad day
+        return value
+
     @field_validator("email_address")
     @classmethod
     def _check_email_address(cls, value: str) -> str:

@@ -84,7 +84,7 @@ class ChatMessage(ClientFrame):
 
 
 class ClientTyping(ClientFrame):
-    """The visitor is typing (accepted; not relayed anywhere yet)."""
+    """The visitor is typing: shown to a rep who holds the conversation."""
 
     type: Literal["typing"]
     active: bool
@@ -218,6 +218,11 @@ def typing_frame(active: bool) -> str:
 
 def notice_frame(code: str, text: str) -> str:
     return _dump({"type": "notice", "code": code, "text": text})
+
+
+def rating_frame(url: str, text: str) -> str:
+    """Ask for a 1-5 rating of a closed conversation; the widget POSTs `score` to `url`."""
+    return _dump({"type": "rating", "url": url, "scale": 5, "text": text})
 
 
 def error_frame(code: str, message: str, client_id: str | None = None) -> str:

@@ -194,6 +194,12 @@ class WebchatChannel:
         for session in self.hub.sessions_for(customer):
             session.send(frame)
 
+    async def request_rating(self, customer: Customer, url: str, text: str) -> None:
+        """Show the rating control (a closed conversation) in the customer's open tabs."""
+        frame = codec.rating_frame(url, text)
+        for session in self.hub.sessions_for(customer):
+            session.send(frame)
+
     async def close_all(self) -> None:
         """Shutdown: tell every browser we are going away (it reconnects to the next process)."""
         sessions = self.hub.all_sessions()

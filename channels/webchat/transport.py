@@ -105,7 +105,8 @@ class ChatConnection:
                 await self.on_message(frame)
             elif isinstance(frame, codec.Ping):
                 self.session.send(codec.pong_frame())
-            # ClientTyping: accepted; nobody watches a visitor type yet.
+            elif isinstance(frame, codec.ClientTyping):
+                await self.app[DISPATCHER].customer_typing(self.identity, frame.active)
         except codec.MessageRefused as exc:
             self.refuse(exc.code, exc.message, exc.client_id)
         except ProtocolError as exc:

@@ -111,3 +111,110 @@ events = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_events_customer_kind_time", "customer_id", "kind", "created_at"),
 )
+
+# --------------------------------------------------------------- routing (0003)
+
+reps = Table(
+    "reps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(300), nullable=False),
+    Column("skills", Text, nullable=False),  # JSON list
+    Column("phone", String(32)),
+    Column("max_text", Integer),  # NULL: the configured default
+    Column("max_calls", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger),
+)
+
+rep_presence = Table(
+    "rep_presence",
+    metadata,
+    Column("rep_id", Integer, ForeignKey("reps.id"), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("last_busy_at", BigInteger),  # when the rep last took a conversation
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+queue_entries = Table(
+    "queue_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
+    Column("queue", String(50), nullable=False),
+    Column("kind", String(10), nullable=False),  # text | call
+    Column("priority", Integer, nullable=False),
+    Column("from_rep_id", Integer, ForeignKey("reps.id")),  # warm transfer: who holds it now
+    Column("target_rep_id", Integer, ForeignKey("reps.id")),  # transfer to one rep
+    Column("note", Text),
+    Column("rep_id", Integer, ForeignKey("reps.id")),  # who took it
+    Column("enqueued_at", BigInteger, nullable=False),
+    Column("assigned_at", BigInteger),
+    Column("ended_at", BigInteger),
+    Column("outcome", String(20)),
+    Index("ix_queue_entries_open", "ended_at", "assigned_at"),
+    Index("ix_queue_entries_conversation_id", "conversation_id"),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entry_id", Integer, ForeignKey("queue_entries.id"), nullable=False, index=True),
+    Column("rep_id", Integer, ForeignKey("reps.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger),
+    Index("ix_offers_status", "status"),
+)
+
+dispositions = Table(
+    "dispositions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False, index=True),
+    Column("rep_id", Integer, ForeignKey("reps.id"), nullable=False),
+    Column("code", String(60), nullable=False),
+    Column("note", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("score", Integer),  # NULL until the customer answers
+    Column("requested_at", BigInteger, nullable=False),
+    Column("rated_at", BigInteger),
+    UniqueConstraint("conversation_id"),
+    Index("ix_ratings_customer_id", "customer_id"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's session id
+    Column("rep_id", Integer, ForeignKey("reps.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+
+console_events = Table(
+    "console_events",
+    metadata,
+    Column("seq", Integer, primary_key=True),  # global, what consoles resume from
+    Column("rep_id", Integer, ForeignKey("reps.id")),  # NULL: for every rep who may see `queue`
+    Column("queue", String(50)),  # NULL with NULL rep: for every rep
+    Column("kind", String(40), nullable=False),
+    Column("data", Text, nullable=False),  # JSON
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_console_events_rep_id_seq", "rep_id", "seq"),
+)

@@ -625,6 +625,25 @@ class SqliteStore:
 
         return await self._writer.submit(op)
 
+    # ------------------------------------------------- shared with siblings
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the writer connection in a group-committed transaction. Other
+        stores of the same file (routing) write through here: one writer, one lock,
+        and this store's caches stay current."""
+        return await self._writer.submit(fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on a read-only connection in the reader pool."""
+        return await self._read(fn)
+
+    def turn_in(self, conn: sqlite3.Connection, turn: TurnRecord) -> TurnStored:
+        """`record_turn` inside a running `write`, at the conversation's current version
+        (the caller holds the writer, so nothing can move it on meanwhile)."""
+        conv = self._conversation(conn, turn.conversation_id)
+        current = turn.model_copy(update={"expected_version": conv["version"]})
+        return self._record_turn(conn, current)
+
     # ----------------------------------------------------------------- reads
 
     async def get_customer(self, customer_id: int) -> Customer:

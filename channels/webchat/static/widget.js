@@ -168,6 +168,29 @@
     return li;
   }
 
+  // A closed conversation's 1-5 rating: one keyboard-reachable button per score.
+  function rating(f) {
+    var li = line("notice", f.text || "How did we do?");
+    var group = document.createElement("div");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Rate this conversation from 1 to 5");
+    for (var n = 1; n <= (f.scale || 5); n++) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = String(n);
+      b.setAttribute("aria-label", n + " out of " + (f.scale || 5));
+      b.onclick = (function (score) {
+        return function () {
+          fetch(f.url, { method: "POST", body: new URLSearchParams({ score: String(score) }) })
+            .then(function (r) { group.textContent = r.ok ? "Thank you!" : "Sorry, that did not work."; })
+            .catch(function () { group.textContent = "Sorry, that did not work."; });
+        };
+      })(n);
+      group.appendChild(b);
+    }
+    li.appendChild(group);
+  }
+
   function bubble(author, text) {
     var li = document.createElement("li");
     li.className = author;
@@ -282,6 +305,9 @@
       case "notice":
         line("notice", f.text);
         break;
+      case "rating":
+        if (typeof f.url === "string") rating(f);
+        break;
       case "error":
         onError(f);
         break;
@@ -376,7 +402,22 @@
     save("outbox:" + who, outbox);
     showPending(o);
     input.value = "";
+    stopTyping();
     if (ready) send({ type: "message", text: o.text, client_id: o.client_id });
+  });
+  // "typing" at most every 3 s while keys are pressed; stopped after 5 s idle or on send.
+  var typingSentAt = 0, idleTimer = null;
+  function stopTyping() {
+    window.clearTimeout(idleTimer);
+    if (typingSentAt) send({ type: "typing", active: false });
+    typingSentAt = 0;
+  }
+  input.addEventListener("input", function () {
+    if (!ready || !input.value) return;
+    var now = Date.now();
+    if (now - typingSentAt > 3000) { send({ type: "typing", active: true }); typingSentAt = now; }
+    window.clearTimeout(idleTimer);
+    idleTimer = window.setTimeout(stopTyping, 5000);
   });
   input.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {

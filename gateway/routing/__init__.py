@@ -1,0 +1,7 @@
+"""Human queues, routing of handed-over conversations to reps, and the rep console API.
+
+Modules by role: `models` (shared records), `store` (the `RoutingStore` seam),
+`passwords`, `policy` (priority, wait estimates, business hours), `router`
+(queues and offers), `service` (rep actions), `hub` (live console updates),
+`auth`, `api` and `ws` (HTTP and websocket), `rating`, `setup` (wiring).
+"""

@@ -1,0 +1,132 @@
+"""Rep login for the console: scrypt-checked passwords, a signed HttpOnly
+SameSite=Strict session cookie, and a per-session CSRF token on every write.
+
+The cookie carries a random session id signed with itsdangerous (a key derived
+from the gateway's secret); the store keeps only the id's SHA-256, so a leaked
+database does not yield live sessions, and logout revokes the session there.
+Writes must echo the session's CSRF token in `X-CSRF-Token` (the login answer
+and `GET /console/api/me` hand it to the page): a cross-site form cannot read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from gateway.routing.models import Session
+from gateway.routing.passwords import DUMMY_HASH, verify_password
+from gateway.routing.store import RoutingStore
+
+COOKIE = "gw_console"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_FAILURES = 5  # wrong passwords for one username ...
+FAILURE_WINDOW_S = 15 * 60  # ... within this long: further logins refused until it passes
+_MEMORY_MAX = 10_000  # entries kept in memory (sessions, failure counts) before a purge
+
+
+class LoginThrottled(Exception):
+    """Too many wrong passwords for this username recently."""
+
+
+def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
+    body = json.dumps({"error": code, "message": message})
+    return cls(text=body, content_type="application/json")
+
+
+class ConsoleAuth:
+    """Logins, sessions and CSRF checks of the rep console."""
+
+    def __init__(
+        self, routing: RoutingStore, key: bytes, *, max_age_s: float, secure: bool
+    ) -> None:
+        self.routing = routing
+        self.signer = URLSafeTimedSerializer(key, salt="console-session")
+        self.max_age_s = max_age_s
+        self.secure = secure
+        self._cache: dict[str, Session] = {}
+        self._failures: dict[str, list[float]] = {}
+
+    async def login(self, username: str, password: str) -> tuple[Session, str] | None:
+        """(session, cookie value) for right credentials, else None (same time either way).
+        LoginThrottled after MAX_FAILURES wrong passwords in FAILURE_WINDOW_S."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(username, ()) if now - t < FAILURE_WINDOW_S]
+        if len(recent) >= MAX_FAILURES:
+            raise LoginThrottled(username)
+        creds = await self.routing.credentials(username)
+        stored = creds.password_hash if creds is not None else DUMMY_HASH
+        # scrypt takes tens of milliseconds of CPU: never on the event loop.
+        ok = await asyncio.to_thread(verify_password, password, stored)
+        if not ok or creds is None or creds.disabled:
+            if len(self._failures) > _MEMORY_MAX:
+                self._failures.clear()
+            self._failures[username] = [*recent, now]
+            return None
+        self._failures.pop(username, None)
+        raw = secrets.token_urlsafe(32)
+        session = Session(
+            id=hashlib.sha256(raw.encode()).hexdigest(),
+            rep_id=creds.rep_id,
+            csrf=secrets.token_urlsafe(32),
+            expires_at=datetime.now(UTC) + timedelta(seconds=self.max_age_s),
+        )
+        await self.routing.create_session(session)
+        self._remember(session)
+        return session, self.signer.dumps(raw)
+
+    def set_cookie(self, response: web.StreamResponse, value: str) -> None:
+        response.set_cookie(
+            COOKIE, value, max_age=int(self.max_age_s), path="/", httponly=True,
+            samesite="Strict", secure=self.secure,
+        )  # fmt: skip
+
+    async def session(self, request: web.Request) -> Session | None:
+        """The request's live session, or None."""
+        value = request.cookies.get(COOKIE)
+        if not value:
+            return None
+        try:
+            raw = self.signer.loads(value, max_age=int(self.max_age_s))
+        except BadSignature:
+            return None
+        if not isinstance(raw, str):
+            return None
+        sid = hashlib.sha256(raw.encode()).hexdigest()
+        session = self._cache.get(sid)
+        if session is None:
+            session = await self.routing.get_session(sid)
+            if session is None:
+                return None
+            self._remember(session)
+        if session.expires_at <= datetime.now(UTC):
+            self._cache.pop(sid, None)
+            return None
+        return session
+
+    def _remember(self, session: Session) -> None:
+        if len(self._cache) > _MEMORY_MAX:
+            self._cache.clear()  # a cache: sessions are read back from the store
+        self._cache[session.id] = session
+
+    async def require(self, request: web.Request, *, write: bool) -> Session:
+        """401 without a live session; 403 on a write without the session's CSRF token."""
+        session = await self.session(request)
+        if session is None:
+            raise _json_error(web.HTTPUnauthorized, "unauthorized", "log in first")
+        if write:
+            token = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(token.encode(), session.csrf.encode()):
+                raise _json_error(web.HTTPForbidden, "csrf", "missing or wrong CSRF token")
+        return session
+
+    async def logout(self, session: Session) -> None:
+        self._cache.pop(session.id, None)
+        await self.routing.revoke_session(session.id)

@@ -1,0 +1,193 @@
+"""Where conversations enter the queues: the agent's handover, and what the
+customer writes while they wait or while a rep holds the conversation."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from gateway.errors import GatewayError
+from gateway.models import (
+    AuthorKind,
+    Conversation,
+    ConversationState,
+    Customer,
+    Identity,
+    IdentityKind,
+    Message,
+)
+from gateway.protocols import ChannelRegistry, EventDraft, OutboundDraft
+from gateway.routing import policy
+from gateway.routing.models import ConsoleEventDraft, WorkKind
+from gateway.routing.router import Router
+from gateway.routing.store import EntryDraft, RoutingChange
+
+log = logging.getLogger(__name__)
+
+TierLookup = Callable[[Customer], Awaitable[str | None]]
+
+_CHOICES = {"callback": "callback", "call": "callback", "sms": "sms", "text": "sms",
+            "email": "email", "mail": "email"}  # fmt: skip
+
+
+async def deliver(
+    channels: ChannelRegistry,
+    customer: Customer,
+    conversation: Conversation,
+    messages: Sequence[Message],
+) -> None:
+    """Send stored messages exactly as the agent's replies are sent: through the
+    channel each was stored for (the customer's current one)."""
+    for message in messages:
+        channel = channels.get(message.channel)
+        if channel is None:
+            continue
+        try:
+            await channel.publish(customer, conversation, message)
+        except GatewayError as exc:
+            log.warning("delivery on %s failed: %s", message.channel.value, exc)
+
+
+def message_json(message: Message) -> dict[str, object]:
+    return message.model_dump(mode="json", exclude={"attachments"})
+
+
+class Intake:
+    """Puts handed-over conversations in their queue and tells the customer what next."""
+
+    def __init__(
+        self, router: Router, channels: ChannelRegistry, *, tier_of: TierLookup | None = None
+    ) -> None:
+        self.router = router
+        self.channels = channels
+        self.tier_of = tier_of
+        settings = router.settings
+        self.hours = policy.parse_hours(settings.business_hours)
+        self.tz = ZoneInfo(settings.business_timezone)
+
+    async def handover(self, customer: Customer, conversation: Conversation) -> None:
+        """A dispatcher handover hook: the conversation is `queued` with its brief."""
+        router = self.router
+        brief_queue = conversation.brief.queue if conversation.brief else None
+        queue = router.queue_for(conversation.queue or brief_queue)
+        tier = await self._tier(customer)
+        priority = policy.base_priority(conversation.brief, tier)
+        kind = WorkKind.of(conversation.channel)
+        async with router.lock:
+            if conversation.id in router.held or router.entries_of(conversation.id):
+                return  # already queued (a retried handover)
+            now = datetime.now(UTC)
+            ahead = sum(
+                1
+                for e in router.waiting.values()
+                if e.queue == queue
+                and policy.effective_priority(e.priority, (now - e.enqueued_at).total_seconds())
+                >= priority
+            )
+            open_now = policy.is_open(self.hours, self.tz, now)
+            available = router.available_for(queue)
+            wait = router.estimate_wait(queue, ahead) if open_now and available else None
+            text = self._notice(customer, open_now, available, policy.describe_wait(wait))
+            change = RoutingChange(
+                conversation_id=conversation.id,
+                queue=queue,
+                # A caller hears the phone channel's own hold flow (warm transfer) instead.
+                outbound=(OutboundDraft(text=text, author=AuthorKind.SYSTEM,
+                                        channel=conversation.channel),)
+                if kind is WorkKind.TEXT else (),
+                events=(EventDraft(kind="queue.entered", data={
+                    "queue": queue, "priority": priority, "tier": tier, "ahead": ahead,
+                    "estimated_wait_s": None if wait is None else round(wait),
+                    "open": open_now, "rep_available": available, "notice": text}),),
+                new_entry=EntryDraft(conversation_id=conversation.id, queue=queue, kind=kind,
+                                     priority=priority),
+                console=(router.size_event(queue, +1),),
+            )  # fmt: skip
+            applied = await router.apply(change)
+            assert applied.entry is not None
+            router.add_waiting(applied.entry)
+        assert applied.conversation is not None
+        await deliver(self.channels, customer, applied.conversation, applied.messages)
+        await router.pump()
+
+    async def _tier(self, customer: Customer) -> str | None:
+        if self.tier_of is None:
+            return None
+        try:
+            return await self.tier_of(customer)
+        except GatewayError as exc:  # priority without the tier beats no queue entry
+            log.warning("tier lookup failed: %s", exc)
+            return None
+
+    def _notice(self, customer: Customer, open_now: bool, available: bool, wait: str | None) -> str:
+        if open_now and available:
+            if wait is None:
+                return "A member of our team will be with you as soon as possible."
+            return f"A member of our team will be with you in {wait}."
+        lead = (
+            "We're closed right now" if not open_now else "Nobody from our team is free right now"
+        )
+        kinds = {i.kind for i in customer.identities}
+        options = []
+        if IdentityKind.PHONE in kinds:
+            options += ["CALLBACK for a call back", "SMS to continue by text message"]
+        if IdentityKind.EMAIL in kinds:
+            options.append("EMAIL to continue by email")
+        text = (
+            f"{lead}. You keep your place in the queue and nobody will ask you to repeat"
+            " yourself: the first person free picks this up."
+        )
+        if options:
+            text += " Reply " + ", ".join(options[:-1]) + (" or " if len(options) > 1 else "")
+            text += options[-1] + "."
+        return text
+
+    async def typing(self, identity: Identity, active: bool) -> None:
+        """A dispatcher typing hook: show the customer typing on the holding rep's console."""
+        router = self.router
+        if not router.held:
+            return
+        customer = await router.store.find_customer(identity)
+        entry = None if customer is None else router.held_for_customer(customer.id)
+        if entry is not None and entry.rep_id is not None:
+            frame = {"type": "typing", "conversation_id": entry.conversation_id, "active": active}
+            router.hub.push_transient(entry.rep_id, frame)
+
+    async def held_message(
+        self, customer: Customer, conversation: Conversation, message: Message
+    ) -> None:
+        """A dispatcher hook for a customer message the agent stays silent on."""
+        router = self.router
+        entry = router.held.get(conversation.id)
+        if conversation.state is ConversationState.WITH_REP and entry is not None:
+            data = {"conversation_id": conversation.id, "message": message_json(message)}
+            await router.apply(
+                RoutingChange(console=(ConsoleEventDraft(kind="message", rep_id=entry.rep_id,
+                                                         data=data),))
+            )  # fmt: skip
+            return
+        if conversation.state is not ConversationState.QUEUED:
+            return
+        word = re.sub(r"[^a-z]", "", message.text.lower())
+        choice = _CHOICES.get(word)
+        if choice is None:
+            return
+        confirm = {
+            "callback": "Thanks: we'll call you back on this number as soon as someone is free.",
+            "sms": "Thanks: we'll continue by text message. Reply here any time.",
+            "email": "Thanks: we'll continue by email; we'll write to you shortly.",
+        }[choice]
+        applied = await router.apply(
+            RoutingChange(
+                conversation_id=conversation.id,
+                outbound=(OutboundDraft(text=confirm, author=AuthorKind.SYSTEM,
+                                        channel=conversation.channel),),
+                events=(EventDraft(kind="queue.choice",
+                                   data={"choice": choice, "message_id": message.id}),),
+            )
+        )  # fmt: skip
+        assert applied.conversation is not None
+        await deliver(self.channels, customer, applied.conversation, applied.messages)

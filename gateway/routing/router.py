@@ -1,0 +1,417 @@
+"""Queues and offers: who is offered which waiting conversation, and when.
+
+The router keeps an in-memory picture (reps, their load, waiting and held queue
+entries, pending offers) that is rebuilt from the `RoutingStore` on start, and
+changes it only after the store has committed the change. All changes run
+under one lock, so two offers never race for the last unit of a rep's capacity.
+
+Matching: waiting entries in order of priority (aged by waiting time), each to
+the eligible rep (has the queue's skills, available, spare capacity for its
+kind of work, not tried for it yet) who was least recently busy. An offer not
+accepted in time, or declined, goes to the next rep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.errors import ConflictError
+from gateway.protocols import Store
+from gateway.routing import matching, policy
+from gateway.routing.hub import ConsoleHub
+from gateway.routing.models import (
+    ConsoleEventDraft,
+    Offer,
+    OfferStatus,
+    Outcome,
+    Presence,
+    QueueEntry,
+    Rep,
+    WorkKind,
+)
+from gateway.routing.store import (
+    Applied,
+    EntryUpdate,
+    OfferDraft,
+    OfferUpdate,
+    PresenceUpdate,
+    RoutingChange,
+    RoutingStore,
+)
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RoutingError(ConflictError):
+    """A rep action that does not apply (an offer gone, a conversation not theirs)."""
+
+
+class Router:
+    """The queue and offer engine. Rep-facing actions live in `RoutingService`."""
+
+    def __init__(
+        self, settings: Settings, store: Store, routing: RoutingStore, hub: ConsoleHub
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.routing = routing
+        self.hub = hub
+        self.queues = settings.queues
+        self.lock = asyncio.Lock()
+        self.reps: dict[int, Rep] = {}
+        self.waiting: dict[int, QueueEntry] = {}  # entry id -> entry without a rep
+        self.held: dict[int, QueueEntry] = {}  # conversation id -> entry with its rep
+        self.customer_of: dict[int, int] = {}  # held conversation id -> its customer
+        self.offers: dict[int, Offer] = {}  # pending offers by id
+        self._offer_of: dict[int, int] = {}  # entry id -> its pending offer id
+        self._tried: dict[int, set[int]] = collections.defaultdict(set)
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # offer id -> its expiry
+        self._rounds: dict[int, asyncio.TimerHandle] = {}  # entry id -> its next round
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.handle_times: collections.deque[float] = collections.deque(maxlen=50)
+        self.on_offer: list[Callable[[Offer, QueueEntry], Awaitable[None]]] = []
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Rebuild from the store: queued work survives a restart; pending offers are
+        re-issued with a fresh deadline (their consoles were disconnected)."""
+        keep = timedelta(days=self.settings.console_events_days)
+        pruned = await self.routing.prune_console(datetime.now(UTC) - keep)
+        if pruned:
+            log.info("routing: %d old console events deleted", pruned)
+        async with self.lock:
+            self.reps = {r.id: r for r in await self.routing.list_reps()}
+            for entry in await self.routing.open_entries():
+                if entry.rep_id is None:
+                    self.waiting[entry.id] = entry
+                else:
+                    self.held[entry.conversation_id] = entry
+                    conv = await self.store.get_conversation(entry.conversation_id)
+                    self.customer_of[conv.id] = conv.customer_id
+            self.handle_times.extend(reversed(await self.routing.handle_times(50)))
+            for offer in await self.routing.pending_offers():
+                offered = self.waiting.get(offer.entry_id)
+                if offered is None:
+                    await self.apply(
+                        RoutingChange(offers=(OfferUpdate(offer_id=offer.id,
+                                                          status=OfferStatus.WITHDRAWN),))
+                    )  # fmt: skip
+                    continue
+                expires = self._deadline()
+                console = self._offer_event(
+                    offer.model_copy(update={"expires_at": expires}), offered
+                )
+                await self.apply(
+                    RoutingChange(
+                        offers=(OfferUpdate(offer_id=offer.id, status=OfferStatus.PENDING,
+                                            expires_at=expires),),
+                        console=(console,),
+                    )
+                )  # fmt: skip
+                self._track_offer(offer.model_copy(update={"expires_at": expires}))
+        if self.waiting:
+            log.info("routing: %d queued conversations restored", len(self.waiting))
+        await self.pump()
+
+    async def stop(self) -> None:
+        for timer in (*self._timers.values(), *self._rounds.values()):
+            timer.cancel()
+        self._timers.clear()
+        self._rounds.clear()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ----------------------------------------------------------------- views
+
+    def queue_sizes(self) -> dict[str, int]:
+        sizes = dict.fromkeys(self.queues, 0)
+        for entry in self.waiting.values():
+            sizes[entry.queue] = sizes.get(entry.queue, 0) + 1
+        return sizes
+
+    def rep_queues(self, rep: Rep) -> tuple[str, ...]:
+        return tuple(q for q, skills in self.queues.items() if policy.can_serve(rep.skills, skills))
+
+    def held_for_customer(self, customer_id: int) -> QueueEntry | None:
+        """The held entry of a customer's conversation, if a rep holds one."""
+        for conv_id, cust in self.customer_of.items():
+            if cust == customer_id and conv_id in self.held:
+                return self.held[conv_id]
+        return None
+
+    def queue_for(self, name: str | None) -> str:
+        """A configured queue: `name`, else `general`, else the first."""
+        if name in self.queues:
+            return name
+        return "general" if "general" in self.queues else next(iter(self.queues))
+
+    def capacity(self, rep: Rep, kind: WorkKind) -> int:
+        if kind is WorkKind.CALL:
+            return rep.max_calls if rep.max_calls is not None else self.settings.rep_max_calls
+        return rep.max_text if rep.max_text is not None else self.settings.rep_max_text
+
+    def load(self, rep_id: int, kind: WorkKind) -> int:
+        return self._loads().get((rep_id, kind), 0)
+
+    def _loads(self) -> collections.Counter[tuple[int, WorkKind]]:
+        """(rep, kind of work) -> conversations held plus offers pending."""
+        loads: collections.Counter[tuple[int, WorkKind]] = collections.Counter()
+        for e in self.held.values():
+            if e.rep_id is not None:
+                loads[e.rep_id, e.kind] += 1
+        for o in self.offers.values():
+            loads[o.rep_id, self.waiting[o.entry_id].kind] += 1
+        return loads
+
+    def staffed(self, queue: str) -> int:
+        """Reps online (available or away) who serve `queue`."""
+        skills = self.queues.get(queue, [queue])
+        return sum(
+            1
+            for r in self.reps.values()
+            if r.presence is not Presence.OFFLINE and policy.can_serve(r.skills, skills)
+        )
+
+    def available_for(self, queue: str) -> bool:
+        skills = self.queues.get(queue, [queue])
+        return any(
+            r.presence is Presence.AVAILABLE and policy.can_serve(r.skills, skills)
+            for r in self.reps.values()
+        )
+
+    def estimate_wait(self, queue: str, ahead: int) -> float | None:
+        return policy.estimate_wait_s(list(self.handle_times), ahead, self.staffed(queue))
+
+    # --------------------------------------------------------------- changes
+
+    async def apply(self, change: RoutingChange) -> Applied:
+        """Commit, then tell the connected consoles."""
+        applied = await self.routing.apply(change)
+        self.hub.push(applied.console)
+        return applied
+
+    def size_event(self, queue: str, delta: int = 0) -> ConsoleEventDraft:
+        """`queue.size` for consoles; `delta` counts a change not applied in memory yet."""
+        waiting = sum(1 for e in self.waiting.values() if e.queue == queue) + delta
+        return ConsoleEventDraft(kind="queue.size", queue=queue,
+                                 data={"queue": queue, "waiting": max(waiting, 0)})  # fmt: skip
+
+    def _deadline(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.settings.offer_timeout_s)
+
+    def add_waiting(self, entry: QueueEntry) -> None:
+        self.waiting[entry.id] = entry
+
+    def take_waiting(self, entry_id: int) -> QueueEntry | None:
+        self._tried.pop(entry_id, None)
+        return self.waiting.pop(entry_id, None)
+
+    def note_handle_time(self, entry: QueueEntry) -> None:
+        if entry.assigned_at is not None:
+            self.handle_times.append((datetime.now(UTC) - entry.assigned_at).total_seconds())
+
+    async def set_presence(self, rep_id: int, presence: Presence) -> Rep:
+        """Change a rep's presence; leaving `available` withdraws their pending offers."""
+        async with self.lock:
+            withdrawn = (
+                [o for o in self.offers.values() if o.rep_id == rep_id]
+                if presence is not Presence.AVAILABLE
+                else []
+            )
+            console = [ConsoleEventDraft(kind="presence", rep_id=rep_id,
+                                         data={"presence": presence.value})]  # fmt: skip
+            console += [
+                ConsoleEventDraft(kind="offer.closed", rep_id=rep_id,
+                                  data={"offer_id": o.id, "status": "withdrawn"})
+                for o in withdrawn
+            ]  # fmt: skip
+            applied = await self.apply(
+                RoutingChange(
+                    presence=PresenceUpdate(rep_id=rep_id, status=presence),
+                    offers=tuple(OfferUpdate(offer_id=o.id, status=OfferStatus.WITHDRAWN)
+                                 for o in withdrawn),
+                    console=tuple(console),
+                )
+            )  # fmt: skip
+            for offer in withdrawn:
+                self.untrack_offer(offer.id)
+            assert applied.rep is not None
+            self.reps[rep_id] = applied.rep
+            if presence is Presence.AVAILABLE:
+                # Someone new to offer to: entries every rep had passed on are tried again.
+                self._tried.clear()
+        await self.pump()
+        return applied.rep
+
+    def add_rep(self, rep: Rep) -> None:
+        self.reps[rep.id] = rep
+
+    # -------------------------------------------------------------- matching
+
+    async def pump(self) -> int:
+        """Offer waiting entries to eligible reps until nothing more matches."""
+        made = 0
+        async with self.lock:
+            while (match := self._next_match()) is not None:
+                entry, rep = match
+                offer_draft = OfferDraft(
+                    entry_id=entry.id,
+                    rep_id=rep.id,
+                    expires_at=self._deadline(),
+                    announce=self._offer_data(entry),
+                )
+                applied = await self.apply(RoutingChange(new_offer=offer_draft))
+                assert applied.offer is not None
+                offer = applied.offer
+                self._track_offer(offer)
+                made += 1
+                for hook in self.on_offer:
+                    await hook(offer, entry)
+        return made
+
+    def _next_match(self) -> tuple[QueueEntry, Rep] | None:
+        return matching.next_match(
+            reps=self.reps.values(),
+            waiting=(e for e in self.waiting.values() if e.id not in self._offer_of),
+            loads=self._loads(),
+            capacity=self.capacity,
+            queues=self.queues,
+            tried=self._tried,
+        )
+
+    def _offer_event(self, offer: Offer, entry: QueueEntry) -> ConsoleEventDraft:
+        data = {
+            **self._offer_data(entry),
+            "offer_id": offer.id,
+            "expires_at": offer.expires_at.isoformat(),
+        }
+        return ConsoleEventDraft(kind="offer", rep_id=offer.rep_id, data=data)
+
+    def _offer_data(self, entry: QueueEntry) -> dict[str, Any]:
+        """What a console shows of an offer (the store adds its id and deadline)."""
+        return {
+            "entry_id": entry.id,
+            "conversation_id": entry.conversation_id,
+            "queue": entry.queue,
+            "kind": entry.kind.value,
+            "priority": entry.priority,
+            "note": entry.note,
+            "from_rep_id": entry.from_rep_id,
+        }
+
+    def _track_offer(self, offer: Offer) -> None:
+        self.offers[offer.id] = offer
+        self._offer_of[offer.entry_id] = offer.id
+        self._tried[offer.entry_id].add(offer.rep_id)
+        delay = max((offer.expires_at - datetime.now(UTC)).total_seconds(), 0.0)
+        self._timers[offer.id] = asyncio.get_running_loop().call_later(
+            delay, self._expire_soon, offer.id
+        )
+
+    def untrack_offer(self, offer_id: int) -> Offer | None:
+        offer = self.offers.pop(offer_id, None)
+        if offer is not None:
+            self._offer_of.pop(offer.entry_id, None)
+        timer = self._timers.pop(offer_id, None)
+        if timer is not None:
+            timer.cancel()
+        return offer
+
+    def _expire_soon(self, offer_id: int) -> None:
+        async def run() -> None:
+            try:
+                await self.expire(offer_id)
+            except Exception:
+                log.exception("expiring offer %s failed", offer_id)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------ offer decisions
+
+    def pending_offer(self, rep_id: int, offer_id: int) -> tuple[Offer, QueueEntry]:
+        offer = self.offers.get(offer_id)
+        if offer is None or offer.rep_id != rep_id:
+            raise RoutingError(f"offer {offer_id} is not pending for you")
+        return offer, self.waiting[offer.entry_id]
+
+    async def expire(self, offer_id: int) -> None:
+        """The accept timeout: the offer goes to the next rep."""
+        await self.refuse(None, offer_id, OfferStatus.EXPIRED)
+
+    async def refuse(self, rep_id: int | None, offer_id: int, status: OfferStatus) -> None:
+        """A rep declined (or the offer expired): try the next rep. A transfer aimed at
+        one rep fails instead, and the rep who asked for it is told."""
+        async with self.lock:
+            offer = self.offers.get(offer_id)
+            if offer is None or (rep_id is not None and offer.rep_id != rep_id):
+                if rep_id is None:
+                    return
+                raise RoutingError(f"offer {offer_id} is not pending for you")
+            entry = self.waiting[offer.entry_id]
+            closed = {"offer_id": offer.id, "status": status.value}
+            console = [ConsoleEventDraft(kind="offer.closed", rep_id=offer.rep_id, data=closed)]
+            entries: tuple[EntryUpdate, ...] = ()
+            failed = entry.target_rep_id is not None
+            if failed:
+                entries = (EntryUpdate(entry_id=entry.id, ended=True, outcome=Outcome.FAILED),)
+                console.append(
+                    ConsoleEventDraft(kind="transfer.failed", rep_id=entry.from_rep_id,
+                                      data={"conversation_id": entry.conversation_id,
+                                            "to_rep_id": entry.target_rep_id,
+                                            "reason": status.value})
+                )  # fmt: skip
+            await self.apply(
+                RoutingChange(
+                    offers=(OfferUpdate(offer_id=offer.id, status=status),),
+                    entries=entries,
+                    console=tuple(console),
+                )
+            )
+            self.untrack_offer(offer.id)
+            if failed:
+                self.take_waiting(entry.id)
+            else:
+                # Every rep may have passed on it by now: after one more accept timeout the
+                # entry starts a new round, so nobody is left waiting for ever.
+                self._rounds[entry.id] = asyncio.get_running_loop().call_later(
+                    self.settings.offer_timeout_s, self._spawn_new_round, entry.id
+                )
+        await self.pump()
+
+    def _spawn_new_round(self, entry_id: int) -> None:
+        self._rounds.pop(entry_id, None)
+
+        async def run() -> None:
+            if entry_id in self.waiting and entry_id not in self._offer_of:
+                self._tried.pop(entry_id, None)
+                try:
+                    await self.pump()
+                except Exception:
+                    log.exception("a new offer round for entry %s failed", entry_id)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def withdraw_offers_for(self, entry_id: int) -> list[OfferUpdate]:
+        """(Under the lock) the entry's pending offer, to withdraw in a change."""
+        offer_id = self._offer_of.get(entry_id)
+        if offer_id is None:
+            return []
+        self.untrack_offer(offer_id)
+        return [OfferUpdate(offer_id=offer_id, status=OfferStatus.WITHDRAWN)]
+
+    def entries_of(self, conversation_id: int) -> Iterable[QueueEntry]:
+        return [e for e in self.waiting.values() if e.conversation_id == conversation_id]
+
+
+__all__ = ["Router", "RoutingError"]

@@ -1,0 +1,124 @@
+"""`setup_routing(app)`: queues, the rep console API and ratings (called by `create_app`).
+
+At start-up (a `cleanup_ctx` after the store, the dispatcher and the channels)
+the router is rebuilt from the store, so queued work and pending offers survive
+a restart, and it registers with the dispatcher: handovers enter the queues,
+and customer messages the agent stays silent on reach the rep's console.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.app import BACKEND, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.errors import ConfigError, GatewayError
+from gateway.models import ChannelKind, Customer
+from gateway.protocols import Store
+from gateway.routing import api
+from gateway.routing.auth import ConsoleAuth
+from gateway.routing.hub import ConsoleHub
+from gateway.routing.intake import Intake, TierLookup
+from gateway.routing.rating import Ratings, rate_form, rate_submit
+from gateway.routing.router import Router
+from gateway.routing.service import RoutingService
+from gateway.routing.state import ROUTING, RoutingState
+from gateway.routing.store import RoutingStore
+from gateway.routing.ws import console_socket
+from gateway.secrets import derive_key
+
+log = logging.getLogger(__name__)
+
+
+def open_routing_store(store: Store) -> RoutingStore:
+    """The routing tables of the configured store (same database, same writer)."""
+    from gateway.store.sqlite import SqliteStore
+    from gateway.store.sqlite_routing import SqliteRoutingStore
+
+    if isinstance(store, SqliteStore):
+        return SqliteRoutingStore(store)
+    raise ConfigError(f"GATEWAY_DATABASE_URL: no routing store for {type(store).__name__}")
+
+
+def setup_routing(app: web.Application) -> None:
+    """Register the console routes and the routing start-up on `app`."""
+    app[ROUTING] = RoutingState(hub=ConsoleHub())
+    api.add_routes(app)
+    app.router.add_get("/console/ws", console_socket)
+    app.router.add_get("/rate/{token}", rate_form)
+    app.router.add_post("/rate/{token}", rate_submit)
+    app.cleanup_ctx.append(_routing_ctx)
+    app.on_shutdown.append(_close_consoles)
+
+
+def _tier_lookup(app: web.Application) -> TierLookup | None:
+    backend = app.get(BACKEND)
+    get_account = getattr(backend, "get_account", None)
+    if get_account is None:
+        return None
+
+    async def tier_of(customer: Customer) -> str | None:
+        if not customer.account_ref:
+            return None
+        try:
+            account = await get_account(customer.account_ref)
+        except Exception as exc:  # the backend's own errors; priority does without a tier
+            raise GatewayError(f"backend: {exc}") from exc
+        return getattr(account, "tier", None)
+
+    return tier_of
+
+
+async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    state = app[ROUTING]
+    store = app[STORE]
+    channels = app[CHANNELS]
+    routing = open_routing_store(store)
+    master = app[SECRET_KEY]
+    ratings = Ratings(routing, derive_key(master, "rating"), settings.public_url,
+                      settings.rating_window_hours)  # fmt: skip
+    router = Router(settings, store, routing, state.hub)
+    intake = Intake(router, channels, tier_of=_tier_lookup(app))
+    service = RoutingService(
+        router, intake, store, channels,
+        rating_prompt=ratings.prompt, rating_control=ratings.show_control,
+    )  # fmt: skip
+    webchat = channels.get(ChannelKind.WEBCHAT)
+    request_rating = getattr(webchat, "request_rating", None)
+    if request_rating is not None:
+        ratings.widgets[ChannelKind.WEBCHAT] = request_rating
+    state.store, state.ratings, state.service = routing, ratings, service
+    state.auth = ConsoleAuth(
+        routing,
+        derive_key(master, "console-session"),
+        max_age_s=settings.console_session_hours * 3600,
+        # A Secure cookie is never sent back over plain http (except by browsers to
+        # localhost), so it is Secure whenever the gateway is served over https.
+        secure=settings.public_url.startswith("https://"),
+    )
+    dispatcher = app[DISPATCHER]
+    await router.start()
+    dispatcher.handover_hooks.append(intake.handover)
+    dispatcher.held_hooks.append(intake.held_message)
+    dispatcher.typing_hooks.append(intake.typing)
+    sms_inner = dispatcher.responders.get(ChannelKind.SMS)
+    dispatcher.responders[ChannelKind.SMS] = ratings.sms_responder(sms_inner)
+    try:
+        yield
+    finally:
+        dispatcher.handover_hooks.remove(intake.handover)
+        dispatcher.held_hooks.remove(intake.held_message)
+        dispatcher.typing_hooks.remove(intake.typing)
+        if sms_inner is not None:
+            dispatcher.responders[ChannelKind.SMS] = sms_inner
+        else:
+            dispatcher.responders.pop(ChannelKind.SMS, None)
+        await service.stop()
+        await router.stop()
+
+
+async def _close_consoles(app: web.Application) -> None:
+    app[ROUTING].hub.close_all()

@@ -1,0 +1,77 @@
+"""Conversions between routing rows and routing records (any SQL store)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from gateway.routing.models import (
+    ConsoleEvent,
+    Offer,
+    OfferStatus,
+    Outcome,
+    Presence,
+    QueueEntry,
+    Rep,
+    WorkKind,
+)
+from gateway.store.rows import Row, to_dt
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else to_dt(ms)
+
+
+def rep_from_row(row: Row) -> Rep:
+    return Rep(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        skills=tuple(json.loads(row["skills"])),
+        phone=row["phone"],
+        max_text=row["max_text"],
+        max_calls=row["max_calls"],
+        presence=Presence(row["presence"] or Presence.OFFLINE.value),
+        last_busy_at=_dt(row["last_busy_at"]),
+        created_at=to_dt(row["created_at"]),
+    )
+
+
+def entry_from_row(row: Row) -> QueueEntry:
+    return QueueEntry(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        queue=row["queue"],
+        kind=WorkKind(row["kind"]),
+        priority=row["priority"],
+        from_rep_id=row["from_rep_id"],
+        target_rep_id=row["target_rep_id"],
+        note=row["note"],
+        rep_id=row["rep_id"],
+        enqueued_at=to_dt(row["enqueued_at"]),
+        assigned_at=_dt(row["assigned_at"]),
+        ended_at=_dt(row["ended_at"]),
+        outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+    )
+
+
+def offer_from_row(row: Row) -> Offer:
+    return Offer(
+        id=row["id"],
+        entry_id=row["entry_id"],
+        rep_id=row["rep_id"],
+        status=OfferStatus(row["status"]),
+        created_at=to_dt(row["created_at"]),
+        expires_at=to_dt(row["expires_at"]),
+    )
+
+
+def console_from_row(row: Row) -> ConsoleEvent:
+    return ConsoleEvent(
+        seq=row["seq"],
+        rep_id=row["rep_id"],
+        queue=row["queue"],
+        kind=row["kind"],
+        data=json.loads(row["data"]),
+        created_at=to_dt(row["created_at"]),
+    )

@@ -1,0 +1,128 @@
+"""What a rep does with a conversation: reply, note, transfer, hand back, close, rating."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gateway.errors import ConflictError
+from gateway.models import AuthorKind, ConversationState, Direction
+from tests.channels.chat import Chat
+from tests.gateway.routing.desk import Desk
+
+
+async def _held(desk: Desk, visitor: str = "v1", skills: str = "general") -> tuple[int, int]:
+    rep = await desk.rep(f"rep{visitor}", skills)
+    conv = await desk.handover(visitor)
+    offer_id, _ = await desk.offer_for(rep.id)
+    await desk.service.accept(rep.id, offer_id)
+    return rep.id, conv.id
+
+
+async def test_a_rep_reply_reaches_the_chat_widget_and_notes_do_not(desk: Desk) -> None:
+    rep = await desk.rep("ann")
+    chat = await Chat.open(desk.client)
+    await chat.send({"type": "hello"})
+    welcome = await chat.expect("welcome")
+    await chat.send({"type": "message", "text": "human", "client_id": "c1"})
+    await chat.until(lambda f: f.get("text") == "connecting you")
+    offer_id, conv_id = await desk.offer_for(rep.id)
+    await desk.service.accept(rep.id, offer_id)
+    await chat.until(lambda f: f.get("text") == "You're now talking with Ann.")
+    note = await desk.service.note(rep.id, conv_id, "customer sounds upset")
+    assert note.direction is Direction.INTERNAL
+    sent = await desk.service.reply(rep.id, conv_id, "Hi, I'm Ann. Let me look.")
+    assert sent.author is AuthorKind.REP
+    frame = await chat.until(lambda f: f.get("type") == "message" and f.get("author") == "rep")
+    assert frame["text"] == "Hi, I'm Ann. Let me look."
+    assert all("upset" not in str(f) for f in chat.frames)
+    view = await desk.service.conversation(rep.id, conv_id)
+    assert "customer sounds upset" in [m["text"] for m in view["messages"]]
+    assert welcome["type"] == "welcome"
+
+    await desk.service.close(rep.id, conv_id, "resolved")
+    control = await chat.until(lambda f: f.get("type") == "rating")
+    assert control["scale"] == 5
+    path = control["url"].removeprefix(str(desk.client.make_url("")).rstrip("/"))
+    path = path[path.index("/rate/") :]
+    assert (await desk.client.post(path, data={"score": "2"})).status == 200
+    events = await desk.store.events(conv_id)
+    assert [e.data for e in events if e.kind == "rating"] == [{"score": 2, "channel": "webchat"}]
+
+
+async def test_only_the_holder_may_reply(desk: Desk) -> None:
+    _, conv_id = await _held(desk)
+    other = await desk.rep("eve")
+    with pytest.raises(ConflictError):
+        await desk.service.reply(other.id, conv_id, "hello")
+
+
+async def test_hand_back_lets_the_agent_answer_again(desk: Desk) -> None:
+    rep_id, conv_id = await _held(desk)
+    conv = await desk.service.hand_back(rep_id, conv_id)
+    assert conv.state is ConversationState.BOT
+    await desk.say("v1", "still there?")
+    assert (await desk.texts(conv_id))[-1] == "echo: still there?"
+
+
+async def test_close_records_the_disposition_and_the_rating_link_records_a_rating(
+    desk: Desk,
+) -> None:
+    rep_id, conv_id = await _held(desk)
+    conv = await desk.service.close(rep_id, conv_id, "resolved", "refund issued")
+    assert conv.state is ConversationState.CLOSED
+    prompt = (await desk.texts(conv_id))[-1]
+    match = re.search(r"/rate/(\S+)$", prompt)
+    assert match, prompt
+    path = f"/rate/{match.group(1)}"
+    form = await desk.client.get(path)
+    assert form.status == 200 and "How did we do?" in await form.text()
+    bad = await desk.client.post(path, data={"score": "9"})
+    assert bad.status == 400
+    done = await desk.client.post(path, data={"score": "4"})
+    assert done.status == 200
+    events = await desk.store.events(conv_id)
+    assert [e.data["score"] for e in events if e.kind == "rating"] == [4]
+    assert [e.data["disposition"] for e in events if e.kind == "rep.closed"] == ["resolved"]
+    forged = await desk.client.post(path[:-3] + "xyz", data={"score": "5"})
+    assert forged.status == 404
+
+
+async def test_warm_transfer_to_a_rep_changes_hands_when_accepted(desk: Desk) -> None:
+    first, conv_id = await _held(desk)
+    second = await desk.rep("sam")
+    await desk.service.transfer(first, conv_id, to_rep=second.id, note="wants a refund")
+    offer_id, offered = await desk.offer_for(second.id)
+    assert offered == conv_id
+    # Until the second rep accepts, the first still holds the conversation.
+    await desk.service.reply(first, conv_id, "one moment, bringing in a colleague")
+    await desk.service.accept(second.id, offer_id)
+    await desk.service.reply(second.id, conv_id, "hi, Sam here")
+    with pytest.raises(ConflictError):
+        await desk.service.reply(first, conv_id, "still me?")
+    events = await desk.store.events(conv_id)
+    assert [e.data["note"] for e in events if e.kind == "rep.assigned"][-1] == "wants a refund"
+
+
+async def test_a_declined_transfer_leaves_the_conversation_with_the_first_rep(
+    desk: Desk,
+) -> None:
+    first, conv_id = await _held(desk)
+    second = await desk.rep("sam")
+    await desk.service.transfer(first, conv_id, to_rep=second.id, note="?")
+    offer_id, _ = await desk.offer_for(second.id)
+    await desk.service.decline(second.id, offer_id)
+    await desk.service.reply(first, conv_id, "I'm still here")
+    conv = await desk.store.get_conversation(conv_id)
+    assert conv.state is ConversationState.WITH_REP
+
+
+async def test_transfer_to_a_queue_goes_to_a_rep_with_that_skill(desk: Desk) -> None:
+    first, conv_id = await _held(desk)
+    tech = await desk.rep("tess", "technical")
+    await desk.service.transfer(first, conv_id, queue="technical", note="router issue")
+    offer_id, offered = await desk.offer_for(tech.id)
+    await desk.service.accept(tech.id, offer_id)
+    conv = await desk.store.get_conversation(conv_id)
+    assert offered == conv_id and conv.queue == "technical"
