@@ -7,9 +7,15 @@ Article format (one file per article, `*.md`)::
 
     Plain paragraphs of the answer...
 
-Articles are indexed once, at construction, into an in-memory FTS5 table
-(porter stemming) and ranked with FTS5's own `bm25()`, the title and tags
-weighing more than the body. Ranking is SQLite's; this module only turns the
+Articles are indexed once, at construction, into an in-memory FTS5 table and
+ranked with FTS5's own `bm25()`, the title and tags weighing more than the body.
+Words are stemmed here with the Snowball English stemmer (`snowballstemmer`,
+"Porter2"), both when indexing and when searching, rather than by FTS5's
+built-in `porter` tokenizer: the original Porter algorithm stems "international"
+to "intern" but "internationally" to "internation", so "do you ship
+internationally" matched only the word "ship", which is in most articles and so
+weighs nothing in bm25, and the question was never answered; Porter2 gives both
+"internat". Ranking is SQLite's; this module only turns the
 raw bm25 of a hit into a confidence in [0, 1] (see `_confidence`), so the
 policy can compare it with its handover threshold.
 """
@@ -21,6 +27,8 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
+
+import snowballstemmer
 
 from gateway.errors import ConfigError
 from gateway.models import Frozen
@@ -88,6 +96,11 @@ def parse_article(slug: str, source: str) -> KbArticle:
     return KbArticle(slug=slug, title=title, tags=tags, body=plain_text("\n".join(rest)))
 
 
+def stemmed(text: str, stemmer: snowballstemmer.Stemmer) -> str:
+    """`text` as the index holds it: lower-case words, each stemmed, space separated."""
+    return " ".join(stemmer.stemWords(_WORD.findall(text.lower().replace("'", ""))))
+
+
 def terms(text: str) -> list[str]:
     """The searchable words of `text`, lower case, without filler, de-duplicated."""
     seen: dict[str, None] = {}
@@ -112,17 +125,23 @@ class KnowledgeBase:
         for path in sorted(self.folder.glob("*.md")):
             article = parse_article(path.stem, path.read_text(encoding="utf-8"))
             self.articles[article.slug] = article
-        # In memory and read-only after this: one lock makes it safe from any thread.
+        # In memory and read-only after this: one lock makes it (and the stemmer,
+        # which keeps state while it works) safe from any thread.
         self._lock = threading.Lock()
+        self._stemmer = snowballstemmer.stemmer("english")
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute(
             "CREATE VIRTUAL TABLE kb USING fts5("
-            "slug UNINDEXED, title, tags, body, tokenize='porter unicode61')"
+            "slug UNINDEXED, title, tags, body, tokenize='unicode61')"
         )
-        self._db.executemany(
-            "INSERT INTO kb (slug, title, tags, body) VALUES (?, ?, ?, ?)",
-            [(a.slug, a.title, ", ".join(a.tags), a.body) for a in self.articles.values()],
-        )
+        rows = [
+            (
+                a.slug,
+                *(stemmed(text, self._stemmer) for text in (a.title, ", ".join(a.tags), a.body)),
+            )
+            for a in self.articles.values()
+        ]
+        self._db.executemany("INSERT INTO kb (slug, title, tags, body) VALUES (?, ?, ?, ?)", rows)
         self._db.commit()
         self._word_rows: dict[str, frozenset[int]] = {}
         self._results: dict[tuple[tuple[str, ...], int], list[KbHit]] = {}
@@ -143,11 +162,12 @@ class KnowledgeBase:
             self._results[key] = cached
         return list(cached)
 
-    def _search(self, words: list[str], limit: int) -> list[KbHit]:
-        # Each word quoted: customer text never reaches FTS5's query syntax.
-        match = " OR ".join(f'"{w}"' for w in words)
+    def _search(self, query_words: list[str], limit: int) -> list[KbHit]:
         weights = ", ".join(str(w) for w in _WEIGHTS)
         with self._lock:
+            words = list(dict.fromkeys(self._stemmer.stemWords(query_words)))
+            # Each word quoted: customer text never reaches FTS5's query syntax.
+            match = " OR ".join(f'"{w}"' for w in words)
             rows = self._db.execute(
                 f"SELECT rowid, slug, bm25(kb, {weights}) AS rank FROM kb WHERE kb MATCH ?"
                 " ORDER BY rank LIMIT ?",
@@ -170,7 +190,7 @@ class KnowledgeBase:
         return sum(rowid in self._rows_with(word) for word in words)
 
     def _rows_with(self, word: str) -> frozenset[int]:
-        """The articles containing `word` (after stemming), memoized: the index is
+        """The articles containing the stem `word`, memoized: the index is
         read-only after start-up, so this is a cached slice of the inverted index."""
         rows = self._word_rows.get(word)
         if rows is None:

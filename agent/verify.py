@@ -247,7 +247,7 @@ async def _passed(
         EventDraft(kind="identity.link", data={"to": target.key, "result": linked.result.value,
                                                "account": challenge.account})
     )  # fmt: skip
-    if linked.result in (LinkResult.LINKED, LinkResult.ALREADY):
+    if linked.result is not LinkResult.OTHER_ACCOUNT:
         # The tools act for the customer as they are now (an account may have been tied).
         t.box.customer = linked.customer
     if challenge.purpose == "confirm":
@@ -259,12 +259,13 @@ async def _passed(
             return await handler(t)
         return say(t, "Thanks, that's confirmed. What can I do for you?", intent="verify_code",
                    confidence=0.9)  # fmt: skip
-    if linked.result is LinkResult.OTHER_CUSTOMER:
-        t.state.note(f"{show(target)} belongs to another customer record: not linked")
+    if linked.result is LinkResult.MERGED:
+        t.state.note(f"linked {show(target)} after a verification code; its earlier record"
+                     " was merged into this customer")  # fmt: skip
         text = (
-            f"Thanks, but {show(target)} is already linked to another customer record here, so I"
-            " haven't linked it to this conversation; our records are never merged"
-            ' automatically. If you\'d like a person to look at it, say "agent".'
+            f"Thanks, that's confirmed: {show(target)} is now linked to you, and your earlier"
+            " messages from it are now part of your history here, so I'll know it's you"
+            " when you contact us that way."
         )
     elif linked.result is LinkResult.OTHER_ACCOUNT:
         t.state.note(f"{show(target)} is on record for a different account: not linked")

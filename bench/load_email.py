@@ -26,7 +26,7 @@ from typing import Any
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.load_sms import message_text
+from bench.chat_load import message_text
 
 
 class CatchingRelay:

@@ -30,19 +30,6 @@ from tests.support.twilio_rest import API_VERSION, FakeTwilioRest
 
 SMS_PATH = "/twilio/sms"
 OUR_NUMBER = "+15557650000"
-# The embedded agent does not understand a bare "do you ship internationally" (no
-# greeting before it): asked twice, it hands the conversation over to a person, whose
-# turn every later message then is, not the agent's. The bench leaves that text out.
-QUESTIONS = [q for q in chat_load.QUESTIONS if "internationally" not in q]
-
-
-def message_text(rng: random.Random) -> str:
-    """chat_load's varied customer texts, all of them ones the agent answers."""
-    text = rng.choice(chat_load.PREFIXES) + rng.choice(QUESTIONS)
-    if rng.random() < 0.5:
-        text += f" for my {rng.choice(chat_load.ADJECTIVES)} {rng.choice(chat_load.NOUNS)}"
-        text += f" #{rng.randint(1, 99999)}"
-    return text
 
 
 class CatchingTwilioRest(FakeTwilioRest):
@@ -120,7 +107,7 @@ async def texter(
 
     while time.perf_counter() < until:
         sid = "SM" + uuid.uuid4().hex
-        form = inbound_form(target, number, sid, message_text(rng))
+        form = inbound_form(target, number, sid, chat_load.message_text(rng))
         sig = validator.compute_signature(target.public_url + SMS_PATH, form)
         headers = {"X-Twilio-Signature": sig}
         retry = rng.random() < retry_share

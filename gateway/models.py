@@ -174,6 +174,8 @@ class Attachment(Frozen):
     content_type: str = Field(default="application/octet-stream", max_length=200)
     filename: str | None = Field(default=None, max_length=300)
     size: int | None = Field(default=None, ge=0)
+    # Why the file was not kept (e.g. "too_large"); it then has neither path nor url.
+    refused: str | None = Field(default=None, max_length=100)
 
 
 class VoiceTiming(Frozen):

@@ -91,7 +91,7 @@ class LinkResult(enum.StrEnum):
 
     LINKED = "linked"  # the identity is now the customer's (new, or moved from an empty record)
     ALREADY = "already"  # it was already theirs (its verification may have been raised)
-    OTHER_CUSTOMER = "other_customer"  # another customer with their own history has it
+    MERGED = "merged"  # another customer record held it: that record was merged into this one
     OTHER_ACCOUNT = "other_account"  # the customer is tied to a different backend account
 
 
@@ -175,8 +175,10 @@ class Store(Protocol):
     ) -> Linked:
         """Make `identity` (with its `verified`) one of the customer's, after proof of
         control (a one-time code). Also ties the customer to `account_ref` when they
-        have none. Refuses without changing anything when another customer with any
-        messages holds the identity (no merge), or the customer has another account."""
+        have none. When another customer record with messages holds the identity,
+        that record is merged into this customer (`MERGED`; its messages renumbered
+        after this customer's, as in auto-linking). Refuses without changing anything
+        (`OTHER_ACCOUNT`) when the two are tied to different business accounts."""
         ...
 
     async def find_customer(self, identity: Identity) -> Customer | None:

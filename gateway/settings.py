@@ -304,6 +304,24 @@ class Settings(BaseSettings):
     email_send_timeout_s: float = Field(
         30.0, gt=0, le=300, description="Longest wait for the relay to accept one mail."
     )
+    email_max_attachment_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+        description="Largest attachment kept; a larger one is not stored, only recorded on the "
+        "message as refused (the mail's text is kept and answered).",
+    )  # fmt: skip
+    email_tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) the embedded SMTP server offers STARTTLS with; "
+        "needs GATEWAY_EMAIL_TLS_KEY. Unset: no STARTTLS.",
+    )
+    email_tls_key: Path | None = Field(
+        None, description="PEM private key of GATEWAY_EMAIL_TLS_CERT."
+    )
+    email_require_starttls: bool = Field(
+        False,
+        description="Refuse mail from a client that did not STARTTLS first (the default "
+        "accepts plain mail too, since not every sending server does TLS).",
+    )
 
     @model_validator(mode="after")
     def _check_llm(self) -> Settings:
@@ -320,6 +338,21 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GATEWAY_LLM_BUDGET_*_S must be below GATEWAY_AGENT_TIMEOUT_S, so the fallback"
                 " answer still fits in the agent's time"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_email_tls(self) -> Settings:
+        if (self.email_tls_cert is None) != (self.email_tls_key is None):
+            missing = "KEY" if self.email_tls_key is None else "CERT"
+            raise ValueError(
+                f"GATEWAY_EMAIL_TLS_{missing} must be set too (STARTTLS needs a certificate"
+                " and its private key)"
+            )
+        if self.email_require_starttls and self.email_tls_cert is None:
+            raise ValueError(
+                "GATEWAY_EMAIL_REQUIRE_STARTTLS needs GATEWAY_EMAIL_TLS_CERT and"
+                " GATEWAY_EMAIL_TLS_KEY (there is no STARTTLS to require without them)"
             )
         return self
 

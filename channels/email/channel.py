@@ -27,12 +27,13 @@ import time
 from dataclasses import dataclass, field
 
 from channels.email import codec
-from channels.email.files import save_attachments
+from channels.email.files import refusal_note, save_attachments
 from channels.email.relay import Relay, RelayFailed
 from gateway.errors import ChannelError, NotFoundError
 from gateway.models import (
     MAX_TEXT_CHARS,
     Action,
+    Attachment,
     ChannelKind,
     Conversation,
     Customer,
@@ -62,6 +63,7 @@ class Thread:
     subject: str
     last_id: str | None
     references: list[str] = field(default_factory=list)
+    refused: tuple[Attachment, ...] = ()  # not kept from the customer's last mail: say so
 
 
 class Accepted:
@@ -123,7 +125,10 @@ class EmailChannel:
             return None, mail, Accepted.DROPPED
         message_id = mail.message_id or f"<sha256.{hashlib.sha256(raw).hexdigest()}@{self.domain}>"
         conversation_id = await self._thread_of(store, mail, rcpts)
-        attachments = save_attachments(self.settings.data_dir, mail.attachments)
+        attachments = save_attachments(
+            self.settings.data_dir, mail.attachments,
+            max_bytes=self.settings.email_max_attachment_bytes,
+        )  # fmt: skip
         text = mail.text or mail.subject or ("(attachments)" if attachments else "(empty mail)")
         event = InboundMessage(
             channel=ChannelKind.EMAIL,
@@ -163,8 +168,11 @@ class EmailChannel:
                 return conversation_id
         return None
 
-    def remember(self, conversation_id: int, mail: codec.ParsedMail) -> None:
-        """The customer's mail `mail` is the newest of the conversation: answer it."""
+    def remember(
+        self, conversation_id: int, mail: codec.ParsedMail, stored: Message | None = None
+    ) -> None:
+        """The customer's mail `mail` (stored as `stored`) is the newest of the
+        conversation: answer it, and tell of the attachments that were not kept."""
         old = self._threads.pop(conversation_id, None)
         refs = [*mail.references] or (old.references if old else [])
         if old and old.last_id and old.last_id not in refs:
@@ -174,6 +182,7 @@ class EmailChannel:
             subject=mail.subject or (old.subject if old else DEFAULT_SUBJECT),
             last_id=mail.message_id,
             references=refs[-codec.MAX_REFERENCES :],
+            refused=tuple(a for a in stored.attachments if a.refused) if stored else (),
         )
         if len(self._threads) > MAX_THREADS:
             self._threads.popitem(last=False)
@@ -219,11 +228,13 @@ class EmailChannel:
             await self._fail(store, message, "email_off", "GATEWAY_EMAIL_RELAY is unset")
             return
         reply_to = codec.plus_address(self.address, codec.make_token(self._secret, conversation.id))
+        note = refusal_note(thread.refused, self.settings.email_max_attachment_bytes)
+        text = f"{message.text}\n\n{note}" if note else message.text
         mail = codec.build_reply(
             sender=self.address,
             to=thread.to,
             subject=thread.subject,
-            text=message.text,
+            text=text,
             domain=self.domain,
             in_reply_to=thread.last_id,
             references=tuple(thread.references),
@@ -235,6 +246,9 @@ class EmailChannel:
             await self._fail(store, message, exc.code, str(exc))
             return
         sent_id = str(mail["Message-ID"])
+        if note:  # told once; the stored reply is what was sent
+            thread.refused = ()
+            await store.amend_message(message.id, text=text, reason="attachments_refused_note")
         if thread.last_id and thread.last_id not in thread.references:
             thread.references.append(thread.last_id)
         await store.set_delivery(

@@ -20,7 +20,7 @@ from channels.email.channel import EmailChannel
 from channels.email.imap import ImapMailbox, ImapPoller
 from channels.email.relay import Relay
 from channels.email.state import EMAIL, EmailState
-from channels.email.transport import InboundHandler, start_server
+from channels.email.transport import InboundHandler, server_tls, start_server
 from gateway.app import CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.models import ChannelKind, IdentityKind
 
@@ -33,6 +33,8 @@ def setup_email(app: web.Application) -> None:
     if not settings.email_address:
         return
     state = EmailState(settings=settings, channel=EmailChannel(settings, app[SECRET_KEY]))
+    if settings.email_listen:  # a bad certificate stops start-up, not the first mail
+        state.tls = server_tls(settings.email_tls_cert, settings.email_tls_key)
     app[EMAIL] = state
     app[CHANNELS][ChannelKind.EMAIL] = state.channel
     app.cleanup_ctx.append(_email_ctx)
@@ -54,11 +56,14 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
         handler = InboundHandler(state.channel, dispatcher)
         state.server = await start_server(
             handler, host.strip("[]"), int(port), max_bytes=settings.email_max_bytes,
-            hostname=state.channel.domain,
+            hostname=state.channel.domain, tls=state.tls,
+            require_tls=settings.email_require_starttls,
         )  # fmt: skip
         state.port = state.server.sockets[0].getsockname()[1]
-        log.info("email: SMTP server for %s listening on %s:%s", settings.email_address,
-                 host, state.port)  # fmt: skip
+        tls = ("STARTTLS required" if settings.email_require_starttls else "STARTTLS offered") \
+            if state.tls else "no STARTTLS"  # fmt: skip
+        log.info("email: SMTP server for %s listening on %s:%s (%s)", settings.email_address,
+                 host, state.port, tls)  # fmt: skip
     mailbox = ImapMailbox.from_settings(settings)
     if mailbox is not None:
         poller = ImapPoller(mailbox, state.channel, dispatcher, settings.email_imap_interval_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,6 +21,7 @@ class EmailState:
     server: asyncio.Server | None = None
     port: int | None = None
     poller: asyncio.Task[None] | None = None
+    tls: ssl.SSLContext | None = None  # STARTTLS for the SMTP server (GATEWAY_EMAIL_TLS_*)
 
 
 EMAIL = web.AppKey("email", EmailState)

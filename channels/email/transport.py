@@ -4,18 +4,24 @@ It runs on the gateway's own event loop. `RCPT TO` must be the support address (
 `support+tag@`); a mail over `GATEWAY_EMAIL_MAX_BYTES` is refused with 552 by
 aiosmtpd; `250` is answered only after the mail is committed to the store
 (`Dispatcher.handle`), so a crash before that makes the sending server retry.
+With `GATEWAY_EMAIL_TLS_CERT` and `GATEWAY_EMAIL_TLS_KEY` it offers STARTTLS
+(aiosmtpd's `tls_context`), and with `GATEWAY_EMAIL_REQUIRE_STARTTLS` it refuses
+(530) mail from a client that did not start TLS first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.channel import Accepted, EmailChannel
 from gateway.dispatch import Dispatcher
+from gateway.errors import ConfigError
 
 log = logging.getLogger("gateway.email.smtp")
 
@@ -59,14 +65,37 @@ async def accept_mail(
         log.exception("mail from %s could not be stored", mail_from)
         return Accepted.FAILED
     if not ingested.duplicate:
-        channel.remember(ingested.conversation.id, mail)
+        channel.remember(ingested.conversation.id, mail, ingested.message)
     return Accepted.OK
 
 
+def server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The TLS context STARTTLS uses, from GATEWAY_EMAIL_TLS_CERT and GATEWAY_EMAIL_TLS_KEY
+    (None when unset); ConfigError naming the setting when a file is missing, unreadable
+    or not a matching PEM certificate and key."""
+    if cert is None or key is None:
+        return None
+    for name, path in (("GATEWAY_EMAIL_TLS_CERT", cert), ("GATEWAY_EMAIL_TLS_KEY", key)):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror or exc}") from exc
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"GATEWAY_EMAIL_TLS_CERT and GATEWAY_EMAIL_TLS_KEY: {cert} and {key} are not a PEM"
+            f" certificate and its private key ({exc.reason or exc})"
+        ) from exc
+    return context
+
+
 async def start_server(
-    handler: InboundHandler, host: str, port: int, *, max_bytes: int, hostname: str
-) -> asyncio.Server:
-    """Listen for SMTP on `host:port` on the running loop."""
+    handler: InboundHandler, host: str, port: int, *, max_bytes: int, hostname: str,
+    tls: ssl.SSLContext | None = None, require_tls: bool = False,
+) -> asyncio.Server:  # fmt: skip
+    """Listen for SMTP on `host:port` on the running loop (STARTTLS offered with `tls`)."""
     loop = asyncio.get_running_loop()
 
     def factory() -> Any:
@@ -77,9 +106,11 @@ async def start_server(
             hostname=hostname,
             ident="support-gateway",
             loop=loop,
+            tls_context=tls,
+            require_starttls=require_tls,
         )
 
     return await loop.create_server(factory, host=host, port=port)
 
 
-__all__ = ["InboundHandler", "accept_mail", "start_server"]
+__all__ = ["InboundHandler", "accept_mail", "server_tls", "start_server"]

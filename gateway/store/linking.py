@@ -1,24 +1,35 @@
 """`Store.link_identity` for SQLite: run on the writer thread, inside its transaction.
 
-Why there is no merge. Two customer records that both have messages cannot be
-folded into one in this schema without rewriting history: every message has a
-per-customer, gap-free `seq` that web chat clients resume from (UNIQUE
-(customer_id, seq)), so moving one customer's messages under another means
-renumbering them, and every open browser of either customer would resume from
-the wrong place. So an identity held by another customer *with any message* is
-refused (`OTHER_CUSTOMER`), and nothing changes; a rep can still see both
-records. An identity held by a record with no messages at all (an empty
-session) is simply moved: nothing is lost and nothing renumbered.
+A one-time code proves that the customer receives the identity's messages, so
+when another customer record already holds it, the two records are one person
+and are merged exactly as backend auto-linking merges them (merge.py, same
+transaction, same renumbering: the proving customer survives and keeps its
+sequence numbers, the other record's messages are renumbered after them).
+The only refusal is two records tied to *different* business accounts
+(`OTHER_ACCOUNT`): a code proves control of a number or address, not that
+two accounts are one, and nothing changes. An identity held by a record with
+no messages at all (an empty session) is simply moved, leaving that record.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 
 from gateway.errors import NotFoundError
 from gateway.models import Identity, Verification
 from gateway.protocols import LinkResult
+from gateway.store.merge import merge_customers
 from gateway.store.rows import VERIFICATION_RANK
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `link` did, for the store's caches."""
+
+    result: LinkResult
+    moved_from: int | None = None  # the record the identity was moved from (emptied)
+    merged: int | None = None  # the record merged into the customer (deleted)
 
 
 def link(
@@ -28,9 +39,8 @@ def link(
     account_ref: str | None,
     *,
     ts: int,
-) -> tuple[LinkResult, int | None]:
-    """Link `identity` to the customer. Returns the result and, when the
-    identity was moved from an empty record, that record's id."""
+) -> Outcome:
+    """Link `identity` to the customer, merging another record that holds it."""
     cust = conn.execute(
         "SELECT id, account_ref FROM customers WHERE id=?", (customer_id,)
     ).fetchone()
@@ -38,26 +48,28 @@ def link(
         raise NotFoundError(f"no customer {customer_id}")
     own_account = cust["account_ref"]
     if account_ref and own_account and own_account != account_ref:
-        return LinkResult.OTHER_ACCOUNT, None
+        return Outcome(LinkResult.OTHER_ACCOUNT)
     row = conn.execute(
         "SELECT i.customer_id, i.verified, c.account_ref FROM identities i"
         " JOIN customers c ON c.id = i.customer_id WHERE i.kind=? AND i.value=?",
         (identity.kind.value, identity.value),
     ).fetchone()
-    moved_from: int | None = None
-    if row is None:
-        result = LinkResult.LINKED
-    elif row["customer_id"] == customer_id:
-        result = LinkResult.ALREADY
-    else:
-        holder = row["customer_id"]
-        used = conn.execute("SELECT 1 FROM messages WHERE customer_id=? LIMIT 1", (holder,))
-        if used.fetchone() is not None:
-            return LinkResult.OTHER_CUSTOMER, None
+    outcome = Outcome(LinkResult.LINKED)
+    if row is not None and row["customer_id"] == customer_id:
+        outcome = Outcome(LinkResult.ALREADY)
+    elif row is not None:
+        holder = int(row["customer_id"])
         theirs = row["account_ref"]
         if theirs and theirs != (account_ref or own_account or theirs):
-            return LinkResult.OTHER_ACCOUNT, None
-        result, moved_from = LinkResult.LINKED, holder
+            return Outcome(LinkResult.OTHER_ACCOUNT)
+        used = conn.execute("SELECT 1 FROM messages WHERE customer_id=? LIMIT 1", (holder,))
+        if used.fetchone() is None:
+            outcome = Outcome(LinkResult.LINKED, moved_from=holder)
+        else:
+            reason = {"identity": identity.key, "proof": identity.verified.value}
+            merge_customers(conn, customer_id, holder, reason=reason, ts=ts)
+            account_ref = account_ref or theirs  # the merged record's account is theirs now
+            outcome = Outcome(LinkResult.MERGED, merged=holder)
     if row is None:
         conn.execute(
             "INSERT INTO identities (customer_id, kind, value, verified, created_at)"
@@ -73,7 +85,7 @@ def link(
         )
     if account_ref and not own_account:
         conn.execute("UPDATE customers SET account_ref=? WHERE id=?", (account_ref, customer_id))
-    return result, moved_from
+    return outcome
 
 
-__all__ = ["link"]
+__all__ = ["Outcome", "link"]

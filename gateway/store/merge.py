@@ -3,8 +3,10 @@
 This happens when an identity that already has a customer of its own (say an
 email address that wrote in while the business backend was down) is linked to
 a backend account whose customer exists already (the caller who phoned this
-morning). Everything of the newcomer moves to the account's customer, in the
-writer's transaction, and the newcomer's row is deleted:
+morning), or when a customer proves with a one-time code that they receive the
+messages of an identity another record holds (linking.py; the customer who
+proved survives). Everything of the newcomer moves to the surviving customer,
+in the writer's transaction, and the newcomer's row is deleted:
 
 - identities, conversations and events change owner; conversations keep their
   messages, state and agent state (a customer may hold several open ones, as

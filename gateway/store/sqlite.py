@@ -609,17 +609,21 @@ class SqliteStore:
         *,
         account_ref: str | None = None,
     ) -> Linked:
-        """See `Store.link_identity` and, for why nothing is merged, `linking`."""
+        """See `Store.link_identity` and, for when records are merged, `linking`."""
 
         def op(conn: sqlite3.Connection) -> Linked:
-            result, moved_from = linking.link(conn, customer_id, identity, account_ref, ts=now_ms())
-            if result in (LinkResult.LINKED, LinkResult.ALREADY):
+            done = linking.link(conn, customer_id, identity, account_ref, ts=now_ms())
+            if done.merged is not None:
+                log.info("merged customer %s into %s (code for %s)",
+                         done.merged, customer_id, identity.kind.value)  # fmt: skip
+                self._drop_caches()  # rows moved owner; the caches reload inside this transaction
+            elif done.result in (LinkResult.LINKED, LinkResult.ALREADY):
                 self._ident[identity.key] = customer_id
                 self._cust.pop(customer_id, None)
-                if moved_from is not None:
-                    self._cust.pop(moved_from, None)
+                if done.moved_from is not None:
+                    self._cust.pop(done.moved_from, None)
             return Linked(
-                result=result,
+                result=done.result,
                 customer=self._snapshot_customer(self._customer(conn, customer_id)),
             )
 

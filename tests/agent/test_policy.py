@@ -391,3 +391,30 @@ async def test_high_threshold_hands_over_instead_of_guessing(
     assert first.intent == "clarify"  # the article scores below 0.99: not used
     second = await chat.send("how long does shipping take")
     assert transfer(second) is not None
+
+
+async def test_the_same_question_is_answered_alike_in_any_conversation_state(
+    policy: EmbeddedPolicy, ledger: MemoryLedger
+) -> None:
+    """One text, one answer: neither a fresh conversation, a greeting or a miss before
+    it, an answer already given, the channel nor a repeat changes how it is understood."""
+    question = "do you ship internationally"
+    fresh = await Chat(policy, ledger, ANON).send(question)
+    assert fresh.intent == "knowledge_base" and "40 countries" in reply_text(fresh)
+    chats = {
+        "after hello": ["hello"],
+        "after a miss": ["asdkjh qwe zxcv"],
+        "after an answer": ["how long does shipping take?"],
+        "asked before": [question, question],
+    }
+    for n, (state, before) in enumerate(chats.items(), start=20):
+        for channel in (ChannelKind.WEBCHAT, ChannelKind.SMS):
+            chat = Chat(policy, ledger, customer(n, account=None, name=None), channel)
+            for text in before:
+                await chat.send(text)
+            got = await chat.send(question)
+            assert transfer(got) is None, state
+            assert (got.intent, got.confidence) == (fresh.intent, fresh.confidence), state
+            assert "40 countries" in reply_text(got), state
+    greeted = await Chat(policy, ledger, ANON).send(f"hi, {question}")
+    assert "40 countries" in reply_text(greeted)

@@ -178,7 +178,7 @@ async def test_code_sends_are_rate_limited_per_customer_and_per_target(
     assert "most codes" in reply_text(last)
 
 
-async def test_a_number_of_another_customer_with_history_is_not_merged(
+async def test_a_number_of_another_customer_with_history_is_merged_after_the_code(
     coded: EmbeddedPolicy, ledger: MemoryLedger, store: SqliteStore
 ) -> None:
     owner = await stored_customer(
@@ -186,14 +186,17 @@ async def test_a_number_of_another_customer_with_history_is_not_merged(
     )
     anon = await stored_customer(store, visitor(10), ChannelKind.WEBCHAT)
     chat = Chat(coded, ledger, anon)
-    code = code_of(await chat.send("text me a code at +15550004444"))
-    done = await chat.send(code)
-    assert "another customer record" in reply_text(done)
+    sent = await chat.send("text me a code at +15550004444")
+    # Before the proof nothing tells whether the number is someone's.
+    assert "another" not in reply_text(sent) and "earlier" not in reply_text(sent)
+    done = await chat.send(code_of(sent))
+    assert "earlier messages" in reply_text(done)
+    assert "never merged" not in reply_text(done)
     holder = await store.find_customer(Identity(kind=IdentityKind.PHONE, value=OTHER_NUMBER))
-    assert holder is not None and holder.id == owner.id
-    assert [e.data["result"] for e in done.events if e.kind == "identity.link"] == [
-        "other_customer"
-    ]
+    assert holder is not None and holder.id == anon.id
+    assert [m.text for m in await store.history(anon.id)] == ["hello", "hello"]
+    assert [e.data["result"] for e in done.events if e.kind == "identity.link"] == ["merged"]
+    assert owner.id != anon.id
 
 
 async def test_a_number_on_record_for_another_account_is_not_linked(

@@ -202,3 +202,33 @@ async def test_a_code_that_cannot_be_sent_is_not_announced(side: Customerside) -
     _, events = await record(side.store, email("sam@example.org"))
     failed = [e for e in events if e.kind == "notify.failed"]
     assert failed and "21211" in failed[0].data["error"]
+
+
+async def test_a_code_merges_the_numbers_own_texts_into_the_mail_history(
+    side: Customerside,
+) -> None:
+    texter = side.texter(NEW_NUMBER)
+    await texter.text("do you ship internationally")
+    await texter.drain()
+    texted = [(m.author.value, m.text) for m in await texter.messages()]
+    mailer, relay = side.mailer, side.relay
+    await mailer.send(mailer.compose("sam@example.org", "Please text me a code at +15550004444"))
+    code = texted_code(side.twilio.messages[-1])
+    assert await side.store.find_customer(phone(NEW_NUMBER)) != await side.store.find_customer(
+        email("sam@example.org")
+    )
+    await mailer.send(mailer.compose("sam@example.org", code, reply_to=relay.mails[-1]))
+    assert "earlier messages" in body(relay.mails[-1])
+    sam = await side.store.find_customer(email("sam@example.org"))
+    by_number = await side.store.find_customer(phone(NEW_NUMBER))
+    assert sam is not None and by_number is not None and by_number.id == sam.id
+    history, events = await record(side.store, email("sam@example.org"))
+    # Sam's mails keep their numbers; the texts follow them (after the mail with the
+    # code, stored before the merge), in their own order; then the answer to that mail.
+    assert [m.seq for m in history] == list(range(1, len(history) + 1))
+    assert history[-len(texted) - 2].text.strip() == code
+    assert [(m.author.value, m.text) for m in history[-len(texted) - 1 : -1]] == texted
+    assert "earlier messages" in history[-1].text
+    [merged] = [e for e in events if e.kind == "customer.merged"]
+    assert merged.data["identity"] == f"phone:{NEW_NUMBER}"
+    assert merged.data["messages"] == len(texted)

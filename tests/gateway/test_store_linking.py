@@ -1,4 +1,5 @@
-"""`Store.link_identity` on SQLite: link after proof, never merge histories."""
+"""`Store.link_identity` on SQLite: link after proof; another record holding the identity
+is merged (as auto-linking merges), unless the two are tied to different accounts."""
 
 from __future__ import annotations
 
@@ -58,13 +59,51 @@ async def test_linking_raises_a_weak_identity_to_otp(store: SqliteStore) -> None
     assert (await store.get_customer(cid)).account_ref == "C-1001"
 
 
-async def test_another_customers_identity_with_history_is_refused_unchanged(
+async def test_another_customers_identity_with_history_is_merged_after_the_survivors(
     store: SqliteStore,
 ) -> None:
-    owner = await say(store, PHONE.model_copy(update={"verified": Verification.SENDER}))
-    cid = await say(store, web(2))
+    texter = PHONE.model_copy(update={"verified": Verification.SENDER})
+    owner = await say(store, texter, "first text")
+    await say(store, texter, "second text")
+    cid = await say(store, web(2), "chat one")
+    await say(store, web(2), "chat two")
+    before = await store.history(cid)
+    merged = await store.link_identity(cid, PHONE)
+    assert merged.result is LinkResult.MERGED
+    assert merged.customer.id == cid
+    assert {i.key for i in merged.customer.identities} == {web(2).key, PHONE.key}
+    assert next(i for i in merged.customer.identities if i.key == PHONE.key).verified \
+        is Verification.OTP  # fmt: skip
+    # The survivor's numbers never change; the texts follow them in their own order.
+    history = await store.history(cid)
+    assert history[: len(before)] == before
+    assert [(m.seq, m.text) for m in history] == [
+        (1, "chat one"), (2, "chat two"), (3, "first text"), (4, "second text"),
+    ]  # fmt: skip
+    with pytest.raises(NotFoundError):
+        await store.get_customer(owner)
+    # The writer's caches know it at once: the next text is filed under the survivor.
+    assert await say(store, texter, "third text") == cid
+    assert [m.seq for m in await store.history(cid, after_seq=4)] == [5]
+    found = await store.find_customer(PHONE)
+    assert found is not None and found.id == cid
+
+
+async def test_a_merged_record_brings_its_account(store: SqliteStore) -> None:
+    texter = PHONE.model_copy(update={"verified": Verification.SENDER})
+    await say(store, texter, account_ref="C-1001")
+    cid = await say(store, web(5))
+    merged = await store.link_identity(cid, PHONE)
+    assert merged.result is LinkResult.MERGED
+    assert merged.customer.account_ref == "C-1001"
+
+
+async def test_another_accounts_record_is_not_merged(store: SqliteStore) -> None:
+    texter = PHONE.model_copy(update={"verified": Verification.SENDER})
+    owner = await say(store, texter, account_ref="C-1002")
+    cid = await say(store, web(6), account_ref="C-1001")
     refused = await store.link_identity(cid, PHONE)
-    assert refused.result is LinkResult.OTHER_CUSTOMER
+    assert refused.result is LinkResult.OTHER_ACCOUNT
     assert PHONE.key not in {i.key for i in refused.customer.identities}
     holder = await store.find_customer(PHONE)
     assert holder is not None and holder.id == owner

@@ -108,7 +108,7 @@ class Mailer:
         the answer. smtplib raises on a refusal."""
         if isinstance(msg, EmailMessage):
             self.sent.append(msg)
-            raw = msg.as_bytes()
+            raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # as on the wire
             envelope = mail_from if mail_from is not None else str(msg["From"])
         else:
             raw, envelope = msg, mail_from or "someone@example.com"

@@ -21,6 +21,12 @@ def email(address: str) -> Identity:
     return Identity(kind=IdentityKind.EMAIL, value=address)
 
 
+def body(mail: EmailMessage) -> str:
+    part = mail.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
 def assert_threaded(reply: EmailMessage, answering: EmailMessage) -> None:
     assert reply["In-Reply-To"] == answering["Message-ID"]
     refs = str(reply["References"]).split()
@@ -215,6 +221,40 @@ async def test_a_huge_mail_is_refused_cleanly(open_mailer: OpenMailer) -> None:
     # The server is still fine afterwards.
     await mailer.send(mailer.compose(JANE, "small one"))
     assert len(mailer.relay.mails) == 1
+
+
+async def test_an_oversized_attachment_is_refused_but_the_mail_is_kept_and_answered(
+    open_mailer: OpenMailer, tmp_path: Path
+) -> None:
+    mailer = await open_mailer(brain=EchoBrain(), email_max_attachment_bytes=64 * 1024)
+    msg = mailer.compose(JANE, "my invoice and a video of the fault")
+    msg.add_attachment(b"%PDF-1.4 small", maintype="application", subtype="pdf",
+                       filename="invoice.pdf")  # fmt: skip
+    msg.add_attachment(b"\1" * 200_000, maintype="video", subtype="mp4", filename="fault.mp4")
+    await mailer.send(msg)
+    jane = await mailer.store.find_customer(email(JANE))
+    assert jane is not None
+    inbound, reply = await mailer.store.history(jane.id)
+    assert inbound.text == "my invoice and a video of the fault"
+    kept, refused = inbound.attachments
+    assert (kept.filename, kept.refused, kept.size) == ("invoice.pdf", None, 14)
+    assert kept.path is not None and (tmp_path / kept.path).read_bytes() == b"%PDF-1.4 small"
+    assert (refused.filename, refused.content_type, refused.size, refused.refused) == (
+        "fault.mp4", "video/mp4", 200_000, "too_large",
+    )  # fmt: skip
+    assert refused.path is None and refused.url is None
+    on_disk = [p.stat().st_size for p in (tmp_path / "attachments").rglob("*") if p.is_file()]
+    assert on_disk == [14]
+    # The customer is told in the answer, and the stored answer is what was sent.
+    [mail] = mailer.relay.mails
+    sent = body(mail)
+    assert sent.startswith("echo: my invoice")
+    assert '"fault.mp4" (195 KB)' in sent and "up to 64 KB" in sent
+    assert "invoice.pdf" not in sent
+    assert reply.text.strip() == sent.replace("\r\n", "\n").strip()
+    # Told once: the next answer in the thread says nothing more about it.
+    await mailer.send(mailer.compose(JANE, "did you get it?", reply_to=mail))
+    assert "fault.mp4" not in body(mailer.relay.mails[-1])
 
 
 async def test_without_a_relay_replies_are_recorded_as_failed(
