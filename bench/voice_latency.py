@@ -701,11 +701,11 @@ async def bench(args: argparse.Namespace) -> int:
             raise SystemExit(f"audio_fixtures has no {name!r}")
     print(f"{os.cpu_count()} CPUs; mode {args.mode}; agent {args.agent}; {args.turns} turns a "
           f"call, at least {args.min_turns} turns a level; times in ms\n")  # fmt: skip
+    llm = await start_llm(args) if args.agent == "llm" and not args.url else None
     print(HEADER, flush=True)
     levels: list[Level] = []
     api = TwilioApiStandIn(args.account_sid, args.token)
     await api.start(0)
-    llm = await start_llm(args) if args.agent == "llm" and not args.url else None
     try:
         if args.url:
             await wait_ready(args.url, None, 10)
@@ -742,7 +742,7 @@ async def bench(args: argparse.Namespace) -> int:
           "gateway's own speech end (VAD) to first frame sent; whole: p50 of the transcript "
           "to the whole answer stored; 1st<done: turns whose first audio was sent before the "
           "whole answer was written (streamed).")  # fmt: skip
-    lines = goals(levels)
+    lines = goals(levels) if args.agent == "embedded" else []  # the goals are the policy's
     if lines:
         print("\ngoals:")
         print("\n".join(lines))
@@ -776,7 +776,7 @@ async def start_llm(args: argparse.Namespace) -> Any:
     tokens = len(args.llm_answer) / 4
     print(f"LLM: local OpenAI-compatible server at {server.base_url}, first token after "
           f"{args.ttft * 1000:.0f} ms, {args.tokens_per_s:.0f} tokens/s: the whole answer "
-          f"takes {(args.ttft + tokens / args.tokens_per_s) * 1000:.0f} ms to write")  # fmt: skip
+          f"takes {(args.ttft + tokens / args.tokens_per_s) * 1000:.0f} ms to write\n")  # fmt: skip
     return server
 
 
