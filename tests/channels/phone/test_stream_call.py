@@ -209,3 +209,20 @@ async def test_an_llm_failure_mid_answer_keeps_whole_sentences_and_falls_back(
     assert _mark_ids(names)[0] < 0 and set(_mark_ids(names)[1:]) == {answer.id}
     assert answer.timing is not None
     assert not sim.received.clears
+
+
+async def test_a_streamed_goodbye_is_heard_before_the_agent_hangs_up(
+    line: Line, llm: FakeOpenAI, recordings: dict[str, Recording]
+) -> None:
+    llm.add(text("Thanks for calling, Jane. Goodbye!", chunk_chars=4))
+    sim = line.sim
+    marks_before = len(sim.received.marks)
+    await sim.say(recordings["goodbye"].mulaw)
+    async with asyncio.timeout(20):
+        await sim.until(lambda: sim.closed)
+    answer = (await line.messages())[-1]
+    assert answer.text == "Thanks for calling, Jane. Goodbye!"
+    # Both sentences were played and their marks came back before the line closed.
+    echoed = [(at, name) for at, name in sim.received.marks[marks_before:]]
+    assert len(echoed) == 2 and not sim.received.clears
+    assert sim.received.closed_at is not None and echoed[-1][0] <= sim.received.closed_at
