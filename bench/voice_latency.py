@@ -3,6 +3,7 @@
     .venv/bin/python bench/voice_latency.py                      # tiny.en, 1 4 8 16 calls
     .venv/bin/python bench/voice_latency.py --shape base.en --calls 1 4 8
     .venv/bin/python bench/voice_latency.py --mode raw --calls 1 4
+    .venv/bin/python bench/voice_latency.py --agent llm --calls 1 4   # streamed LLM answers
 
 For every caller turn it measures the time from the end of the caller's speech
 to the first reply audio frame (end to end, client side) and splits it into
@@ -48,6 +49,17 @@ subprocess (`serve-scripted`, `create_app(settings, transcriber=...)`); the
 gateway itself has no bench or test switch. `--mode raw` runs the gateway
 unchanged (`python -m gateway.cli serve`) and counts only the turns the agent
 answered (it stops a call at the first unanswered turn).
+
+The LLM agent (`--agent llm`). The bench starts the local server that speaks
+the OpenAI chat-completions API (`tests/support/fake_openai.py`) in its own
+process, answering every request with the same three-sentence spoken answer
+streamed at a realistic pace (`--ttft` 350 ms to the first token, then
+`--tokens-per-s` 40, a token being 4 characters), and points the started
+gateway at it (GATEWAY_LLM_BASE_URL / GATEWAY_LLM_MODEL). The gateway then
+speaks each sentence as soon as the model has written it: the `agent` stage
+ends at the first sentence, `whole` is the time to the whole answer being
+stored, and `1st<done` counts the turns whose first audio frame went out
+before the whole answer was written (all of them, when streaming works).
 
 One caveat on speech to text: a random-weight decoder never predicts the end
 of the text, so it decodes up to the gateway's token cap (~6 tokens a second of
@@ -372,6 +384,8 @@ class TurnResult:
     stages: dict[str, float | None] = field(default_factory=dict)
     server_total_ms: float | None = None
     early: bool | None = None  # the gateway transcribed it during the end-of-turn silence
+    whole_ms: float | None = None  # transcript to the whole answer stored (the agent's full time)
+    before_done: bool = False  # first audio sent before the whole answer was written
     barged: bool = False  # the caller spoke over the agent's previous answer (a `clear`)
 
 
@@ -497,6 +511,12 @@ def join(turns: list[TurnResult], server: list[dict[str, Any]]) -> None:
         turn.stages = {name: stages.get(name) for name in STAGES}
         turn.server_total_ms = stages.get("total")
         turn.early = best.get("early_transcript")
+        stored, heard, transcript = (best.get(k) for k in ("stored_ms", "first_audio_ms",
+                                                          "transcript_ms"))  # fmt: skip
+        if stored is not None and transcript is not None:
+            turn.whole_ms = float(stored - transcript)
+        turn.before_done = bool(best.get("streamed")) and None not in (stored, heard)
+        turn.before_done = turn.before_done and heard <= stored
 
 
 # --------------------------------------------------------------------- runs
@@ -561,7 +581,7 @@ def fmt(value: float | None) -> str:
 HEADER = (
     f"{'shape':8} {'mode':8} {'calls':>5} {'turns':>5} {'miss':>4} {'e2e p50':>8} "
     f"{'e2e p95':>8} | {'endpt':>6} {'stt':>6} {'agent':>6} {'tts':>6} | {'stt p95':>7} "
-    f"{'gw p50':>7} {'gw p95':>7} {'early':>5}"
+    f"{'gw p50':>7} {'gw p95':>7} {'early':>5} {'whole':>6} {'1st<done':>8}"
 )
 
 
@@ -574,12 +594,14 @@ def row(level: Level) -> str:
     total = [t.server_total_ms for t in answered if t.server_total_ms is not None]
     missed = len(level.turns) - len(answered)
     early = sum(1 for t in answered if t.early)
+    whole = [t.whole_ms for t in answered if t.whole_ms is not None]
+    before = sum(1 for t in answered if t.before_done)
     return (
         f"{level.shape:8} {level.mode:8} {level.calls:5d} {len(answered):5d} {missed:4d} "
         f"{fmt(pct(e2e, 50)):>8} {fmt(pct(e2e, 95)):>8} | "
         + " ".join(f"{fmt(pct(stage[name], 50)):>6}" for name in STAGES)
         + f" | {fmt(pct(stage['stt'], 95)):>7} {fmt(pct(total, 50)):>7} {fmt(pct(total, 95)):>7}"
-        + f" {early:5d}"
+        + f" {early:5d} {fmt(pct(whole, 50)):>6} {before:8d}"
     )
 
 
@@ -677,8 +699,9 @@ async def bench(args: argparse.Namespace) -> int:
     for name in SCRIPT:
         if name not in fixtures:
             raise SystemExit(f"audio_fixtures has no {name!r}")
-    print(f"{os.cpu_count()} CPUs; mode {args.mode}; {args.turns} turns a call, at least "
-          f"{args.min_turns} turns a level; times in ms\n")  # fmt: skip
+    print(f"{os.cpu_count()} CPUs; mode {args.mode}; agent {args.agent}; {args.turns} turns a "
+          f"call, at least {args.min_turns} turns a level; times in ms\n")  # fmt: skip
+    llm = await start_llm(args) if args.agent == "llm" and not args.url else None
     print(HEADER, flush=True)
     levels: list[Level] = []
     api = TwilioApiStandIn(args.account_sid, args.token)
@@ -696,6 +719,9 @@ async def bench(args: argparse.Namespace) -> int:
                     data = Path(tmp) / f"data-{shape}"
                     await asyncio.to_thread(seed_callers, data)
                     extra = dict(item.split("=", 1) for item in args.env)
+                    if llm is not None:
+                        extra = {"GATEWAY_LLM_BASE_URL": llm.base_url,
+                                 "GATEWAY_LLM_MODEL": "bench-model", **extra}  # fmt: skip
                     proc = start_gateway(args.mode, args.decode, model, port, api.port, data, extra)
                     url = f"http://127.0.0.1:{port}"
                     try:
@@ -709,10 +735,14 @@ async def bench(args: argparse.Namespace) -> int:
                             proc.kill()
     finally:
         await api.close()
+        if llm is not None:
+            await llm.__aexit__(None, None, None)
     print("\ne2e: end of the caller's speech (from the fixture audio) to the first non-silent "
           "reply frame received; endpt/stt/agent/tts: p50 of the gateway's stages; gw: the "
-          "gateway's own speech end (VAD) to first frame sent.")  # fmt: skip
-    lines = goals(levels)
+          "gateway's own speech end (VAD) to first frame sent; whole: p50 of the transcript "
+          "to the whole answer stored; 1st<done: turns whose first audio was sent before the "
+          "whole answer was written (streamed).")  # fmt: skip
+    lines = goals(levels) if args.agent == "embedded" else []  # the goals are the policy's
     if lines:
         print("\ngoals:")
         print("\n".join(lines))
@@ -726,6 +756,28 @@ async def bench(args: argparse.Namespace) -> int:
         ], indent=1)  # fmt: skip
         await asyncio.to_thread(Path(args.json).write_text, dump)
     return 0
+
+
+LLM_ANSWER = (
+    "Let me look at that for you. Your order shipped with UPS on Monday and should reach"
+    " you by Friday, and you will get a text when it is out for delivery. Is there anything"
+    " else I can help you with today?"
+)
+
+
+async def start_llm(args: argparse.Namespace) -> Any:
+    """The local OpenAI-compatible server, answering every request with `LLM_ANSWER`
+    streamed at `--ttft` then `--tokens-per-s` (4 characters a token)."""
+    from tests.support.fake_openai import FakeOpenAI, text
+
+    pace = text(args.llm_answer, first_token_s=args.ttft, chunk_chars=4,
+                chunk_delay_s=1.0 / args.tokens_per_s)  # fmt: skip
+    server = await FakeOpenAI(repeat=pace).__aenter__()
+    tokens = len(args.llm_answer) / 4
+    print(f"LLM: local OpenAI-compatible server at {server.base_url}, first token after "
+          f"{args.ttft * 1000:.0f} ms, {args.tokens_per_s:.0f} tokens/s: the whole answer "
+          f"takes {(args.ttft + tokens / args.tokens_per_s) * 1000:.0f} ms to write\n")  # fmt: skip
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -763,6 +815,18 @@ def main(argv: list[str] | None = None) -> int:
         help="scripted mode: decode as many tokens as the real model would for "
         "the fixture's words (default), or up to the gateway's cap (random model)",
     )
+    ap.add_argument(
+        "--agent",
+        choices=["embedded", "llm"],
+        default="embedded",
+        help="embedded: the offline policy (default); llm: the LLM agent against a local "
+        "OpenAI-compatible server with a realistic pace (started gateways only)",
+    )
+    ap.add_argument("--ttft", type=float, default=0.35, help="--agent llm: seconds to the "
+                    "first token (default 0.35)")  # fmt: skip
+    ap.add_argument("--tokens-per-s", type=float, default=40.0, help="--agent llm: tokens a "
+                    "second after the first (default 40)")  # fmt: skip
+    ap.add_argument("--llm-answer", default=LLM_ANSWER, help="--agent llm: the model's answer")
     ap.add_argument("--turns", type=int, default=4, help="caller turns a call (default 4)")
     ap.add_argument(
         "--min-turns",

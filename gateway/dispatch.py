@@ -15,6 +15,11 @@ when it returns a `Decision`, that is stored and sent as the answer (whatever
 the conversation's state, without touching the agent's state) and the agent is
 not asked.
 
+With a `StreamingBrain`, a channel that registers a `LiveOpener` in
+`live_replies` (the phone) gets each sentence of the answer as it is written;
+the turn is stored as before and the live view, not `publish`, says the rest
+(gateway/streaming.py).
+
 `Notify` actions (a one-time code for another phone number or address) go to
 the channel registered in `notifiers` for the target's identity kind, before
 the turn is stored: the secret they carry is never stored as a message, only a
@@ -63,6 +68,7 @@ from gateway.protocols import (
     TurnRecord,
     TurnStored,
 )
+from gateway.streaming import LiveOpener, Relay
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,7 @@ class Dispatcher:
         self.responders: dict[ChannelKind, Responder] = {}
         self.linker: AccountLinker | None = None  # ties senders to backend accounts
         self.notifiers: dict[IdentityKind, Notifier] = {}
+        self.live_replies: dict[ChannelKind, LiveOpener] = {}  # see gateway/streaming.py
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # inbound message ids being answered
@@ -231,14 +238,25 @@ class Dispatcher:
             for held in self.held_hooks:
                 await held(customer, silent, message)
             return silent
-        decision = await self._decide(customer, conversation, message)
-        decision = await self._notify(decision)
-        record = self._turn_record(conversation, message, decision)
-        stored = await self._record(record, conversation)
+        opener = self.live_replies.get(conversation.channel)
+        relay = Relay.open(self.brain, opener, customer, conversation, message)
+        try:
+            decision = await self._decide(customer, conversation, message, relay)
+            decision = await self._notify(decision)
+            if relay is not None:  # the stored reply starts with what was already said
+                decision = relay.cover(decision)
+            record = self._turn_record(conversation, message, decision)
+            stored = await self._record(record, conversation)
+        except BaseException:
+            if relay is not None:
+                relay.close()  # nothing stored: the live view stops after what it said
+            raise
         channel = conversation.channel
+        rest = stored.messages if relay is None else relay.deliver(stored.messages)
         for out in stored.messages:
             self.metrics.messages.labels(out.channel.value, "outbound").inc()
-            await self._publish(out.channel, customer, stored.conversation, out)
+            if out in rest:  # the streamed reply was said already, by the live view
+                await self._publish(out.channel, customer, stored.conversation, out)
         self.metrics.reply_latency.labels(channel.value).observe(time.perf_counter() - received)
         for action in decision.actions:
             if not isinstance(action, Reply):
@@ -294,7 +312,11 @@ class Dispatcher:
         return stored.conversation
 
     async def _decide(
-        self, customer: Customer, conversation: Conversation, message: Message
+        self,
+        customer: Customer,
+        conversation: Conversation,
+        message: Message,
+        relay: Relay | None = None,
     ) -> Decision:
         # Show "typing" only when the answer is slow to come: a fast answer needs
         # no indicator, and every frame saved is one less write per message.
@@ -321,6 +343,8 @@ class Dispatcher:
             )
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             async with asyncio.timeout(self.agent_timeout_s):
+                if relay is not None:
+                    return await relay.ask(context)
                 return await self.brain.respond(context)
         except TimeoutError:
             self.metrics.agent_failures.labels("timeout").inc()

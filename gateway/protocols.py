@@ -250,6 +250,19 @@ class StreamingBrain(Brain, Protocol):
     def respond_stream(self, turn: TurnContext) -> AsyncIterator[str | Decision]: ...
 
 
+class LiveReply(Protocol):
+    """A channel's live view of one answer while a `StreamingBrain` writes it (a call
+    speaks each sentence at once). The dispatcher feeds it every finished sentence,
+    then, once the turn is stored, hands it the stored reply (whose text starts with
+    those sentences) with `finish`: it says whatever of the reply it has not said yet
+    and ties what was said to the stored message. `finish(None)`: the turn stored no
+    reply (or failed); stop after what was said."""
+
+    def sentence(self, text: str) -> None: ...
+
+    def finish(self, message: Message | None) -> None: ...
+
+
 class UsageLedger(Protocol):
     """What the agent's guardrails need from the store: counts of past actions."""
 
@@ -312,6 +325,7 @@ __all__ = [
     "Ingested",
     "LinkResult",
     "Linked",
+    "LiveReply",
     "Notifier",
     "OpenedSession",
     "OutboundDraft",

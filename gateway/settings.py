@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     llm_tools: list[str] = Field(
         default_factory=list, description="Allow-list of tool names; empty: every tool."
     )
+    llm_min_transcript_confidence: float = Field(
+        0.35, ge=0.0, le=1.0,
+        description="A caller's transcript less sure than this is not acted on (the caller is "
+        "asked to repeat); twice in a row hands over.",
+    )  # fmt: skip
 
     # --- phone speech (speech-to-text and text-to-speech)
     stt_model: str = Field(

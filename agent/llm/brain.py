@@ -5,7 +5,10 @@ One turn, in order:
 
 1. The gateway's own signals, before and regardless of the model: strong anger
    or a request for a person hands over at once (template brief); after two
-   failed LLM turns in a row, the next turn hands over too.
+   failed LLM turns in a row, the next turn hands over too. A message the
+   speech recogniser was unsure of (`Message.confidence` below
+   `min_confidence`) is not acted on: the caller is asked to repeat it, and the
+   second such message in a row hands over.
 2. A sensitive action waiting for confirmation (`Pending`, in agent_state) is
    carried out if the customer said yes, and the outcome is worded by us, not
    the model; anything else drops it, and the model is told nothing was done.
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "llm"  # our part of agent_state; the embedded policy ignores it
 MAX_FAILURES = 2  # consecutive failed LLM turns before the next one hands over
+MAX_UNCLEAR = 2  # consecutive low-confidence transcripts that hand over
+NOT_HEARD = "Sorry, I didn't quite catch that. Could you say it again?"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class LlmConfig:
     use_policy_fallback: bool = True
     history_window: int = 20
     hold_after_s: float = 1.0
+    min_confidence: float = 0.35  # transcripts below it are not acted on (see the module doc)
 
     def budget(self, channel: ChannelKind) -> float:
         return self.budgets_s.get(channel, self.default_budget_s)
@@ -85,6 +91,7 @@ class LlmState(BaseModel):
 
     pending: Pending | None = None
     failures: int = 0
+    unclear: int = 0  # consecutive messages the recogniser was unsure of
     sentiment: Sentiment = Sentiment.NEUTRAL
 
     @classmethod
@@ -189,6 +196,11 @@ class LlmBrain:
             return self._handover(
                 turn, state, speaker, tools, "requested", "the customer asked for a person"
             )
+        heard = turn.message.confidence
+        if heard is not None and heard < self.config.min_confidence:
+            state.pending = pending  # a misheard "yes" confirms nothing; the question stays
+            return self._unclear(turn, state, speaker, tools, heard)
+        state.unclear = 0
         if state.failures >= MAX_FAILURES:
             state.failures = 0
             return speaker.finish_decision(
@@ -276,6 +288,24 @@ class LlmBrain:
                 "steps": result.steps, "tools": result.tools_called})),
             intent="llm.answer",
             confidence=0.8,
+        )  # fmt: skip
+
+    def _unclear(
+        self, turn: TurnContext, state: LlmState, speaker: Speaker, tools: LlmTools, heard: float
+    ) -> Decision:
+        """A transcript too unsure to act on: ask again; the second in a row hands over."""
+        state.unclear += 1
+        if state.unclear >= MAX_UNCLEAR:
+            state.unclear = 0
+            return self._handover(
+                turn, state, speaker, tools, "unclear",
+                "the customer could not be understood (speech recognition unsure twice)",
+            )  # fmt: skip
+        speaker.say_all(NOT_HEARD)
+        note = EventDraft(kind="llm.unclear", data={"confidence": round(heard, 3)})
+        return Decision(
+            actions=(Reply(text=NOT_HEARD),), events=(*tools.events, note),
+            intent="clarify", confidence=heard,
         )  # fmt: skip
 
     def _handover(

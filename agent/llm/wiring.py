@@ -34,6 +34,7 @@ def llm_config(settings: Settings) -> LlmConfig:
         allowed_tools=frozenset(settings.llm_tools or LLM_TOOLS),
         use_policy_fallback=settings.llm_fallback == "policy",
         history_window=settings.llm_history_messages,
+        min_confidence=settings.llm_min_transcript_confidence,
     )
 
 

@@ -45,6 +45,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
 from channels.phone.keypad import KeyInput, Keypad
+from channels.phone.live import LiveAnswer
 from channels.phone.playback import Chunk, Played, Player, Utterance
 from channels.phone.services import CallInfo, CallServices, TurnTiming
 from channels.phone.turns import looks_complete
@@ -99,6 +100,8 @@ class PhoneCall:
         self._inbox: asyncio.Queue[_Heard | KeyInput | None] = asyncio.Queue()
         self._awaiting: deque[TurnTiming] = deque()  # handed to the agent, not answered yet
         self._answering: dict[int, TurnTiming] = {}  # answer message id -> its turn
+        self._live: dict[int, LiveAnswer] = {}  # streamed answers not stored yet
+        self._live_ids = 0  # provisional message ids of streamed answers: -1, -2, ...
         self._early: _Early | None = None  # transcribing what the silence may end
         self._worker = asyncio.create_task(self._work())
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -333,9 +336,44 @@ class PhoneCall:
         if awaiting and awaiting[0].message_id is not None and awaiting[0].message_id < message.id:
             turn = awaiting.popleft()  # the answer to the oldest turn not answered yet
             turn.reply_ms, turn.reply_id = self.now_ms(), message.id
+            turn.stored_ms = turn.reply_ms
             self._answering[message.id] = turn
             self._observe("agent", turn.transcript_ms, turn.reply_ms)
         self._play(message, speak(self.services.synthesizer, message.text))
+
+    def live_answer(self, message: Message) -> LiveAnswer | None:
+        """Speak the answer to the caller's `message` as it is written (channels/phone/
+        live.py); None when the call is over."""
+        if self.info.ended is not None:
+            return None
+        awaiting = self._awaiting
+        turn = awaiting.popleft() if awaiting and awaiting[0].message_id == message.id else None
+        self._live_ids -= 1
+        live = LiveAnswer(
+            self._live_ids, self.player, self.services.synthesizer,
+            turn=turn, now_ms=self.now_ms, on_started=lambda t: self._live_started(live, t),
+            on_played=self._played, on_bound=self._live_bound,
+        )  # fmt: skip
+        self._live[live.id] = live
+        return live
+
+    def _live_started(self, live: LiveAnswer, turn: TurnTiming) -> None:
+        self._answering[live.id] = turn
+        self._observe("agent", turn.transcript_ms, turn.reply_ms)
+
+    def _live_bound(self, live: LiveAnswer, message: Message | None) -> None:
+        self._live.pop(live.id, None)
+        turn = self._answering.pop(live.id, None)
+        if message is None:
+            return
+        self.info.message_ids.append(message.id)
+        if live.turn is not None:
+            live.turn.reply_id, live.turn.stored_ms = message.id, self.now_ms()
+            if live.turn.reply_ms is None:  # nothing was streamed: answered when stored
+                live.turn.reply_ms = self.now_ms()
+                self._observe("agent", live.turn.transcript_ms, live.turn.reply_ms)
+        if turn is not None and turn.first_audio_ms is None:
+            self._answering[message.id] = turn  # its first frame is still to be sent
 
     def _answer_started(self, message_id: int) -> None:
         turn = self._answering.pop(message_id, None)
@@ -393,6 +431,11 @@ class PhoneCall:
         await self._close_stream()  # with nothing after <Connect>, closing ends the call too
 
     def _played(self, played: Played) -> None:
+        if played.message_id < 0:  # a streamed answer not stored yet: it applies the cut later
+            live = self._live.get(played.message_id)
+            if live is not None:
+                live.played(played)
+            return
         self._spawn(self._store_played(played))
 
     async def _store_played(self, played: Played) -> None:

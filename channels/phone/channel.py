@@ -8,6 +8,8 @@ dispatcher, are not. `Hangup` ends the call once the goodbye has been heard,
 `transfer.WarmTransfers`, the call is handed to a rep), `Typing` means nothing
 on a call. A message
 for a customer with no live call stays stored and is simply not spoken.
+With a streaming agent, `open_live` lets the call speak an answer sentence by
+sentence while it is written (channels/phone/live.py).
 
 It is also the registry of live calls (by customer and by call SID) and
 remembers the last few finished ones, for `GET /twilio/calls/{sid}`.
@@ -34,6 +36,7 @@ from gateway.models import (
     Message,
     Transfer,
 )
+from gateway.protocols import LiveReply
 
 log = logging.getLogger("gateway.phone.channel")
 
@@ -134,6 +137,14 @@ class PhoneChannel:
             log.info("no live call for customer %s: message %s not spoken", customer.id, message.id)
             return
         call.speak(message)
+
+    def open_live(
+        self, customer: Customer, conversation: Conversation, message: Message
+    ) -> LiveReply | None:
+        """The dispatcher's `LiveOpener` (gateway/streaming.py): the customer's live call
+        speaks the answer to `message` sentence by sentence as the agent writes it."""
+        call = self._call_of(customer)
+        return None if call is None else call.live_answer(message)
 
     async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
         call = self._call_of(customer)

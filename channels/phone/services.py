@@ -58,9 +58,10 @@ class TurnTiming:
     `speech_end_ms` is when the VAD heard the speech end (the arrival time of that
     audio); `utterance_end_ms` when the end-of-turn silence ended the turn;
     `transcript_ms` when its transcript was ready; `reply_ms` when the agent's answer
-    was stored and handed to the call; `first_audio_ms` when the answer's first
-    audio frame was sent. A step that did not happen stays None (no words, no
-    answer from the agent, an answer cut before it played)."""
+    was stored and handed to the call (`streamed`: when its first sentence was);
+    `first_audio_ms` when the answer's first audio frame was sent. A step that did
+    not happen stays None (no words, no answer from the agent, an answer cut before
+    it played)."""
 
     speech_end_ms: int
     utterance_end_ms: int
@@ -70,6 +71,8 @@ class TurnTiming:
     message_id: int | None = None  # the caller's stored message
     reply_id: int | None = None  # the agent's answer
     early_transcript: bool = False  # transcribed while the end-of-turn silence ran
+    streamed: bool = False  # spoken sentence by sentence as the agent wrote it
+    stored_ms: int | None = None  # the whole answer stored (streamed: after its first audio)
 
     def stages(self) -> dict[str, int | None]:
         """Milliseconds spent in each stage (None: not reached)."""
@@ -94,6 +97,8 @@ class TurnTiming:
             "reply_ms": self.reply_ms,
             "first_audio_ms": self.first_audio_ms,
             "early_transcript": self.early_transcript,
+            "streamed": self.streamed,
+            "stored_ms": self.stored_ms,
             "stages_ms": self.stages(),
         }
 

@@ -100,12 +100,15 @@ async def _phone_ctx(app: web.Application) -> AsyncIterator[None]:
         try:
             state.services = await _start(app, resources)
             state.off_reason = None
+            # A streaming agent's answers are spoken sentence by sentence (gateway/streaming.py).
+            app[DISPATCHER].live_replies[ChannelKind.PHONE] = state.channel.open_live
             log.info("phone channel ready: point a Twilio number at %s%s",
                      state.settings.public_url, VOICE_PATH)  # fmt: skip
         except GatewayError as exc:
             state.off_reason = str(exc)
             log.warning("phone channel off: %s", exc)
         yield
+        app[DISPATCHER].live_replies.pop(ChannelKind.PHONE, None)
         state.services = None
         state.transfers = None
         state.channel.handover = None

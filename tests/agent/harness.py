@@ -74,7 +74,9 @@ class Chat:
         self.decisions: list[Decision] = []
         self._seq = 0
 
-    async def send(self, text: str, history: tuple[Message, ...] = ()) -> Decision:
+    async def send(
+        self, text: str, history: tuple[Message, ...] = (), *, confidence: float | None = None
+    ) -> Decision:
         """One customer message; `history`: the customer's earlier messages (any channel),
         which must have smaller `seq`s than the ones this chat gives its messages."""
         self._seq += 1
@@ -99,6 +101,7 @@ class Chat:
             author=AuthorKind.CUSTOMER,
             channel=self.channel,
             text=text,
+            confidence=confidence,  # a phone transcript's
             created_at=NOW,
         )
         turn = TurnContext(

@@ -83,6 +83,7 @@ class FakeOpenAI:
 
     script: list[Step] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    repeat: Step | None = None  # the answer once the script is spent (benches); None: a 500
     _server: TestServer | None = None
 
     @property
@@ -107,9 +108,10 @@ class FakeOpenAI:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        if not self.script:
+        if not self.script and self.repeat is None:
             return _error(500, "script exhausted")
-        step = self.script.pop(0)
+        step = self.script.pop(0) if self.script else self.repeat
+        assert step is not None
         if step.kind == "status":
             return _error(step.status, f"scripted {step.status}")
         if step.kind == "hang":
