@@ -17,12 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import NotFoundError
 from gateway.routing.auth import LoginThrottled
+from gateway.routing.front import RoutingFront
 from gateway.routing.models import Presence, Session
 from gateway.routing.router import RoutingError
-from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING
 
-Handler = Callable[[web.Request, RoutingService, Session], Awaitable[Any]]
+Handler = Callable[[web.Request, RoutingFront, Session], Awaitable[Any]]
 
 
 class _Body(BaseModel):
@@ -115,7 +115,9 @@ async def logout(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     session = await auth.require(request, write=True)
     await auth.logout(session)
-    request.app[ROUTING].hub.end_session(session.id)
+    state = request.app[ROUTING]
+    if state.feed is not None:
+        state.feed.end_session(session.id)  # on every node
     service = request.app[ROUTING].ready()[0]
     # Logged out means not taking work: pending offers go to others at once.
     await service.set_presence(session.rep_id, Presence.OFFLINE)
@@ -124,42 +126,42 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-async def me(request: web.Request, service: RoutingService, s: Session) -> Any:
-    return {**service.overview(s.rep_id), "csrf": s.csrf}
+async def me(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return {**await service.overview(s.rep_id), "csrf": s.csrf}
 
 
-async def presence(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def presence(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, PresenceBody)
     rep = await service.set_presence(s.rep_id, body.status)
     return rep.model_dump(mode="json")
 
 
-async def conversation(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def conversation(request: web.Request, service: RoutingFront, s: Session) -> Any:
     return await service.conversation(s.rep_id, _id(request, "cid"))
 
 
-async def accept(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def accept(request: web.Request, service: RoutingFront, s: Session) -> Any:
     conv = await service.accept(s.rep_id, _id(request, "oid"))
     return conv.model_dump(mode="json", exclude={"agent_state"})
 
 
-async def decline(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def decline(request: web.Request, service: RoutingFront, s: Session) -> Any:
     await service.decline(s.rep_id, _id(request, "oid"))
 
 
-async def reply(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def reply(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TextBody)
     msg = await service.reply(s.rep_id, _id(request, "cid"), body.text)
     return msg.model_dump(mode="json")
 
 
-async def note(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def note(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TextBody)
     msg = await service.note(s.rep_id, _id(request, "cid"), body.text)
     return msg.model_dump(mode="json")
 
 
-async def transfer(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def transfer(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TransferBody)
     entry = await service.transfer(
         s.rep_id, _id(request, "cid"), queue=body.queue, to_rep=body.rep_id, note=body.note
@@ -167,12 +169,12 @@ async def transfer(request: web.Request, service: RoutingService, s: Session) ->
     return entry.model_dump(mode="json")
 
 
-async def hand_back(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def hand_back(request: web.Request, service: RoutingFront, s: Session) -> Any:
     conv = await service.hand_back(s.rep_id, _id(request, "cid"))
     return conv.model_dump(mode="json", exclude={"agent_state"})
 
 
-async def close(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def close(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, CloseBody)
     conv = await service.close(s.rep_id, _id(request, "cid"), body.disposition, body.note)
     return conv.model_dump(mode="json", exclude={"agent_state"})

@@ -13,14 +13,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.app import BACKEND, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.app import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
 from gateway.routing import api
 from gateway.routing.auth import ConsoleAuth
+from gateway.routing.feed import LocalFeed, SharedFeed
+from gateway.routing.front import RoutingFront
 from gateway.routing.hub import ConsoleHub
 from gateway.routing.intake import Intake, TierLookup
+from gateway.routing.leader import Leadership
 from gateway.routing.rating import Ratings, rate_form, rate_submit
 from gateway.routing.router import Router
 from gateway.routing.service import RoutingService
@@ -39,6 +42,11 @@ def open_routing_store(store: Store) -> RoutingStore:
 
     if isinstance(store, SqliteStore):
         return SqliteRoutingStore(store)
+    from gateway.store.pg_routing import PostgresRoutingStore
+    from gateway.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return PostgresRoutingStore(store)
     raise ConfigError(f"GATEWAY_DATABASE_URL: no routing store for {type(store).__name__}")
 
 
@@ -76,21 +84,29 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     state = app[ROUTING]
     store = app[STORE]
     channels = app[CHANNELS]
+    bus = app[BUS]
     routing = open_routing_store(store)
     master = app[SECRET_KEY]
     ratings = Ratings(routing, derive_key(master, "rating"), settings.public_url,
                       settings.rating_window_hours)  # fmt: skip
-    router = Router(settings, store, routing, state.hub)
+    feed: LocalFeed | SharedFeed = (
+        SharedFeed(state.hub, bus, routing) if bus.shared else LocalFeed(state.hub)
+    )
+    router = Router(settings, store, routing, feed)
     intake = Intake(router, channels, tier_of=_tier_lookup(app))
+    router.on_orphan.append(intake.handover)
     service = RoutingService(
         router, intake, store, channels,
         rating_prompt=ratings.prompt, rating_control=ratings.show_control,
     )  # fmt: skip
+    front = RoutingFront(bus, service, intake, state.hub,
+                         away_after_s=settings.console_away_after_s)  # fmt: skip
     webchat = channels.get(ChannelKind.WEBCHAT)
     request_rating = getattr(webchat, "request_rating", None)
     if request_rating is not None:
         ratings.widgets[ChannelKind.WEBCHAT] = request_rating
     state.store, state.ratings, state.service = routing, ratings, service
+    state.front, state.feed = front, feed
     state.auth = ConsoleAuth(
         routing,
         derive_key(master, "console-session"),
@@ -100,24 +116,30 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         secure=settings.public_url.startswith("https://"),
     )
     dispatcher = app[DISPATCHER]
-    await router.start()
-    dispatcher.handover_hooks.append(intake.handover)
-    dispatcher.held_hooks.append(intake.held_message)
-    dispatcher.typing_hooks.append(intake.typing)
+    leadership = Leadership(app, router, front, settings.cluster_recover_after_s)
+    if isinstance(feed, SharedFeed):
+        await feed.start()
+    await leadership.start()
+    dispatcher.handover_hooks.append(front.handover)
+    dispatcher.held_hooks.append(front.held_message)
+    dispatcher.typing_hooks.append(front.customer_typing)
     sms_inner = dispatcher.responders.get(ChannelKind.SMS)
     dispatcher.responders[ChannelKind.SMS] = ratings.sms_responder(sms_inner)
     try:
         yield
     finally:
-        dispatcher.handover_hooks.remove(intake.handover)
-        dispatcher.held_hooks.remove(intake.held_message)
-        dispatcher.typing_hooks.remove(intake.typing)
+        dispatcher.handover_hooks.remove(front.handover)
+        dispatcher.held_hooks.remove(front.held_message)
+        dispatcher.typing_hooks.remove(front.customer_typing)
         if sms_inner is not None:
             dispatcher.responders[ChannelKind.SMS] = sms_inner
         else:
             dispatcher.responders.pop(ChannelKind.SMS, None)
+        await front.stop()
         await service.stop()
-        await router.stop()
+        await leadership.stop()
+        if isinstance(feed, SharedFeed):
+            await feed.stop()
 
 
 async def _close_consoles(app: web.Application) -> None:

@@ -14,6 +14,8 @@ from gateway.routing.service import RoutingService
 from gateway.routing.store import RoutingStore
 
 if TYPE_CHECKING:
+    from gateway.routing.feed import ConsoleFeed
+    from gateway.routing.front import RoutingFront
     from gateway.routing.rating import Ratings
 
 
@@ -24,11 +26,13 @@ class RoutingState:
     auth: ConsoleAuth | None = None
     store: RoutingStore | None = None
     ratings: Ratings | None = None
+    front: RoutingFront | None = None  # what the API and sockets call (any node)
+    feed: ConsoleFeed | None = None
 
-    def ready(self) -> tuple[RoutingService, ConsoleAuth, RoutingStore]:
-        if self.service is None or self.auth is None or self.store is None:
+    def ready(self) -> tuple[RoutingFront, ConsoleAuth, RoutingStore]:
+        if self.front is None or self.auth is None or self.store is None:
             raise GatewayError("routing is not started")
-        return self.service, self.auth, self.store
+        return self.front, self.auth, self.store
 
 
 ROUTING = web.AppKey("routing", RoutingState)
