@@ -24,6 +24,7 @@ from gateway.routing.approvals import ConsoleApprovals
 from gateway.routing.auth import ConsoleAuth
 from gateway.routing.hub import ConsoleHub
 from gateway.routing.intake import Intake, TierLookup
+from gateway.routing.page import add_page_routes
 from gateway.routing.rating import Ratings, rate_form, rate_submit
 from gateway.routing.router import Router
 from gateway.routing.service import RoutingService
@@ -54,6 +55,7 @@ def setup_routing(app: web.Application) -> None:
     """Register the console routes and the routing start-up on `app`."""
     app[ROUTING] = RoutingState(hub=ConsoleHub())
     api.add_routes(app)
+    add_page_routes(app)
     app.router.add_get("/console/ws", console_socket)
     app.router.add_get("/rate/{token}", rate_form)
     app.router.add_post("/rate/{token}", rate_submit)
