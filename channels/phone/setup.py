@@ -189,7 +189,7 @@ def _start_transfers(
     audio.reset()
     transfers = WarmTransfers(
         store=app[STORE], calls=calls_api, audio=audio, targets=targets, settings=settings,
-        metrics=app[METRICS],
+        metrics=app[METRICS], listeners=state.channel.transfer_listeners,
     )  # fmt: skip
     resources.push_async_callback(transfers.close)
     state.transfers = transfers

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.errors import NotFoundError
+from gateway.errors import BackendError, NotFoundError
 from gateway.routing.auth import LoginThrottled
 from gateway.routing.models import Presence, Session
 from gateway.routing.router import RoutingError
@@ -53,6 +53,10 @@ class CloseBody(_Body):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class DecisionBody(_Body):
+    approve: bool
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
@@ -80,6 +84,8 @@ def route(handler: Handler, *, write: bool) -> Callable[[web.Request], Awaitable
             return _error(404, "not_found", str(exc))
         except RoutingError as exc:
             return _error(409, "conflict", str(exc))
+        except BackendError as exc:
+            return _error(502, "backend", f"the business backend refused: {exc}")
         except ValueError as exc:
             return _error(400, "invalid", str(exc))
         if result is None:
@@ -125,7 +131,13 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request, service: RoutingService, s: Session) -> Any:
-    return {**service.overview(s.rep_id), "csrf": s.csrf}
+    views, approvals = request.app[ROUTING].console()
+    overview = await views.overview(s.rep_id)
+    return {**overview, "approver": approvals.is_approver(s.rep_id), "csrf": s.csrf}
+
+
+async def directory(request: web.Request, service: RoutingService, s: Session) -> Any:
+    return request.app[ROUTING].console()[0].directory(s.rep_id)
 
 
 async def presence(request: web.Request, service: RoutingService, s: Session) -> Any:
@@ -135,7 +147,23 @@ async def presence(request: web.Request, service: RoutingService, s: Session) ->
 
 
 async def conversation(request: web.Request, service: RoutingService, s: Session) -> Any:
-    return await service.conversation(s.rep_id, _id(request, "cid"))
+    return await request.app[ROUTING].console()[0].conversation(s.rep_id, _id(request, "cid"))
+
+
+async def approvals(request: web.Request, service: RoutingService, s: Session) -> Any:
+    return {"approvals": await request.app[ROUTING].console()[1].listing(s.rep_id)}
+
+
+async def conversation_approvals(request: web.Request, service: RoutingService, s: Session) -> Any:
+    found = await request.app[ROUTING].console()[1].of_conversation(s.rep_id, _id(request, "cid"))
+    return {"approvals": found}
+
+
+async def decide(request: web.Request, service: RoutingService, s: Session) -> Any:
+    body = await _body(request, DecisionBody)
+    desk = request.app[ROUTING].console()[1]
+    cid, approval_id = _id(request, "cid"), request.match_info["aid"]
+    return await desk.decide(s.rep_id, cid, approval_id, approve=body.approve)
 
 
 async def accept(request: web.Request, service: RoutingService, s: Session) -> Any:
@@ -184,6 +212,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/console/logout", logout)
     api = "/console/api"
     r.add_get(f"{api}/me", route(me, write=False))
+    r.add_get(f"{api}/directory", route(directory, write=False))
+    r.add_get(f"{api}/approvals", route(approvals, write=False))
     r.add_post(f"{api}/presence", route(presence, write=True))
     r.add_get(f"{api}/conversations/{{cid}}", route(conversation, write=False))
     r.add_post(f"{api}/offers/{{oid}}/accept", route(accept, write=True))
@@ -193,3 +223,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{api}/conversations/{{cid}}/transfer", route(transfer, write=True))
     r.add_post(f"{api}/conversations/{{cid}}/handback", route(hand_back, write=True))
     r.add_post(f"{api}/conversations/{{cid}}/close", route(close, write=True))
+    r.add_get(f"{api}/conversations/{{cid}}/approvals", route(conversation_approvals, write=False))
+    r.add_post(f"{api}/conversations/{{cid}}/approvals/{{aid}}", route(decide, write=True))

@@ -10,24 +10,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
+from agent.backend import Backend
 from gateway.app import BACKEND, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
 from gateway.routing import api
+from gateway.routing.approvals import ConsoleApprovals
 from gateway.routing.auth import ConsoleAuth
 from gateway.routing.hub import ConsoleHub
 from gateway.routing.intake import Intake, TierLookup
+from gateway.routing.page import add_page_routes
 from gateway.routing.rating import Ratings, rate_form, rate_submit
 from gateway.routing.router import Router
 from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING, RoutingState
 from gateway.routing.store import RoutingStore
+from gateway.routing.views import ConsoleViews
 from gateway.routing.ws import console_socket
 from gateway.secrets import derive_key
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from channels.phone.channel import TransferListener
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,7 @@ def setup_routing(app: web.Application) -> None:
     """Register the console routes and the routing start-up on `app`."""
     app[ROUTING] = RoutingState(hub=ConsoleHub())
     api.add_routes(app)
+    add_page_routes(app)
     app.router.add_get("/console/ws", console_socket)
     app.router.add_get("/rate/{token}", rate_form)
     app.router.add_post("/rate/{token}", rate_submit)
@@ -71,6 +81,25 @@ def _tier_lookup(app: web.Application) -> TierLookup | None:
     return tier_of
 
 
+def _refund_backend(app: web.Application) -> Backend | None:
+    backend = app.get(BACKEND)
+    if callable(getattr(backend, "refund_order", None)):
+        return cast(Backend, backend)  # duck-typed: agent/backend.py Backend
+    return None
+
+
+def _approvals_queue(settings: Settings) -> str | None:
+    queue = settings.approvals_queue.strip()
+    if queue and queue not in settings.queues:
+        log.warning(
+            "GATEWAY_APPROVALS_QUEUE=%s is not one of GATEWAY_QUEUES: only the rep holding a"
+            " conversation can decide its approvals",
+            queue,
+        )
+        return None
+    return queue or None
+
+
 async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     state = app[ROUTING]
@@ -91,6 +120,12 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     if request_rating is not None:
         ratings.widgets[ChannelKind.WEBCHAT] = request_rating
     state.store, state.ratings, state.service = routing, ratings, service
+    views = ConsoleViews(service, routing)
+    approvals = ConsoleApprovals(
+        service, views, routing, channels, _refund_backend(app), _approvals_queue(settings)
+    )
+    views.viewers.append(approvals.approver_sees)
+    state.views, state.approvals = views, approvals
     state.auth = ConsoleAuth(
         routing,
         derive_key(master, "console-session"),
@@ -101,9 +136,17 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     dispatcher = app[DISPATCHER]
     await router.start()
+    await approvals.start()
     dispatcher.handover_hooks.append(intake.handover)
     dispatcher.held_hooks.append(intake.held_message)
     dispatcher.typing_hooks.append(intake.typing)
+    dispatcher.turn_hooks.append(approvals.on_turn)
+    # A call's warm transfer (ringing, briefing, connected...) shows on the consoles.
+    call_steps: list[TransferListener] | None = getattr(
+        channels.get(ChannelKind.PHONE), "transfer_listeners", None
+    )
+    if call_steps is not None:
+        call_steps.append(intake.call_step)
     sms_inner = dispatcher.responders.get(ChannelKind.SMS)
     dispatcher.responders[ChannelKind.SMS] = ratings.sms_responder(sms_inner)
     try:
@@ -112,6 +155,9 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.handover_hooks.remove(intake.handover)
         dispatcher.held_hooks.remove(intake.held_message)
         dispatcher.typing_hooks.remove(intake.typing)
+        dispatcher.turn_hooks.remove(approvals.on_turn)
+        if call_steps is not None:
+            call_steps.remove(intake.call_step)
         if sms_inner is not None:
             dispatcher.responders[ChannelKind.SMS] = sms_inner
         else:

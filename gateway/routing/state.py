@@ -14,7 +14,9 @@ from gateway.routing.service import RoutingService
 from gateway.routing.store import RoutingStore
 
 if TYPE_CHECKING:
+    from gateway.routing.approvals import ConsoleApprovals
     from gateway.routing.rating import Ratings
+    from gateway.routing.views import ConsoleViews
 
 
 @dataclass
@@ -24,11 +26,18 @@ class RoutingState:
     auth: ConsoleAuth | None = None
     store: RoutingStore | None = None
     ratings: Ratings | None = None
+    views: ConsoleViews | None = None
+    approvals: ConsoleApprovals | None = None
 
     def ready(self) -> tuple[RoutingService, ConsoleAuth, RoutingStore]:
         if self.service is None or self.auth is None or self.store is None:
             raise GatewayError("routing is not started")
         return self.service, self.auth, self.store
+
+    def console(self) -> tuple[ConsoleViews, ConsoleApprovals]:
+        if self.views is None or self.approvals is None:
+            raise GatewayError("routing is not started")
+        return self.views, self.approvals
 
 
 ROUTING = web.AppKey("routing", RoutingState)
