@@ -5,7 +5,8 @@
 Each `bench/scenarios/*.toml` is one conversation: the customer's account (or
 none), the channel, the customer's turns, and one or more acceptable outcomes
 (`[[expect]]`: `resolved` or `handover`, the handover `queue`, tool `effects`
-that must have happened, text the replies must contain) plus `never_contains`
+that must have happened, exact `counts` of some of them, text the replies must
+contain) plus `never_contains`
 (text no reply may contain, such as another customer's tracking number).
 
 The scenarios run against the embedded policy and, when GATEWAY_LLM_BASE_URL
@@ -156,11 +157,15 @@ def judge(
             continue
         if handover is not None and expect.get("queue") not in (None, handover.queue):
             continue
-        if not set(expect.get("effects", [])) <= kinds:
+        counts = expect.get("counts", {})
+        expected = set(expect.get("effects", [])) | set(counts)
+        if not expected <= kinds:
+            continue
+        if any(sum(e.kind == kind for e in events) != n for kind, n in counts.items()):
             continue
         if not all(s in said for s in expect.get("reply_contains", [])):
             continue
-        wrong = sorted((kinds & CHANGES) - set(expect.get("effects", [])))
+        wrong = sorted((kinds & CHANGES) - expected)
         if best is None or len(wrong) < len(best):
             best = wrong
     correct = best is not None and not leaks

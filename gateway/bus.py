@@ -22,7 +22,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from gateway.errors import ConflictError, GatewayError, NotFoundError
+from gateway.errors import BackendError, ConflictError, GatewayError, NotFoundError
 
 LEADER = "@leader"  # call target: whichever node routes conversations now
 
@@ -77,17 +77,20 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
 
-# Errors a call re-raises by name on the caller's side.
+# Errors a call re-raises by name on the caller's side. A subclass travels as the
+# nearest of these it derives from (a RoutingError as a ConflictError: still a 409).
 ERRORS: dict[str, type[Exception]] = {
     "NotFoundError": NotFoundError,
     "ConflictError": ConflictError,
+    "BackendError": BackendError,
     "ValueError": ValueError,
 }
 
 
 def error_payload(exc: BaseException) -> Data:
-    name = type(exc).__name__
-    return {"type": name if name in ERRORS else "RemoteError", "message": str(exc)}
+    known = (c.__name__ for c in type(exc).__mro__ if ERRORS.get(c.__name__) is c)
+    name = next(known, "RemoteError")
+    return {"type": name, "message": str(exc)}
 
 
 def raise_remote(error: Data) -> None:

@@ -85,6 +85,9 @@ TypingHook = Callable[[Identity, bool], Awaitable[None]]
 HeldHook = Callable[[Customer, Conversation, Message], Awaitable[None]]
 """Told of a customer message the agent stays silent on (a person holds, or will hold,
 the conversation): routing forwards it to the rep's console."""
+TurnHook = Callable[[Customer, Conversation, tuple[EventDraft, ...]], Awaitable[None]]
+"""Told of each agent turn once stored and sent, with its events (routing announces an
+`approval.pending` to the reps who may decide it)."""
 Responder = Callable[[Customer, Conversation, Message], Awaitable[Decision | None]]
 """A channel's own answer to one of its inbound messages, or None to ask the agent."""
 
@@ -121,6 +124,7 @@ class Dispatcher:
         self.typing_delay_s = typing_delay_s
         self.handover_hooks: list[HandoverHook] = []
         self.held_hooks: list[HeldHook] = []
+        self.turn_hooks: list[TurnHook] = []
         self.typing_hooks: list[TypingHook] = []
         self.responders: dict[ChannelKind, Responder] = {}
         self.linker: AccountLinker | None = None  # ties senders to backend accounts
@@ -292,6 +296,8 @@ class Dispatcher:
                 self.metrics.handovers.labels(action.queue).inc()
                 for hook in self.handover_hooks:
                     await hook(customer, stored.conversation)
+        for turn_hook in self.turn_hooks:
+            await turn_hook(customer, stored.conversation, record.events)
         return stored.conversation
 
     async def _notify(self, decision: Decision) -> Decision:

@@ -434,6 +434,12 @@ class Settings(BaseSettings):
     rating_window_hours: float = Field(
         48.0, gt=0, description="How long after a close the customer may still rate it."
     )
+    approvals_queue: str = Field(
+        "billing", max_length=50,
+        description="Reps who serve this queue decide actions waiting for approval (refunds "
+        "over REFUND_APPROVAL_LIMIT_CENTS) from the console; the rep holding the "
+        "conversation always may. Empty or no such queue: only the holder.",
+    )  # fmt: skip
 
     @field_validator("queues")
     @classmethod

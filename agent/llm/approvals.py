@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.backend import Backend, format_money
 from agent.llm.guard import APPROVAL_PENDING
-from gateway.errors import GuardrailRefusal, NotFoundError
+from gateway.errors import ConflictError, GuardrailRefusal, NotFoundError
 from gateway.models import AuthorKind, Frozen
 from gateway.protocols import EventDraft, OutboundDraft, Store, TurnRecord, TurnStored
 
@@ -115,16 +115,23 @@ async def decide_approval(
             " could not approve it as it stands. A member of the team will be in touch"
             " to explain and help."
         )
-    return await store.record_turn(
-        TurnRecord(
-            conversation_id=conversation_id,
-            expected_version=conversation.version,
-            outbound=(
-                OutboundDraft(text=text, author=AuthorKind.REP, channel=conversation.channel),
-            ),
-            events=tuple(events),
-        )
+    record = TurnRecord(
+        conversation_id=conversation_id,
+        expected_version=conversation.version,
+        outbound=(OutboundDraft(text=text, author=AuthorKind.REP, channel=conversation.channel),),
+        events=tuple(events),
     )
+    for attempt in range(3):
+        try:
+            return await store.record_turn(record)
+        except ConflictError:
+            # The customer wrote (or a rep acted) meanwhile. The refund is made already:
+            # it must be recorded, or the approval would stay pending and could run twice.
+            if attempt == 2:
+                raise
+            fresh = await store.get_conversation(conversation_id)
+            record = record.model_copy(update={"expected_version": fresh.version})
+    raise AssertionError("unreachable")
 
 
 __all__ = ["APPROVAL_DECIDED", "PendingApproval", "decide_approval", "pending_approvals"]

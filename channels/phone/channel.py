@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from channels.phone.call import PhoneCall
@@ -41,6 +41,10 @@ from gateway.protocols import LiveReply
 log = logging.getLogger("gateway.phone.channel")
 
 RECENT_CALLS = 200
+
+TransferListener = Callable[[int, str, dict[str, Any]], Awaitable[None]]
+"""Told of each warm-transfer step once it is stored: (conversation id, event kind such
+as `transfer.ringing`, its data). The rep console's routing registers one."""
 
 
 class Handover(Protocol):
@@ -66,6 +70,7 @@ class PhoneChannel:
         self._empty = asyncio.Event()  # no live call and no call still ending
         self._empty.set()
         self.handover: Handover | None = None  # None: a transfer only plays the hold prompt
+        self.transfer_listeners: list[TransferListener] = []
 
     # ------------------------------------------------------------- registry
 

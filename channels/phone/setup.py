@@ -201,6 +201,7 @@ def _start_transfers(
     transfers = WarmTransfers(
         store=app[STORE], calls=calls_api, audio=audio, targets=targets, settings=settings,
         metrics=app[METRICS], node_id=app[BUS].node_id if app[BUS].shared else "",
+        listeners=state.channel.transfer_listeners,
     )  # fmt: skip
     resources.push_async_callback(transfers.close)
     state.transfers = transfers

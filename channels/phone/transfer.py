@@ -16,7 +16,8 @@ played, the transfer starts (`start`):
 
 Every step is a `transfer.<state>` event in the conversation's log (transfer
 id, rep, rep's call SID), written with the conversation's state where it
-changes (connected: `with_rep`). A callback asking for a move the state machine
+changes (connected: `with_rep`); `listeners` (the rep console) are told of each
+step once it is stored. A callback asking for a move the state machine
 lacks is logged and ignored: Twilio's retries and late callbacks change nothing.
 Transfers in progress live in memory, on the node that holds the caller's
 stream: a restart forgets them (not their events).
@@ -43,6 +44,7 @@ from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from channels.phone.call import PhoneCall
+    from channels.phone.channel import TransferListener
 
 log = logging.getLogger("gateway.phone.transfer")
 
@@ -70,11 +72,14 @@ class WarmTransfers:
         settings: Settings,
         metrics: Metrics | None = None,
         node_id: str = "",
+        listeners: list[TransferListener] | None = None,
     ) -> None:
         self.metrics = metrics
         # Transfer ids start with the node that owns the transfer: Twilio's callbacks
         # may land on any node, which forwards them there (transfer_web.py).
         self.node_id = node_id
+        # Shared with the channel, which may be given listeners after this starts.
+        self.listeners: list[TransferListener] = listeners if listeners is not None else []
         self.store = store
         self.calls = calls
         self.audio = audio
@@ -399,10 +404,15 @@ class WarmTransfers:
                                 events=(event,), state=conversation_state)  # fmt: skip
             try:
                 await self.store.record_turn(record)
-                return
+                break
             except ConflictError:  # the agent or a rep moved the conversation on meanwhile
                 if attempt == 2:
                     raise
+        for listener in list(self.listeners):
+            try:
+                await listener(transfer.conversation_id, kind, body)
+            except Exception:  # a console that is not told never stops the call's transfer
+                log.exception("transfer %s: a listener failed on %s", transfer.id, kind)
 
 
 __all__ = ["WarmTransfers"]

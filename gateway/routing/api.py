@@ -15,11 +15,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.errors import NotFoundError
+from gateway.bus import RemoteError
+from gateway.errors import BackendError, ConflictError, NotFoundError
 from gateway.routing.auth import LoginThrottled
 from gateway.routing.front import RoutingFront
 from gateway.routing.models import Presence, Session
-from gateway.routing.router import RoutingError
 from gateway.routing.state import ROUTING
 
 Handler = Callable[[web.Request, RoutingFront, Session], Awaitable[Any]]
@@ -53,6 +53,10 @@ class CloseBody(_Body):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class DecisionBody(_Body):
+    approve: bool
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
@@ -78,8 +82,12 @@ def route(handler: Handler, *, write: bool) -> Callable[[web.Request], Awaitable
             result = await handler(request, service, session)
         except NotFoundError as exc:
             return _error(404, "not_found", str(exc))
-        except RoutingError as exc:
+        except ConflictError as exc:  # RoutingError, here or as the leader raised it
             return _error(409, "conflict", str(exc))
+        except BackendError as exc:
+            return _error(502, "backend", f"the business backend refused: {exc}")
+        except RemoteError as exc:  # the routing leader failed or is being elected
+            return _error(503, "unavailable", f"routing is unavailable, try again: {exc}")
         except ValueError as exc:
             return _error(400, "invalid", str(exc))
         if result is None:
@@ -130,6 +138,10 @@ async def me(request: web.Request, service: RoutingFront, s: Session) -> Any:
     return {**await service.overview(s.rep_id), "csrf": s.csrf}
 
 
+async def directory(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return await service.directory(s.rep_id)
+
+
 async def presence(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, PresenceBody)
     rep = await service.set_presence(s.rep_id, body.status)
@@ -138,6 +150,20 @@ async def presence(request: web.Request, service: RoutingFront, s: Session) -> A
 
 async def conversation(request: web.Request, service: RoutingFront, s: Session) -> Any:
     return await service.conversation(s.rep_id, _id(request, "cid"))
+
+
+async def approvals(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return {"approvals": await service.approvals_for(s.rep_id)}
+
+
+async def conversation_approvals(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return {"approvals": await service.approvals_for(s.rep_id, _id(request, "cid"))}
+
+
+async def decide(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    body = await _body(request, DecisionBody)
+    cid, approval_id = _id(request, "cid"), request.match_info["aid"]
+    return await service.decide(s.rep_id, cid, approval_id, approve=body.approve)
 
 
 async def accept(request: web.Request, service: RoutingFront, s: Session) -> Any:
@@ -186,6 +212,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/console/logout", logout)
     api = "/console/api"
     r.add_get(f"{api}/me", route(me, write=False))
+    r.add_get(f"{api}/directory", route(directory, write=False))
+    r.add_get(f"{api}/approvals", route(approvals, write=False))
     r.add_post(f"{api}/presence", route(presence, write=True))
     r.add_get(f"{api}/conversations/{{cid}}", route(conversation, write=False))
     r.add_post(f"{api}/offers/{{oid}}/accept", route(accept, write=True))
@@ -195,3 +223,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{api}/conversations/{{cid}}/transfer", route(transfer, write=True))
     r.add_post(f"{api}/conversations/{{cid}}/handback", route(hand_back, write=True))
     r.add_post(f"{api}/conversations/{{cid}}/close", route(close, write=True))
+    r.add_get(f"{api}/conversations/{{cid}}/approvals", route(conversation_approvals, write=False))
+    r.add_post(f"{api}/conversations/{{cid}}/approvals/{{aid}}", route(decide, write=True))

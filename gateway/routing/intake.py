@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.errors import GatewayError
@@ -52,7 +53,33 @@ async def deliver(
 
 
 def message_json(message: Message) -> dict[str, object]:
-    return message.model_dump(mode="json", exclude={"attachments"})
+    """A message as consoles see it: attachments by name, type and size (or why one
+    was refused), never where a file lies on disk or at the provider."""
+    data = message.model_dump(mode="json", exclude={"attachments"})
+    data["attachments"] = [
+        a.model_dump(mode="json", include={"filename", "content_type", "size", "refused"})
+        for a in message.attachments
+    ]
+    return data
+
+
+def audience(
+    router: Router, conversation_id: int, kind: str, data: dict[str, Any]
+) -> tuple[ConsoleEventDraft, ...]:
+    """One console event for everyone who may see the conversation now: the rep who
+    holds it, the rep a transfer of it is offered to, and the reps of the queue it
+    waits in (events are filtered by queue for them)."""
+    drafts: list[ConsoleEventDraft] = []
+    held = router.held.get(conversation_id)
+    if held is not None and held.rep_id is not None:
+        drafts.append(ConsoleEventDraft(kind=kind, rep_id=held.rep_id, data=data))
+    for entry in router.entries_of(conversation_id):
+        if entry.from_rep_id is None and entry.target_rep_id is None:
+            drafts.append(ConsoleEventDraft(kind=kind, queue=entry.queue, data=data))
+            continue
+        offered = {o.rep_id for o in router.offers.values() if o.entry_id == entry.id}
+        drafts += [ConsoleEventDraft(kind=kind, rep_id=r, data=data) for r in sorted(offered)]
+    return tuple(drafts)
 
 
 class Intake:
@@ -113,6 +140,18 @@ class Intake:
         await deliver(self.channels, customer, applied.conversation, applied.messages)
         await router.pump()
 
+    async def call_step(self, conversation_id: int, kind: str, data: dict[str, Any]) -> None:
+        """A warm-transfer hook of the phone channel (`transfer.ringing`, `.connected`...):
+        consoles that see the call show how far its transfer got."""
+        step: dict[str, Any] = {
+            "conversation_id": conversation_id,
+            "step": kind.removeprefix("transfer."),
+        }
+        step.update((k, data[k]) for k in ("rep_name", "attempt", "reason", "outcome") if k in data)
+        console = audience(self.router, conversation_id, "call.transfer", step)
+        if console:
+            await self.router.apply(RoutingChange(console=console))
+
     async def _tier(self, customer: Customer) -> str | None:
         if self.tier_of is None:
             return None
@@ -161,14 +200,12 @@ class Intake:
     ) -> None:
         """A dispatcher hook for a customer message the agent stays silent on."""
         router = self.router
-        entry = router.held.get(conversation.id)
-        if conversation.state is ConversationState.WITH_REP and entry is not None:
-            data = {"conversation_id": conversation.id, "message": message_json(message)}
-            await router.apply(
-                RoutingChange(console=(ConsoleEventDraft(kind="message", rep_id=entry.rep_id,
-                                                         data=data),))
-            )  # fmt: skip
-            return
+        # The holding rep, and the reps who may take it over (a caller's words on hold
+        # are the live transcript a rep reads while the offer rings).
+        data = {"conversation_id": conversation.id, "message": message_json(message)}
+        console = audience(router, conversation.id, "message", data)
+        if console:
+            await router.apply(RoutingChange(console=console))
         if conversation.state is not ConversationState.QUEUED:
             return
         word = re.sub(r"[^a-z]", "", message.text.lower())

@@ -4,8 +4,9 @@ A gateway alone (SQLite, or no bus) always leads. With a PostgreSQL store and a
 shared bus, the node holding an advisory lock leads (store/pg_locks.py); the
 others call it through the bus (routing/front.py). A node that takes over
 rebuilds the router from the store (queued work, pending offers re-issued),
-queues conversations a dead node left `queued` without an entry, and keeps
-doing so every GATEWAY_CLUSTER_RECOVER_AFTER_S.
+reads back the approvals that wait for a rep (routing/approvals.py), queues
+conversations a dead node left `queued` without an entry, and keeps doing so
+every GATEWAY_CLUSTER_RECOVER_AFTER_S.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Leadership:
         bus = self.app[BUS]
         if leading:
             await self.router.start()
+            await self.front.approvals.start()
             self.front.leading = True
             await bus.lead(True)
             await self.router.reconcile()
@@ -60,6 +62,7 @@ class Leadership:
         await bus.lead(False)
         await self._stop_reconciler()
         await self.router.stop()
+        self.front.approvals.stop()
 
     async def _reconcile(self) -> None:
         while True:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from gateway.errors import NotFoundError
 from gateway.models import (
@@ -25,7 +24,7 @@ from gateway.models import (
     Typing,
 )
 from gateway.protocols import ChannelRegistry, EventDraft, OutboundDraft, Store
-from gateway.routing.intake import Intake, deliver, message_json
+from gateway.routing.intake import Intake, deliver
 from gateway.routing.models import (
     ConsoleEventDraft,
     OfferStatus,
@@ -58,7 +57,7 @@ HANDED_BACK_TEXT = "Thanks for your patience. Our virtual assistant will take it
 
 
 class RoutingService:
-    """Rep actions and the views of a rep's console."""
+    """Rep actions (the console's reads are `gateway.routing.views.ConsoleViews`)."""
 
     def __init__(
         self,
@@ -102,52 +101,6 @@ class RoutingService:
             if offered or (entry.target_rep_id is None and entry.queue in queues):
                 return True
         return False
-
-    def overview(self, rep_id: int) -> dict[str, Any]:
-        """The rep's offers, held conversations, and the queues they serve."""
-        router = self.router
-        queues = self.queues_of(rep_id)
-        sizes = router.queue_sizes()
-        return {
-            "rep": _rep_json(self.rep(rep_id)),
-            "offers": [
-                {
-                    "offer_id": o.id,
-                    "expires_at": o.expires_at.isoformat(),
-                    **_entry_json(router.waiting[o.entry_id]),
-                }
-                for o in router.offers.values()
-                if o.rep_id == rep_id
-            ],
-            "held": [_entry_json(e) for e in router.held.values() if e.rep_id == rep_id],
-            "queues": {q: sizes.get(q, 0) for q in queues},
-            "waiting": [
-                _entry_json(e)
-                for e in router.waiting.values()
-                if e.queue in queues and e.target_rep_id is None and e.from_rep_id is None
-            ],
-        }
-
-    async def conversation(self, rep_id: int, conversation_id: int) -> dict[str, Any]:
-        """Brief, customer, cross-channel timeline (with this conversation's private
-        notes) and audit log of a conversation the rep may see."""
-        if not self.can_see(rep_id, conversation_id):
-            raise NotFoundError(f"no conversation {conversation_id} for you")
-        conv = await self.store.get_conversation(conversation_id)
-        customer = await self.store.get_customer(conv.customer_id)
-        timeline = await self.store.history(customer.id, limit=500)
-        notes = [
-            m
-            for m in await self.store.conversation_messages(conversation_id)
-            if m.direction is Direction.INTERNAL
-        ]
-        merged = sorted([*timeline, *notes], key=lambda m: m.seq)
-        return {
-            "conversation": conv.model_dump(mode="json", exclude={"agent_state"}),
-            "customer": customer.model_dump(mode="json"),
-            "messages": [message_json(m) for m in merged],
-            "events": [e.model_dump(mode="json") for e in await self.store.events(conv.id)],
-        }
 
     # ------------------------------------------------------------ reps, presence
 
@@ -387,11 +340,3 @@ class RoutingService:
         if messages:
             customer = await self.store.get_customer(conversation.customer_id)
             await deliver(self.channels, customer, conversation, messages)
-
-
-def _rep_json(rep: Rep) -> dict[str, Any]:
-    return rep.model_dump(mode="json")
-
-
-def _entry_json(entry: QueueEntry) -> dict[str, Any]:
-    return entry.model_dump(mode="json")

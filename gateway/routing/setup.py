@@ -1,36 +1,47 @@
 """`setup_routing(app)`: queues, the rep console API and ratings (called by `create_app`).
 
 At start-up (a `cleanup_ctx` after the store, the dispatcher and the channels)
-the router is rebuilt from the store, so queued work and pending offers survive
-a restart, and it registers with the dispatcher: handovers enter the queues,
-and customer messages the agent stays silent on reach the rep's console.
+the node that leads routing (every node alone; one of several, routing/leader.py)
+rebuilds the router from the store, so queued work, pending offers and approvals
+survive a restart. Every node registers `RoutingFront` with the dispatcher and the
+phone channel: handovers enter the queues, customer messages the agent stays
+silent on, approvals it asks for and a call's transfer steps reach the consoles.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
+from agent.backend import Backend
 from gateway.app import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
 from gateway.routing import api
+from gateway.routing.approvals import ConsoleApprovals
 from gateway.routing.auth import ConsoleAuth
 from gateway.routing.feed import LocalFeed, SharedFeed
 from gateway.routing.front import RoutingFront
 from gateway.routing.hub import ConsoleHub
 from gateway.routing.intake import Intake, TierLookup
 from gateway.routing.leader import Leadership
+from gateway.routing.page import add_page_routes
 from gateway.routing.rating import Ratings, rate_form, rate_submit
 from gateway.routing.router import Router
 from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING, RoutingState
 from gateway.routing.store import RoutingStore
+from gateway.routing.views import ConsoleViews
 from gateway.routing.ws import console_socket
 from gateway.secrets import derive_key
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from channels.phone.channel import TransferListener
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +65,7 @@ def setup_routing(app: web.Application) -> None:
     """Register the console routes and the routing start-up on `app`."""
     app[ROUTING] = RoutingState(hub=ConsoleHub())
     api.add_routes(app)
+    add_page_routes(app)
     app.router.add_get("/console/ws", console_socket)
     app.router.add_get("/rate/{token}", rate_form)
     app.router.add_post("/rate/{token}", rate_submit)
@@ -79,6 +91,33 @@ def _tier_lookup(app: web.Application) -> TierLookup | None:
     return tier_of
 
 
+def _refund_backend(app: web.Application) -> Backend | None:
+    backend = app.get(BACKEND)
+    if callable(getattr(backend, "refund_order", None)):
+        return cast(Backend, backend)  # duck-typed: agent/backend.py Backend
+    return None
+
+
+def _approvals_queue(settings: Settings) -> str | None:
+    queue = settings.approvals_queue.strip()
+    if queue and queue not in settings.queues:
+        log.warning(
+            "GATEWAY_APPROVALS_QUEUE=%s is not one of GATEWAY_QUEUES: only the rep holding a"
+            " conversation can decide its approvals",
+            queue,
+        )
+        return None
+    return queue or None
+
+
+def _transfer_listeners(phone: object) -> list[TransferListener] | None:
+    """The phone channel's warm-transfer listeners (under its fan-out wrapper on
+    several nodes), or None without a phone channel."""
+    phone = getattr(phone, "local", phone)
+    listeners: list[TransferListener] | None = getattr(phone, "transfer_listeners", None)
+    return listeners
+
+
 async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     state = app[ROUTING]
@@ -99,13 +138,19 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         router, intake, store, channels,
         rating_prompt=ratings.prompt, rating_control=ratings.show_control,
     )  # fmt: skip
-    front = RoutingFront(bus, service, intake, state.hub,
-                         away_after_s=settings.console_away_after_s)  # fmt: skip
     webchat = channels.get(ChannelKind.WEBCHAT)
     request_rating = getattr(webchat, "request_rating", None)
     if request_rating is not None:
         ratings.widgets[ChannelKind.WEBCHAT] = request_rating
     state.store, state.ratings, state.service = routing, ratings, service
+    views = ConsoleViews(service, routing)
+    approvals = ConsoleApprovals(
+        service, views, routing, channels, _refund_backend(app), _approvals_queue(settings)
+    )
+    views.viewers.append(approvals.approver_sees)
+    front = RoutingFront(bus, service, intake, state.hub, views, approvals,
+                         away_after_s=settings.console_away_after_s)  # fmt: skip
+    state.views, state.approvals = views, approvals
     state.front, state.feed = front, feed
     state.auth = ConsoleAuth(
         routing,
@@ -116,6 +161,7 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         secure=settings.public_url.startswith("https://"),
     )
     dispatcher = app[DISPATCHER]
+    approvals.gate = dispatcher.gate  # PostgreSQL: decisions hold the conversation's turn lock
     leadership = Leadership(app, router, front, settings.cluster_recover_after_s)
     if isinstance(feed, SharedFeed):
         await feed.start()
@@ -123,6 +169,12 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher.handover_hooks.append(front.handover)
     dispatcher.held_hooks.append(front.held_message)
     dispatcher.typing_hooks.append(front.customer_typing)
+    dispatcher.turn_hooks.append(front.turn)
+    # A call's warm transfer (ringing, briefing, connected...) shows on the consoles;
+    # the node holding the call tells the leader, which knows who sees it.
+    call_steps = _transfer_listeners(channels.get(ChannelKind.PHONE))
+    if call_steps is not None:
+        call_steps.append(front.call_step)
     sms_inner = dispatcher.responders.get(ChannelKind.SMS)
     dispatcher.responders[ChannelKind.SMS] = ratings.sms_responder(sms_inner)
     try:
@@ -131,6 +183,9 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.handover_hooks.remove(front.handover)
         dispatcher.held_hooks.remove(front.held_message)
         dispatcher.typing_hooks.remove(front.customer_typing)
+        dispatcher.turn_hooks.remove(front.turn)
+        if call_steps is not None:
+            call_steps.remove(front.call_step)
         if sms_inner is not None:
             dispatcher.responders[ChannelKind.SMS] = sms_inner
         else:

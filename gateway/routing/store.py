@@ -150,6 +150,11 @@ class RoutingStore(Protocol):
 
     async def last_console_seq(self) -> int: ...
 
+    async def conversations_awaiting(self, opened: str, closed: str) -> list[int]:
+        """Conversations with more `opened` events than `closed` ones in their audit log
+        (approvals requested and not yet decided), oldest first."""
+        ...
+
     async def prune_console(self, before: datetime) -> int:
         """Delete console events older than `before` (they only serve reconnects)."""
         ...

@@ -269,6 +269,18 @@ class PostgresRoutingStore:
 
         return await self._store.read(op)
 
+    async def conversations_awaiting(self, opened: str, closed: str) -> list[int]:
+        async def op(conn: Conn) -> list[int]:
+            rows = await conn.fetch(
+                "SELECT conversation_id FROM events WHERE kind IN ($1, $2) GROUP BY"
+                " conversation_id HAVING SUM((kind = $1)::int) > SUM((kind = $2)::int)"
+                " ORDER BY conversation_id",
+                opened, closed,
+            )  # fmt: skip
+            return [int(r["conversation_id"]) for r in rows]
+
+        return await self._store.read(op)
+
     async def prune_console(self, before: datetime) -> int:
         async def op(conn: Conn) -> int:
             done = await conn.execute("DELETE FROM console_events WHERE created_at < $1",

@@ -288,6 +288,17 @@ class SqliteRoutingStore:
 
         return await self._store.read(op)
 
+    async def conversations_awaiting(self, opened: str, closed: str) -> list[int]:
+        def op(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                "SELECT conversation_id FROM events WHERE kind IN (?, ?) GROUP BY conversation_id"
+                " HAVING SUM(kind = ?) > SUM(kind = ?) ORDER BY conversation_id",
+                (opened, closed, opened, closed),
+            ).fetchall()
+            return [int(r["conversation_id"]) for r in rows]
+
+        return await self._store.read(op)
+
     async def prune_console(self, before: datetime) -> int:
         def op(conn: sqlite3.Connection) -> int:
             cur = conn.execute("DELETE FROM console_events WHERE created_at < ?", (to_ms(before),))

@@ -10,12 +10,7 @@ from pytest_aiohttp import AiohttpServer
 
 from channels.webchat import WEBCHAT
 from tests.channels.chat import build_app
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.mark.browser

@@ -26,11 +26,13 @@ from gateway.models import (
     Transfer,
 )
 from gateway.protocols import Decision, Store, TurnContext
+from gateway.routing.approvals import ConsoleApprovals
 from gateway.routing.models import Presence, Rep, RepDraft
 from gateway.routing.passwords import hash_password
 from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING
 from gateway.routing.store import RoutingStore
+from gateway.routing.views import ConsoleViews
 from gateway.settings import load_settings
 
 T = TypeVar("T")
@@ -101,6 +103,14 @@ class Desk:
     @property
     def routing(self) -> RoutingStore:
         return self.app[ROUTING].ready()[2]
+
+    @property
+    def views(self) -> ConsoleViews:
+        return self.app[ROUTING].console()[0]
+
+    @property
+    def approvals(self) -> ConsoleApprovals:
+        return self.app[ROUTING].console()[1]
 
     @property
     def store(self) -> Store:

@@ -37,7 +37,7 @@ async def test_a_rep_reply_reaches_the_chat_widget_and_notes_do_not(desk: Desk) 
     frame = await chat.until(lambda f: f.get("type") == "message" and f.get("author") == "rep")
     assert frame["text"] == "Hi, I'm Ann. Let me look."
     assert all("upset" not in str(f) for f in chat.frames)
-    view = await desk.service.conversation(rep.id, conv_id)
+    view = await desk.views.conversation(rep.id, conv_id)
     assert "customer sounds upset" in [m["text"] for m in view["messages"]]
     assert welcome["type"] == "welcome"
 

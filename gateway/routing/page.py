@@ -1,0 +1,100 @@
+"""The rep console page (`GET /console`) and its static files, with the security
+headers of everything under `/console`.
+
+The page is plain HTML, CSS and JavaScript modules shipped as package data
+(`gateway/routing/static/`): nothing to build, nothing fetched from elsewhere.
+It talks only to the JSON API and websocket of the same origin, so its
+Content-Security-Policy allows nothing else: no inline script or style, no
+other origin, no framing (also `X-Frame-Options: DENY`), no plugins. API
+answers are `no-store`: a shared or back-button cache never keeps a
+conversation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE = "console.html"
+# name -> content type: only these files are served (no directory listing, no traversal).
+ASSETS = {
+    "console.css": "text/css; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
+    "render.js": "text/javascript; charset=utf-8",
+    "conversation.js": "text/javascript; charset=utf-8",
+}
+CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        # 'self' covers the same-origin websocket (ws: and wss:) in CSP Level 3 browsers.
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+_SECURITY = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def console_page(request: web.Request) -> web.FileResponse:
+    """The console itself; it shows the login form until the API says who is in."""
+    return web.FileResponse(
+        STATIC_DIR / PAGE,
+        headers={
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": CSP,
+        },
+    )
+
+
+async def console_asset(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    content_type = ASSETS.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound()
+    # no-cache: revalidated on every load (cheap, ETag), so an upgrade is seen at once.
+    return web.FileResponse(
+        STATIC_DIR / name, headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
+    )
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: headers for every answer under /console (errors too)."""
+    path = request.path
+    if not (path == "/console" or path.startswith("/console/")):
+        return
+    if isinstance(response, web.WebSocketResponse):
+        return
+    for name, value in _SECURITY.items():
+        response.headers.setdefault(name, value)
+    if not path.startswith("/console/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    if "Content-Security-Policy" not in response.headers:
+        # JSON and errors: nothing in them may ever run or be framed.
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+
+
+async def _to_page(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/console")
+
+
+def add_page_routes(app: web.Application) -> None:
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/console/", _to_page)
+    app.router.add_get("/console/static/{name}", console_asset)
+    app.on_response_prepare.append(security_headers)
+
+
+__all__ = ["CSP", "add_page_routes", "console_page", "security_headers"]
