@@ -2,7 +2,8 @@
 PostgreSQL database and one Redis bus (skipped without them, required in CI).
 
 - a rep connected to node A answers a chat customer whose websocket is on node B,
-  and a handover decided on node B is offered to that rep on node A;
+  and a handover decided on node B is offered to that rep on node A; the rep's
+  console read on node B (`/me`, the conversation) shows what the leader holds;
 - a node killed (SIGKILL) mid-conversation loses nothing: its chat reconnects to
   the other node and continues by sequence number, its queued work is offered
   again by the node that takes over routing, and a message it had stored but not
@@ -61,6 +62,18 @@ async def test_a_rep_on_node_a_takes_and_answers_a_chat_on_node_b(cluster: Clust
             conv_id = offer["data"]["conversation_id"]
             await rep.post(f"/offers/{offer['data']['offer_id']}/accept")
             await chat.wait(lambda f: f["type"] == "message" and "Alice" in f["text"])
+            # The console read on B (not the leader) shows the leader's picture.
+            again = Console(b)
+            try:
+                await again.login("alice", PASSWORD)
+                [held] = (await again.get("/me"))["held"]
+                assert held["conversation_id"] == conv_id and held["need"]
+                view = await again.get(f"/conversations/{conv_id}")
+                assert view["held_by_you"] is True
+                assert view["conversation"]["brief"]["need"] == held["need"]
+                assert any(m["text"] == "hello" for m in view["messages"])
+            finally:
+                await again.close()
             # The rep's answer, stored on A, reaches the socket on B.
             await rep.post(f"/conversations/{conv_id}/reply", {"text": "Hi, Alice here."})
             got = await chat.wait(lambda f: f["type"] == "message" and f["author"] == "rep")

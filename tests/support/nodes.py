@@ -128,8 +128,9 @@ Frame = dict[str, Any]
 class Chat:
     """A web chat visitor's socket on one node (PROTOCOL.md)."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, user: Frame | None = None) -> None:
         self.session = session
+        self.user = user  # the embedding site's signed-in user (PROTOCOL.md), or None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.token: str | None = None
         self.last_seq = 0
@@ -142,8 +143,8 @@ class Chat:
         self.frames = []
         self._reader = asyncio.create_task(self._read(self.ws))
         resume = self.last_seq if self.token else None
-        await self.ws.send_json({"type": "hello", "visitor_token": self.token, "user": None,
-                                 "last_seq": resume})  # fmt: skip
+        await self.ws.send_json({"type": "hello", "visitor_token": self.token,
+                                 "user": self.user, "last_seq": resume})  # fmt: skip
         welcome = await self.wait(lambda f: f["type"] == "welcome")
         self.token = welcome["visitor_token"]
         await self.wait(lambda f: f["type"] == "history" and f.get("complete"))
@@ -225,10 +226,24 @@ class Console:
                 await self._new.wait()
 
     async def post(self, path: str, body: Frame | None = None) -> Any:
-        async with self.session.post(f"{self.node.http}/console/api{path}", json=body or {},
-                                     headers={"X-CSRF-Token": self.csrf}) as r:  # fmt: skip
-            assert r.status in (200, 204), f"{path}: {r.status} {await r.text()}"
-            return await r.json() if r.status == 200 else None
+        status, answer = await self.request("POST", path, body)
+        assert status in (200, 204), f"{path}: {status} {answer}"
+        return answer
+
+    async def get(self, path: str) -> Any:
+        status, answer = await self.request("GET", path)
+        assert status == 200, f"{path}: {status} {answer}"
+        return answer
+
+    async def request(self, method: str, path: str, body: Frame | None = None) -> tuple[int, Any]:
+        """(status, JSON answer or None) of a console API call, whatever the status."""
+        async with self.session.request(
+            method, f"{self.node.http}/console/api{path}", headers={"X-CSRF-Token": self.csrf},
+            json=(body or {}) if method == "POST" else None,
+        ) as r:  # fmt: skip
+            if r.content_type == "application/json":
+                return r.status, await r.json()
+            return r.status, None
 
     async def close(self) -> None:
         if self._reader is not None:
