@@ -113,7 +113,8 @@ async def main(args: argparse.Namespace) -> None:
     await site.start()
     port = runner.addresses[0][1]
     base = f"http://127.0.0.1:{port}"
-    service = app[ROUTING].ready()[0]
+    service = app[ROUTING].service  # the routing service itself (this node leads)
+    assert service is not None, "routing is not started"
     dispatcher = app[DISPATCHER]
 
     hashed = hash_password(PASSWORD)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
 from gateway.errors import ConfigError
 from gateway.linking import AccountLinker, link_channels
@@ -22,6 +23,7 @@ from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
 from gateway.secrets import load_secret_key
 from gateway.settings import Settings
 from gateway.store.sqlite import SqliteStore
+from gateway.store.urls import is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +36,12 @@ CHANNELS = web.AppKey("channels", ChannelRegistry)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 BACKEND = web.AppKey("backend", object)
 TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
+BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
 
 
-def open_store(settings: Settings) -> Store:
+async def open_store(settings: Settings) -> Store:
+    """The store `GATEWAY_DATABASE_URL` names: SQLite (the embedded default, one
+    process) or PostgreSQL (several nodes). ConfigError naming the setting otherwise."""
     url = settings.store_url
     if url.startswith("sqlite:///"):
         return SqliteStore.open(
@@ -44,14 +49,18 @@ def open_store(settings: Settings) -> Store:
             synchronous=settings.sqlite_synchronous,
             batch_max=settings.store_batch_max,
         )
+    if is_postgres(url):
+        from gateway.store.postgres import PostgresStore
+
+        return await PostgresStore.open(url, pool_max=settings.database_pool_max)
     raise ConfigError(
         f"GATEWAY_DATABASE_URL: unsupported database {url.split(':', 1)[0]!r};"
-        " this version supports sqlite:///PATH"
+        " use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE"
     )
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = open_store(app[SETTINGS])
+    store = await open_store(app[SETTINGS])
     app[STORE] = store
     yield
     await store.close()
@@ -111,6 +120,7 @@ def create_app(
     from channels.phone.setup import setup_phone
     from channels.sms.setup import setup_sms
     from channels.webchat import setup_webchat
+    from gateway.cluster import bus_ctx, cluster_ctx
     from gateway.routing.setup import setup_routing
 
     app = web.Application(client_max_size=1024 * 1024)
@@ -121,11 +131,13 @@ def create_app(
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(bus_ctx)
     if brain is None:
         app.cleanup_ctx.append(_agent_ctx)
     else:
         app[BRAIN] = brain
     app.cleanup_ctx.append(_dispatcher_ctx)
+    app.cleanup_ctx.append(cluster_ctx)
     app.on_startup.append(_recover)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -6,7 +6,9 @@ channel can acknowledge it (a websocket ack, a webhook's 200) knowing nothing
 will be lost; the answer is produced in the background. Turns of one
 conversation run strictly in order; different conversations run concurrently.
 Inbound messages stored but never answered (a crash in between) are answered
-on the next start by `recover()`.
+on the next start by `recover()`. With several nodes (a `TurnGate`), a
+conversation's turns also run one at a time across nodes, and a message no
+node has answered for a while is answered by another (`resume`, gateway/cluster.py).
 
 A channel may answer some messages itself instead of the agent (SMS keywords:
 STOP, START, HELP): it registers a `Responder` in `responders`. The responder
@@ -65,6 +67,7 @@ from gateway.protocols import (
     OutboundDraft,
     Store,
     TurnContext,
+    TurnGate,
     TurnRecord,
     TurnStored,
 )
@@ -130,6 +133,7 @@ class Dispatcher:
         self._lanes: dict[int, _ConversationLane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # inbound message ids being answered
+        self.gate: TurnGate | None = None  # several nodes: one turn of a conversation at a time
 
     # ------------------------------------------------------------------ intake
 
@@ -178,15 +182,23 @@ class Dispatcher:
 
     async def recover(self) -> int:
         """Answer every inbound message that was stored but never answered."""
-        pending = await self.store.unhandled_messages()
-        for message in pending:
+        pending = await self.resume(await self.store.unhandled_messages())
+        if pending:
+            log.info("recovering %d unanswered messages", pending)
+        return pending
+
+    async def resume(self, messages: list[Message]) -> int:
+        """Answer stored messages (not being answered here already); returns how many."""
+        count = 0
+        for message in messages:
+            if message.id in self._in_flight:
+                continue
             customer = await self.store.get_customer(message.customer_id)
             conversation = await self.store.get_conversation(message.conversation_id)
             ingested = Ingested(customer=customer, conversation=conversation, message=message)
             self._schedule(ingested, time.perf_counter())
-        if pending:
-            log.info("recovering %d unanswered messages", len(pending))
-        return len(pending)
+            count += 1
+        return count
 
     async def drain(self) -> None:
         """Wait for every scheduled turn to finish (shutdown, tests)."""
@@ -199,6 +211,9 @@ class Dispatcher:
         conv_id = ingested.conversation.id
         try:
             async with lane.lock:
+                if self.gate is not None:
+                    lane.latest = await self._gated_turn(ingested, received, self.gate)
+                    return
                 conversation = ingested.conversation
                 if lane.latest is not None and lane.latest.version > conversation.version:
                     conversation = lane.latest
@@ -214,6 +229,18 @@ class Dispatcher:
             lane.users -= 1
             if lane.users == 0:
                 self._lanes.pop(conv_id, None)
+
+    async def _gated_turn(
+        self, ingested: Ingested, received: float, gate: TurnGate
+    ) -> Conversation | None:
+        """A turn while other nodes may take this conversation's messages: under its
+        gate, and only if no node has answered the message meanwhile (re-read)."""
+        async with gate.hold(ingested.conversation.id):
+            if await gate.answered(ingested.message.id):
+                return None
+            conversation = await self.store.get_conversation(ingested.conversation.id)
+            customer = await self.store.get_customer(conversation.customer_id)
+            return await self._run_turn(customer, conversation, ingested, received)
 
     async def _run_turn(
         self, customer: Customer, conversation: Conversation, ingested: Ingested, received: float

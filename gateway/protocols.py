@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -283,6 +284,18 @@ class IdentityLinks(Protocol):
     ) -> Linked: ...
 
 
+class TurnGate(Protocol):
+    """Several nodes: one turn of a conversation at a time across all of them."""
+
+    def hold(self, conversation_id: int) -> AbstractAsyncContextManager[None]:
+        """Held while a turn of the conversation runs (waits for other nodes' turns)."""
+        ...
+
+    async def answered(self, message_id: int) -> bool:
+        """Whether the message was answered (by any node), read now."""
+        ...
+
+
 # ---------------------------------------------------------------- channels
 
 
@@ -336,6 +349,7 @@ __all__ = [
     "Transcriber",
     "Transcript",
     "TurnContext",
+    "TurnGate",
     "TurnRecord",
     "TurnStored",
     "UsageLedger",

@@ -19,6 +19,13 @@ def load_secret_key(settings: Settings) -> bytes:
         if len(key) < 16:
             raise ConfigError("GATEWAY_SECRET_KEY: must be at least 16 characters")
         return key
+    if not settings.store_url.startswith("sqlite:"):
+        # Every node must sign (visitor tokens, console sessions, URLs) with the same key.
+        raise ConfigError(
+            "GATEWAY_SECRET_KEY: must be set, the same on every node, with a shared"
+            " (PostgreSQL) store; a key generated into one node's data dir would not be"
+            " the others'"
+        )
     path = Path(settings.data_dir) / "secret.key"
     if path.exists():
         return path.read_bytes().strip()

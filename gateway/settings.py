@@ -42,6 +42,7 @@ _SECRET_SETTINGS = frozenset(
         "email_relay",
         "email_imap",
         "llm_api_key",
+        "redis_url",
     }
 )
 
@@ -70,7 +71,33 @@ class Settings(BaseSettings):
     # --- storage
     database_url: str = Field(
         "",
-        description="SQLAlchemy URL of the store; empty means SQLite at DATA_DIR/gateway.sqlite3.",
+        description="The store: sqlite:///PATH or postgresql://USER@HOST/DB;"
+        " empty means SQLite at DATA_DIR/gateway.sqlite3.",
+    )
+    database_pool_max: int = Field(
+        20, ge=2, le=500, description="PostgreSQL: most connections this node opens."
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis://[:PASSWORD@]HOST[:PORT]/DB: the bus between several gateway"
+        " nodes (with a PostgreSQL store); unset: this node runs alone.",
+    )
+    redis_prefix: str = Field(
+        "gateway",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Prefix of this gateway's Redis channels and keys (one per deployment).",
+    )
+    node_id: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="This node's name on the bus; empty: <host>-<pid>.",
+    )
+    cluster_recover_after_s: float = Field(
+        10.0,
+        ge=1.0,
+        le=600.0,
+        description="Several nodes: a message unanswered this long (its node died) is"
+        " answered by another node; queued work without a queue entry is queued again.",
     )
     sqlite_synchronous: str = Field(
         "FULL",
@@ -473,6 +500,16 @@ class Settings(BaseSettings):
             parts.port  # noqa: B018  (raises on a bad port)
         except ValueError as exc:
             raise ValueError("has a bad port") from exc
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+            raise ValueError("must be redis://[:password@]host[:port][/db] or rediss://...")
         return value
 
     @field_validator("email_imap")

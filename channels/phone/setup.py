@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -29,11 +30,13 @@ from channels.phone.transfer import WarmTransfers
 from channels.phone.transfer_audio import SignedAudio
 from channels.phone.transfer_state import ConfiguredTargets
 from channels.phone.transfer_web import add_routes as add_transfer_routes
+from channels.phone.transfer_web import transfer_callback
 from channels.phone.transport import (
     CALL_PATH,
     MEDIA_PATH,
     STATUS_PATH,
     VOICE_PATH,
+    call_status,
     call_transcript,
     media_socket,
     status_callback,
@@ -45,6 +48,7 @@ from channels.phone.voice import PhonePrompts
 from channels.twilio.signature import TwilioSignatures
 from gateway.app import (
     BACKEND,
+    BUS,
     CHANNELS,
     DISPATCHER,
     METRICS,
@@ -96,6 +100,13 @@ def setup_phone(app: web.Application) -> None:
 
 async def _phone_ctx(app: web.Application) -> AsyncIterator[None]:
     state = app[PHONE]
+    bus = app[BUS]
+
+    async def forwarded_status(data: dict[str, Any]) -> None:
+        await call_status(app, data)
+
+    bus.subscribe("phone.status", forwarded_status)
+    bus.serve("phone.transfer", lambda data: transfer_callback(app, data))
     async with contextlib.AsyncExitStack() as resources:
         try:
             state.services = await _start(app, resources)
@@ -189,7 +200,8 @@ def _start_transfers(
     audio.reset()
     transfers = WarmTransfers(
         store=app[STORE], calls=calls_api, audio=audio, targets=targets, settings=settings,
-        metrics=app[METRICS], listeners=state.channel.transfer_listeners,
+        metrics=app[METRICS], node_id=app[BUS].node_id if app[BUS].shared else "",
+        listeners=state.channel.transfer_listeners,
     )  # fmt: skip
     resources.push_async_callback(transfers.close)
     state.transfers = transfers

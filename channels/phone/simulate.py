@@ -58,11 +58,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cmd.add_argument("turns", nargs="+", metavar="TURN",
                      help="a WAV file to say, or keys:DIGITS to press (keys:1001#)")  # fmt: skip
     cmd.add_argument("--url", help="the gateway's address (default http://HOST:PORT from settings)")
-    cmd.add_argument("--from", dest="caller", default="+15551234567",
-                     help="caller number (E.164; default +15551234567, Jane in the demo data)")
+    cmd.add_argument(
+        "--from",
+        dest="caller",
+        default="+15551234567",
+        help="caller number (E.164; default +15551234567, Jane in the demo data)",
+    )
     cmd.add_argument("--out", help="save what the caller heard to this WAV file")
-    cmd.add_argument("--api-port", type=int, default=0,
-                     help="serve a stand-in for Twilio's REST API on this port")
+    cmd.add_argument(
+        "--api-port",
+        type=int,
+        default=0,
+        help="serve a stand-in for Twilio's REST API on this port",
+    )
     cmd.add_argument("--wait", type=float, default=ANSWER_WAIT_S,
                      help="seconds to wait for each answer (default 30)")  # fmt: skip
 

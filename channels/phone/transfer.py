@@ -19,7 +19,8 @@ id, rep, rep's call SID), written with the conversation's state where it
 changes (connected: `with_rep`); `listeners` (the rep console) are told of each
 step once it is stored. A callback asking for a move the state machine
 lacks is logged and ignored: Twilio's retries and late callbacks change nothing.
-Transfers in progress live in memory: a restart forgets them (not their events).
+Transfers in progress live in memory, on the node that holds the caller's
+stream: a restart forgets them (not their events).
 """
 
 from __future__ import annotations
@@ -70,9 +71,13 @@ class WarmTransfers:
         targets: TransferTargets,
         settings: Settings,
         metrics: Metrics | None = None,
+        node_id: str = "",
         listeners: list[TransferListener] | None = None,
     ) -> None:
         self.metrics = metrics
+        # Transfer ids start with the node that owns the transfer: Twilio's callbacks
+        # may land on any node, which forwards them there (transfer_web.py).
+        self.node_id = node_id
         # Shared with the channel, which may be given listeners after this starts.
         self.listeners: list[TransferListener] = listeners if listeners is not None else []
         self.store = store
@@ -152,7 +157,8 @@ class WarmTransfers:
             phones = [i.value for i in customer.identities if i.kind is IdentityKind.PHONE]
             caller_number = next((p for p in phones if p.startswith("+")), None)
         transfer = Transfer(
-            id=uuid.uuid4().hex[:16], caller_sid=caller_sid, conversation_id=conversation.id,
+            id=f"{self.node_id}.{uuid.uuid4().hex[:16]}" if self.node_id
+            else uuid.uuid4().hex[:16], caller_sid=caller_sid, conversation_id=conversation.id,
             queue=conversation.queue or "general", reps=reps, caller_number=caller_number,
         )  # fmt: skip
         self._live[transfer.id] = self._by_caller[caller_sid] = transfer

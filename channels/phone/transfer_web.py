@@ -9,7 +9,8 @@
 
 Every POST must carry Twilio's signature for the public URL (403 otherwise,
 like the voice webhooks); a transfer the gateway does not know is answered
-harmlessly (Twilio would only retry an error). The audio URL carries its own
+harmlessly (Twilio would only retry an error). On several nodes, a callback
+for a transfer another node holds is forwarded to it over the bus. The audio URL carries its own
 signature (`transfer_audio`): forged or expired 403, gone 404.
 """
 
@@ -27,20 +28,22 @@ from channels.phone.transfer import (
     CALLBACK_PATH,
     CONFERENCE_PATH,
     REP_STATUS_PATH,
-    WarmTransfers,
 )
 from channels.phone.transfer_audio import AUDIO_PATH, CONTENT_TYPE
+from channels.phone.transfer_twiml import hang_up
 from channels.twilio.signature import check_account, refuse
-from gateway.app import METRICS
-from gateway.errors import AuthError, NotFoundError
+from gateway.app import BUS, METRICS
+from gateway.bus import Data
+from gateway.errors import AuthError, GatewayError, NotFoundError
 
 log = logging.getLogger("gateway.phone.transfer_web")
 
 CHANNEL = "phone"
+_FIELDS = ("CallSid", "CallStatus", "Digits", "StatusCallbackEvent")
 
 
-async def _checked(request: web.Request) -> tuple[WarmTransfers, Mapping[str, str]]:
-    """The transfers and the form of a signed Twilio callback (403 / 404 otherwise)."""
+async def _checked(request: web.Request) -> Mapping[str, str]:
+    """The form of a signed Twilio callback (403 otherwise)."""
     state = request.app[PHONE]
     try:
         form = await state.signatures.check_form(request)
@@ -48,49 +51,68 @@ async def _checked(request: web.Request) -> tuple[WarmTransfers, Mapping[str, st
     except AuthError as exc:
         request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
         raise refuse(request, exc) from None
-    if state.transfers is None:
-        raise web.HTTPNotFound(text="warm transfers are off")
-    return state.transfers, form
+    return form
 
 
 def _xml(text: str) -> web.Response:
     return web.Response(text=text, content_type=twiml.CONTENT_TYPE)
 
 
+async def _callback(request: web.Request, op: str) -> web.Response:
+    """One of the transfer's callbacks, run where the transfer lives: here, or on the
+    node its id names (Twilio may call any node), over the bus."""
+    form = await _checked(request)
+    data: Data = {"op": op, "transfer_id": request.match_info["transfer_id"],
+                  "form": {k: form.get(k, "") for k in _FIELDS}}  # fmt: skip
+    transfers = request.app[PHONE].transfers
+    bus = request.app[BUS]
+    owner = data["transfer_id"].partition(".")[0]
+    here = transfers is not None and transfers.get(data["transfer_id"]) is not None
+    if not here and bus.shared and "." in data["transfer_id"] and owner != bus.node_id:
+        try:
+            result = await bus.call(owner, "phone.transfer", data, timeout_s=10)
+        except GatewayError as exc:  # the owner is gone: the transfer went with it
+            log.warning("transfer %s: cannot reach node %s: %s", data["transfer_id"], owner, exc)
+            result = {"twiml": hang_up() if op in ("answer", "callback") else None}
+    else:
+        if transfers is None:
+            raise web.HTTPNotFound(text="warm transfers are off")
+        result = await transfer_callback(request.app, data)
+    return _xml(result["twiml"]) if result.get("twiml") else web.Response(status=204)
+
+
+async def transfer_callback(app: web.Application, data: Data) -> Data:
+    """Run a transfer callback on this node (also for callbacks forwarded here)."""
+    transfers = app[PHONE].transfers
+    if transfers is None:
+        raise NotFoundError("warm transfers are off on this node")
+    tid, form, op = str(data["transfer_id"]), dict(data["form"]), data["op"]
+    sid, digits = form.get("CallSid", ""), form.get("Digits", "")
+    if op == "rep-status":
+        await transfers.on_rep_status(tid, sid, form.get("CallStatus", ""))
+    elif op == "answer":
+        return {"twiml": await transfers.on_answer(tid, sid, digits)}
+    elif op == "conference":
+        await transfers.on_conference(tid, form.get("StatusCallbackEvent", ""), sid)
+    elif op == "callback":
+        return {"twiml": await transfers.on_callback_answer(tid, sid, digits)}
+    return {"twiml": None}
+
+
 async def rep_status(request: web.Request) -> web.Response:
-    transfers, form = await _checked(request)
-    await transfers.on_rep_status(
-        request.match_info["transfer_id"], form.get("CallSid", ""), form.get("CallStatus", "")
-    )
-    return web.Response(status=204)
+    return await _callback(request, "rep-status")
 
 
 async def answer(request: web.Request) -> web.Response:
-    transfers, form = await _checked(request)
-    return _xml(
-        await transfers.on_answer(
-            request.match_info["transfer_id"], form.get("CallSid", ""), form.get("Digits", "")
-        )
-    )
+    return await _callback(request, "answer")
 
 
 async def conference(request: web.Request) -> web.Response:
-    transfers, form = await _checked(request)
-    await transfers.on_conference(
-        request.match_info["transfer_id"],
-        form.get("StatusCallbackEvent", ""),
-        form.get("CallSid", ""),
-    )
-    return web.Response(status=204)
+    return await _callback(request, "conference")
 
 
 async def callback(request: web.Request) -> web.Response:
-    transfers, form = await _checked(request)
-    return _xml(
-        await transfers.on_callback_answer(
-            request.match_info["transfer_id"], form.get("CallSid", ""), form.get("Digits", "")
-        )
-    )
+    return await _callback(request, "callback")
 
 
 async def audio(request: web.Request) -> web.StreamResponse:
@@ -117,4 +139,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(AUDIO_PATH, audio)
 
 
-__all__ = ["add_routes", "answer", "audio", "callback", "conference", "rep_status"]
+__all__ = [
+    "add_routes", "answer", "audio", "callback", "conference", "rep_status", "transfer_callback",
+]  # fmt: skip

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -27,7 +28,7 @@ from channels.phone.call import PhoneCall
 from channels.phone.services import CallInfo
 from channels.phone.state import PHONE
 from channels.twilio.signature import check_account, refuse
-from gateway.app import METRICS, STORE
+from gateway.app import BUS, METRICS, STORE
 from gateway.errors import AuthError, GatewayError, ProtocolError
 from gateway.models import Identity, IdentityKind, Verification
 from gateway.phone_numbers import to_e164
@@ -92,14 +93,31 @@ async def status_callback(request: web.Request) -> web.Response:
     except AuthError as exc:
         request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
         raise refuse(request, exc) from None
-    status = form.get("CallStatus", "")
-    call = state.channel.live(form.get("CallSid", ""))
-    if call is not None and status in FINAL_STATUSES:
-        call.terminate(f"Twilio reports the call {status}")
-    if state.transfers is not None and status in FINAL_STATUSES:
-        # A caller held for a warm transfer has no stream any more: tell the transfer.
-        await state.transfers.on_caller_gone(form.get("CallSid", ""), f"hung up ({status})")
+    data = {"call_sid": form.get("CallSid", ""), "status": form.get("CallStatus", "")}
+    held_here = await call_status(request.app, data)
+    bus = request.app[BUS]
+    if not held_here and bus.shared and data["status"] in FINAL_STATUSES:
+        # Another node may hold this call's stream (or its warm transfer): tell them.
+        await bus.broadcast("phone.status", data)
     return web.Response(status=204)
+
+
+async def call_status(app: web.Application, data: dict[str, Any]) -> bool:
+    """A call's final status (from Twilio, or forwarded by another node): its stream
+    is closed and a warm transfer holding it learns the caller is gone. Returns
+    whether this node holds the call or its transfer."""
+    state = app[PHONE]
+    sid, status = str(data.get("call_sid", "")), str(data.get("status", ""))
+    if status not in FINAL_STATUSES:
+        return state.channel.live(sid) is not None
+    call = state.channel.live(sid)
+    if call is not None:
+        call.terminate(f"Twilio reports the call {status}")
+    transfer = state.transfers.of_caller(sid) if state.transfers is not None else None
+    if state.transfers is not None:
+        # A caller held for a warm transfer has no stream any more: tell the transfer.
+        await state.transfers.on_caller_gone(sid, f"hung up ({status})")
+    return call is not None or transfer is not None
 
 
 async def call_transcript(request: web.Request) -> web.Response:
@@ -283,6 +301,7 @@ __all__ = [
     "STATUS_PATH",
     "VOICE_PATH",
     "MediaStream",
+    "call_status",
     "call_transcript",
     "caller_identity",
     "media_socket",

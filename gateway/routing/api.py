@@ -15,14 +15,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.errors import BackendError, NotFoundError
+from gateway.bus import RemoteError
+from gateway.errors import BackendError, ConflictError, NotFoundError
 from gateway.routing.auth import LoginThrottled
+from gateway.routing.front import RoutingFront
 from gateway.routing.models import Presence, Session
-from gateway.routing.router import RoutingError
-from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING
 
-Handler = Callable[[web.Request, RoutingService, Session], Awaitable[Any]]
+Handler = Callable[[web.Request, RoutingFront, Session], Awaitable[Any]]
 
 
 class _Body(BaseModel):
@@ -82,10 +82,12 @@ def route(handler: Handler, *, write: bool) -> Callable[[web.Request], Awaitable
             result = await handler(request, service, session)
         except NotFoundError as exc:
             return _error(404, "not_found", str(exc))
-        except RoutingError as exc:
+        except ConflictError as exc:  # RoutingError, here or as the leader raised it
             return _error(409, "conflict", str(exc))
         except BackendError as exc:
             return _error(502, "backend", f"the business backend refused: {exc}")
+        except RemoteError as exc:  # the routing leader failed or is being elected
+            return _error(503, "unavailable", f"routing is unavailable, try again: {exc}")
         except ValueError as exc:
             return _error(400, "invalid", str(exc))
         if result is None:
@@ -121,7 +123,9 @@ async def logout(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     session = await auth.require(request, write=True)
     await auth.logout(session)
-    request.app[ROUTING].hub.end_session(session.id)
+    state = request.app[ROUTING]
+    if state.feed is not None:
+        state.feed.end_session(session.id)  # on every node
     service = request.app[ROUTING].ready()[0]
     # Logged out means not taking work: pending offers go to others at once.
     await service.set_presence(session.rep_id, Presence.OFFLINE)
@@ -130,64 +134,60 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-async def me(request: web.Request, service: RoutingService, s: Session) -> Any:
-    views, approvals = request.app[ROUTING].console()
-    overview = await views.overview(s.rep_id)
-    return {**overview, "approver": approvals.is_approver(s.rep_id), "csrf": s.csrf}
+async def me(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return {**await service.overview(s.rep_id), "csrf": s.csrf}
 
 
-async def directory(request: web.Request, service: RoutingService, s: Session) -> Any:
-    return request.app[ROUTING].console()[0].directory(s.rep_id)
+async def directory(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return await service.directory(s.rep_id)
 
 
-async def presence(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def presence(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, PresenceBody)
     rep = await service.set_presence(s.rep_id, body.status)
     return rep.model_dump(mode="json")
 
 
-async def conversation(request: web.Request, service: RoutingService, s: Session) -> Any:
-    return await request.app[ROUTING].console()[0].conversation(s.rep_id, _id(request, "cid"))
+async def conversation(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return await service.conversation(s.rep_id, _id(request, "cid"))
 
 
-async def approvals(request: web.Request, service: RoutingService, s: Session) -> Any:
-    return {"approvals": await request.app[ROUTING].console()[1].listing(s.rep_id)}
+async def approvals(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return {"approvals": await service.approvals_for(s.rep_id)}
 
 
-async def conversation_approvals(request: web.Request, service: RoutingService, s: Session) -> Any:
-    found = await request.app[ROUTING].console()[1].of_conversation(s.rep_id, _id(request, "cid"))
-    return {"approvals": found}
+async def conversation_approvals(request: web.Request, service: RoutingFront, s: Session) -> Any:
+    return {"approvals": await service.approvals_for(s.rep_id, _id(request, "cid"))}
 
 
-async def decide(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def decide(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, DecisionBody)
-    desk = request.app[ROUTING].console()[1]
     cid, approval_id = _id(request, "cid"), request.match_info["aid"]
-    return await desk.decide(s.rep_id, cid, approval_id, approve=body.approve)
+    return await service.decide(s.rep_id, cid, approval_id, approve=body.approve)
 
 
-async def accept(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def accept(request: web.Request, service: RoutingFront, s: Session) -> Any:
     conv = await service.accept(s.rep_id, _id(request, "oid"))
     return conv.model_dump(mode="json", exclude={"agent_state"})
 
 
-async def decline(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def decline(request: web.Request, service: RoutingFront, s: Session) -> Any:
     await service.decline(s.rep_id, _id(request, "oid"))
 
 
-async def reply(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def reply(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TextBody)
     msg = await service.reply(s.rep_id, _id(request, "cid"), body.text)
     return msg.model_dump(mode="json")
 
 
-async def note(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def note(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TextBody)
     msg = await service.note(s.rep_id, _id(request, "cid"), body.text)
     return msg.model_dump(mode="json")
 
 
-async def transfer(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def transfer(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TransferBody)
     entry = await service.transfer(
         s.rep_id, _id(request, "cid"), queue=body.queue, to_rep=body.rep_id, note=body.note
@@ -195,12 +195,12 @@ async def transfer(request: web.Request, service: RoutingService, s: Session) ->
     return entry.model_dump(mode="json")
 
 
-async def hand_back(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def hand_back(request: web.Request, service: RoutingFront, s: Session) -> Any:
     conv = await service.hand_back(s.rep_id, _id(request, "cid"))
     return conv.model_dump(mode="json", exclude={"agent_state"})
 
 
-async def close(request: web.Request, service: RoutingService, s: Session) -> Any:
+async def close(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, CloseBody)
     conv = await service.close(s.rep_id, _id(request, "cid"), body.disposition, body.note)
     return conv.model_dump(mode="json", exclude={"agent_state"})

@@ -11,15 +11,21 @@ the backend, then the decision, the audit event and the message telling the
 customer are stored in one transaction), sends that message on the customer's
 current channel as the dispatcher would, and announces `approval.decided`.
 
-Decisions run one at a time in this process (SQLite has one owner), so two
-reps approving at once refund once: the second finds nothing pending (404).
-What waits is kept in memory and read back from the audit log at start-up.
+Decisions run on the routing leader (the console API of every node reaches it
+through `RoutingFront`), one at a time, so two reps approving at once refund
+once: the second finds nothing pending (404). With PostgreSQL a decision also
+holds the conversation's turn lock (`gate`): neither an agent turn of it on
+another node nor a former leader still finishing a decision interleaves.
+What waits is kept in memory on the leader and read back from the audit log
+whenever a node starts leading.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from agent.backend import Backend, format_money
@@ -28,7 +34,7 @@ from agent.llm.approvals import pending_approvals as stored_approvals
 from agent.llm.guard import APPROVAL_PENDING
 from gateway.errors import GuardrailRefusal, NotFoundError
 from gateway.models import Conversation, Customer
-from gateway.protocols import ChannelRegistry, EventDraft
+from gateway.protocols import ChannelRegistry, EventDraft, TurnGate
 from gateway.routing.intake import deliver, message_json
 from gateway.routing.models import ConsoleEventDraft
 from gateway.routing.router import RoutingError
@@ -59,16 +65,22 @@ class ConsoleApprovals:
         self.backend = backend
         self.queue = queue  # approvers serve it; None: only the holding rep decides
         self.waiting: dict[int, set[str]] = {}  # conversation id -> pending approval ids
+        self.gate: TurnGate | None = None  # several nodes: the dispatcher's turn locks
         self._deciding = asyncio.Lock()
 
     async def start(self) -> None:
-        """Read back what still waits (a restart loses no approval)."""
+        """Read back what still waits (a restart or a new leader loses no approval)."""
+        self.waiting.clear()
         for conversation_id in await self.routing.conversations_awaiting(
             APPROVAL_PENDING, APPROVAL_DECIDED
         ):
             pending = await stored_approvals(self.store, conversation_id)
             if pending:
                 self.waiting[conversation_id] = {p.approval_id for p in pending}
+
+    def stop(self) -> None:
+        """Another node leads from now on: what waits is its to track."""
+        self.waiting.clear()
 
     # ----------------------------------------------------------------- who
 
@@ -122,7 +134,7 @@ class ConsoleApprovals:
         if self.backend is None:
             raise RoutingError("no business backend to carry out the approval")
         rep = self.service.rep(rep_id)
-        async with self._deciding:
+        async with self._turn_lock(conversation_id), self._deciding:
             try:
                 stored = await decide_approval(
                     self.store, self.backend, conversation_id, approval_id,
@@ -145,6 +157,11 @@ class ConsoleApprovals:
         # here) reads the approvals again when it loads.
         await self._announce(stored.conversation, "approval.decided", data)
         return data
+
+    def _turn_lock(self, conversation_id: int) -> AbstractAsyncContextManager[None]:
+        if self.gate is None:
+            return contextlib.nullcontext()
+        return self.gate.hold(conversation_id)
 
     def _forget(self, conversation_id: int, approval_id: str) -> None:
         ids = self.waiting.get(conversation_id)

@@ -193,7 +193,7 @@ class Intake:
         entry = None if customer is None else router.held_for_customer(customer.id)
         if entry is not None and entry.rep_id is not None:
             frame = {"type": "typing", "conversation_id": entry.conversation_id, "active": active}
-            router.hub.push_transient(entry.rep_id, frame)
+            router.feed.transient(entry.rep_id, frame)
 
     async def held_message(
         self, customer: Customer, conversation: Conversation, message: Message

@@ -2,7 +2,9 @@
 
 Reps live in the database. The password is read from the terminal (twice) or,
 with `--password-stdin`, from the first line of standard input (scripts).
-The gateway must be stopped: an SQLite store has a single writer process.
+With SQLite the gateway must be stopped (an SQLite store has a single writer
+process); with PostgreSQL reps can be added while nodes run (a running node
+sees a new rep after its next start or routing leader change).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             max_text=args.max_text,
             max_calls=args.max_calls,
         )
-    store = open_store(settings)
+    store = await open_store(settings)
     try:
         routing = open_routing_store(store)
         if draft is not None:

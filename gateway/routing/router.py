@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import ConflictError
+from gateway.models import Conversation, Customer
 from gateway.protocols import Store
 from gateway.routing import matching, policy
-from gateway.routing.hub import ConsoleHub
+from gateway.routing.feed import ConsoleFeed
 from gateway.routing.models import (
     ConsoleEventDraft,
     Offer,
@@ -56,12 +57,12 @@ class Router:
     """The queue and offer engine. Rep-facing actions live in `RoutingService`."""
 
     def __init__(
-        self, settings: Settings, store: Store, routing: RoutingStore, hub: ConsoleHub
+        self, settings: Settings, store: Store, routing: RoutingStore, feed: ConsoleFeed
     ) -> None:
         self.settings = settings
         self.store = store
         self.routing = routing
-        self.hub = hub
+        self.feed = feed
         self.queues = settings.queues
         self.lock = asyncio.Lock()
         self.reps: dict[int, Rep] = {}
@@ -76,6 +77,7 @@ class Router:
         self._tasks: set[asyncio.Task[None]] = set()
         self.handle_times: collections.deque[float] = collections.deque(maxlen=50)
         self.on_offer: list[Callable[[Offer, QueueEntry], Awaitable[None]]] = []
+        self.on_orphan: list[Callable[[Customer, Conversation], Awaitable[None]]] = []
 
     # ------------------------------------------------------------- lifecycle
 
@@ -127,6 +129,24 @@ class Router:
         self._rounds.clear()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        # Another node may lead from now on: nothing of this picture stays true.
+        for table in (self.reps, self.waiting, self.held, self.customer_of, self.offers,
+                      self._offer_of, self._tried):  # fmt: skip
+            table.clear()
+
+    async def reconcile(self) -> int:
+        """Queue conversations left `queued` without a queue entry (a node died between
+        the agent's handover and its queueing); returns how many."""
+        orphans = await self.routing.orphaned_queued()
+        for conversation_id in orphans:
+            conversation = await self.store.get_conversation(conversation_id)
+            customer = await self.store.get_customer(conversation.customer_id)
+            for hook in self.on_orphan:
+                await hook(customer, conversation)
+        if orphans:
+            log.info("routing: %d queued conversations without an entry queued again",
+                     len(orphans))  # fmt: skip
+        return len(orphans)
 
     # ----------------------------------------------------------------- views
 
@@ -194,7 +214,7 @@ class Router:
     async def apply(self, change: RoutingChange) -> Applied:
         """Commit, then tell the connected consoles."""
         applied = await self.routing.apply(change)
-        self.hub.push(applied.console)
+        self.feed.committed(applied.console)
         return applied
 
     def size_event(self, queue: str, delta: int = 0) -> ConsoleEventDraft:

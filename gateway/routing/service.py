@@ -9,7 +9,6 @@ through the customer's current channel exactly as the agent's replies do.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -76,8 +75,6 @@ class RoutingService:
         self.channels = channels
         self.rating_prompt = rating_prompt
         self.rating_control = rating_control
-        self._away_timers: dict[int, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- views
 
@@ -117,43 +114,8 @@ class RoutingService:
         self.rep(rep_id)
         return await self.router.set_presence(rep_id, presence)
 
-    def console_connected(self, rep_id: int) -> None:
-        timer = self._away_timers.pop(rep_id, None)
-        if timer is not None:
-            timer.cancel()
-
-    def console_disconnected(self, rep_id: int) -> None:
-        """The rep's last console went away: set them away after the grace period."""
-        if self.router.hub.connected(rep_id) or rep_id in self._away_timers:
-            return
-        delay = self.router.settings.console_away_after_s
-        self._away_timers[rep_id] = asyncio.get_running_loop().call_later(
-            delay, self._go_away, rep_id
-        )
-
-    def _go_away(self, rep_id: int) -> None:
-        self._away_timers.pop(rep_id, None)
-        if self.router.hub.connected(rep_id):
-            return
-        if self.rep(rep_id).presence is not Presence.AVAILABLE:
-            return
-
-        async def run() -> None:
-            try:
-                await self.set_presence(rep_id, Presence.AWAY)
-            except Exception:
-                log.exception("setting rep %s away failed", rep_id)
-
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def stop(self) -> None:
-        for timer in self._away_timers.values():
-            timer.cancel()
-        self._away_timers.clear()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        return None
 
     # ---------------------------------------------------------------- offers
 

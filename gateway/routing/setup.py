@@ -1,9 +1,11 @@
 """`setup_routing(app)`: queues, the rep console API and ratings (called by `create_app`).
 
 At start-up (a `cleanup_ctx` after the store, the dispatcher and the channels)
-the router is rebuilt from the store, so queued work and pending offers survive
-a restart, and it registers with the dispatcher: handovers enter the queues,
-and customer messages the agent stays silent on reach the rep's console.
+the node that leads routing (every node alone; one of several, routing/leader.py)
+rebuilds the router from the store, so queued work, pending offers and approvals
+survive a restart. Every node registers `RoutingFront` with the dispatcher and the
+phone channel: handovers enter the queues, customer messages the agent stays
+silent on, approvals it asks for and a call's transfer steps reach the consoles.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from typing import TYPE_CHECKING, cast
 from aiohttp import web
 
 from agent.backend import Backend
-from gateway.app import BACKEND, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.app import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
 from gateway.routing import api
 from gateway.routing.approvals import ConsoleApprovals
 from gateway.routing.auth import ConsoleAuth
+from gateway.routing.feed import LocalFeed, SharedFeed
+from gateway.routing.front import RoutingFront
 from gateway.routing.hub import ConsoleHub
 from gateway.routing.intake import Intake, TierLookup
+from gateway.routing.leader import Leadership
 from gateway.routing.page import add_page_routes
 from gateway.routing.rating import Ratings, rate_form, rate_submit
 from gateway.routing.router import Router
@@ -48,6 +53,11 @@ def open_routing_store(store: Store) -> RoutingStore:
 
     if isinstance(store, SqliteStore):
         return SqliteRoutingStore(store)
+    from gateway.store.pg_routing import PostgresRoutingStore
+    from gateway.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return PostgresRoutingStore(store)
     raise ConfigError(f"GATEWAY_DATABASE_URL: no routing store for {type(store).__name__}")
 
 
@@ -100,17 +110,30 @@ def _approvals_queue(settings: Settings) -> str | None:
     return queue or None
 
 
+def _transfer_listeners(phone: object) -> list[TransferListener] | None:
+    """The phone channel's warm-transfer listeners (under its fan-out wrapper on
+    several nodes), or None without a phone channel."""
+    phone = getattr(phone, "local", phone)
+    listeners: list[TransferListener] | None = getattr(phone, "transfer_listeners", None)
+    return listeners
+
+
 async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     state = app[ROUTING]
     store = app[STORE]
     channels = app[CHANNELS]
+    bus = app[BUS]
     routing = open_routing_store(store)
     master = app[SECRET_KEY]
     ratings = Ratings(routing, derive_key(master, "rating"), settings.public_url,
                       settings.rating_window_hours)  # fmt: skip
-    router = Router(settings, store, routing, state.hub)
+    feed: LocalFeed | SharedFeed = (
+        SharedFeed(state.hub, bus, routing) if bus.shared else LocalFeed(state.hub)
+    )
+    router = Router(settings, store, routing, feed)
     intake = Intake(router, channels, tier_of=_tier_lookup(app))
+    router.on_orphan.append(intake.handover)
     service = RoutingService(
         router, intake, store, channels,
         rating_prompt=ratings.prompt, rating_control=ratings.show_control,
@@ -125,7 +148,10 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         service, views, routing, channels, _refund_backend(app), _approvals_queue(settings)
     )
     views.viewers.append(approvals.approver_sees)
+    front = RoutingFront(bus, service, intake, state.hub, views, approvals,
+                         away_after_s=settings.console_away_after_s)  # fmt: skip
     state.views, state.approvals = views, approvals
+    state.front, state.feed = front, feed
     state.auth = ConsoleAuth(
         routing,
         derive_key(master, "console-session"),
@@ -135,35 +161,40 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         secure=settings.public_url.startswith("https://"),
     )
     dispatcher = app[DISPATCHER]
-    await router.start()
-    await approvals.start()
-    dispatcher.handover_hooks.append(intake.handover)
-    dispatcher.held_hooks.append(intake.held_message)
-    dispatcher.typing_hooks.append(intake.typing)
-    dispatcher.turn_hooks.append(approvals.on_turn)
-    # A call's warm transfer (ringing, briefing, connected...) shows on the consoles.
-    call_steps: list[TransferListener] | None = getattr(
-        channels.get(ChannelKind.PHONE), "transfer_listeners", None
-    )
+    approvals.gate = dispatcher.gate  # PostgreSQL: decisions hold the conversation's turn lock
+    leadership = Leadership(app, router, front, settings.cluster_recover_after_s)
+    if isinstance(feed, SharedFeed):
+        await feed.start()
+    await leadership.start()
+    dispatcher.handover_hooks.append(front.handover)
+    dispatcher.held_hooks.append(front.held_message)
+    dispatcher.typing_hooks.append(front.customer_typing)
+    dispatcher.turn_hooks.append(front.turn)
+    # A call's warm transfer (ringing, briefing, connected...) shows on the consoles;
+    # the node holding the call tells the leader, which knows who sees it.
+    call_steps = _transfer_listeners(channels.get(ChannelKind.PHONE))
     if call_steps is not None:
-        call_steps.append(intake.call_step)
+        call_steps.append(front.call_step)
     sms_inner = dispatcher.responders.get(ChannelKind.SMS)
     dispatcher.responders[ChannelKind.SMS] = ratings.sms_responder(sms_inner)
     try:
         yield
     finally:
-        dispatcher.handover_hooks.remove(intake.handover)
-        dispatcher.held_hooks.remove(intake.held_message)
-        dispatcher.typing_hooks.remove(intake.typing)
-        dispatcher.turn_hooks.remove(approvals.on_turn)
+        dispatcher.handover_hooks.remove(front.handover)
+        dispatcher.held_hooks.remove(front.held_message)
+        dispatcher.typing_hooks.remove(front.customer_typing)
+        dispatcher.turn_hooks.remove(front.turn)
         if call_steps is not None:
-            call_steps.remove(intake.call_step)
+            call_steps.remove(front.call_step)
         if sms_inner is not None:
             dispatcher.responders[ChannelKind.SMS] = sms_inner
         else:
             dispatcher.responders.pop(ChannelKind.SMS, None)
+        await front.stop()
         await service.stop()
-        await router.stop()
+        await leadership.stop()
+        if isinstance(feed, SharedFeed):
+            await feed.stop()
 
 
 async def _close_consoles(app: web.Application) -> None:

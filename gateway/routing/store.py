@@ -1,7 +1,7 @@
 """`RoutingStore`: the narrow seam between routing and durable storage.
 
-Separate from `gateway.protocols.Store` so a PostgreSQL implementation can come
-later without touching the message path. Every routing step is one
+Separate from `gateway.protocols.Store` (SQLite: store/sqlite_routing.py,
+PostgreSQL: store/pg_routing.py). Every routing step is one
 `RoutingChange` applied in one transaction: the conversation's state, the
 queue entry, the offer and the console events it produces commit together,
 before the step is acknowledged to anyone.
@@ -129,6 +129,11 @@ class RoutingStore(Protocol):
 
     async def pending_offers(self) -> list[Offer]: ...
 
+    async def orphaned_queued(self) -> list[int]:
+        """Conversations `queued` without an open queue entry (the handover that would
+        have made one never ran: a node died between the turn and the hook)."""
+        ...
+
     async def handle_times(self, limit: int) -> list[float]:
         """Seconds between assignment and end of the latest `limit` finished entries."""
         ...
@@ -137,6 +142,10 @@ class RoutingStore(Protocol):
         self, rep_id: int, queues: tuple[str, ...], after: int, limit: int
     ) -> list[ConsoleEvent]:
         """Events after `after` that `rep_id` may see (its own, its queues', everyone's)."""
+        ...
+
+    async def console_since(self, after: int, limit: int) -> list[ConsoleEvent]:
+        """Every console event after `after`, in order (fanned out to other nodes)."""
         ...
 
     async def last_console_seq(self) -> int: ...

@@ -20,9 +20,9 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import GatewayError
+from gateway.routing.front import RoutingFront
 from gateway.routing.hub import Subscriber
 from gateway.routing.models import ConsoleEvent
-from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING
 from gateway.routing.store import RoutingStore
 
@@ -58,9 +58,10 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         raise web.HTTPBadRequest(text='{"error": "after must be an integer"}',
                                  content_type="application/json") from exc  # fmt: skip
+    queues = await service.queues_of(session.rep_id)
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
-    sub = Subscriber(session.rep_id, service.queues_of(session.rep_id), session.id)
+    sub = Subscriber(session.rep_id, queues, session.id)
     state.hub.subscribe(sub)
     service.console_connected(session.rep_id)
     sender = asyncio.create_task(_send(ws, sub, store, session.rep_id, after))
@@ -85,7 +86,7 @@ class _Typing(BaseModel):
 
 
 async def _on_frame(
-    ws: web.WebSocketResponse, service: RoutingService, rep_id: int, data: str
+    ws: web.WebSocketResponse, service: RoutingFront, rep_id: int, data: str
 ) -> None:
     """`ping` -> `pong`; `typing` on a held conversation shows on the customer's side."""
     try:

@@ -20,7 +20,7 @@ from gateway.errors import NotFoundError
 from gateway.models import Identity, Verification
 from gateway.protocols import LinkResult
 from gateway.store.merge import merge_customers
-from gateway.store.rows import VERIFICATION_RANK
+from gateway.store.rules import Holder, plan_link
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,52 +40,48 @@ def link(
     *,
     ts: int,
 ) -> Outcome:
-    """Link `identity` to the customer, merging another record that holds it."""
+    """Link `identity` to the customer, merging another record that holds it
+    (the decision is `rules.plan_link`, shared with PostgreSQL)."""
     cust = conn.execute(
         "SELECT id, account_ref FROM customers WHERE id=?", (customer_id,)
     ).fetchone()
     if cust is None:
         raise NotFoundError(f"no customer {customer_id}")
-    own_account = cust["account_ref"]
-    if account_ref and own_account and own_account != account_ref:
-        return Outcome(LinkResult.OTHER_ACCOUNT)
     row = conn.execute(
         "SELECT i.customer_id, i.verified, c.account_ref FROM identities i"
         " JOIN customers c ON c.id = i.customer_id WHERE i.kind=? AND i.value=?",
         (identity.kind.value, identity.value),
     ).fetchone()
-    outcome = Outcome(LinkResult.LINKED)
-    if row is not None and row["customer_id"] == customer_id:
-        outcome = Outcome(LinkResult.ALREADY)
-    elif row is not None:
-        holder = int(row["customer_id"])
-        theirs = row["account_ref"]
-        if theirs and theirs != (account_ref or own_account or theirs):
-            return Outcome(LinkResult.OTHER_ACCOUNT)
-        used = conn.execute("SELECT 1 FROM messages WHERE customer_id=? LIMIT 1", (holder,))
-        if used.fetchone() is None:
-            outcome = Outcome(LinkResult.LINKED, moved_from=holder)
-        else:
-            reason = {"identity": identity.key, "proof": identity.verified.value}
-            merge_customers(conn, customer_id, holder, reason=reason, ts=ts)
-            account_ref = account_ref or theirs  # the merged record's account is theirs now
-            outcome = Outcome(LinkResult.MERGED, merged=holder)
-    if row is None:
+    holder = None
+    if row is not None:
+        used = conn.execute(
+            "SELECT 1 FROM messages WHERE customer_id=? LIMIT 1", (row["customer_id"],)
+        ).fetchone()
+        holder = Holder(int(row["customer_id"]), Verification(row["verified"]),
+                        row["account_ref"], used is not None)  # fmt: skip
+    plan = plan_link(customer_id, cust["account_ref"], identity.verified, account_ref, holder)
+    if plan.result is LinkResult.OTHER_ACCOUNT:
+        return Outcome(plan.result)
+    if plan.merge is not None:
+        reason = {"identity": identity.key, "proof": identity.verified.value}
+        merge_customers(conn, customer_id, plan.merge, reason=reason, ts=ts)
+    if plan.insert:
         conn.execute(
             "INSERT INTO identities (customer_id, kind, value, verified, created_at)"
             " VALUES (?,?,?,?,?)",
             (customer_id, identity.kind.value, identity.value, identity.verified.value, ts),
         )
     else:
-        known = Verification(row["verified"])
-        verified = max(known, identity.verified, key=VERIFICATION_RANK.__getitem__)
+        assert plan.verified is not None
         conn.execute(
             "UPDATE identities SET customer_id=?, verified=? WHERE kind=? AND value=?",
-            (customer_id, verified.value, identity.kind.value, identity.value),
+            (customer_id, plan.verified.value, identity.kind.value, identity.value),
         )
-    if account_ref and not own_account:
-        conn.execute("UPDATE customers SET account_ref=? WHERE id=?", (account_ref, customer_id))
-    return outcome
+    if plan.account_ref:
+        conn.execute(
+            "UPDATE customers SET account_ref=? WHERE id=?", (plan.account_ref, customer_id)
+        )
+    return Outcome(plan.result, moved_from=plan.moved_from, merged=plan.merge)
 
 
 __all__ = ["Outcome", "link"]

@@ -26,13 +26,15 @@ import sqlite3
 from typing import Any
 
 from gateway.store.rows import dumps
+from gateway.store.rules import MERGED_TABLES, merged_event, renumbered
 
 
 def merge_customers(
     conn: sqlite3.Connection, survivor: int, merged: int, *, reason: dict[str, Any], ts: int
 ) -> int:
     """Move everything of customer `merged` to `survivor`; returns how many
-    messages moved. Runs inside the caller's transaction."""
+    messages moved. Runs inside the caller's transaction (PostgreSQL: pg_merge.py,
+    same rules from rules.py)."""
     last_seq = int(
         conn.execute("SELECT last_seq FROM customers WHERE id=?", (survivor,)).fetchone()[
             "last_seq"
@@ -41,29 +43,25 @@ def merge_customers(
     latest = conn.execute(
         "SELECT id FROM conversations WHERE customer_id=? ORDER BY id DESC LIMIT 1", (merged,)
     ).fetchone()
-    moved = conn.execute(
-        "SELECT id FROM messages WHERE customer_id=? ORDER BY seq", (merged,)
-    ).fetchall()
-    # New pairs (survivor, last_seq + i) cannot collide: the survivor's seqs are <= last_seq.
+    moved = [
+        int(r["id"])
+        for r in conn.execute(
+            "SELECT id FROM messages WHERE customer_id=? ORDER BY seq", (merged,)
+        ).fetchall()
+    ]
     conn.executemany(
         "UPDATE messages SET customer_id=?, seq=? WHERE id=?",
-        [(survivor, last_seq + i, row["id"]) for i, row in enumerate(moved, start=1)],
+        renumbered(survivor, last_seq, moved),
     )
     conn.execute(
         "UPDATE customers SET last_seq=?, display_name=COALESCE(display_name,"
         " (SELECT display_name FROM customers WHERE id=?)) WHERE id=?",
         (last_seq + len(moved), merged, survivor),
     )
-    for table in ("identities", "conversations", "events"):
+    for table in MERGED_TABLES:
         conn.execute(f"UPDATE {table} SET customer_id=? WHERE customer_id=?", (survivor, merged))
     if latest is not None:
-        data = {
-            **reason,
-            "from_customer": merged,
-            "into_customer": survivor,
-            "messages": len(moved),
-            "seqs": [last_seq + 1, last_seq + len(moved)] if moved else [],
-        }
+        data = merged_event(reason, merged, survivor, last_seq, len(moved))
         conn.execute(
             "INSERT INTO events (conversation_id, customer_id, kind, data, created_at)"
             " VALUES (?,?,?,?,?)",

@@ -59,6 +59,7 @@ from gateway.store.rows import (
     now_ms,
     to_ms,
 )
+from gateway.store.rules import delivery_failed, delivery_moves, turn_changes, version_conflict
 from gateway.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -492,11 +493,9 @@ class SqliteStore:
 
     def _record_turn(self, conn: sqlite3.Connection, turn: TurnRecord) -> TurnStored:
         conv = self._conversation(conn, turn.conversation_id)
-        if conv["version"] != turn.expected_version:
-            raise ConflictError(
-                f"conversation {turn.conversation_id} is at version {conv['version']},"
-                f" not {turn.expected_version}"
-            )
+        conflict = version_conflict(conv["id"], conv["version"], turn.expected_version)
+        if conflict is not None:
+            raise ConflictError(conflict)
         cust = self._customer(conn, conv["customer_id"])
         ts = now_ms()
         stored: list[Message] = []
@@ -514,20 +513,13 @@ class SqliteStore:
             self._insert_event(conn, conv["id"], cust["id"], event.kind, event.data, ts)
         if turn.handled_message_id is not None:
             conn.execute("UPDATE messages SET handled=1 WHERE id=?", (turn.handled_message_id,))
-        updates: dict[str, Any] = {"version": conv["version"] + 1, "updated_at": ts}
-        if turn.agent_state is not None:
-            updates["agent_state"] = dumps(turn.agent_state)
-        if turn.queue is not None:
-            updates["queue"] = turn.queue
-        if turn.brief is not None:
-            updates["brief"] = turn.brief.model_dump_json()
-        if turn.state is not None and turn.state.value != conv["state"]:
-            updates["state"] = turn.state.value
+        changes = turn_changes(conv, turn, ts)
+        updates = changes.updates
+        if changes.state_event is not None:
             self._insert_event(conn, conv["id"], cust["id"], "state.changed",
-                               {"from": conv["state"], "to": turn.state.value}, ts)  # fmt: skip
-            if turn.state is ConversationState.CLOSED:
-                updates["closed_at"] = ts
-                self._open[cust["id"]] = None
+                               changes.state_event, ts)  # fmt: skip
+        if changes.closing:
+            self._open[cust["id"]] = None
         conn.execute(
             f"UPDATE conversations SET {', '.join(f'{k}=?' for k in updates)} WHERE id=?",
             (*updates.values(), conv["id"]),
@@ -578,15 +570,13 @@ class SqliteStore:
         if external_id is not None and row["external_id"] is None:
             conn.execute("UPDATE messages SET external_id=? WHERE id=?", (external_id, message_id))
             row["external_id"] = external_id
-        current = DeliveryStatus(row["status"]) if row["status"] else None
-        # Provider callbacks arrive out of order: never step back from a later state.
-        if current is None or status.rank > current.rank:
+        if delivery_moves(row["status"], status):
             conn.execute(
                 "UPDATE messages SET status=?, error_code=? WHERE id=?",
                 (status.value, error_code, message_id),
             )
             row.update(status=status.value, error_code=error_code)
-            if status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED):
+            if delivery_failed(status):
                 data = {"message_id": message_id, "status": status.value, "error_code": error_code}
                 self._insert_event(conn, row["conversation_id"], row["customer_id"],
                                    "delivery.failed", data, now_ms())  # fmt: skip

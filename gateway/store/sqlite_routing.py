@@ -234,6 +234,17 @@ class SqliteRoutingStore:
 
         return await self._store.read(op)
 
+    async def orphaned_queued(self) -> list[int]:
+        def op(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                "SELECT c.id FROM conversations c WHERE c.state='queued' AND NOT EXISTS"
+                " (SELECT 1 FROM queue_entries e WHERE e.conversation_id=c.id"
+                " AND e.ended_at IS NULL) ORDER BY c.id"
+            ).fetchall()
+            return [int(r["id"]) for r in rows]
+
+        return await self._store.read(op)
+
     async def handle_times(self, limit: int) -> list[float]:
         def op(conn: sqlite3.Connection) -> list[float]:
             rows = conn.execute(
@@ -256,6 +267,15 @@ class SqliteRoutingStore:
                 "SELECT * FROM console_events WHERE seq > ? AND (rep_id = ? OR (rep_id IS NULL"
                 f" AND (queue IS NULL OR queue IN ({marks})))) ORDER BY seq LIMIT ?",
                 (after, rep_id, *queues, limit),
+            ).fetchall()
+            return [console_from_row(r) for r in rows]
+
+        return await self._store.read(op)
+
+    async def console_since(self, after: int, limit: int) -> list[ConsoleEvent]:
+        def op(conn: sqlite3.Connection) -> list[ConsoleEvent]:
+            rows = conn.execute(
+                "SELECT * FROM console_events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
             ).fetchall()
             return [console_from_row(r) for r in rows]
 

@@ -1,4 +1,5 @@
-"""The SQLite store: schema migrations, ingest/turn semantics, durability."""
+"""The store on both backends (SQLite and PostgreSQL, see `store_url`): schema
+migrations, ingest/turn semantics, durability."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +36,9 @@ from gateway.protocols import EventDraft, OutboundDraft, TurnRecord
 from gateway.store import migrate
 from gateway.store.schema import metadata
 from gateway.store.sqlite import SqliteStore
+from gateway.store.urls import PgUrl
+from tests.support import services
+from tests.support.stores import AnyStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,14 +56,26 @@ def chat(visitor: str, text: str, ext: str | None = None, **kw: object) -> Inbou
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> SqliteStore:
-    s = SqliteStore.open(tmp_path / "gw.sqlite3")
-    yield s  # type: ignore[misc]
+async def store(store_url: str) -> AsyncIterator[AnyStore]:
+    s = await open_store(store_url)
+    yield s
     await s.close()
 
 
-def test_migrations_match_the_schema_and_go_both_ways(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database without tables, as a sync SQLAlchemy URL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+        return
+    request.getfixturevalue("pg_template")
+    name = services.fresh_database(empty=True)
+    yield PgUrl.parse(services.database_url(name)).sqlalchemy
+    services.drop_database(name)
+
+
+def test_migrations_match_the_schema_and_go_both_ways(empty_db_url: str) -> None:
+    url = empty_db_url
     migrate.upgrade(url)
     assert {
         "customers",
@@ -78,7 +95,7 @@ def test_migrations_match_the_schema_and_go_both_ways(tmp_path: Path) -> None:
     assert "messages" in migrate.current_tables(url)
 
 
-async def test_first_contact_creates_customer_identity_and_conversation(store: SqliteStore) -> None:
+async def test_first_contact_creates_customer_identity_and_conversation(store: AnyStore) -> None:
     got = await store.ingest(chat("v1", "hello", "e1", display_name="Jane"))
     assert got.created_customer and not got.duplicate
     assert got.customer.display_name == "Jane"
@@ -93,7 +110,7 @@ async def test_first_contact_creates_customer_identity_and_conversation(store: S
     assert [e.kind for e in events] == ["conversation.started"]
 
 
-async def test_retried_external_id_is_stored_once(store: SqliteStore) -> None:
+async def test_retried_external_id_is_stored_once(store: AnyStore) -> None:
     first = await store.ingest(chat("v1", "hello", "same"))
     retry = await store.ingest(chat("v1", "hello", "same"))
     assert retry.duplicate and retry.message.id == first.message.id and not retry.handled
@@ -108,7 +125,7 @@ async def test_retried_external_id_is_stored_once(store: SqliteStore) -> None:
     assert not (await store.ingest(sms)).duplicate
 
 
-async def test_turns_number_messages_and_move_state(store: SqliteStore) -> None:
+async def test_turns_number_messages_and_move_state(store: AnyStore) -> None:
     got = await store.ingest(chat("v1", "refund please", "e1"))
     turn = TurnRecord(
         conversation_id=got.conversation.id,
@@ -135,7 +152,7 @@ async def test_turns_number_messages_and_move_state(store: SqliteStore) -> None:
     assert dup.duplicate and dup.handled
 
 
-async def test_closed_conversation_is_followed_by_a_new_one(store: SqliteStore) -> None:
+async def test_closed_conversation_is_followed_by_a_new_one(store: AnyStore) -> None:
     got = await store.ingest(chat("v1", "bye", "e1"))
     await store.record_turn(
         TurnRecord(
@@ -148,7 +165,7 @@ async def test_closed_conversation_is_followed_by_a_new_one(store: SqliteStore) 
     assert [m.text for m in await store.history(got.customer.id)] == ["bye", "hello again"]
 
 
-async def test_channels_join_one_conversation_and_account_links(store: SqliteStore) -> None:
+async def test_channels_join_one_conversation_and_account_links(store: AnyStore) -> None:
     signed = InboundMessage(
         channel=ChannelKind.WEBCHAT,
         identity=Identity(kind=IdentityKind.ACCOUNT, value="C-1001", verified=Verification.HMAC),
@@ -177,7 +194,7 @@ async def test_channels_join_one_conversation_and_account_links(store: SqliteSto
 
 
 async def test_open_session_finds_or_starts_a_conversation_without_a_message(
-    store: SqliteStore,
+    store: AnyStore,
 ) -> None:
     caller = Identity(
         kind=IdentityKind.PHONE, value="+15550000042", verified=Verification.CALLER_ID
@@ -216,7 +233,7 @@ async def test_open_session_finds_or_starts_a_conversation_without_a_message(
     assert events == ["conversation.started"]
 
 
-async def test_amend_message_cuts_text_and_sets_voice_timing(store: SqliteStore) -> None:
+async def test_amend_message_cuts_text_and_sets_voice_timing(store: AnyStore) -> None:
     got = await store.ingest(chat("v9", "hello", "a1"))
     stored = await store.record_turn(
         TurnRecord(
@@ -247,7 +264,7 @@ async def test_amend_message_cuts_text_and_sets_voice_timing(store: SqliteStore)
         await store.amend_message(999_999, text="x")
 
 
-async def test_verification_only_gets_stronger(store: SqliteStore) -> None:
+async def test_verification_only_gets_stronger(store: AnyStore) -> None:
     weak = Identity(kind=IdentityKind.PHONE, value="+15550000001", verified=Verification.CALLER_ID)
     strong = weak.model_copy(update={"verified": Verification.OTP})
     base = {"channel": ChannelKind.SMS, "text": "x"}
@@ -258,7 +275,7 @@ async def test_verification_only_gets_stronger(store: SqliteStore) -> None:
     assert got.customer.identities[0].verified is Verification.OTP
 
 
-async def test_voice_timing_and_confidence_are_kept(store: SqliteStore) -> None:
+async def test_voice_timing_and_confidence_are_kept(store: AnyStore) -> None:
     msg = InboundMessage(
         channel=ChannelKind.PHONE,
         identity=Identity(kind=IdentityKind.PHONE, value="+15551230000"),
@@ -272,10 +289,11 @@ async def test_voice_timing_and_confidence_are_kept(store: SqliteStore) -> None:
     assert stored.timing == VoiceTiming(start_ms=1200, end_ms=2900)
 
 
-async def test_concurrent_writes_are_group_committed_and_gap_free(store: SqliteStore) -> None:
+async def test_concurrent_writes_are_group_committed_and_gap_free(store: AnyStore) -> None:
     await asyncio.gather(*(store.ingest(chat(f"v{i % 10}", f"m{i}", f"e{i}")) for i in range(500)))
-    batches, writes = store.commit_stats
-    assert writes == 500 and batches < writes  # several writes shared a commit
+    if isinstance(store, SqliteStore):
+        batches, writes = store.commit_stats
+        assert writes == 500 and batches < writes  # several writes shared a commit
     for visitor in range(10):
         customer = await store.find_customer(
             Identity(kind=IdentityKind.WEBCHAT, value=f"v{visitor}")
@@ -287,7 +305,7 @@ async def test_concurrent_writes_are_group_committed_and_gap_free(store: SqliteS
         assert [m.seq for m in tail] == [46, 47, 48, 49, 50]
 
 
-async def test_count_events_window(store: SqliteStore) -> None:
+async def test_count_events_window(store: AnyStore) -> None:
     got = await store.ingest(chat("v1", "reset", "e1"))
     await store.record_turn(
         TurnRecord(
@@ -302,14 +320,17 @@ async def test_count_events_window(store: SqliteStore) -> None:
     assert await store.count_events(got.customer.id, "tool.password_reset", future) == 0
 
 
-async def test_a_second_process_cannot_open_the_same_file(store: SqliteStore) -> None:
-    with pytest.raises(StoreError, match="another gateway process"):
-        SqliteStore.open(store.path)
+async def test_a_second_process_cannot_open_the_same_sqlite_file(tmp_path: Path) -> None:
+    store = SqliteStore.open(tmp_path / "gw.sqlite3")
+    try:
+        with pytest.raises(StoreError, match="another gateway process"):
+            SqliteStore.open(store.path)
+    finally:
+        await store.close()
 
 
-async def test_reopened_store_has_everything(tmp_path: Path) -> None:
-    path = tmp_path / "gw.sqlite3"
-    s = SqliteStore.open(path)
+async def test_reopened_store_has_everything(store_url: str) -> None:
+    s = await open_store(store_url)
     got = await s.ingest(chat("v1", "hello", "e1"))
     await s.record_turn(
         TurnRecord(
@@ -321,7 +342,7 @@ async def test_reopened_store_has_everything(tmp_path: Path) -> None:
         )
     )
     await s.close()
-    s2 = SqliteStore.open(path)
+    s2 = await open_store(store_url)
     try:
         conv = await s2.get_conversation(got.conversation.id)
         assert conv.agent_state == {"pending": "order_number"} and conv.version == 1
@@ -332,18 +353,16 @@ async def test_reopened_store_has_everything(tmp_path: Path) -> None:
         await s2.close()
 
 
-def test_killed_process_loses_no_acknowledged_message(tmp_path: Path) -> None:
+def test_killed_process_loses_no_acknowledged_message(store_url: str) -> None:
     """A writer killed with SIGKILL mid-stream: every message it acknowledged is there."""
-    path = tmp_path / "gw.sqlite3"
     script = textwrap.dedent(
         f"""
         import asyncio, sys
-        from pathlib import Path
+        from tests.support.stores import open_store
         from gateway.models import ChannelKind, Identity, IdentityKind, InboundMessage
-        from gateway.store.sqlite import SqliteStore
 
         async def main() -> None:
-            store = SqliteStore.open(Path({str(path)!r}))
+            store = await open_store({store_url!r})
             i = 0
             while True:
                 batch = [
@@ -374,7 +393,7 @@ def test_killed_process_loses_no_acknowledged_message(tmp_path: Path) -> None:
     assert len(acked) >= 400
 
     async def check() -> set[str]:
-        store = SqliteStore.open(path)  # the lock died with the process
+        store = await open_store(store_url)  # an SQLite lock died with the process
         try:
             found: set[str] = set()
             for visitor in range(7):
@@ -393,7 +412,7 @@ def test_killed_process_loses_no_acknowledged_message(tmp_path: Path) -> None:
 
 
 async def test_delivery_status_moves_forward_only_and_failures_are_events(
-    store: SqliteStore,
+    store: AnyStore,
 ) -> None:
     got = await store.ingest(chat("v1", "hi", "e1"))
     stored = await store.record_turn(
@@ -423,7 +442,7 @@ async def test_delivery_status_moves_forward_only_and_failures_are_events(
     assert reread.status is DeliveryStatus.UNDELIVERED
 
 
-async def test_opt_out_is_remembered(store: SqliteStore) -> None:
+async def test_opt_out_is_remembered(store: AnyStore) -> None:
     phone = Identity(kind=IdentityKind.PHONE, value="+15557654321")
     assert not await store.set_opt_out(phone, True)  # unknown identity
     await store.ingest(InboundMessage(channel=ChannelKind.SMS, identity=phone, text="STOP"))
@@ -433,7 +452,7 @@ async def test_opt_out_is_remembered(store: SqliteStore) -> None:
     assert not await store.is_opted_out(phone)
 
 
-async def test_attachments_are_kept(store: SqliteStore) -> None:
+async def test_attachments_are_kept(store: AnyStore) -> None:
     pic = Attachment(url="https://api.twilio.com/media/ME1", content_type="image/jpeg")
     got = await store.ingest(
         InboundMessage(
@@ -448,7 +467,7 @@ async def test_attachments_are_kept(store: SqliteStore) -> None:
     assert stored.attachments == (pic,)
 
 
-async def test_a_message_can_start_or_continue_a_given_conversation(store: SqliteStore) -> None:
+async def test_a_message_can_start_or_continue_a_given_conversation(store: AnyStore) -> None:
     first = await store.ingest(chat("v1", "thread one", "t1"))
     second = await store.ingest(chat("v1", "thread two", "t2", new_conversation=True))
     assert second.conversation.id != first.conversation.id

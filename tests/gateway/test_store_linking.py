@@ -1,17 +1,16 @@
-"""`Store.link_identity` on SQLite: link after proof; another record holding the identity
+"""`Store.link_identity` on both backends: link after proof; another record holding the identity
 is merged (as auto-linking merges), unless the two are tied to different accounts."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from gateway.errors import NotFoundError
 from gateway.models import ChannelKind, Identity, IdentityKind, InboundMessage, Verification
 from gateway.protocols import LinkResult
-from gateway.store.sqlite import SqliteStore
+from tests.support.stores import AnyStore, open_store
 
 PHONE = Identity(kind=IdentityKind.PHONE, value="+15550004444", verified=Verification.OTP)
 
@@ -21,20 +20,20 @@ def web(n: int) -> Identity:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    db = SqliteStore.open(tmp_path / "gateway.sqlite3")
+async def store(store_url: str) -> AsyncIterator[AnyStore]:
+    db = await open_store(store_url)
     yield db
     await db.close()
 
 
-async def say(store: SqliteStore, identity: Identity, text: str = "hi", **kw: str) -> int:
+async def say(store: AnyStore, identity: Identity, text: str = "hi", **kw: str) -> int:
     channel = ChannelKind.SMS if identity.kind is IdentityKind.PHONE else ChannelKind.WEBCHAT
     got = await store.ingest(InboundMessage(channel=channel, identity=identity, text=text, **kw))
     return got.customer.id
 
 
 async def test_a_new_identity_is_linked_and_later_messages_join_the_customer(
-    store: SqliteStore,
+    store: AnyStore,
 ) -> None:
     cid = await say(store, web(1))
     linked = await store.link_identity(cid, PHONE, account_ref="C-1001")
@@ -50,7 +49,7 @@ async def test_a_new_identity_is_linked_and_later_messages_join_the_customer(
     assert next(i for i in found.identities if i.key == PHONE.key).verified is Verification.OTP
 
 
-async def test_linking_raises_a_weak_identity_to_otp(store: SqliteStore) -> None:
+async def test_linking_raises_a_weak_identity_to_otp(store: AnyStore) -> None:
     weak = PHONE.model_copy(update={"verified": Verification.SENDER})
     cid = await say(store, weak)
     linked = await store.link_identity(cid, PHONE, account_ref="C-1001")
@@ -60,7 +59,7 @@ async def test_linking_raises_a_weak_identity_to_otp(store: SqliteStore) -> None
 
 
 async def test_another_customers_identity_with_history_is_merged_after_the_survivors(
-    store: SqliteStore,
+    store: AnyStore,
 ) -> None:
     texter = PHONE.model_copy(update={"verified": Verification.SENDER})
     owner = await say(store, texter, "first text")
@@ -89,7 +88,7 @@ async def test_another_customers_identity_with_history_is_merged_after_the_survi
     assert found is not None and found.id == cid
 
 
-async def test_a_merged_record_brings_its_account(store: SqliteStore) -> None:
+async def test_a_merged_record_brings_its_account(store: AnyStore) -> None:
     texter = PHONE.model_copy(update={"verified": Verification.SENDER})
     await say(store, texter, account_ref="C-1001")
     cid = await say(store, web(5))
@@ -98,7 +97,7 @@ async def test_a_merged_record_brings_its_account(store: SqliteStore) -> None:
     assert merged.customer.account_ref == "C-1001"
 
 
-async def test_another_accounts_record_is_not_merged(store: SqliteStore) -> None:
+async def test_another_accounts_record_is_not_merged(store: AnyStore) -> None:
     texter = PHONE.model_copy(update={"verified": Verification.SENDER})
     owner = await say(store, texter, account_ref="C-1002")
     cid = await say(store, web(6), account_ref="C-1001")
@@ -110,7 +109,7 @@ async def test_another_accounts_record_is_not_merged(store: SqliteStore) -> None
     assert len(await store.history(owner)) == 1 and len(await store.history(cid)) == 1
 
 
-async def test_an_identity_of_an_empty_record_is_moved(store: SqliteStore) -> None:
+async def test_an_identity_of_an_empty_record_is_moved(store: AnyStore) -> None:
     empty = await store.open_session(PHONE, ChannelKind.PHONE)  # no message ever stored
     cid = await say(store, web(3))
     moved = await store.link_identity(cid, PHONE)
@@ -120,7 +119,7 @@ async def test_an_identity_of_an_empty_record_is_moved(store: SqliteStore) -> No
     assert (await store.get_customer(empty.customer.id)).identities == ()
 
 
-async def test_a_customer_of_another_account_is_refused(store: SqliteStore) -> None:
+async def test_a_customer_of_another_account_is_refused(store: AnyStore) -> None:
     cid = await say(store, web(4), account_ref="C-1001")
     refused = await store.link_identity(cid, PHONE, account_ref="C-1002")
     assert refused.result is LinkResult.OTHER_ACCOUNT
@@ -128,6 +127,6 @@ async def test_a_customer_of_another_account_is_refused(store: SqliteStore) -> N
     assert refused.customer.account_ref == "C-1001"
 
 
-async def test_an_unknown_customer_is_not_found(store: SqliteStore) -> None:
+async def test_an_unknown_customer_is_not_found(store: AnyStore) -> None:
     with pytest.raises(NotFoundError):
         await store.link_identity(999, PHONE)

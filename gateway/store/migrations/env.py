@@ -19,5 +19,9 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several gateway nodes may start at once: one migrates, the others wait
+            # here and then find the database at head.
+            context.execute("SELECT pg_advisory_xact_lock(7411001)")
         context.run_migrations()
 engine.dispose()

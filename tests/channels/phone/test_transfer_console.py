@@ -32,7 +32,8 @@ async def test_the_consoles_follow_a_ringing_transfer_and_the_callers_words(
     app = transfer_app(tmp_path, api)
     client = await aiohttp_client(app)
     twilio_rest.live.add(CALLER_SID)
-    service, _, routing = app[ROUTING].ready()
+    service, routing = app[ROUTING].service, app[ROUTING].store
+    assert service is not None and routing is not None
     store = app[STORE]
     draft = RepDraft(username="bea", display_name="Bea", password_hash=hash_password("pw"),
                      skills=("billing",))  # fmt: skip

@@ -150,9 +150,13 @@ async def test_bad_stream_messages_are_dropped_and_the_call_goes_on(
         return json.dumps({"event": "media", "sequenceNumber": seq,
                            "streamSid": sim.stream_sid, "media": body})  # fmt: skip
 
-    start = {"accountSid": ACCOUNT_SID, "streamSid": sim.stream_sid, "callSid": sim.call_sid,
-             "tracks": ["inbound"],
-             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
+    start = {
+        "accountSid": ACCOUNT_SID,
+        "streamSid": sim.stream_sid,
+        "callSid": sim.call_sid,
+        "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+    }
     bad = [
         "this is not JSON",
         json.dumps(["an", "array"]),

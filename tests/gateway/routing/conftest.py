@@ -16,10 +16,16 @@ OpenDesk = Callable[..., Awaitable[Desk]]
 
 @pytest.fixture
 async def open_desk(
-    tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]]
+    tmp_path: Path,
+    store_url: str,
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
 ) -> OpenDesk:
+    """The desk on each store backend (SQLite, PostgreSQL: `store_url`)."""
+
     async def open_(**settings: Any) -> Desk:
         brain = HandoverBrain()
+        settings.setdefault("database_url", store_url)
+        settings.setdefault("secret_key", "desk-test-secret-0123456789")
         client = await aiohttp_client(build(tmp_path / "data", brain, **settings))
         return Desk(client, brain)
 

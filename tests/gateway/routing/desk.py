@@ -96,7 +96,9 @@ class Desk:
 
     @property
     def service(self) -> RoutingService:
-        return self.app[ROUTING].ready()[0]
+        service = self.app[ROUTING].service
+        assert service is not None, "routing is not started"
+        return service
 
     @property
     def routing(self) -> RoutingStore:

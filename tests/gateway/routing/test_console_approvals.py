@@ -32,10 +32,12 @@ async def llm() -> AsyncIterator[FakeOpenAI]:
 
 
 async def llm_desk(
-    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient, **extra: Any
+    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient, store_url: str, **extra: Any
 ) -> Desk:
+    """The desk with the LLM agent, on each store backend (`store_url`)."""
     settings = desk_settings(tmp_path / "data", llm_base_url=llm.base_url,
-                             llm_model="test-model", **extra)  # fmt: skip
+                             llm_model="test-model", database_url=store_url,
+                             secret_key="desk-test-secret-0123456789", **extra)  # fmt: skip
     return Desk(await aiohttp_client(create_app(settings)), HandoverBrain())
 
 
@@ -72,9 +74,9 @@ async def _event(ws: Any, kind: str) -> dict[str, Any]:
 
 
 async def test_an_approver_is_told_live_and_approves_the_refund(
-    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient
+    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient, store_url: str
 ) -> None:
-    desk = await llm_desk(tmp_path, llm, aiohttp_client)
+    desk = await llm_desk(tmp_path, llm, aiohttp_client, store_url)
     bea = await desk.rep("bea", "billing", available=False)
     await desk.rep("gus", "general", available=False)
     _, csrf = await desk.login("bea")
@@ -132,9 +134,9 @@ async def test_an_approver_is_told_live_and_approves_the_refund(
 
 
 async def test_the_holding_rep_decides_and_a_decline_tells_the_customer(
-    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient
+    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient, store_url: str
 ) -> None:
-    desk = await llm_desk(tmp_path, llm, aiohttp_client, approvals_queue="")
+    desk = await llm_desk(tmp_path, llm, aiohttp_client, store_url, approvals_queue="")
     gus = await desk.rep("gus", "general,billing,technical")
     conv_id = await pending_refund(desk, llm)
     _, csrf = await desk.login("gus")
@@ -163,14 +165,14 @@ async def test_the_holding_rep_decides_and_a_decline_tells_the_customer(
 
 
 async def test_what_waits_is_read_back_after_a_restart(
-    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient
+    tmp_path: Path, llm: FakeOpenAI, aiohttp_client: MakeClient, store_url: str
 ) -> None:
-    desk = await llm_desk(tmp_path, llm, aiohttp_client)
+    desk = await llm_desk(tmp_path, llm, aiohttp_client, store_url)
     await desk.rep("bea", "billing", available=False)
     conv_id = await pending_refund(desk, llm)
     await desk.client.close()
 
-    desk = await llm_desk(tmp_path, llm, aiohttp_client)
+    desk = await llm_desk(tmp_path, llm, aiohttp_client, store_url)
     _, csrf = await desk.login("bea")
     [approval] = (await (await desk.client.get("/console/api/approvals")).json())["approvals"]
     assert approval["conversation_id"] == conv_id

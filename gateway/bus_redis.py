@@ -1,0 +1,253 @@
+"""`RedisBus`: the bus between several gateway nodes, on Redis pub/sub.
+
+Channels (under GATEWAY_REDIS_PREFIX): `b:<topic>` for broadcasts, `n:<node>`
+for calls to a node and the replies to its own calls, `leader` for calls to
+the routing leader (subscribed only while this node leads). Pub/sub fits: it
+is the live path only (see gateway/bus.py), and a publish says how many nodes
+heard it, so a call to a leader being elected waits and tries again instead
+of timing out blind. Holdings are a hash per node that expires unless the
+node's heartbeat renews it, so a killed node's holdings vanish with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway.bus import LEADER, Data, Handler, RemoteError, Server, error_payload, raise_remote
+from gateway.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+NODE_TTL_S = 20  # a node silent this long is gone: its holdings no longer count
+
+
+class RedisBus:
+    """See the module docstring. Open with `await RedisBus.open(...)`."""
+
+    shared = True
+
+    def __init__(self, client: redis.Redis, prefix: str, node_id: str) -> None:
+        self.node_id = node_id
+        self._client = client
+        self._prefix = prefix
+        self._handlers: dict[str, list[Handler]] = {}
+        self._servers: dict[str, Server] = {}
+        self._pending: dict[str, asyncio.Future[Data]] = {}
+        self._channels = {self._node_channel(node_id)}
+        self._pubsub: Any = None
+        self._reconnect_hooks: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+
+    @classmethod
+    async def open(cls, url: str, prefix: str, node_id: str) -> RedisBus:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=15)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise ConfigError(f"GATEWAY_REDIS_URL: cannot reach Redis at {url}: {exc}") from exc
+        bus = cls(client, prefix, node_id)
+        bus._loops = [asyncio.create_task(bus._listen()), asyncio.create_task(bus._heartbeat())]
+        async with asyncio.timeout(10):
+            await bus._subscribed.wait()
+        return bus
+
+    def _node_channel(self, node: str) -> str:
+        return f"{self._prefix}:n:{node}"
+
+    def _target(self, target: str) -> str:
+        return f"{self._prefix}:leader" if target == LEADER else self._node_channel(target)
+
+    # ------------------------------------------------------------ broadcast
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        channel = f"{self._prefix}:b:{topic}"
+        self._handlers.setdefault(channel, []).append(handler)
+        self._add_channel(channel)
+
+    async def broadcast(self, topic: str, data: Data) -> None:
+        body = json.dumps({"from": self.node_id, "data": data}, separators=(",", ":"))
+        try:
+            await self._client.publish(f"{self._prefix}:b:{topic}", body)
+        except (RedisError, OSError) as exc:  # the live path only: clients resume from the store
+            log.warning("bus: broadcast on %s lost: %s", topic, exc)
+
+    # ----------------------------------------------------------------- calls
+
+    def serve(self, method: str, server: Server) -> None:
+        self._servers[method] = server
+
+    async def call(self, target: str, method: str, data: Data, *, timeout_s: float = 10.0) -> Data:
+        call_id = uuid.uuid4().hex
+        future: asyncio.Future[Data] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        body = json.dumps({"id": call_id, "from": self.node_id, "method": method, "data": data},
+                          separators=(",", ":"))  # fmt: skip
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not await self._client.publish(self._target(target), body):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)  # nobody listens yet (a leader being elected)
+                reply = await future
+        except TimeoutError as exc:
+            raise RemoteError(f"{method}: no answer from {target} in {timeout_s:g} s") from exc
+        except (RedisError, OSError) as exc:
+            raise RemoteError(f"{method}: the bus failed: {exc}") from exc
+        finally:
+            self._pending.pop(call_id, None)
+        if "error" in reply:
+            raise_remote(reply["error"])
+        result: Data = reply.get("data") or {}
+        return result
+
+    async def lead(self, leading: bool) -> None:
+        channel = f"{self._prefix}:leader"
+        if leading:
+            self._add_channel(channel)
+        elif channel in self._channels:
+            self._channels.discard(channel)
+            if self._pubsub is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.unsubscribe(channel)
+
+    async def _answer(self, request: Data) -> None:
+        reply: Data = {"reply": request.get("id")}
+        server = self._servers.get(str(request.get("method")))
+        try:
+            if server is None:
+                raise RemoteError(f"nothing answers {request.get('method')!r} here")
+            reply["data"] = await server(request.get("data") or {})
+        except Exception as exc:  # every failure goes back to the caller
+            if not isinstance(exc, (ValueError, LookupError)):
+                log.info("bus: %s failed: %r", request.get("method"), exc)
+            reply["error"] = error_payload(exc)
+        body = json.dumps(reply, separators=(",", ":"), default=str)
+        with contextlib.suppress(RedisError, OSError):
+            await self._client.publish(self._node_channel(str(request.get("from"))), body)
+
+    # ------------------------------------------------------------- holdings
+
+    async def hold(self, key: str, delta: int) -> None:
+        name = f"{self._prefix}:holds:{self.node_id}"
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hincrby(name, key, delta)
+                pipe.expire(name, NODE_TTL_S)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("bus: cannot record %s: %s", key, exc)
+
+    async def held(self, key: str) -> int:
+        try:
+            nodes: list[Any] = await self._client.zrangebyscore(
+                f"{self._prefix}:nodes", time.time() - NODE_TTL_S, "+inf"
+            )
+            async with self._client.pipeline(transaction=False) as pipe:
+                for node in nodes:
+                    name = node.decode() if isinstance(node, bytes) else str(node)
+                    pipe.hget(f"{self._prefix}:holds:{name}", key)
+                counts = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("bus: cannot read %s: %s", key, exc)
+            return 0
+        return sum(max(int(c), 0) for c in counts if c is not None)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            try:
+                await self._client.zadd(f"{self._prefix}:nodes", {self.node_id: time.time()})
+                await self._client.expire(f"{self._prefix}:holds:{self.node_id}", NODE_TTL_S)
+            except (RedisError, OSError) as exc:
+                log.warning("bus: heartbeat failed: %s", exc)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    # -------------------------------------------------------------- listening
+
+    def on_reconnect(self, hook: Callable[[], None]) -> None:
+        self._reconnect_hooks.append(hook)
+
+    def _add_channel(self, channel: str) -> None:
+        if channel in self._channels:
+            return
+        self._channels.add(channel)
+        if self._pubsub is not None:
+            self._spawn(self._pubsub.subscribe(channel))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _listen(self) -> None:
+        connected_before = False
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*self._channels)
+                self._pubsub = pubsub
+                self._subscribed.set()
+                if connected_before:  # broadcasts may have been missed meanwhile
+                    log.info("bus: reconnected to Redis")
+                    for hook in self._reconnect_hooks:
+                        hook()
+                connected_before = True
+                while True:
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is not None and msg.get("type") == "message":
+                        await self._dispatch(msg["channel"].decode(), msg["data"])
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("bus: lost Redis (%s); reconnecting", exc)
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(0.5)
+
+    async def _dispatch(self, channel: str, raw: bytes) -> None:
+        try:
+            envelope = json.loads(raw)
+        except ValueError:
+            log.warning("bus: malformed message on %s dropped", channel)
+            return
+        if "reply" in envelope:
+            future = self._pending.get(str(envelope["reply"]))
+            if future is not None and not future.done():
+                future.set_result(envelope)
+            return
+        if "method" in envelope:
+            self._spawn(self._answer(envelope))
+            return
+        if envelope.get("from") == self.node_id:
+            return  # our own broadcast
+        for handler in self._handlers.get(channel, ()):
+            try:
+                await handler(envelope.get("data") or {})
+            except Exception:  # one bad handler must not stop the bus
+                log.exception("bus: handler for %s failed", channel)
+
+    async def close(self) -> None:
+        for task in [*self._loops, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError):
+            await self._client.zrem(f"{self._prefix}:nodes", self.node_id)
+            await self._client.delete(f"{self._prefix}:holds:{self.node_id}")
+        await self._client.aclose()
+
+
+__all__ = ["RedisBus"]

@@ -1,0 +1,91 @@
+"""Which node routes conversations, and taking over when that node is gone.
+
+A gateway alone (SQLite, or no bus) always leads. With a PostgreSQL store and a
+shared bus, the node holding an advisory lock leads (store/pg_locks.py); the
+others call it through the bus (routing/front.py). A node that takes over
+rebuilds the router from the store (queued work, pending offers re-issued),
+reads back the approvals that wait for a rep (routing/approvals.py), queues
+conversations a dead node left `queued` without an entry, and keeps doing so
+every GATEWAY_CLUSTER_RECOVER_AFTER_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from gateway.app import BUS, STORE
+from gateway.routing.front import RoutingFront
+from gateway.routing.router import Router
+
+log = logging.getLogger(__name__)
+
+
+class Leadership:
+    def __init__(
+        self, app: web.Application, router: Router, front: RoutingFront, recover_after_s: float
+    ) -> None:
+        self.app = app
+        self.router = router
+        self.front = front
+        self.recover_after_s = recover_after_s
+        self._lock: object | None = None
+        self._reconciler: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from gateway.store.pg_locks import PgLeadership
+        from gateway.store.postgres import PostgresStore
+
+        store = self.app[STORE]
+        if self.app[BUS].shared and isinstance(store, PostgresStore):
+            lock = PgLeadership(store.url.dsn, self.on_lead)
+            self._lock = lock
+            await lock.start()
+        else:
+            await self.on_lead(True)
+
+    async def on_lead(self, leading: bool) -> None:
+        bus = self.app[BUS]
+        if leading:
+            await self.router.start()
+            await self.front.approvals.start()
+            self.front.leading = True
+            await bus.lead(True)
+            await self.router.reconcile()
+            if bus.shared:
+                self._reconciler = asyncio.create_task(self._reconcile())
+            return
+        self.front.leading = False
+        await bus.lead(False)
+        await self._stop_reconciler()
+        await self.router.stop()
+        self.front.approvals.stop()
+
+    async def _reconcile(self) -> None:
+        while True:
+            await asyncio.sleep(self.recover_after_s)
+            try:
+                await self.router.reconcile()
+            except Exception as exc:
+                log.warning("routing: reconciling queued conversations failed: %s", exc)
+
+    async def _stop_reconciler(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+            self._reconciler = None
+
+    async def stop(self) -> None:
+        from gateway.store.pg_locks import PgLeadership
+
+        if isinstance(self._lock, PgLeadership):
+            await self._lock.stop()
+        elif self.front.leading:
+            await self.on_lead(False)
+
+
+__all__ = ["Leadership"]
