@@ -28,7 +28,7 @@ log = logging.getLogger("gateway.phone.transfer")
 
 
 class CallRouting(Protocol):
-    """Routing's side of a call's transfer (`gateway.routing.calls.CallRouting`)."""
+    """Routing's side of a call's transfer (`gateway.routing.call_routing.CallRouting`)."""
 
     listeners: list[Callable[[OfferClosed], Awaitable[None]]]
 

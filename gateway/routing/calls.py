@@ -31,8 +31,8 @@ they close it with a disposition, or hand it back, in the console. A line of
 GATEWAY_TRANSFER_NUMBERS that takes a call is no rep: the entry ends when the line
 accepts, and the conversation closes when that call is over.
 
-`CallOffers` runs on the leader; `CallRouting` is what the phone channel calls on
-any node, through `RoutingFront`. Claims live in the leader's memory, each with a
+`CallOffers` runs on the leader; `call_routing.CallRouting` is what the phone
+channel calls on any node, through `RoutingFront`. Claims live in the leader's memory, each with a
 deadline: when the node holding the call dies, or leadership moves, the entry is
 at worst offered on the consoles as usual once the deadline has passed.
 """
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +51,7 @@ from gateway.errors import ConflictError, GatewayError, NotFoundError
 from gateway.models import ConversationState
 from gateway.protocols import EventDraft
 from gateway.routing import matching
+from gateway.routing.call_routing import NEWS
 from gateway.routing.front import RoutingFront
 from gateway.routing.intake import Intake
 from gateway.routing.models import (
@@ -71,7 +72,6 @@ from gateway.routing.store import EntryUpdate, OfferDraft, OfferUpdate, RoutingC
 
 log = logging.getLogger(__name__)
 
-NEWS = "routing.call_news"  # served on every node: news for the transfers it holds
 RESERVE_S = 60.0  # a claim with nothing ringing lapses (the hold prompt plays up to 30 s)
 BRIEF_S = 120.0  # allowance for the spoken brief in a ringing offer's deadline
 GRACE_S = 10.0  # a claim outlives its offer's deadline by this (the transfer's next move)
@@ -411,52 +411,4 @@ class CallOffers:
         task.add_done_callback(self._tasks.discard)
 
 
-NewsListener = Callable[[OfferClosed], Awaitable[None]]
-
-
-class CallRouting:
-    """What the phone channel calls, on any node (through `RoutingFront`)."""
-
-    def __init__(self, front: RoutingFront, bus: Bus) -> None:
-        self.front = front
-        self.node = bus.node_id
-        self.listeners: list[NewsListener] = []  # the warm transfers of this node
-        bus.serve(NEWS, self._news)
-
-    def _data(self, conversation_id: int, transfer_id: str | None, **more: Any) -> Data:
-        return {"conversation_id": conversation_id, "transfer_id": transfer_id,
-                "node": self.node, **more}  # fmt: skip
-
-    async def open(self, conversation_id: int, transfer_id: str | None) -> list[CallTarget]:
-        """Claim the conversation for its call's transfer; who would ring now, in order."""
-        got = await self.front.run("call_open", self._data(conversation_id, transfer_id))
-        return [CallTarget.model_validate(r) for r in got["reps"]]
-
-    async def next(
-        self, conversation_id: int, transfer_id: str, *, offer_id: int | None, outcome: str | None
-    ) -> CallNext:
-        """The rep to ring next, after the one whose `offer_id` ended with `outcome`."""
-        data = self._data(conversation_id, transfer_id, offer_id=offer_id, outcome=outcome)
-        return CallNext.model_validate(await self.front.run("call_next", data))
-
-    async def take(
-        self, conversation_id: int, transfer_id: str, *, rep_id: int | None,
-        offer_id: int | None, line: str = "",
-    ) -> bool:  # fmt: skip
-        """The rep (or, `rep_id` None, a configured `line`) pressed 1: may they have it?"""
-        data = self._data(conversation_id, transfer_id, rep_id=rep_id, offer_id=offer_id,
-                          line=line)  # fmt: skip
-        return bool((await self.front.run("call_take", data))["taken"])
-
-    async def end(self, conversation_id: int, transfer_id: str | None, *, state: str) -> None:
-        """The transfer is over (`state`), or never started (`transfer_id` None)."""
-        await self.front.tell("call_end", self._data(conversation_id, transfer_id, state=state))
-
-    async def _news(self, d: Data) -> Data:
-        news = OfferClosed.model_validate(d)
-        for listener in list(self.listeners):
-            await listener(news)
-        return {}
-
-
-__all__ = ["CallOffers", "CallRouting"]
+__all__ = ["CallOffers"]

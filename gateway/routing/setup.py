@@ -25,7 +25,8 @@ from gateway.protocols import Store
 from gateway.routing import api
 from gateway.routing.approvals import ConsoleApprovals
 from gateway.routing.auth import ConsoleAuth
-from gateway.routing.calls import CallOffers, CallRouting
+from gateway.routing.call_routing import CallRouting
+from gateway.routing.calls import CallOffers
 from gateway.routing.feed import LocalFeed, SharedFeed
 from gateway.routing.front import RoutingFront
 from gateway.routing.hub import ConsoleHub
