@@ -250,15 +250,16 @@ class Settings(BaseSettings):
     # --- warm transfer of a call (Twilio conference)
     transfer_numbers: str = Field(
         "",
-        description="Reps' phone numbers a call is transferred to, tried in order: "
-        "`+15550001111,+15550002222` for every queue, or per queue `billing=+1555...,+1555...; "
-        "*=+1555...` (`*`: every queue, tried after the queue's own); empty: a transfer only "
-        "plays the hold prompt.",
+        description="Lines a transferred call rings when no rep with a phone is eligible, "
+        "tried in order: `+15550001111,+15550002222` for every queue, or per queue "
+        "`billing=+1555...,+1555...; *=+1555...` (`*`: every queue, tried after the queue's "
+        "own); empty: reps' phones only.",
     )
     transfer_caller_id: str = Field(
         "",
-        description="Twilio number (E.164) the calls to reps come from; needed with "
-        "TRANSFER_NUMBERS.",
+        description="Twilio number (E.164) the calls to reps come from; set, a call handed "
+        "over rings the phones of eligible reps (then TRANSFER_NUMBERS); unset: the caller "
+        "hears the hold prompt and waits in the queue. Needed with TRANSFER_NUMBERS.",
     )
     transfer_ring_timeout_s: int = Field(
         20, ge=5, le=600, description="How long a rep's phone rings before the next rep."

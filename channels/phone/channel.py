@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from channels.phone.call import PhoneCall
 from channels.phone.services import CallInfo
+from channels.phone.transfer_routing import CallRouting
 from gateway.models import (
     Action,
     ChannelKind,
@@ -50,10 +51,11 @@ as `transfer.ringing`, its data). The rep console's routing registers one."""
 class Handover(Protocol):
     """What takes a call on once the agent has transferred it (a warm transfer)."""
 
-    def hand_over(
+    async def hand_over(
         self, call: PhoneCall, conversation: Conversation, prompt: asyncio.Task[Any] | None
     ) -> None:
-        """Start handing `call` over, once `prompt` (the hold prompt) has been heard."""
+        """Start handing `call` over, once `prompt` (the hold prompt) has been heard.
+        Returns before that: the dispatcher queues the conversation once it has."""
         ...
 
 
@@ -71,6 +73,15 @@ class PhoneChannel:
         self._empty.set()
         self.handover: Handover | None = None  # None: a transfer only plays the hold prompt
         self.transfer_listeners: list[TransferListener] = []
+        self.routing: CallRouting | None = None  # routing's side of warm transfers
+
+    def attach_routing(self, routing: CallRouting | None) -> None:
+        """Routing (gateway/routing/calls.py) offers transferred calls to reps' phones;
+        None detaches it. Called by routing's start-up, after the channel's."""
+        self.routing = routing
+        attach = getattr(self.handover, "attach_routing", None)
+        if attach is not None:
+            attach(routing)
 
     # ------------------------------------------------------------- registry
 
@@ -160,7 +171,7 @@ class PhoneChannel:
         elif isinstance(action, Transfer):
             prompt = call.on_transfer()
             if self.handover is not None and prompt is not None:
-                self.handover.hand_over(call, conversation, prompt)
+                await self.handover.hand_over(call, conversation, prompt)
 
 
 __all__ = ["Handover", "PhoneChannel"]

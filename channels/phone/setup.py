@@ -28,6 +28,7 @@ from channels.phone.state import PHONE, PhoneState
 from channels.phone.stt import WhisperTranscriber
 from channels.phone.transfer import WarmTransfers
 from channels.phone.transfer_audio import SignedAudio
+from channels.phone.transfer_routing import RoutingTargets
 from channels.phone.transfer_state import ConfiguredTargets
 from channels.phone.transfer_web import add_routes as add_transfer_routes
 from channels.phone.transfer_web import transfer_callback
@@ -180,19 +181,25 @@ def _start_transfers(
     synthesizer: EspeakSynthesizer,
     calls_api: TwilioCalls | None,
 ) -> None:
-    """Warm transfers when GATEWAY_TRANSFER_NUMBERS is set (and the REST API usable);
-    otherwise a transfer plays the hold prompt only, as before."""
+    """Warm transfers when GATEWAY_TRANSFER_CALLER_ID is set (and the REST API usable):
+    routing's reps are rung on the phone numbers of their profiles (once routing
+    attaches itself at its start-up), then the GATEWAY_TRANSFER_NUMBERS lines.
+    Otherwise a transfer plays the hold prompt and the call waits in its queue."""
     state = app[PHONE]
     settings = state.settings
-    targets = ConfiguredTargets.from_settings(settings)
-    if targets is None:
+    if not settings.transfer_caller_id:
+        log.info(
+            "GATEWAY_TRANSFER_CALLER_ID is unset: calls handed over are not transferred to "
+            "reps' phones (the caller hears the hold prompt and waits in the queue)"
+        )
         return
     if calls_api is None:
         log.warning(
-            "GATEWAY_TRANSFER_NUMBERS is set but GATEWAY_TWILIO_ACCOUNT_SID is not: calls "
+            "GATEWAY_TRANSFER_CALLER_ID is set but GATEWAY_TWILIO_ACCOUNT_SID is not: calls "
             "cannot be transferred (the caller only hears the hold prompt)"
         )
         return
+    targets = RoutingTargets(ConfiguredTargets.from_settings(settings))
     audio = SignedAudio(
         settings.data_dir / "transfer-audio", app[SECRET_KEY], settings.public_url, synthesizer,
         ttl_s=settings.transfer_audio_ttl_s,
@@ -206,7 +213,10 @@ def _start_transfers(
     resources.push_async_callback(transfers.close)
     state.transfers = transfers
     state.channel.handover = transfers
-    log.info("warm transfers on: %s", settings.transfer_numbers)
+    if state.channel.routing is not None:
+        transfers.attach_routing(state.channel.routing)
+    log.info("warm transfers on: reps' phones from %s, then lines %s",
+             settings.transfer_caller_id, settings.transfer_numbers or "(none)")  # fmt: skip
 
 
 async def _end_calls(app: web.Application) -> None:

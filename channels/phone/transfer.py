@@ -1,18 +1,23 @@
 """`WarmTransfers`: hands a live call to a rep through a Twilio conference.
 
-When the agent transfers a call, the caller hears the hold prompt; once it has
+When the agent transfers a call, the conversation is reserved for it in routing
+(`TransferTargets.reserve`) and the caller hears the hold prompt; once it has
 played, the transfer starts (`start`):
 
 1. The spoken brief for the rep is rendered (`transfer_audio.spoken_brief`) and
    the caller's call is moved by a REST update into a conference where they
    hear wait music (this ends the call's Media Stream).
-2. The first rep (`TransferTargets`) is rung by a REST call-create whose TwiML
-   plays the brief from a signed URL; pressing 1 joins the conference. Their
-   call's status callbacks, the `<Gather>`'s answer and the conference's
-   events drive the state machine (`transfer_state`).
-3. No answer, busy, failed, canceled, or declined: the next rep. Nobody left:
-   the caller is moved out of the conference to a callback offer (1 asks for
-   a callback; the conversation stays queued with its brief either way).
+2. The first rep (`TransferTargets.next`: routing's best eligible rep with a
+   phone, whose ringing phone is their offer; else a configured line) is rung by
+   a REST call-create whose TwiML plays the brief from a signed URL; pressing 1
+   makes them the conversation's holder (`TransferTargets.take`) and joins the
+   conference. Their call's status callbacks, the `<Gather>`'s answer and the
+   conference's events drive the state machine (`transfer_state`).
+3. No answer, busy, failed, canceled, declined, or their offer ended in routing
+   (`on_offer_closed`: declined in the console, withdrawn, expired): the next
+   rep. Nobody left: the caller is moved out of the conference to a callback
+   offer (1 asks for a callback; the conversation stays queued with its brief
+   either way).
 
 Every step is a `transfer.<state>` event in the conversation's log (transfer
 id, rep, rep's call SID), written with the conversation's state where it
@@ -35,11 +40,13 @@ from typing import TYPE_CHECKING, Any
 from channels.phone import transfer_twiml as twiml
 from channels.phone.rest import TwilioCalls
 from channels.phone.transfer_audio import PROMPTS, SignedAudio, spoken_brief
+from channels.phone.transfer_routing import CallRouting, RoutingTargets
 from channels.phone.transfer_state import Transfer, TransferState, TransferTargets
 from gateway.errors import ConflictError, GatewayError
 from gateway.metrics import Metrics
 from gateway.models import Conversation, ConversationState, IdentityKind
 from gateway.protocols import EventDraft, Store, TurnRecord
+from gateway.routing.models import OfferClosed
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -104,12 +111,26 @@ class WarmTransfers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def attach_routing(self, routing: CallRouting | None) -> None:
+        """Ring the reps routing offers a call to (None: detach, the lines alone)."""
+        if not isinstance(self.targets, RoutingTargets):
+            return
+        old = self.targets.routing
+        if old is not None and self.on_offer_closed in old.listeners:
+            old.listeners.remove(self.on_offer_closed)
+        self.targets.routing = routing
+        if routing is not None:
+            routing.listeners.append(self.on_offer_closed)
+
     # ---------------------------------------------------------------- start
 
-    def hand_over(
+    async def hand_over(
         self, call: PhoneCall, conversation: Conversation, prompt: asyncio.Task[Any] | None
     ) -> None:
-        """The agent transferred `call`: start once the hold prompt has been heard."""
+        """The agent transferred `call`: reserve the conversation for it (before the
+        dispatcher queues it, so no console takes it meanwhile), and start once the
+        hold prompt has been heard."""
+        await self.targets.reserve(conversation.id)
         task = asyncio.ensure_future(self._after_prompt(call, conversation, prompt))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -128,6 +149,7 @@ class WarmTransfers:
             log.warning("call %s: cannot play the hold prompt: %r", call.call_sid, exc)
         if call.info.ended is not None:
             log.info("call %s ended before its transfer started", call.call_sid)
+            await self.targets.done(conversation.id, None)
             return
         try:
             await self.start(call.call_sid, conversation.id, call=call)
@@ -152,17 +174,17 @@ class WarmTransfers:
             return existing
         conversation = await self.store.get_conversation(conversation_id)
         customer = await self.store.get_customer(conversation.customer_id)
-        reps = tuple(await self.targets.candidates(conversation))
         if caller_number is None:
             phones = [i.value for i in customer.identities if i.kind is IdentityKind.PHONE]
             caller_number = next((p for p in phones if p.startswith("+")), None)
         transfer = Transfer(
             id=f"{self.node_id}.{uuid.uuid4().hex[:16]}" if self.node_id
             else uuid.uuid4().hex[:16], caller_sid=caller_sid, conversation_id=conversation.id,
-            queue=conversation.queue or "general", reps=reps, caller_number=caller_number,
+            queue=conversation.queue or "general", caller_number=caller_number,
         )  # fmt: skip
         self._live[transfer.id] = self._by_caller[caller_sid] = transfer
         async with transfer.lock:
+            reps = await self.targets.open(transfer)
             text = spoken_brief(customer, conversation)
             await self._log(transfer, S.REQUESTED, queue=transfer.queue, brief_text=text,
                             reps=[rep.rep_id for rep in reps])  # fmt: skip
@@ -228,6 +250,9 @@ class WarmTransfers:
                 return twiml.hang_up()
             if digits != twiml.ACCEPT_DIGIT:
                 await self._rep_failed(transfer, "declined")
+                return twiml.hang_up()
+            if not await self.targets.take(transfer):  # their offer ended meanwhile
+                await self._rep_failed(transfer, "withdrawn", detail="no longer theirs to take")
                 return twiml.hang_up()
             if transfer.state is S.RINGING:  # the `answered` callback is still on its way
                 transfer.move(S.BRIEFING)
@@ -298,17 +323,42 @@ class WarmTransfers:
         else:
             self._ignore(transfer, f"rep call {status}")
 
-    async def _rep_failed(self, transfer: Transfer, outcome: str) -> None:
-        await self._event(transfer, "transfer.rep_failed", {"outcome": outcome})
-        transfer.rep_sid = None
-        await self._ring_next(transfer)
+    async def on_offer_closed(self, news: OfferClosed) -> None:
+        """Routing ended the offer the current rep's ringing phone stands for (they
+        declined it in the console, left `available`, or it ran out): stop ringing
+        them and ring the next rep."""
+        transfer = self._live.get(news.transfer_id)
+        if transfer is None:
+            return
+        async with transfer.lock:
+            rep = transfer.rep
+            current = rep is not None and rep.offer_id == news.offer_id
+            if not current or transfer.state not in (S.RINGING, S.BRIEFING):
+                self._ignore(transfer, f"offer {news.offer_id} {news.status.value}")
+                return
+            if transfer.rep_sid is not None:
+                try:
+                    await self.calls.complete(transfer.rep_sid)
+                except GatewayError as exc:
+                    log.warning("transfer %s: cannot end the rep's call: %s", transfer.id, exc)
+            await self._rep_failed(
+                transfer, news.status.value, detail="their offer ended in routing"
+            )
 
-    async def _ring_next(self, transfer: Transfer) -> None:
+    async def _rep_failed(
+        self, transfer: Transfer, outcome: str, detail: str | None = None
+    ) -> None:
+        data = {"outcome": outcome} if detail is None else {"outcome": outcome, "detail": detail}
+        await self._event(transfer, "transfer.rep_failed", data)
+        transfer.rep_sid = None
+        await self._ring_next(transfer, outcome)
+
+    async def _ring_next(self, transfer: Transfer, outcome: str | None = None) -> None:
         """Ring the next rep; with none left, offer the caller a callback."""
         settings = self.settings
-        while transfer.attempt < len(transfer.reps):
-            transfer.attempt += 1
-            rep = transfer.reps[transfer.attempt - 1]
+        while (rep := await self.targets.next(transfer, outcome)) is not None:
+            transfer.rep = rep
+            transfer.tried.append(rep)
             brief = twiml.rep_brief(
                 self.audio.url(transfer.brief_audio),
                 answer_url=self.url(ANSWER_PATH, transfer),
@@ -321,8 +371,9 @@ class WarmTransfers:
                     timeout_s=settings.transfer_ring_timeout_s,
                 )  # fmt: skip
             except GatewayError as exc:
+                outcome = "failed"
                 await self._event(transfer, "transfer.rep_failed",
-                                  {"outcome": "failed", "detail": str(exc)})  # fmt: skip
+                                  {"outcome": outcome, "detail": str(exc)})  # fmt: skip
                 continue
             transfer.rep_sid = sid
             transfer.move(S.RINGING)
@@ -355,6 +406,7 @@ class WarmTransfers:
         if transfer.connected_at is not None:
             data["talk_s"] = round(time.monotonic() - transfer.connected_at, 1)
         await self._log(transfer, state, **data)
+        await self.targets.done(transfer.conversation_id, transfer)
         self.audio.discard(transfer.brief_audio)
         self._live.pop(transfer.id, None)
         self._recent[transfer.id] = transfer

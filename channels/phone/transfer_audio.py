@@ -37,7 +37,9 @@ AUDIO_PATH = "/twilio/transfer/audio/{token}.wav"
 CONTENT_TYPE = "audio/wav"
 SALT = "gateway.phone.transfer-audio"
 PAUSE_MS = 250  # between two sentences of a brief
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+# A file name of our own: letters, digits, `_`, `-` and (inside) `.`, as in the brief of
+# transfer `node-1.3f9a...` on several nodes; never a path or a hidden file.
+_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,79}$")
 
 
 PROMPTS = {

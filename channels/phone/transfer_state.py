@@ -12,9 +12,10 @@
 move the table does not have (a duplicate, a retry, one that arrives after a
 later one) is logged and ignored by the caller of `Transfer.move`.
 
-`TransferTargets` is the seam to routing: who to ring for a conversation, in
-order. `ConfiguredTargets` is the stand-alone implementation from
-GATEWAY_TRANSFER_NUMBERS.
+`TransferTargets` is the seam to routing: whom to ring next for a call, one rep
+at a time, and whether the rep who accepted may have it. `RoutingTargets`
+(transfer_routing.py) rings the reps routing offers the call to, then the lines
+of `ConfiguredTargets` (GATEWAY_TRANSFER_NUMBERS).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.models import Conversation, Frozen
+from gateway.models import Frozen
 from gateway.settings import Settings
 
 
@@ -67,37 +68,74 @@ _NEXT: dict[TransferState, frozenset[TransferState]] = {
 class RepContact(Frozen):
     """Someone who can take a call: who they are and the number that rings them."""
 
-    rep_id: str
+    rep_id: int | str  # a rep of routing, or `phone:<number>` for a configured line
     name: str
     phone: str  # E.164
+    offer_id: int | None = None  # routing's offer this ring stands for (reps only)
 
 
 class TransferTargets(Protocol):
-    """Who to ring for a conversation handed over on a call, best first."""
+    """Whom a call's warm transfer rings, one at a time (routing/calls.py for reps)."""
 
-    async def candidates(self, conversation: Conversation) -> Sequence[RepContact]: ...
+    async def reserve(self, conversation_id: int) -> None:
+        """The agent handed the call over; its transfer starts once the hold prompt
+        has played. Nobody may take the conversation elsewhere meanwhile."""
+        ...
+
+    async def open(self, transfer: Transfer) -> Sequence[RepContact]:
+        """The transfer starts: who would be rung now, best first (for its log)."""
+        ...
+
+    async def next(self, transfer: Transfer, outcome: str | None) -> RepContact | None:
+        """Whom to ring next; `transfer.rep` (if any) did not take it (`outcome`).
+        None: nobody is left."""
+        ...
+
+    async def take(self, transfer: Transfer) -> bool:
+        """`transfer.rep` accepted (pressed 1): whether they may have the call."""
+        ...
+
+    async def done(self, conversation_id: int, transfer: Transfer | None) -> None:
+        """The transfer is over (`transfer.state` is final), or never started (None)."""
+        ...
 
 
 class ConfiguredTargets:
     """`TransferTargets` from GATEWAY_TRANSFER_NUMBERS: the numbers of the
-    conversation's queue, then those for every queue (`*`)."""
+    conversation's queue, then those for every queue (`*`), each tried once."""
 
     def __init__(self, by_queue: Mapping[str, Sequence[str]]) -> None:
         self.by_queue = {queue: tuple(numbers) for queue, numbers in by_queue.items()}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConfiguredTargets | None:
-        """None when no number is configured (a transfer then only plays hold audio)."""
+        """None when no number is configured."""
         targets = settings.transfer_targets
         return cls(targets) if targets else None
 
-    async def candidates(self, conversation: Conversation) -> Sequence[RepContact]:
-        queue = (conversation.queue or "general").lower()
+    def lines(self, queue: str) -> list[RepContact]:
+        queue = queue.lower()
         numbers = dict.fromkeys((*self.by_queue.get(queue, ()), *self.by_queue.get("*", ())))
         return [
             RepContact(rep_id=f"phone:{number}", name=f"{queue} line {index}", phone=number)
             for index, number in enumerate(numbers, start=1)
         ]
+
+    async def reserve(self, conversation_id: int) -> None:
+        return None
+
+    async def open(self, transfer: Transfer) -> Sequence[RepContact]:
+        return self.lines(transfer.queue)
+
+    async def next(self, transfer: Transfer, outcome: str | None) -> RepContact | None:
+        tried = {contact.rep_id for contact in transfer.tried}
+        return next((c for c in self.lines(transfer.queue) if c.rep_id not in tried), None)
+
+    async def take(self, transfer: Transfer) -> bool:
+        return True
+
+    async def done(self, conversation_id: int, transfer: Transfer | None) -> None:
+        return None
 
 
 @dataclass
@@ -108,10 +146,10 @@ class Transfer:
     caller_sid: str
     conversation_id: int
     queue: str
-    reps: tuple[RepContact, ...]
     caller_number: str | None = None
     state: TransferState = TransferState.REQUESTED
-    attempt: int = 0  # reps tried so far; reps[attempt - 1] is the current one
+    rep: RepContact | None = None  # the rep rung now (or last)
+    tried: list[RepContact] = field(default_factory=list)  # every rep rung, in order
     rep_sid: str | None = None  # the current rep's call
     callback: str | None = None  # once offered: "requested" or "declined"
     started: float = field(default_factory=time.monotonic)
@@ -127,8 +165,9 @@ class Transfer:
         return f"brief-{self.id}"
 
     @property
-    def rep(self) -> RepContact | None:
-        return self.reps[self.attempt - 1] if 0 < self.attempt <= len(self.reps) else None
+    def attempt(self) -> int:
+        """Reps tried so far (the current one included)."""
+        return len(self.tried)
 
     def move(self, to: TransferState) -> bool:
         """Go to `to` if the table allows it; False (nothing changes) otherwise."""

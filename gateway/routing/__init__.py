@@ -2,6 +2,7 @@
 
 Modules by role: `models` (shared records), `store` (the `RoutingStore` seam),
 `passwords`, `policy` (priority, wait estimates, business hours), `router`
-(queues and offers), `service` (rep actions), `hub` (live console updates),
+(queues and offers), `service` (rep actions), `calls` and `call_routing` (a
+call's warm transfer: reps' phones ring as offers), `hub` (live console updates),
 `auth`, `api` and `ws` (HTTP and websocket), `rating`, `setup` (wiring).
 """

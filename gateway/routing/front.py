@@ -91,6 +91,20 @@ class RoutingFront:
             return await self._methods[name](data)
         return await self.bus.call(LEADER, f"routing.{name}", data, timeout_s=CALL_TIMEOUT_S)
 
+    def register(self, name: str, method: Callable[[Data], Awaitable[Data]]) -> None:
+        """Serve `method` as `routing.<name>` on the leader (routing/calls.py adds the
+        methods of a call's transfer); `run` and `tell` reach it from any node."""
+        self._methods[name] = method
+        self.bus.serve(f"routing.{name}", self._serving(name))
+
+    async def run(self, name: str, data: Data) -> Data:
+        """Run a registered method on the leader (here while leading) and return its answer."""
+        return await self._run(name, data)
+
+    async def tell(self, name: str, data: Data) -> None:
+        """Send news to a registered method on the leader without waiting on it (`_tell`)."""
+        await self._tell(name, data)
+
     # ------------------------------------------------------- the public API
 
     async def overview(self, rep_id: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@ picture, so the rule is read (and tested) in one place."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 
 from gateway.routing import policy
@@ -63,6 +63,32 @@ def next_match(
         if eligible:
             return entry, min(eligible, key=lambda r: (_ts(r.last_busy_at), r.id))
     return None
+
+
+def ranked_takers(
+    entry: QueueEntry,
+    *,
+    reps: Iterable[Rep],
+    loads: Mapping[tuple[int, WorkKind], int],
+    capacity: Callable[[Rep, WorkKind], int],
+    queues: Mapping[str, list[str]],
+    passed: Collection[int] = (),
+) -> list[Rep]:
+    """Every rep who could be offered `entry` now, best first: the rule of `next_match`
+    (available, spare capacity for its kind of work, the queue's skills, not passed
+    over yet), ordered least recently busy first. A call's warm transfer rings them
+    in this order (routing/calls.py)."""
+    skills = queues.get(entry.queue, [entry.queue])
+    eligible = [
+        r
+        for r in reps
+        if r.presence is Presence.AVAILABLE
+        and loads.get((r.id, entry.kind), 0) < capacity(r, entry.kind)
+        and policy.can_serve(r.skills, skills)
+        and r.id not in passed
+        and r.id != entry.from_rep_id
+    ]
+    return sorted(eligible, key=lambda r: (_ts(r.last_busy_at), r.id))
 
 
 def _ts(value: datetime | None) -> float:

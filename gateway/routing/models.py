@@ -128,3 +128,29 @@ class Session(Frozen):
     rep_id: int
     csrf: str
     expires_at: datetime
+
+
+class CallTarget(Frozen):
+    """A rep a call's warm transfer rings: the offer their phone stands for."""
+
+    rep_id: int
+    name: str
+    phone: str  # E.164, from the rep's profile
+    offer_id: int | None = None  # None in a preview (nothing is offered yet)
+
+
+class CallNext(Frozen):
+    """Routing's answer to a call's transfer asking whom to ring next."""
+
+    target: CallTarget | None = None  # None: no rep is eligible now
+    held_by: int | None = None  # a rep holds it already: only their phone rings (`target`)
+
+
+class OfferClosed(Frozen):
+    """News for a call's transfer: the offer its current rep's phone stands for ended
+    in routing (declined in the console, withdrawn, past its deadline)."""
+
+    transfer_id: str
+    conversation_id: int
+    offer_id: int
+    status: OfferStatus

@@ -9,6 +9,11 @@ Matching: waiting entries in order of priority (aged by waiting time), each to
 the eligible rep (has the queue's skills, available, spare capacity for its
 kind of work, not tried for it yet) who was least recently busy. An offer not
 accepted in time, or declined, goes to the next rep.
+
+A call's warm transfer offers its conversation itself, by ringing the reps'
+phones (routing/calls.py): the router skips the waiting entries of `claimed`
+conversations, and a held call whose line is closed (`wrap_up`) no longer uses
+its rep's call capacity.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+WRAP_UP = "rep.wrap_up"  # the audit event of a held call whose line has closed
+
 
 class RoutingError(ConflictError):
     """A rep action that does not apply (an offer gone, a conversation not theirs)."""
@@ -76,7 +83,13 @@ class Router:
         self._rounds: dict[int, asyncio.TimerHandle] = {}  # entry id -> its next round
         self._tasks: set[asyncio.Task[None]] = set()
         self.handle_times: collections.deque[float] = collections.deque(maxlen=50)
+        self.claimed: set[int] = set()  # conversations a call's transfer offers by phone
+        self.phone_offers: set[int] = set()  # pending offers that ring the rep's phone
+        self.wrap_up: set[int] = set()  # held conversations whose call is over
         self.on_offer: list[Callable[[Offer, QueueEntry], Awaitable[None]]] = []
+        # An offer ended by someone other than its taker's phone (a console decline,
+        # its deadline, a presence change): the call's transfer rings the next rep.
+        self.on_offer_closed: list[Callable[[Offer, OfferStatus], Awaitable[None]]] = []
         self.on_orphan: list[Callable[[Customer, Conversation], Awaitable[None]]] = []
 
     # ------------------------------------------------------------- lifecycle
@@ -97,6 +110,8 @@ class Router:
                     self.held[entry.conversation_id] = entry
                     conv = await self.store.get_conversation(entry.conversation_id)
                     self.customer_of[conv.id] = conv.customer_id
+                    if entry.kind is WorkKind.CALL and await self._wrapped_up(entry):
+                        self.wrap_up.add(conv.id)
             self.handle_times.extend(reversed(await self.routing.handle_times(50)))
             for offer in await self.routing.pending_offers():
                 offered = self.waiting.get(offer.entry_id)
@@ -117,7 +132,7 @@ class Router:
                         console=(console,),
                     )
                 )  # fmt: skip
-                self._track_offer(offer.model_copy(update={"expires_at": expires}))
+                self.track_offer(offer.model_copy(update={"expires_at": expires}))
         if self.waiting:
             log.info("routing: %d queued conversations restored", len(self.waiting))
         await self.pump()
@@ -131,8 +146,16 @@ class Router:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         # Another node may lead from now on: nothing of this picture stays true.
         for table in (self.reps, self.waiting, self.held, self.customer_of, self.offers,
-                      self._offer_of, self._tried):  # fmt: skip
+                      self._offer_of, self._tried, self.claimed, self.phone_offers,
+                      self.wrap_up):  # fmt: skip
             table.clear()
+
+    async def _wrapped_up(self, entry: QueueEntry) -> bool:
+        """Whether the call of a held conversation is over (its holder wraps it up):
+        a `rep.wrap_up` in its log after the last call connected."""
+        kinds = [e.kind for e in await self.store.events(entry.conversation_id)]
+        over = max((i for i, k in enumerate(kinds) if k == WRAP_UP), default=-1)
+        return over > max((i for i, k in enumerate(kinds) if k == "transfer.connected"), default=-1)
 
     async def reconcile(self) -> int:
         """Queue conversations left `queued` without a queue entry (a node died between
@@ -178,13 +201,13 @@ class Router:
         return rep.max_text if rep.max_text is not None else self.settings.rep_max_text
 
     def load(self, rep_id: int, kind: WorkKind) -> int:
-        return self._loads().get((rep_id, kind), 0)
+        return self.loads().get((rep_id, kind), 0)
 
-    def _loads(self) -> collections.Counter[tuple[int, WorkKind]]:
+    def loads(self) -> collections.Counter[tuple[int, WorkKind]]:
         """(rep, kind of work) -> conversations held plus offers pending."""
         loads: collections.Counter[tuple[int, WorkKind]] = collections.Counter()
         for e in self.held.values():
-            if e.rep_id is not None:
+            if e.rep_id is not None and e.conversation_id not in self.wrap_up:
                 loads[e.rep_id, e.kind] += 1
         for o in self.offers.values():
             loads[o.rep_id, self.waiting[o.entry_id].kind] += 1
@@ -267,6 +290,7 @@ class Router:
             if presence is Presence.AVAILABLE:
                 # Someone new to offer to: entries every rep had passed on are tried again.
                 self._tried.clear()
+        await self._closed(withdrawn, OfferStatus.WITHDRAWN)
         await self.pump()
         return applied.rep
 
@@ -285,12 +309,12 @@ class Router:
                     entry_id=entry.id,
                     rep_id=rep.id,
                     expires_at=self._deadline(),
-                    announce=self._offer_data(entry),
+                    announce=self.offer_data(entry),
                 )
                 applied = await self.apply(RoutingChange(new_offer=offer_draft))
                 assert applied.offer is not None
                 offer = applied.offer
-                self._track_offer(offer)
+                self.track_offer(offer)
                 made += 1
                 for hook in self.on_offer:
                     await hook(offer, entry)
@@ -299,8 +323,12 @@ class Router:
     def _next_match(self) -> tuple[QueueEntry, Rep] | None:
         return matching.next_match(
             reps=self.reps.values(),
-            waiting=(e for e in self.waiting.values() if e.id not in self._offer_of),
-            loads=self._loads(),
+            waiting=(
+                e
+                for e in self.waiting.values()
+                if e.id not in self._offer_of and e.conversation_id not in self.claimed
+            ),
+            loads=self.loads(),
             capacity=self.capacity,
             queues=self.queues,
             tried=self._tried,
@@ -308,13 +336,13 @@ class Router:
 
     def _offer_event(self, offer: Offer, entry: QueueEntry) -> ConsoleEventDraft:
         data = {
-            **self._offer_data(entry),
+            **self.offer_data(entry),
             "offer_id": offer.id,
             "expires_at": offer.expires_at.isoformat(),
         }
         return ConsoleEventDraft(kind="offer", rep_id=offer.rep_id, data=data)
 
-    def _offer_data(self, entry: QueueEntry) -> dict[str, Any]:
+    def offer_data(self, entry: QueueEntry) -> dict[str, Any]:
         """What a console shows of an offer (the store adds its id and deadline)."""
         return {
             "entry_id": entry.id,
@@ -326,7 +354,11 @@ class Router:
             "from_rep_id": entry.from_rep_id,
         }
 
-    def _track_offer(self, offer: Offer) -> None:
+    def offer_of(self, entry_id: int) -> int | None:
+        """The id of the entry's pending offer, if it has one."""
+        return self._offer_of.get(entry_id)
+
+    def track_offer(self, offer: Offer) -> None:
         self.offers[offer.id] = offer
         self._offer_of[offer.entry_id] = offer.id
         self._tried[offer.entry_id].add(offer.rep_id)
@@ -337,6 +369,7 @@ class Router:
 
     def untrack_offer(self, offer_id: int) -> Offer | None:
         offer = self.offers.pop(offer_id, None)
+        self.phone_offers.discard(offer_id)
         if offer is not None:
             self._offer_of.pop(offer.entry_id, None)
         timer = self._timers.pop(offer_id, None)
@@ -405,7 +438,17 @@ class Router:
                 self._rounds[entry.id] = asyncio.get_running_loop().call_later(
                     self.settings.offer_timeout_s, self._spawn_new_round, entry.id
                 )
+        await self._closed([offer], status)
         await self.pump()
+
+    async def _closed(self, offers: Iterable[Offer], status: OfferStatus) -> None:
+        """(Outside the lock) tell `on_offer_closed` of offers that ended unaccepted."""
+        for offer in offers:
+            for hook in self.on_offer_closed:
+                try:
+                    await hook(offer, status)
+                except Exception:  # the offer is closed either way; a hook never undoes it
+                    log.exception("an on_offer_closed hook failed for offer %s", offer.id)
 
     def _spawn_new_round(self, entry_id: int) -> None:
         self._rounds.pop(entry_id, None)

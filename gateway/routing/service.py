@@ -317,6 +317,7 @@ class RoutingService:
             )  # fmt: skip
             router.held.pop(conversation_id, None)
             router.customer_of.pop(conversation_id, None)
+            router.wrap_up.discard(conversation_id)
             for e in pending:
                 router.take_waiting(e.id)
             router.note_handle_time(held)

@@ -5,7 +5,8 @@ the node that leads routing (every node alone; one of several, routing/leader.py
 rebuilds the router from the store, so queued work, pending offers and approvals
 survive a restart. Every node registers `RoutingFront` with the dispatcher and the
 phone channel: handovers enter the queues, customer messages the agent stays
-silent on, approvals it asks for and a call's transfer steps reach the consoles.
+silent on, approvals it asks for and a call's transfer steps reach the consoles,
+and a call's warm transfer rings the reps routing offers it to (routing/calls.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from gateway.protocols import Store
 from gateway.routing import api
 from gateway.routing.approvals import ConsoleApprovals
 from gateway.routing.auth import ConsoleAuth
+from gateway.routing.call_routing import CallRouting
+from gateway.routing.calls import CallOffers
 from gateway.routing.feed import LocalFeed, SharedFeed
 from gateway.routing.front import RoutingFront
 from gateway.routing.hub import ConsoleHub
@@ -118,6 +121,13 @@ def _transfer_listeners(phone: object) -> list[TransferListener] | None:
     return listeners
 
 
+def _attach_calls(phone: object, calls: CallRouting | None) -> None:
+    """Hand the phone channel (if any) routing's side of its warm transfers."""
+    attach = getattr(getattr(phone, "local", phone), "attach_routing", None)
+    if attach is not None:
+        attach(calls)
+
+
 async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     state = app[ROUTING]
@@ -150,6 +160,9 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     views.viewers.append(approvals.approver_sees)
     front = RoutingFront(bus, service, intake, state.hub, views, approvals,
                          away_after_s=settings.console_away_after_s)  # fmt: skip
+    call_offers = CallOffers(service, intake, bus)  # a call's transfer: phones ring as offers
+    call_offers.register(front)
+    calls = CallRouting(front, bus)
     state.views, state.approvals = views, approvals
     state.front, state.feed = front, feed
     state.auth = ConsoleAuth(
@@ -175,6 +188,8 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     call_steps = _transfer_listeners(channels.get(ChannelKind.PHONE))
     if call_steps is not None:
         call_steps.append(front.call_step)
+    phone = channels.get(ChannelKind.PHONE)
+    _attach_calls(phone, calls)
     sms_inner = dispatcher.responders.get(ChannelKind.SMS)
     dispatcher.responders[ChannelKind.SMS] = ratings.sms_responder(sms_inner)
     try:
@@ -186,11 +201,13 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.turn_hooks.remove(front.turn)
         if call_steps is not None:
             call_steps.remove(front.call_step)
+        _attach_calls(phone, None)
         if sms_inner is not None:
             dispatcher.responders[ChannelKind.SMS] = sms_inner
         else:
             dispatcher.responders.pop(ChannelKind.SMS, None)
         await front.stop()
+        await call_offers.stop()
         await service.stop()
         await leadership.stop()
         if isinstance(feed, SharedFeed):

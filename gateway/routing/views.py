@@ -46,9 +46,10 @@ class ConsoleViews:
         return False
 
     async def overview(self, rep_id: int) -> dict[str, Any]:
-        """The rep's offers and held conversations (with who and what they are about),
-        the queues they serve with their sizes, and the work waiting there (not offered
-        to them; the first WAITING_SHOWN by priority).
+        """The rep's offers (`rings_phone`: a call's transfer is ringing their phone) and
+        held conversations (`wrap_up`: a call whose line has closed), with who and what
+        they are about; the queues they serve with their sizes, and the work waiting
+        there (not offered to them; the first WAITING_SHOWN by priority).
 
         `seq` is the newest console event committed before this picture was taken:
         a console opening `/console/ws?after=seq` misses nothing that happened since
@@ -77,11 +78,15 @@ class ConsoleViews:
                 {
                     "offer_id": o.id,
                     "expires_at": o.expires_at.isoformat(),
+                    "rings_phone": o.id in router.phone_offers,
                     **await self._summary(entry),
                 }
                 for o, entry in offers
             ],
-            "held": [await self._summary(e) for e in held],
+            "held": [
+                {**await self._summary(e), "wrap_up": e.conversation_id in router.wrap_up}
+                for e in held
+            ],
             "queues": {q: sizes.get(q, 0) for q in queues},
             "waiting": [await self._summary(e) for e in waiting[:WAITING_SHOWN]],
             "waiting_total": len(waiting),

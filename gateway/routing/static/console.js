@@ -9,6 +9,7 @@ import { channelLabel, clear, el, time } from "./render.js";
 const $ = (id) => document.getElementById(id);
 const REFRESHING = new Set([
   "offer", "offer.closed", "assigned", "released", "presence", "transfer.accepted", "transfer.failed",
+  "wrap_up",
 ]);
 
 class Console {
@@ -195,6 +196,7 @@ class Console {
       return el("li", { "data-conversation": o.conversation_id },
         this.summary(o),
         from ? el("div", { class: "transfer-note", text: "Transfer from " + from + (o.note ? ": " + o.note : "") }) : null,
+        o.rings_phone ? el("div", { class: "transfer-note", text: "Your phone is ringing: answer, hear the brief, press 1" }) : null,
         el("div", { class: "what", text: "Offer ends " + time(o.expires_at) }),
         el("div", { class: "row" },
           el("button", { type: "button", class: "primary", "aria-label": "Accept " + who, onclick: () => this.accept(o.offer_id) }, "Accept"),
@@ -218,6 +220,7 @@ class Console {
     const who = e.customer || "conversation " + e.conversation_id;
     return el("li", { "data-conversation": e.conversation_id },
       this.summary(e),
+      e.wrap_up ? el("div", { class: "transfer-note", text: "Call over: wrap up, then close with a disposition" }) : null,
       el("div", { class: "row" },
         el("button", { type: "button", "aria-label": verb + " " + who + (unread ? ", " + unread + " new" : ""), onclick: () => this.open(e.conversation_id) },
           verb, unread ? el("span", { class: "unread", text: String(unread) }) : null)));

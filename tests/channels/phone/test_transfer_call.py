@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from channels.phone.simulator import TwilioSimulator
 from channels.phone.transfer_state import TransferState
 from gateway.app import STORE
 from gateway.models import AuthorKind, ConversationState, Identity, IdentityKind
+from gateway.routing.models import Presence, RepDraft
+from gateway.routing.passwords import hash_password
+from gateway.routing.state import ROUTING
 from tests.channels.phone.calls import (
     ACCOUNT_SID,
     FakeTwilioRest,
@@ -36,17 +41,14 @@ from tests.channels.phone.transfers import (
     twilio_post,
 )
 
+ALICE = "+15550100001"
 
-async def test_a_caller_asking_for_a_person_is_transferred_warm(
-    tmp_path: Path,
-    aiohttp_client: AiohttpClient,
-    recordings: dict[str, Recording],
-    twilio_rest: FakeTwilioRest,
-) -> None:
-    api = await twilio_rest.start()
-    app = transfer_app(tmp_path, api, FixtureTranscriber(recordings))
-    client = await aiohttp_client(app)
-    store, transfers = app[STORE], transfers_of(app)
+
+async def ask_for_a_person(
+    client: TestClient[Any, Any], recordings: dict[str, Recording], twilio_rest: FakeTwilioRest
+) -> TwilioSimulator:
+    """Jane calls, asks for a person and is moved to the conference (which ends her
+    stream, as Twilio does) by the time the first rep's phone rings."""
     sim = TwilioSimulator(
         str(client.make_url("")), signatures(), account_sid=ACCOUNT_SID, caller=JANE
     )
@@ -66,6 +68,20 @@ async def test_a_caller_asking_for_a_person_is_transferred_warm(
     await sim.say(recordings["talk_to_person"].mulaw)
     await twilio_rest.wait_until(lambda: len(twilio_rest.created) == 1, within_s=30)
     await asyncio.gather(*stopping)
+    return sim
+
+
+async def test_a_caller_asking_for_a_person_is_transferred_warm(
+    tmp_path: Path,
+    aiohttp_client: AiohttpClient,
+    recordings: dict[str, Recording],
+    twilio_rest: FakeTwilioRest,
+) -> None:
+    api = await twilio_rest.start()
+    app = transfer_app(tmp_path, api, FixtureTranscriber(recordings))
+    client = await aiohttp_client(app)
+    store, transfers = app[STORE], transfers_of(app)
+    sim = await ask_for_a_person(client, recordings, twilio_rest)
 
     # The caller heard the agent's answer and the hold prompt to its end before the move.
     customer = await store.find_customer(Identity(kind=IdentityKind.PHONE, value=JANE))
@@ -112,3 +128,39 @@ async def test_a_caller_asking_for_a_person_is_transferred_warm(
         "transfer.requested", "transfer.ringing", "transfer.briefing", "transfer.connected",
         "transfer.completed",
     ]  # fmt: skip
+
+
+async def test_a_caller_asking_for_a_person_rings_the_phone_of_the_rep_routing_picks(
+    tmp_path: Path,
+    aiohttp_client: AiohttpClient,
+    recordings: dict[str, Recording],
+    twilio_rest: FakeTwilioRest,
+) -> None:
+    api = await twilio_rest.start()
+    app = transfer_app(tmp_path, api, FixtureTranscriber(recordings))
+    client = await aiohttp_client(app)
+    service, routing = app[ROUTING].service, app[ROUTING].store
+    assert service is not None and routing is not None
+    draft = RepDraft(username="alice", display_name="Alice", password_hash=hash_password("pw"),
+                     skills=("general", "billing", "technical"), phone=ALICE)  # fmt: skip
+    alice = await service.set_presence((await service.add_rep(draft)).id, Presence.AVAILABLE)
+    sim = await ask_for_a_person(client, recordings, twilio_rest)
+
+    # Her phone rings, not the configured lines: routing had a rep for it.
+    [rep] = twilio_rest.created
+    assert (rep.form["To"], rep.form["From"]) == (ALICE, CALLER_ID)
+    # The call was reserved before the agent's handover queued it: the only offer
+    # ever made for it is the one her ringing phone stands for.
+    offers = [e.data for e in await routing.console_events(alice.id, (), 0, 200)
+              if e.kind == "offer"]  # fmt: skip
+    assert len(offers) == 1 and offers[0]["rings_phone"] is True
+    transfer = transfers_of(app).of_caller(sim.call_sid)
+    assert transfer is not None and transfer.state is TransferState.RINGING
+
+    await twilio_post(client, rep.form["StatusCallback"],
+                      call_status(rep.sid, "in-progress", 1, ALICE))  # fmt: skip
+    answer_url, _ = gather_of(rep.form["Twiml"])
+    await twilio_post(client, answer_url, gather_result(rep.sid, "1"))
+    assert transfer.state is TransferState.CONNECTED
+    held = service.router.held[transfer.conversation_id]
+    assert held.rep_id == alice.id

@@ -4,6 +4,7 @@ conversation, Twilio's signed callbacks, and reading the TwiML Twilio was given.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,17 @@ class Env:
 
 
 def transfer_app(
-    data_dir: Path, api_url: str, transcriber: Transcriber | None = None, **extra: Any
+    data_dir: Path,
+    api_url: str,
+    transcriber: Transcriber | None = None,
+    numbers: Sequence[str] = REPS,
+    **extra: Any,
 ) -> web.Application:
+    """The phone app with warm transfers on: reps' phones, then the lines `numbers`."""
     settings = phone_settings(
-        data_dir, api_url, transfer_numbers=",".join(REPS), transfer_caller_id=CALLER_ID, **extra
-    )
+        data_dir, api_url, transfer_numbers=",".join(numbers), transfer_caller_id=CALLER_ID,
+        **extra,
+    )  # fmt: skip
     return phone_app(settings, transcriber or DeafTranscriber())
 
 
@@ -88,10 +95,13 @@ def transfers_of(app: web.Application) -> WarmTransfers:
     return transfers
 
 
-async def queued_phone_conversation(store: Store) -> Conversation:
-    """Jane's conversation, handed over by the agent on a call (queued, with a brief)."""
-    identity = Identity(kind=IdentityKind.PHONE, value=JANE, verified=Verification.CALLER_ID)
-    opened = await store.open_session(identity, ChannelKind.PHONE, display_name="Jane Doe")
+async def queued_phone_conversation(
+    store: Store, number: str = JANE, name: str = "Jane Doe"
+) -> Conversation:
+    """A caller's conversation (Jane's), handed over by the agent on a call (queued in
+    the billing queue, with a brief)."""
+    identity = Identity(kind=IdentityKind.PHONE, value=number, verified=Verification.CALLER_ID)
+    opened = await store.open_session(identity, ChannelKind.PHONE, display_name=name)
     stored = await store.record_turn(
         TurnRecord(
             conversation_id=opened.conversation.id,
