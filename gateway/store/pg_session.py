@@ -13,13 +13,13 @@ from gateway.models import ChannelKind, ConversationState, Customer, InboundMess
 from gateway.protocols import OpenedSession
 from gateway.store.pg_linking import IdentityMoved, lock_customers, merge_customers
 from gateway.store.rows import (
-    VERIFICATION_RANK,
     conversation_from_row,
     customer_from_row,
     dumps,
     identity_from_row,
     now_ms,
 )
+from gateway.store.rules import raised_verification
 
 if TYPE_CHECKING:
     from gateway.store.postgres import PostgresStore
@@ -80,7 +80,7 @@ class Sessions:
             if int(owner) not in locked or row is None or row["customer_id"] != owner:
                 raise IdentityMoved  # merged or moved before the lock: run it again
             cust = await self._link_account(conn, locked[int(owner)], msg, ts)
-            await self._refresh(conn, cust, msg, row["verified"], same=cust == owner)
+            await self._refresh(conn, cust, msg, Verification(row["verified"]))
             return cust, False
         customer_id = None
         created = False
@@ -131,12 +131,12 @@ class Sessions:
         return int(survivor)
 
     async def _refresh(
-        self, conn: Conn, customer_id: int, msg: InboundMessage, known: str, *, same: bool
+        self, conn: Conn, customer_id: int, msg: InboundMessage, known: Verification
     ) -> None:
-        """Record stronger verification, a first name or an account link."""
+        """Record stronger verification (whichever record holds the identity now, also
+        after `_link_account` merged it), a first name or an account link."""
         ident = msg.identity
-        stronger = VERIFICATION_RANK[ident.verified] > VERIFICATION_RANK[Verification(known)]
-        if same and stronger:
+        if raised_verification(known, ident.verified):
             await conn.execute(
                 "UPDATE identities SET verified=$3 WHERE kind=$1 AND value=$2",
                 ident.kind.value, ident.value, ident.verified.value,
