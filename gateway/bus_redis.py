@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from gateway.bus import LEADER, Data, Handler, RemoteError, Server, error_payload, raise_remote
 from gateway.errors import ConfigError
+from gateway.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ class RedisBus:
             await client.ping()
         except (RedisError, OSError) as exc:
             await client.aclose()
-            raise ConfigError(f"GATEWAY_REDIS_URL: cannot reach Redis at {url}: {exc}") from exc
+            raise ConfigError(
+                f"GATEWAY_REDIS_URL: cannot reach Redis at {redact_url(url)}: {exc}"
+            ) from exc
         bus = cls(client, prefix, node_id)
         bus._loops = [asyncio.create_task(bus._listen()), asyncio.create_task(bus._heartbeat())]
         async with asyncio.timeout(10):
