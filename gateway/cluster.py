@@ -75,7 +75,7 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     if not isinstance(store, PostgresStore):
         yield
         return
-    gate = PgTurnGate(store.url.dsn, store.message_handled)
+    gate = PgTurnGate(store.url.dsn, store.fresh_turn)
     dispatcher.gate = gate
     sweeper = asyncio.create_task(_sweep(app, store))
     try:

@@ -80,7 +80,7 @@ class Sessions:
             if int(owner) not in locked or row is None or row["customer_id"] != owner:
                 raise IdentityMoved  # merged or moved before the lock: run it again
             cust = await self._link_account(conn, locked[int(owner)], msg, ts)
-            await self._refresh(conn, cust, msg, Verification(row["verified"]))
+            await self.refresh(conn, cust, msg, Verification(row["verified"]))
             return cust, False
         customer_id = None
         created = False
@@ -130,7 +130,7 @@ class Sessions:
                  cust["id"], survivor, ref, moved)  # fmt: skip
         return int(survivor)
 
-    async def _refresh(
+    async def refresh(
         self, conn: Conn, customer_id: int, msg: InboundMessage, known: Verification
     ) -> None:
         """Record stronger verification (whichever record holds the identity now, also
