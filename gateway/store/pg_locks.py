@@ -78,30 +78,37 @@ class PgLocks:
 Fresh = Callable[[Message, int], Awaitable[FreshTurn | None]]
 
 
-class PgTurnGate:
-    """The dispatcher's `TurnGate` on PostgreSQL (see the module docstring)."""
+TURN_LOCK_CONNECTIONS = 4
 
-    def __init__(self, dsn: str, fresh: Fresh) -> None:
-        self.locks = PgLocks(dsn)
+
+class PgTurnGate:
+    """The dispatcher's `TurnGate` on PostgreSQL (see the module docstring). The locks
+    are spread over a few connections by conversation (a lock is always taken and
+    freed on its conversation's), so turns do not queue behind one connection."""
+
+    def __init__(self, dsn: str, fresh: Fresh, *, connections: int = TURN_LOCK_CONNECTIONS):
+        self.shards = [PgLocks(dsn) for _ in range(connections)]
         self._fresh = fresh
 
     @contextlib.asynccontextmanager
     async def hold(self, conversation_id: int) -> AsyncIterator[None]:
+        locks = self.shards[conversation_id % len(self.shards)]
         delay = 0.002
-        while not await self.locks.try_lock(TURN_LOCKS, conversation_id):
+        while not await locks.try_lock(TURN_LOCKS, conversation_id):
             await asyncio.sleep(delay)  # another node is in a turn of this conversation
             delay = min(delay * 2, 0.1)
         try:
             yield
         finally:
             with contextlib.suppress(StoreError):
-                await self.locks.unlock(TURN_LOCKS, conversation_id)
+                await locks.unlock(TURN_LOCKS, conversation_id)
 
     async def fresh(self, message: Message, history: int) -> FreshTurn | None:
         return await self._fresh(message, history)
 
     async def close(self) -> None:
-        await self.locks.close()
+        for locks in self.shards:
+            await locks.close()
 
 
 OnLead = Callable[[bool], Awaitable[None]]
