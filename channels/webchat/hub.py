@@ -154,7 +154,9 @@ class Hub:
         session.key = key
         self._by_key.setdefault(key, set()).add(session)
         if self.holder is not None:
-            await self.holder(key, +1)
+            # Shielded: once counted, the count stands even if this socket's task is
+            # cancelled meanwhile, so its `remove` always has something to undo.
+            await asyncio.shield(self.holder(key, +1))
 
     def remove(self, session: Session) -> None:
         """Synchronous (a closing socket's task may be cancelled); the holder is told

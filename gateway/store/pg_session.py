@@ -207,21 +207,6 @@ class Sessions:
         )  # fmt: skip
         conv.update(channel=channel.value, channels=dumps(channels), updated_at=ts)
 
-    async def lock_conversation(self, conn: Conn, conversation_id: int) -> Row:
-        """Lock the conversation's customer, then the conversation; returns its row."""
-        owner = await conn.fetchval(
-            "SELECT customer_id FROM conversations WHERE id=$1", conversation_id
-        )
-        if owner is None:
-            raise NotFoundError(f"no conversation {conversation_id}")
-        await lock_customers(conn, int(owner))
-        row = await conn.fetchrow(
-            "SELECT * FROM conversations WHERE id=$1 FOR UPDATE", conversation_id
-        )
-        if row is None or row["customer_id"] != owner:
-            raise IdentityMoved  # merged into another customer meanwhile: run it again
-        return dict(row)
-
     async def event(
         self, conn: Conn, conversation_id: int, customer_id: int, kind: str,
         data: dict[str, Any], ts: int,
