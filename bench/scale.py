@@ -6,8 +6,10 @@
    each waits for the agent's answer before sending again) against one gateway
    node, then against two nodes (the same total clients, split between them),
    both on PostgreSQL and Redis on this machine. Prints messages/s and p50/p99
-   reply latency, then checks in the database that every message a client sent
-   was stored and answered ("lost" must be 0).
+   reply latency, the CPU time the gateway nodes, PostgreSQL and Redis spent per
+   reply (steadier than msg/s on a machine whose speed varies), then checks in
+   the database that every message a client sent was stored and answered ("lost"
+   must be 0).
 2. Sweep: a database seeded (bulk, server-side) with 10k, then 100k stored
    conversations (4 messages each); at each size the store's lookup of a customer
    by identity, the history read of a chat (the last 20 messages) and the ingest
@@ -90,6 +92,29 @@ def start_node(port: int, data: Path, db: str, prefix: str, name: str) -> subpro
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=ROOT)
 
 
+def cpu_by_process(pids: set[int], names: set[str]) -> dict[int, float]:
+    """CPU seconds used so far by the processes `pids` and those whose command is one
+    of `names` (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if int(entry.name) in pids or comm in names:
+            fields = stat.rsplit(")", 1)[1].split()
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float], pids: set[int]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items() if pid in pids)
+
+
 def _client_proc(url: str, clients: int, seconds: float, q: Any) -> None:
     q.put(asyncio.run(run_clients(url, clients, seconds, False)))
 
@@ -143,7 +168,20 @@ def load(nodes: int, clients: int, seconds: float, procs: int) -> dict[str, Any]
                 procs_.append(start_node(port, Path(tmp) / f"n{i}", db, prefix, f"n{i}"))
                 wait_up(f"http://127.0.0.1:{port}/healthz", timeout=60)
             urls = [f"ws://127.0.0.1:{p}/webchat/ws" for p in ports]
+            gateways = {p.pid for p in procs_}
+            services = {"postgres", "redis-server"}
+            before = cpu_by_process(gateways, services)
             res = drive(urls, clients, seconds, max(procs, nodes))
+            after = cpu_by_process(gateways, services)
+            comm = {pid: _comm(pid) for pid in after}
+            replies = max(1, len(res["latencies"]))
+            res["cpu_ms"] = {
+                "gateway": cpu_spent(before, after, gateways) * 1000 / replies,
+                "postgres": cpu_spent(before, after, {p for p, c in comm.items()
+                                                      if c == "postgres"}) * 1000 / replies,
+                "redis": cpu_spent(before, after, {p for p, c in comm.items()
+                                                   if c == "redis-server"}) * 1000 / replies,
+            }  # fmt: skip
             lost, unanswered = asyncio.run(check(db, res["sent"]))
             for p in procs_:
                 p.terminate()
@@ -155,9 +193,20 @@ def load(nodes: int, clients: int, seconds: float, procs: int) -> dict[str, Any]
                 p.kill()
         drop_db(db)
     summarize(f"{nodes} node{'s' if nodes > 1 else ''}", res)
+    cpu = res["cpu_ms"]
+    print(f"{'':10} CPU per reply: gateway {cpu['gateway']:.2f} ms, PostgreSQL"
+          f" {cpu['postgres']:.2f} ms, Redis {cpu['redis']:.2f} ms")  # fmt: skip
     print(f"{'':10} store check: {len(res['sent'])} sent, {lost} lost, {unanswered} unanswered")
     res.update(lost=lost, unanswered=unanswered)
     return res
+
+
+def _comm(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.index("(") + 1 : stat.rindex(")")]
 
 
 # ------------------------------------------------------------------ sweep

@@ -70,6 +70,11 @@ class Bus(Protocol):
         """How many of `key` all live nodes hold."""
         ...
 
+    async def held_elsewhere(self, keys: list[str]) -> bool:
+        """Whether a live node other than this one holds any of `keys` (read now: a
+        `hold` another node finished before this call is seen; True when unknown)."""
+        ...
+
     def on_reconnect(self, hook: Callable[[], None]) -> None:
         """`hook` runs after the bus was cut off (broadcasts may have been missed)."""
         ...
@@ -141,6 +146,9 @@ class LocalBus:
 
     async def held(self, key: str) -> int:
         return self._holds.get(key, 0)
+
+    async def held_elsewhere(self, keys: list[str]) -> bool:
+        return False  # there is no other node
 
     def on_reconnect(self, hook: Callable[[], None]) -> None:
         return None

@@ -7,11 +7,19 @@ is the live path only (see gateway/bus.py), and a publish says how many nodes
 heard it, so a call to a leader being elected waits and tries again instead
 of timing out blind. Holdings are a hash per node that expires unless the
 node's heartbeat renews it, so a killed node's holdings vanish with it.
+
+Holdings are written as the node's own counts, one write at a time in the
+order they change (so Redis never holds an older count than the last one
+written), and written again whole when the hash was lost (Redis restarted, or
+the node was cut off longer than NODE_TTL_S). `held_elsewhere` asks, in one
+round trip (a Lua script), whether any other live node holds one of some keys:
+a chat delivery is broadcast only then (gateway/fanout.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -25,11 +33,27 @@ from redis.exceptions import RedisError
 
 from gateway.bus import LEADER, Data, Handler, RemoteError, Server, error_payload, raise_remote
 from gateway.errors import ConfigError
+from gateway.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 NODE_TTL_S = 20  # a node silent this long is gone: its holdings no longer count
+
+# ARGV: prefix, this node, the oldest live heartbeat, then the keys. 1 when a live node
+# other than this one holds one of the keys.
+_HELD_ELSEWHERE = """
+local nodes = redis.call('ZRANGEBYSCORE', ARGV[1] .. ':nodes', ARGV[3], '+inf')
+for _, node in ipairs(nodes) do
+  if node ~= ARGV[2] then
+    local counts = redis.call('HMGET', ARGV[1] .. ':holds:' .. node, unpack(ARGV, 4))
+    for _, n in ipairs(counts) do
+      if n and tonumber(n) > 0 then return 1 end
+    end
+  end
+end
+return 0
+"""
 
 
 class RedisBus:
@@ -37,8 +61,11 @@ class RedisBus:
 
     shared = True
 
-    def __init__(self, client: redis.Redis, prefix: str, node_id: str) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, node_id: str, *, heartbeat_s: float = HEARTBEAT_S
+    ) -> None:
         self.node_id = node_id
+        self._heartbeat_s = heartbeat_s
         self._client = client
         self._prefix = prefix
         self._handlers: dict[str, list[Handler]] = {}
@@ -50,16 +77,30 @@ class RedisBus:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        self._holds: collections.Counter[str] = collections.Counter()  # ours, as in Redis
+        self._holds_written = asyncio.Lock()  # holdings are written in the order they change
+        self._holds_lost = False  # a write failed: Redis may hold wrong counts until rewritten
+        self._held_elsewhere = client.register_script(_HELD_ELSEWHERE)
 
     @classmethod
-    async def open(cls, url: str, prefix: str, node_id: str) -> RedisBus:
+    async def open(
+        cls, url: str, prefix: str, node_id: str, *, heartbeat_s: float = HEARTBEAT_S
+    ) -> RedisBus:
         client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=15)
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
             await client.aclose()
-            raise ConfigError(f"GATEWAY_REDIS_URL: cannot reach Redis at {url}: {exc}") from exc
-        bus = cls(client, prefix, node_id)
+            raise ConfigError(
+                f"GATEWAY_REDIS_URL: cannot reach Redis at {redact_url(url)}: {exc}"
+            ) from exc
+        bus = cls(client, prefix, node_id, heartbeat_s=heartbeat_s)
+        try:  # live (and holding nothing yet) before it serves anyone
+            await client.delete(bus._holds_key)
+            await client.zadd(f"{prefix}:nodes", {node_id: time.time()})
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise ConfigError(f"GATEWAY_REDIS_URL: Redis refused the node: {exc}") from exc
         bus._loops = [asyncio.create_task(bus._listen()), asyncio.create_task(bus._heartbeat())]
         async with asyncio.timeout(10):
             await bus._subscribed.wait()
@@ -139,15 +180,41 @@ class RedisBus:
 
     # ------------------------------------------------------------- holdings
 
+    @property
+    def _holds_key(self) -> str:
+        return f"{self._prefix}:holds:{self.node_id}"
+
     async def hold(self, key: str, delta: int) -> None:
-        name = f"{self._prefix}:holds:{self.node_id}"
+        async with self._holds_written:
+            self._holds[key] += delta
+            count = self._holds[key]
+            if count <= 0:
+                del self._holds[key]
+            if self._holds_lost:
+                return  # Redis failed: the heartbeat writes them all once it answers again
+            try:
+                async with self._client.pipeline(transaction=True) as pipe:
+                    if count > 0:
+                        pipe.hset(self._holds_key, key, count)
+                    else:
+                        pipe.hdel(self._holds_key, key)
+                    pipe.expire(self._holds_key, NODE_TTL_S)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:  # written whole with the next heartbeat
+                log.warning("bus: cannot record %s: %s", key, exc)
+                self._holds_lost = True
+
+    async def held_elsewhere(self, keys: list[str]) -> bool:
+        if not keys:
+            return False
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hincrby(name, key, delta)
-                pipe.expire(name, NODE_TTL_S)
-                await pipe.execute()
+            found = await self._held_elsewhere(
+                args=[self._prefix, self.node_id, time.time() - NODE_TTL_S, *keys]
+            )
         except (RedisError, OSError) as exc:
-            log.warning("bus: cannot record %s: %s", key, exc)
+            log.warning("bus: cannot read holdings: %s", exc)
+            return True  # not known: broadcast (it is the live path only)
+        return bool(found)
 
     async def held(self, key: str) -> int:
         try:
@@ -168,10 +235,23 @@ class RedisBus:
         while True:
             try:
                 await self._client.zadd(f"{self._prefix}:nodes", {self.node_id: time.time()})
-                await self._client.expire(f"{self._prefix}:holds:{self.node_id}", NODE_TTL_S)
+                async with self._holds_written:
+                    kept = await self._client.expire(self._holds_key, NODE_TTL_S)
+                    if self._holds_lost or (not kept and self._holds):
+                        # A write failed, or the hash is gone (Redis restarted, a long
+                        # cut-off): write them all again, as they are now.
+                        log.info("bus: writing this node's holdings again")
+                        counts: dict[Any, Any] = dict(self._holds)
+                        async with self._client.pipeline(transaction=True) as pipe:
+                            pipe.delete(self._holds_key)
+                            if counts:
+                                pipe.hset(self._holds_key, mapping=counts)
+                                pipe.expire(self._holds_key, NODE_TTL_S)
+                            await pipe.execute()
+                        self._holds_lost = False
             except (RedisError, OSError) as exc:
                 log.warning("bus: heartbeat failed: %s", exc)
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(self._heartbeat_s)
 
     # -------------------------------------------------------------- listening
 
@@ -246,7 +326,7 @@ class RedisBus:
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):
             await self._client.zrem(f"{self._prefix}:nodes", self.node_id)
-            await self._client.delete(f"{self._prefix}:holds:{self.node_id}")
+            await self._client.delete(self._holds_key)
         await self._client.aclose()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -70,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(**overrides)
         _configure_logging(settings.log_level)
         if args.command == "check-config":
-            print(settings.model_dump_json(indent=2))
+            from gateway.redaction import printable_settings
+
+            print(json.dumps(printable_settings(settings), indent=2))
             return 0
         if args.command == "reps":
             from gateway.routing import reps_cli
@@ -96,11 +99,13 @@ def _serve(settings: Settings) -> int:
     app = create_app(settings)
 
     def started(_: str) -> None:  # run_app calls this once the site is up
+        from gateway.redaction import redact_url
+
         log.info(
             "gateway listening on http://%s:%d (public URL %s, data in %s)",
             settings.host,
             settings.port,
-            settings.public_url,
+            redact_url(settings.public_url),
             settings.data_dir.resolve(),
         )
 

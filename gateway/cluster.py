@@ -10,7 +10,8 @@ Everything else is in the store. With a PostgreSQL store:
 - every `GATEWAY_CLUSTER_RECOVER_AFTER_S / 2` each node looks for inbound
   messages left unanswered longer than that (their node died mid-turn) and
   answers them; the gate and its re-read make sure only one node does;
-- with GATEWAY_REDIS_URL, chat and call deliveries fan out over the bus.
+- with GATEWAY_REDIS_URL, chat and call deliveries fan out over the bus (a chat
+  delivery only when another node holds one of the customer's sockets).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gateway.app import BUS, CHANNELS, DISPATCHER, SETTINGS, STORE
 from gateway.bus import Bus, LocalBus, default_node_id
 from gateway.fanout import FanoutChannel
 from gateway.models import ChannelKind
+from gateway.protocols import Channel
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,11 +73,11 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         channels = app[CHANNELS]
         for kind in NODE_BOUND:
             if kind in channels:
-                channels[kind] = FanoutChannel(channels[kind], bus)
+                channels[kind] = _fan_out(channels[kind], bus)
     if not isinstance(store, PostgresStore):
         yield
         return
-    gate = PgTurnGate(store.url.dsn, store.message_handled)
+    gate = PgTurnGate(store.url.dsn, store.fresh_turn)
     dispatcher.gate = gate
     sweeper = asyncio.create_task(_sweep(app, store))
     try:
@@ -87,6 +89,24 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         await dispatcher.drain()
         dispatcher.gate = None
         await gate.close()
+
+
+def _fan_out(channel: Channel, bus: Bus) -> FanoutChannel:
+    """Web chat records each socket on the bus under its identity key, so its
+    deliveries go to other nodes only when one holds the customer's socket; calls
+    (rare deliveries, held by call) are always broadcast."""
+    from channels.webchat.hub import WebchatChannel
+
+    if not isinstance(channel, WebchatChannel):
+        return FanoutChannel(channel, bus)
+
+    async def held(key: str, delta: int) -> None:
+        await bus.hold(f"chat:{key}", delta)
+
+    channel.hub.holder = held
+    return FanoutChannel(
+        channel, bus, holders=lambda customer: [f"chat:{i.key}" for i in customer.identities]
+    )
 
 
 async def _sweep(app: web.Application, store: object) -> None:

@@ -236,14 +236,23 @@ class Dispatcher:
         """A turn while other nodes may take this conversation's messages: under its
         gate, and only if no node has answered the message meanwhile (re-read)."""
         async with gate.hold(ingested.conversation.id):
-            if await gate.answered(ingested.message.id):
+            # One read: whether it was answered, the conversation and customer as they
+            # are now (another node may have moved them on), and the agent's history.
+            fresh = await gate.fresh(ingested.message, self.brain.history_window)
+            if fresh is None:
                 return None
-            conversation = await self.store.get_conversation(ingested.conversation.id)
-            customer = await self.store.get_customer(conversation.customer_id)
-            return await self._run_turn(customer, conversation, ingested, received)
+            return await self._run_turn(
+                fresh.customer, fresh.conversation, ingested, received, history=fresh.history
+            )
 
     async def _run_turn(
-        self, customer: Customer, conversation: Conversation, ingested: Ingested, received: float
+        self,
+        customer: Customer,
+        conversation: Conversation,
+        ingested: Ingested,
+        received: float,
+        *,
+        history: tuple[Message, ...] | None = None,
     ) -> Conversation:
         message = ingested.message
         responder = self.responders.get(message.channel)
@@ -272,7 +281,7 @@ class Dispatcher:
         opener = self.live_replies.get(conversation.channel)
         relay = Relay.open(self.brain, opener, customer, conversation, message)
         try:
-            decision = await self._decide(customer, conversation, message, relay)
+            decision = await self._decide(customer, conversation, message, relay, history)
             decision = await self._notify(decision)
             if relay is not None:  # the stored reply starts with what was already said
                 decision = relay.cover(decision)
@@ -350,6 +359,7 @@ class Dispatcher:
         conversation: Conversation,
         message: Message,
         relay: Relay | None = None,
+        history: tuple[Message, ...] | None = None,
     ) -> Decision:
         # Show "typing" only when the answer is slow to come: a fast answer needs
         # no indicator, and every frame saved is one less write per message.
@@ -363,16 +373,17 @@ class Dispatcher:
             ),
         )
         try:
-            history: list[Message] = []
-            if self.brain.history_window:
+            recent: list[Message] | tuple[Message, ...] = ()
+            if history is not None:  # read with the turn's gate
+                recent = history
+            elif self.brain.history_window:
                 recent = await self.store.history(customer.id, limit=self.brain.history_window)
-                # Messages that arrived after this one are answered in their own turns.
-                history = [m for m in recent if m.seq <= message.seq]
             context = TurnContext(
                 customer=customer,
                 conversation=conversation,
                 message=message,
-                history=tuple(history),
+                # Messages that arrived after this one are answered in their own turns.
+                history=tuple(m for m in recent if m.seq <= message.seq),
             )
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             async with asyncio.timeout(self.agent_timeout_s):

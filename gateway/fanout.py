@@ -10,11 +10,19 @@ wrapped: any node reaches Twilio or the relay, and must do so once.
 Broadcast deliveries are the live path only: a chat that missed one (its node
 was cut off from Redis, or it reconnected to another node meanwhile) resumes
 from the store by sequence number, as the widget does anyway.
+
+A channel that says which keys a customer's sockets are held under (`holders`,
+web chat: the customer's identity keys) is broadcast to only when another live
+node holds one of them (`Bus.held_elsewhere`, one Redis round trip): a customer
+chatting on one node costs the others nothing. A socket is recorded on the bus
+before its history is read, and the check runs after the message was stored, so
+a socket opening on another node meanwhile gets the message one way or the other.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -31,35 +39,47 @@ _ACTION: TypeAdapter[Any] = TypeAdapter(Action)
 class FanoutChannel:
     """See the module docstring."""
 
-    def __init__(self, local: Channel, bus: Bus) -> None:
+    def __init__(
+        self, local: Channel, bus: Bus, holders: Callable[[Customer], list[str]] | None = None
+    ) -> None:
         self.local = local
         self.kind = local.kind
         self.bus = bus
+        self.holders = holders
         self.topic = f"channel.{local.kind.value}"
         bus.subscribe(self.topic, self._remote)
+
+    async def _elsewhere(self, customer: Customer) -> bool:
+        """Whether another node may hold the customer's sockets (always, unknown)."""
+        if self.holders is None:
+            return True
+        return await self.bus.held_elsewhere(self.holders(customer))
 
     async def publish(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> None:
         await self.local.publish(customer, conversation, message)
-        data = {"op": "publish", **_parties(customer, conversation),
-                "message": message.model_dump(mode="json")}  # fmt: skip
-        await self.bus.broadcast(self.topic, data)
+        if await self._elsewhere(customer):
+            data = {"op": "publish", **_parties(customer, conversation),
+                    "message": message.model_dump(mode="json")}  # fmt: skip
+            await self.bus.broadcast(self.topic, data)
 
     async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
         await self.local.signal(customer, conversation, action)
-        data = {"op": "signal", **_parties(customer, conversation),
-                "action": action.model_dump(mode="json")}  # fmt: skip
-        await self.bus.broadcast(self.topic, data)
+        if await self._elsewhere(customer):
+            data = {"op": "signal", **_parties(customer, conversation),
+                    "action": action.model_dump(mode="json")}  # fmt: skip
+            await self.bus.broadcast(self.topic, data)
 
     async def request_rating(self, customer: Customer, url: str, text: str) -> None:
         """The web chat's rating control, shown wherever the customer's tabs are."""
         local = getattr(self.local, "request_rating", None)
         if local is not None:
             await local(customer, url, text)
-        data = {"op": "rating", "url": url, "text": text,
-                "customer": customer.model_dump(mode="json")}  # fmt: skip
-        await self.bus.broadcast(self.topic, data)
+        if await self._elsewhere(customer):
+            data = {"op": "rating", "url": url, "text": text,
+                    "customer": customer.model_dump(mode="json")}  # fmt: skip
+            await self.bus.broadcast(self.topic, data)
 
     async def _remote(self, data: Data) -> None:
         customer = Customer.model_validate(data["customer"])

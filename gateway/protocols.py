@@ -284,6 +284,14 @@ class IdentityLinks(Protocol):
     ) -> Linked: ...
 
 
+class FreshTurn(Frozen):
+    """What a turn starts from, read under its gate (`TurnGate.fresh`)."""
+
+    customer: Customer
+    conversation: Conversation
+    history: tuple[Message, ...] | None = None  # the customer's latest messages, if asked
+
+
 class TurnGate(Protocol):
     """Several nodes: one turn of a conversation at a time across all of them."""
 
@@ -291,8 +299,10 @@ class TurnGate(Protocol):
         """Held while a turn of the conversation runs (waits for other nodes' turns)."""
         ...
 
-    async def answered(self, message_id: int) -> bool:
-        """Whether the message was answered (by any node), read now."""
+    async def fresh(self, message: Message, history: int) -> FreshTurn | None:
+        """Read now, in one step: None when the message was answered (by any node);
+        else its customer and conversation as they are, and the customer's latest
+        `history` messages (none read when 0)."""
         ...
 
 
@@ -334,6 +344,7 @@ __all__ = [
     "ChannelRegistry",
     "Decision",
     "EventDraft",
+    "FreshTurn",
     "IdentityLinks",
     "Ingested",
     "LinkResult",

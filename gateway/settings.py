@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from gateway.errors import ConfigError
 from gateway.phone_numbers import to_e164
+from gateway.redaction import redact_url
 
 ENV_PREFIX = "GATEWAY_"
 # Never echoed in an error message (a relay URL carries its password).
@@ -686,6 +687,11 @@ def _toml_path() -> Path | None:
     return default if default.is_file() else None
 
 
+def _shown(value: Any) -> str:
+    """A rejected setting's value for an error message (a URL's password hidden)."""
+    return repr(redact_url(value) if isinstance(value, str) else value)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings once; raise ConfigError naming each bad setting."""
     try:
@@ -701,6 +707,6 @@ def load_settings(**overrides: Any) -> Settings:
                 continue
             name = ".".join(str(part) for part in err["loc"]) or "settings"
             env = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
-            got = "***" if name.split(".")[0] in _SECRET_SETTINGS else repr(err.get("input"))
+            got = "***" if name.split(".")[0] in _SECRET_SETTINGS else _shown(err.get("input"))
             lines.append(f"{env}: {err['msg']} (got {got})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc

@@ -4,6 +4,8 @@ PostgreSQL database and one Redis bus (skipped without them, required in CI).
 - a rep connected to node A answers a chat customer whose websocket is on node B,
   and a handover decided on node B is offered to that rep on node A; the rep's
   console read on node B (`/me`, the conversation) shows what the leader holds;
+- a chat's deliveries cross the bus only while another node holds one of its
+  sockets (a second tab on the other node gets everything live);
 - a node killed (SIGKILL) mid-conversation loses nothing: its chat reconnects to
   the other node and continues by sequence number, its queued work is offered
   again by the node that takes over routing, and a message it had stored but not
@@ -13,11 +15,12 @@ PostgreSQL database and one Redis bus (skipped without them, required in CI).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 
 from gateway.models import ChannelKind, Identity, IdentityKind, InboundMessage, Verification
 from gateway.routing.models import RepDraft
@@ -25,7 +28,7 @@ from gateway.routing.passwords import hash_password
 from gateway.store.pg_routing import PostgresRoutingStore
 from gateway.store.postgres import PostgresStore
 from tests.support import services
-from tests.support.nodes import Chat, Cluster, Console
+from tests.support.nodes import Chat, Cluster, Console, Frame
 
 PASSWORD = "rep password 123"
 
@@ -154,3 +157,57 @@ async def test_a_killed_node_loses_nothing_and_its_work_continues(
         assert await store.unhandled_messages() == []
     finally:
         await store.close()
+
+
+async def test_a_chat_crosses_the_bus_only_while_another_node_holds_one_of_its_sockets(
+    cluster: Cluster, redis_url: str
+) -> None:
+    a = await cluster.start("a")
+    b = await cluster.start("b")
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"{cluster.prefix}:b:channel.webchat")
+    crossed: list[bytes] = []
+
+    async def watch() -> None:
+        while True:
+            got = await pubsub.get_message(timeout=1.0)
+            if got is not None:
+                crossed.append(got["data"])
+
+    watcher = asyncio.create_task(watch())
+
+    def answered(chat: Chat, after: int) -> Callable[[Frame], bool]:
+        return lambda f: f["type"] == "message" and f["author"] == "agent" and f["seq"] > after
+
+    async with aiohttp.ClientSession() as session:
+        tab1, tab2 = Chat(session), Chat(session)
+        try:
+            # One tab, on A: its deliveries stay on A.
+            await tab1.connect(a)
+            ack = await tab1.say("hello")
+            await tab1.wait(answered(tab1, ack["seq"]))
+            await asyncio.sleep(0.3)
+            assert crossed == []
+            # The same visitor opens a second tab, on B: both see everything, live.
+            tab2.token = tab1.token
+            await tab2.connect(b)
+            ack = await tab1.say("what are your opening hours")
+            await tab2.wait(lambda f: f["type"] == "message" and f["seq"] == ack["seq"])
+            reply = await tab2.wait(answered(tab2, ack["seq"]))
+            assert (await tab1.wait(answered(tab1, ack["seq"])))["text"] == reply["text"]
+            assert crossed  # the turn ran on A; B's socket got it over the bus
+            # B's tab closes: A stops broadcasting once B no longer holds it.
+            await tab2.close()
+            await asyncio.sleep(0.5)
+            before = len(crossed)
+            ack = await tab1.say("thanks!")
+            await tab1.wait(answered(tab1, ack["seq"]))
+            await asyncio.sleep(0.3)
+            assert len(crossed) == before
+        finally:
+            await tab1.close()
+            await tab2.close()
+            watcher.cancel()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()

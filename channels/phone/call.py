@@ -493,6 +493,8 @@ class PhoneCall:
             return
         if self.info.moved_to is not None:  # the stream ended because the call moved on
             reason = f"moved to {self.info.moved_to}"
+        elif self.info.ended_by is not None:  # closed because Twilio said the call is over
+            reason = self.info.ended_by
         self.info.ended = reason
         if self._key_timer is not None:
             self._key_timer.cancel()
@@ -528,6 +530,8 @@ class PhoneCall:
         """End the call from outside the stream (status callback): close the socket;
         the transport then ends the call as for any closed stream."""
         log.info("call %s: %s", self.call_sid, reason)
+        if self.info.ended_by is None:
+            self.info.ended_by = reason
         self._spawn(self._close_stream())
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:

@@ -116,6 +116,7 @@ class CallInfo:
     message_ids: list[int] = field(default_factory=list)
     ended: str | None = None  # why it ended, once it has
     moved_to: str | None = None  # where a REST update is taking the call (its stream ends)
+    ended_by: str | None = None  # why the stream is being closed from outside (Twilio said)
     turns: list[TurnTiming] = field(default_factory=list)  # the caller's spoken turns
 
 

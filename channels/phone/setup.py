@@ -31,7 +31,7 @@ from channels.phone.transfer_audio import SignedAudio
 from channels.phone.transfer_routing import RoutingTargets
 from channels.phone.transfer_state import ConfiguredTargets
 from channels.phone.transfer_web import add_routes as add_transfer_routes
-from channels.phone.transfer_web import transfer_callback
+from channels.phone.transfer_web import transfer_audio, transfer_callback
 from channels.phone.transport import (
     CALL_PATH,
     MEDIA_PATH,
@@ -108,6 +108,7 @@ async def _phone_ctx(app: web.Application) -> AsyncIterator[None]:
 
     bus.subscribe("phone.status", forwarded_status)
     bus.serve("phone.transfer", lambda data: transfer_callback(app, data))
+    bus.serve("phone.transfer_audio", lambda data: transfer_audio(app, data))
     async with contextlib.AsyncExitStack() as resources:
         try:
             state.services = await _start(app, resources)

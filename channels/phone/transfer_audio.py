@@ -9,7 +9,9 @@ with the phone channel's synthesizer (espeak-ng), sentence by sentence, into
 proof: `GET /twilio/transfer/audio/<token>.wav`, where the token is the file's
 name and an expiry time signed with the gateway's secret key (itsdangerous,
 HMAC-SHA256). A forged, altered or expired token gets 403, a valid token for a
-file that is gone (a finished transfer's brief) 404.
+file that is gone (a finished transfer's brief) 404. On several nodes Twilio's
+GET may land on a node that did not render the file: a prompt is rendered there
+too, a brief is fetched from the node its name names (transfer_web.py).
 """
 
 from __future__ import annotations
@@ -134,8 +136,8 @@ class SignedAudio:
         token = self._serializer.dumps([name, expires])
         return self.public_url + AUDIO_PATH.format(token=token)
 
-    def resolve(self, token: str, *, now: float | None = None) -> Path:
-        """The file a token names: AuthError if forged or expired, NotFoundError if gone."""
+    def verify(self, token: str, *, now: float | None = None) -> str:
+        """The name of the file a token names: AuthError if forged or expired."""
         try:
             name, expires = self._serializer.loads(token)
         except (BadSignature, ValueError, TypeError) as exc:
@@ -145,12 +147,25 @@ class SignedAudio:
         if (time.time() if now is None else now) > expires:
             raise AuthError(f"the audio URL for {name} has expired")
         try:
-            path = self.path(name)
+            self.path(name)
         except ValueError as exc:
             raise AuthError(str(exc)) from exc
+        return name
+
+    def resolve(self, token: str, *, now: float | None = None) -> Path:
+        """The file a token names: AuthError if forged or expired, NotFoundError if it is
+        not here (a finished transfer's brief, or one rendered on another node)."""
+        path = self.path(self.verify(token, now=now))
         if not path.is_file():
-            raise NotFoundError(f"no audio {name} (its transfer is over)")
+            raise NotFoundError(f"no audio {path.stem} here (its transfer is over?)")
         return path
+
+
+def audio_owner(name: str) -> str | None:
+    """The node that rendered audio `name`, when its name says so: a transfer's brief
+    on several nodes is `brief-<node>.<id>` (the transfer's id names its node)."""
+    node, dot, _ = name.removeprefix("brief-").partition(".")
+    return node if name.startswith("brief-") and dot and node else None
 
 
 def _write_atomically(path: Path, pcm: NDArray[np.int16]) -> None:
@@ -160,4 +175,4 @@ def _write_atomically(path: Path, pcm: NDArray[np.int16]) -> None:
     partial.replace(path)
 
 
-__all__ = ["AUDIO_PATH", "CONTENT_TYPE", "PROMPTS", "SignedAudio", "spoken_brief"]
+__all__ = ["AUDIO_PATH", "CONTENT_TYPE", "PROMPTS", "SignedAudio", "audio_owner", "spoken_brief"]

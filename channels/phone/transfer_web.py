@@ -11,11 +11,14 @@ Every POST must carry Twilio's signature for the public URL (403 otherwise,
 like the voice webhooks); a transfer the gateway does not know is answered
 harmlessly (Twilio would only retry an error). On several nodes, a callback
 for a transfer another node holds is forwarded to it over the bus. The audio URL carries its own
-signature (`transfer_audio`): forged or expired 403, gone 404.
+signature (`transfer_audio`): forged or expired 403, gone 404; on several nodes a brief
+rendered on another node is fetched from it over the bus, and a prompt rendered here too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
 from collections.abc import Mapping
 
@@ -29,7 +32,7 @@ from channels.phone.transfer import (
     CONFERENCE_PATH,
     REP_STATUS_PATH,
 )
-from channels.phone.transfer_audio import AUDIO_PATH, CONTENT_TYPE
+from channels.phone.transfer_audio import AUDIO_PATH, CONTENT_TYPE, PROMPTS, audio_owner
 from channels.phone.transfer_twiml import hang_up
 from channels.twilio.signature import check_account, refuse
 from gateway.app import BUS, METRICS
@@ -115,19 +118,54 @@ async def callback(request: web.Request) -> web.Response:
     return await _callback(request, "callback")
 
 
+_AUDIO_HEADERS = {"Content-Type": CONTENT_TYPE, "Cache-Control": "private, no-store"}
+
+
 async def audio(request: web.Request) -> web.StreamResponse:
     transfers = request.app[PHONE].transfers
     if transfers is None:
         raise web.HTTPNotFound(text="warm transfers are off")
+    token = request.match_info["token"]
     try:
-        path = transfers.audio.resolve(request.match_info["token"])
+        name = transfers.audio.verify(token)
+        path = transfers.audio.resolve(token)
     except AuthError as exc:
         log.warning("refused transfer audio: %s", exc)
         raise web.HTTPForbidden(text="invalid or expired audio URL") from None
     except NotFoundError as exc:
-        raise web.HTTPNotFound(text=str(exc)) from None
-    return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPE,
-                                           "Cache-Control": "private, no-store"})  # fmt: skip
+        if name in PROMPTS:  # rendered on another node: render it here too
+            path = await transfers.audio.prompt(name, PROMPTS[name])
+        else:
+            wav = await _audio_elsewhere(request.app, name, token)
+            if wav is None:
+                raise web.HTTPNotFound(text=str(exc)) from None
+            return web.Response(body=wav, headers=_AUDIO_HEADERS)
+    return web.FileResponse(path, headers=_AUDIO_HEADERS)
+
+
+async def _audio_elsewhere(app: web.Application, name: str, token: str) -> bytes | None:
+    """A brief another node rendered (Twilio's GET may land on any node), fetched from
+    that node over the bus; None when no other node has it."""
+    bus = app[BUS]
+    owner = audio_owner(name)
+    if not bus.shared or owner is None or owner == bus.node_id:
+        return None
+    try:
+        answer = await bus.call(owner, "phone.transfer_audio", {"token": token}, timeout_s=10)
+    except GatewayError as exc:  # gone (its node died, the transfer is over)
+        log.info("transfer audio %s: not on node %s: %s", name, owner, exc)
+        return None
+    return base64.b64decode(str(answer["wav"]))
+
+
+async def transfer_audio(app: web.Application, data: Data) -> Data:
+    """Serve one of this node's transfer audio files to another node (bus call)."""
+    transfers = app[PHONE].transfers
+    if transfers is None:
+        raise NotFoundError("warm transfers are off on this node")
+    path = transfers.audio.resolve(str(data.get("token", "")))
+    wav = await asyncio.to_thread(path.read_bytes)
+    return {"wav": base64.b64encode(wav).decode("ascii")}
 
 
 def add_routes(app: web.Application) -> None:
@@ -140,5 +178,6 @@ def add_routes(app: web.Application) -> None:
 
 
 __all__ = [
-    "add_routes", "answer", "audio", "callback", "conference", "rep_status", "transfer_callback",
+    "add_routes", "answer", "audio", "callback", "conference", "rep_status", "transfer_audio",
+    "transfer_callback",
 ]  # fmt: skip

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode, web
 
@@ -134,24 +135,43 @@ class Session:
             raise
 
 
+KeyHolder = Callable[[str, int], Awaitable[None]]
+"""Told +1 / -1 as a socket of an identity key opens and closes here (several nodes:
+the bus records which node holds which keys, gateway/cluster.py)."""
+
+
 class Hub:
     """Live sessions by identity key; a customer's sessions are those of any of its keys."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, set[Session]] = {}
+        self.holder: KeyHolder | None = None
+        self._releases: set[asyncio.Task[None]] = set()
 
-    def add(self, key: str, session: Session) -> None:
+    async def add(self, key: str, session: Session) -> None:
+        """Register `session`; returns once the other nodes can know it (before its
+        history is read, so no delivery from another node falls in between)."""
         session.key = key
         self._by_key.setdefault(key, set()).add(session)
+        if self.holder is not None:
+            # Shielded: once counted, the count stands even if this socket's task is
+            # cancelled meanwhile, so its `remove` always has something to undo.
+            await asyncio.shield(self.holder(key, +1))
 
     def remove(self, session: Session) -> None:
+        """Synchronous (a closing socket's task may be cancelled); the holder is told
+        in the background."""
         if session.key is None:
             return
         peers = self._by_key.get(session.key)
-        if peers is not None:
+        if peers is not None and session in peers:
             peers.discard(session)
             if not peers:
                 del self._by_key[session.key]
+            if self.holder is not None:
+                task = asyncio.ensure_future(self.holder(session.key, -1))
+                self._releases.add(task)
+                task.add_done_callback(self._releases.discard)
 
     def sessions_for(self, customer: Customer) -> list[Session]:
         found: list[Session] = []

@@ -156,8 +156,8 @@ class ChatConnection:
                 )
         # Registered before history is read, so nothing stored meanwhile is missed.
         hub = state.channel.hub
-        hub.add(identity.key, self.session)
         try:
+            await hub.add(identity.key, self.session)
             customer = await self.app[STORE].find_customer(identity)
             last_seq = frame.last_seq if resumable else None
             await self.send_history(customer, token, last_seq, name, account_ref)

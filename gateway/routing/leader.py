@@ -6,7 +6,8 @@ others call it through the bus (routing/front.py). A node that takes over
 rebuilds the router from the store (queued work, pending offers re-issued),
 reads back the approvals that wait for a rep (routing/approvals.py), queues
 conversations a dead node left `queued` without an entry, and keeps doing so
-every GATEWAY_CLUSTER_RECOVER_AFTER_S.
+every GATEWAY_CLUSTER_RECOVER_AFTER_S. On PostgreSQL the leader also listens for
+reps added or changed while it runs (`gateway reps add` / `update`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.app import BUS, STORE
 from gateway.routing.front import RoutingFront
 from gateway.routing.router import Router
+from gateway.store.routing_rows import REPS_CHANNEL
+
+if TYPE_CHECKING:
+    from gateway.store.pg_listen import PgListener
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,7 @@ class Leadership:
         self.recover_after_s = recover_after_s
         self._lock: object | None = None
         self._reconciler: asyncio.Task[None] | None = None
+        self._reps: PgListener | None = None
 
     async def start(self) -> None:
         from gateway.store.pg_locks import PgLeadership
@@ -57,12 +64,27 @@ class Leadership:
             await self.router.reconcile()
             if bus.shared:
                 self._reconciler = asyncio.create_task(self._reconcile())
+            self._watch_reps()
             return
         self.front.leading = False
         await bus.lead(False)
+        if self._reps is not None:
+            await self._reps.stop()
+            self._reps = None
         await self._stop_reconciler()
         await self.router.stop()
         self.front.approvals.stop()
+
+    def _watch_reps(self) -> None:
+        """PostgreSQL: a rep added or changed while nodes run (`gateway reps add` /
+        `update`, which NOTIFY at their commit) reaches the routing at once."""
+        from gateway.store.pg_listen import PgListener
+        from gateway.store.postgres import PostgresStore
+
+        store = self.app[STORE]
+        if isinstance(store, PostgresStore):
+            self._reps = PgListener(store.url.dsn, REPS_CHANNEL, self.router.refresh_reps)
+            self._reps.start()
 
     async def _reconcile(self) -> None:
         while True:

@@ -57,6 +57,17 @@ class RepDraft(Frozen):
     max_calls: int | None = Field(default=None, ge=0, le=5)
 
 
+class RepChanges(Frozen):
+    """What `gateway reps update` changes: None leaves a field as it is; a phone of ""
+    removes the rep's number."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    skills: tuple[str, ...] | None = None
+    phone: str | None = None
+    max_text: int | None = Field(default=None, ge=0, le=50)
+    max_calls: int | None = Field(default=None, ge=0, le=5)
+
+
 class Rep(Frozen):
     id: int
     username: str

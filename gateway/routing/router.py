@@ -297,6 +297,21 @@ class Router:
     def add_rep(self, rep: Rep) -> None:
         self.reps[rep.id] = rep
 
+    async def refresh_reps(self) -> int:
+        """Read the reps again (one was added or changed outside this process, e.g. by
+        `gateway reps add` while nodes run); returns how many were new or changed.
+        What this picture holds of them mirrors their rows, so taking the rows as they
+        are loses nothing; read under the lock, so no change of ours is overwritten."""
+        async with self.lock:
+            changed = [r for r in await self.routing.list_reps() if self.reps.get(r.id) != r]
+            for rep in changed:
+                self.reps[rep.id] = rep
+        if changed:
+            log.info("routing: reps %s added or changed",
+                     ", ".join(r.username for r in changed))  # fmt: skip
+            await self.pump()  # new skills or capacity may match waiting work
+        return len(changed)
+
     # -------------------------------------------------------------- matching
 
     async def pump(self) -> int:

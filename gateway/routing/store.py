@@ -25,6 +25,7 @@ from gateway.routing.models import (
     Presence,
     QueueEntry,
     Rep,
+    RepChanges,
     RepCredentials,
     RepDraft,
     Session,
@@ -115,6 +116,10 @@ class RoutingStore(Protocol):
 
     async def add_rep(self, draft: RepDraft) -> Rep:
         """ConflictError when the username is taken."""
+        ...
+
+    async def update_rep(self, username: str, changes: RepChanges) -> Rep:
+        """NotFoundError when there is no such (enabled) rep."""
         ...
 
     async def list_reps(self) -> list[Rep]: ...

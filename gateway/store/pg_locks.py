@@ -6,8 +6,9 @@ session and its locks are free for the others at once.
 
 - `PgTurnGate`: one conversation's turns run on one node at a time, in order
   (the dispatcher's lanes order them within a node). After taking the lock the
-  dispatcher re-reads whether the message was answered meanwhile, so a message
-  picked up by two nodes (a retried webhook, recovery) is answered once.
+  dispatcher re-reads, in one query, whether the message was answered meanwhile
+  (so a message picked up by two nodes, a retried webhook or recovery, is
+  answered once) and the conversation and customer as they are now.
 - `PgLeadership`: the one node that routes conversations (see routing/front.py).
 """
 
@@ -22,6 +23,8 @@ from typing import Any
 import asyncpg
 
 from gateway.errors import StoreError
+from gateway.models import Message
+from gateway.protocols import FreshTurn
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +75,40 @@ class PgLocks:
             await self._drop()
 
 
-class PgTurnGate:
-    """The dispatcher's `TurnGate` on PostgreSQL (see the module docstring)."""
+Fresh = Callable[[Message, int], Awaitable[FreshTurn | None]]
 
-    def __init__(self, dsn: str, answered: Callable[[int], Awaitable[bool]]) -> None:
-        self.locks = PgLocks(dsn)
-        self._answered = answered
+
+TURN_LOCK_CONNECTIONS = 4
+
+
+class PgTurnGate:
+    """The dispatcher's `TurnGate` on PostgreSQL (see the module docstring). The locks
+    are spread over a few connections by conversation (a lock is always taken and
+    freed on its conversation's), so turns do not queue behind one connection."""
+
+    def __init__(self, dsn: str, fresh: Fresh, *, connections: int = TURN_LOCK_CONNECTIONS):
+        self.shards = [PgLocks(dsn) for _ in range(connections)]
+        self._fresh = fresh
 
     @contextlib.asynccontextmanager
     async def hold(self, conversation_id: int) -> AsyncIterator[None]:
+        locks = self.shards[conversation_id % len(self.shards)]
         delay = 0.002
-        while not await self.locks.try_lock(TURN_LOCKS, conversation_id):
+        while not await locks.try_lock(TURN_LOCKS, conversation_id):
             await asyncio.sleep(delay)  # another node is in a turn of this conversation
             delay = min(delay * 2, 0.1)
         try:
             yield
         finally:
             with contextlib.suppress(StoreError):
-                await self.locks.unlock(TURN_LOCKS, conversation_id)
+                await locks.unlock(TURN_LOCKS, conversation_id)
 
-    async def answered(self, message_id: int) -> bool:
-        return await self._answered(message_id)
+    async def fresh(self, message: Message, history: int) -> FreshTurn | None:
+        return await self._fresh(message, history)
 
     async def close(self) -> None:
-        await self.locks.close()
+        for locks in self.shards:
+            await locks.close()
 
 
 OnLead = Callable[[bool], Awaitable[None]]

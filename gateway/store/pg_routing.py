@@ -26,6 +26,7 @@ from gateway.routing.models import (
     Presence,
     QueueEntry,
     Rep,
+    RepChanges,
     RepCredentials,
     RepDraft,
     Session,
@@ -34,10 +35,12 @@ from gateway.routing.store import Applied, RatingTarget, RoutingChange
 from gateway.store.pg_session import Conn
 from gateway.store.postgres import PostgresStore
 from gateway.store.routing_rows import (
+    REPS_CHANNEL,
     console_from_row,
     entry_from_row,
     offer_from_row,
     rep_from_row,
+    rep_updates,
 )
 from gateway.store.rows import Row, dumps, now_ms, to_dt, to_ms
 
@@ -75,6 +78,26 @@ class PostgresRoutingStore:
                 "INSERT INTO rep_presence (rep_id, status, updated_at) VALUES ($1,$2,$3)",
                 rep_id, Presence.OFFLINE.value, ts,
             )  # fmt: skip
+            await _notify_reps(conn, rep_id)
+            return await _rep(conn, rep_id)
+
+        return await self._store.write(op)
+
+    async def update_rep(self, username: str, changes: RepChanges) -> Rep:
+        updates = rep_updates(changes)
+
+        async def op(conn: Conn) -> Rep:
+            rep_id = await conn.fetchval(
+                "SELECT id FROM reps WHERE username=$1 AND disabled_at IS NULL FOR UPDATE",
+                username,
+            )
+            if rep_id is None:
+                raise NotFoundError(f"no rep named {username!r}")
+            if updates:
+                sets = ", ".join(f"{k}=${i}" for i, k in enumerate(updates, start=2))
+                await conn.execute(f"UPDATE reps SET {sets} WHERE id=$1", rep_id,
+                                   *updates.values())  # fmt: skip
+                await _notify_reps(conn, rep_id)
             return await _rep(conn, rep_id)
 
         return await self._store.write(op)
@@ -370,6 +393,11 @@ async def _console(conn: Conn, draft: ConsoleEventDraft, ts: int) -> ConsoleEven
     )  # fmt: skip
     return ConsoleEvent(seq=seq, rep_id=draft.rep_id, queue=draft.queue, kind=draft.kind,
                         data=draft.data, created_at=to_dt(ts))  # fmt: skip
+
+
+async def _notify_reps(conn: Conn, rep_id: int) -> None:
+    # Delivered at commit to every session LISTENing (the routing leader), never before.
+    await conn.execute("SELECT pg_notify($1, $2)", REPS_CHANNEL, str(rep_id))
 
 
 async def _rep(conn: Conn, rep_id: int) -> Rep:

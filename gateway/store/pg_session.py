@@ -13,13 +13,13 @@ from gateway.models import ChannelKind, ConversationState, Customer, InboundMess
 from gateway.protocols import OpenedSession
 from gateway.store.pg_linking import IdentityMoved, lock_customers, merge_customers
 from gateway.store.rows import (
-    VERIFICATION_RANK,
     conversation_from_row,
     customer_from_row,
     dumps,
     identity_from_row,
     now_ms,
 )
+from gateway.store.rules import raised_verification
 
 if TYPE_CHECKING:
     from gateway.store.postgres import PostgresStore
@@ -80,7 +80,7 @@ class Sessions:
             if int(owner) not in locked or row is None or row["customer_id"] != owner:
                 raise IdentityMoved  # merged or moved before the lock: run it again
             cust = await self._link_account(conn, locked[int(owner)], msg, ts)
-            await self._refresh(conn, cust, msg, row["verified"], same=cust == owner)
+            await self.refresh(conn, cust, msg, Verification(row["verified"]))
             return cust, False
         customer_id = None
         created = False
@@ -130,13 +130,13 @@ class Sessions:
                  cust["id"], survivor, ref, moved)  # fmt: skip
         return int(survivor)
 
-    async def _refresh(
-        self, conn: Conn, customer_id: int, msg: InboundMessage, known: str, *, same: bool
+    async def refresh(
+        self, conn: Conn, customer_id: int, msg: InboundMessage, known: Verification
     ) -> None:
-        """Record stronger verification, a first name or an account link."""
+        """Record stronger verification (whichever record holds the identity now, also
+        after `_link_account` merged it), a first name or an account link."""
         ident = msg.identity
-        stronger = VERIFICATION_RANK[ident.verified] > VERIFICATION_RANK[Verification(known)]
-        if same and stronger:
+        if raised_verification(known, ident.verified):
             await conn.execute(
                 "UPDATE identities SET verified=$3 WHERE kind=$1 AND value=$2",
                 ident.kind.value, ident.value, ident.verified.value,
@@ -206,21 +206,6 @@ class Sessions:
             conv["id"], channel.value, dumps(channels), ts,
         )  # fmt: skip
         conv.update(channel=channel.value, channels=dumps(channels), updated_at=ts)
-
-    async def lock_conversation(self, conn: Conn, conversation_id: int) -> Row:
-        """Lock the conversation's customer, then the conversation; returns its row."""
-        owner = await conn.fetchval(
-            "SELECT customer_id FROM conversations WHERE id=$1", conversation_id
-        )
-        if owner is None:
-            raise NotFoundError(f"no conversation {conversation_id}")
-        await lock_customers(conn, int(owner))
-        row = await conn.fetchrow(
-            "SELECT * FROM conversations WHERE id=$1 FOR UPDATE", conversation_id
-        )
-        if row is None or row["customer_id"] != owner:
-            raise IdentityMoved  # merged into another customer meanwhile: run it again
-        return dict(row)
 
     async def event(
         self, conn: Conn, conversation_id: int, customer_id: int, kind: str,

@@ -36,13 +36,22 @@ from gateway.models import (
     Message,
     VoiceTiming,
 )
-from gateway.protocols import Ingested, Linked, OpenedSession, TurnRecord, TurnStored
+from gateway.protocols import (
+    FreshTurn,
+    Ingested,
+    Linked,
+    OpenedSession,
+    TurnRecord,
+    TurnStored,
+)
 from gateway.store import migrate
 from gateway.store import pg_reads as reads
+from gateway.store.pg_ingest import ingest_known
 from gateway.store.pg_linking import IdentityMoved, link
 from gateway.store.pg_session import Conn, Sessions
-from gateway.store.rows import conversation_from_row, message_from_row, message_meta, now_ms, to_ms
-from gateway.store.rules import delivery_failed, delivery_moves, turn_changes, version_conflict
+from gateway.store.pg_turns import fresh_turn, lock_turn, write_turn
+from gateway.store.rows import dumps, message_from_row, message_meta, now_ms, to_ms
+from gateway.store.rules import delivery_failed, delivery_moves, version_conflict
 from gateway.store.urls import PgUrl
 
 log = logging.getLogger(__name__)
@@ -83,7 +92,9 @@ class PostgresStore:
                 f" {_first_line(exc)}"
             ) from exc
         try:
-            pool = await asyncpg.create_pool(pg.dsn, min_size=1, max_size=pool_max, timeout=10)
+            pool = await asyncpg.create_pool(
+                pg.dsn, min_size=1, max_size=pool_max, timeout=10, reset=_keep_session
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             raise ConfigError(
                 f"GATEWAY_DATABASE_URL: cannot connect to {pg.redacted}: {_first_line(exc)}"
@@ -123,6 +134,10 @@ class PostgresStore:
         return await self.write(lambda conn: self._ingest(conn, message))
 
     async def _ingest(self, conn: Conn, msg: InboundMessage) -> Ingested:
+        ts = now_ms()
+        known = await ingest_known(conn, self.sessions, msg, ts)
+        if known is not None:
+            return known
         if msg.external_id is not None:
             dup = await conn.fetchrow(
                 "SELECT * FROM messages WHERE channel=$1 AND external_id=$2",
@@ -137,7 +152,6 @@ class PostgresStore:
                     duplicate=True,
                     handled=bool(dup["handled"]),
                 )
-        ts = now_ms()
         cust, created = await self.sessions.resolve_customer(conn, msg, ts)
         conv = await self.sessions.conversation_for(conn, cust, msg, ts)
         timing = msg.timing
@@ -176,41 +190,19 @@ class PostgresStore:
 
     async def turn_in(self, conn: Conn, turn: TurnRecord, *, check: bool = False) -> TurnStored:
         """`record_turn` inside a running transaction; without `check`, at the
-        conversation's current version (routing changes, which lock it here)."""
-        conv = await self.sessions.lock_conversation(conn, turn.conversation_id)
+        conversation's current version (routing changes, which lock it here).
+        Two statements: the locks, then every write (pg_turns.py)."""
+        conv = await lock_turn(conn, turn.conversation_id)
         if check:
             conflict = version_conflict(conv["id"], conv["version"], turn.expected_version)
             if conflict is not None:
                 raise ConflictError(conflict)
-        cust = int(conv["customer_id"])
-        ts = now_ms()
-        stored: list[Message] = []
-        if turn.outbound:
-            last = await _next_seqs(conn, cust, len(turn.outbound))
-            first = last - len(turn.outbound) + 1
-            for seq, draft in enumerate(turn.outbound, start=first):
-                row = await conn.fetchrow(
-                    _INSERT_MESSAGE,
-                    conv["id"], cust, seq, draft.direction.value, draft.author.value,
-                    draft.channel.value, draft.text, None, None, None, None, True, None, None, ts,
-                )  # fmt: skip
-                stored.append(message_from_row(row))
-        events = [(e.kind, e.data) for e in turn.events]
-        if turn.handled_message_id is not None:
-            await conn.execute("UPDATE messages SET handled=true WHERE id=$1",
-                               turn.handled_message_id)  # fmt: skip
-        changes = turn_changes(conv, turn, ts)
-        if changes.state_event is not None:
-            events.append(("state.changed", changes.state_event))
-        for kind, data in events:
-            await self.sessions.event(conn, conv["id"], cust, kind, data, ts)
-        updates = changes.updates
-        sets = ", ".join(f"{k}=${i}" for i, k in enumerate(updates, start=2))
-        row = await conn.fetchrow(
-            f"UPDATE conversations SET {sets} WHERE id=$1 RETURNING *", conv["id"],
-            *updates.values(),
-        )  # fmt: skip
-        return TurnStored(conversation=conversation_from_row(row), messages=tuple(stored))
+        events = [(e.kind, dumps(e.data)) for e in turn.events]
+        return await write_turn(conn, conv, turn, events, now_ms())
+
+    async def fresh_turn(self, message: Message, history: int) -> FreshTurn | None:
+        """See `TurnGate.fresh` (the turn gate's one read, pg_turns.py)."""
+        return await self.read(lambda conn: fresh_turn(conn, message, history))
 
     # --------------------------------------------------------- amend, delivery
 
@@ -361,6 +353,14 @@ class PostgresStore:
 
     async def is_opted_out(self, identity: Identity) -> bool:
         return await self.read(lambda c: reads.opted_out(c, identity))
+
+
+async def _keep_session(conn: Conn) -> None:
+    """A connection going back to the pool needs no reset query (one round trip per
+    use saved): asyncpg has already rolled back any open transaction, and this store
+    leaves nothing else on a session (no SET, LISTEN, cursor or session-level
+    advisory lock; those live on connections of their own, pg_locks.py, pg_listen.py)."""
+    return None
 
 
 async def _next_seqs(conn: Conn, customer_id: int, n: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from gateway.routing.models import (
     ConsoleEvent,
@@ -13,9 +14,14 @@ from gateway.routing.models import (
     Presence,
     QueueEntry,
     Rep,
+    RepChanges,
     WorkKind,
 )
-from gateway.store.rows import Row, to_dt
+from gateway.store.rows import Row, dumps, to_dt
+
+REPS_CHANNEL = "gateway_reps"
+"""PostgreSQL NOTIFY channel: a rep was added or changed (the payload is their id);
+the routing leader listens and reads its reps again (routing/leader.py)."""
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -35,6 +41,22 @@ def rep_from_row(row: Row) -> Rep:
         last_busy_at=_dt(row["last_busy_at"]),
         created_at=to_dt(row["created_at"]),
     )
+
+
+def rep_updates(changes: RepChanges) -> dict[str, Any]:
+    """The `reps` columns `changes` sets (column -> value), in a fixed order."""
+    updates: dict[str, Any] = {}
+    if changes.display_name is not None:
+        updates["display_name"] = changes.display_name
+    if changes.skills is not None:
+        updates["skills"] = dumps(list(changes.skills))
+    if changes.phone is not None:
+        updates["phone"] = changes.phone or None
+    if changes.max_text is not None:
+        updates["max_text"] = changes.max_text
+    if changes.max_calls is not None:
+        updates["max_calls"] = changes.max_calls
+    return updates
 
 
 def entry_from_row(row: Row) -> QueueEntry:

@@ -70,6 +70,14 @@ def delivery_failed(status: DeliveryStatus) -> bool:
 # ---------------------------------------------------------------- linking
 
 
+def raised_verification(known: Verification, seen: Verification) -> Verification | None:
+    """The verification to record for an identity already known as `known` that a
+    message now proves with `seen`: `seen` when stronger, else None (never weaker).
+    The same whichever customer record holds the identity, also right after the
+    message merged two records (the identity moved with its record)."""
+    return seen if VERIFICATION_RANK[seen] > VERIFICATION_RANK[known] else None
+
+
 @dataclass(frozen=True, slots=True)
 class Holder:
     """The customer record that holds an identity now."""
@@ -166,6 +174,7 @@ __all__ = [
     "delivery_moves",
     "merged_event",
     "plan_link",
+    "raised_verification",
     "renumbered",
     "turn_changes",
     "version_conflict",

@@ -49,7 +49,6 @@ from gateway.store import linking, migrate
 from gateway.store import sqlite_reads as reads
 from gateway.store.merge import merge_customers
 from gateway.store.rows import (
-    VERIFICATION_RANK,
     conversation_from_row,
     customer_from_row,
     dumps,
@@ -59,7 +58,13 @@ from gateway.store.rows import (
     now_ms,
     to_ms,
 )
-from gateway.store.rules import delivery_failed, delivery_moves, turn_changes, version_conflict
+from gateway.store.rules import (
+    delivery_failed,
+    delivery_moves,
+    raised_verification,
+    turn_changes,
+    version_conflict,
+)
 from gateway.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -429,10 +434,7 @@ class SqliteStore:
         """Record stronger verification, a first name or an account link."""
         ident = msg.identity
         known = next((i for i in cust["identities"] if i.key == ident.key), None)
-        if (
-            known is not None
-            and VERIFICATION_RANK[ident.verified] > VERIFICATION_RANK[known.verified]
-        ):
+        if known is not None and raised_verification(known.verified, ident.verified):
             conn.execute(
                 "UPDATE identities SET verified=? WHERE kind=? AND value=?",
                 (ident.verified.value, ident.kind.value, ident.value),

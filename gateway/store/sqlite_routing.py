@@ -18,6 +18,7 @@ from gateway.routing.models import (
     Presence,
     QueueEntry,
     Rep,
+    RepChanges,
     RepCredentials,
     RepDraft,
     Session,
@@ -28,6 +29,7 @@ from gateway.store.routing_rows import (
     entry_from_row,
     offer_from_row,
     rep_from_row,
+    rep_updates,
 )
 from gateway.store.rows import Row, dumps, now_ms, to_dt, to_ms
 from gateway.store.sqlite import SqliteStore
@@ -65,6 +67,22 @@ class SqliteRoutingStore:
                 (rep_id, Presence.OFFLINE.value, ts),
             )
             return _rep(conn, rep_id)
+
+        return await self._store.write(op)
+
+    async def update_rep(self, username: str, changes: RepChanges) -> Rep:
+        updates = rep_updates(changes)
+
+        def op(conn: sqlite3.Connection) -> Rep:
+            row = conn.execute(
+                "SELECT id FROM reps WHERE username=? AND disabled_at IS NULL", (username,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no rep named {username!r}")
+            if updates:
+                sets = ", ".join(f"{k}=?" for k in updates)
+                conn.execute(f"UPDATE reps SET {sets} WHERE id=?", (*updates.values(), row["id"]))
+            return _rep(conn, row["id"])
 
         return await self._store.write(op)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from gateway.errors import ConfigError
+from gateway.redaction import redact_url
 
 _SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg")
 
@@ -31,12 +32,8 @@ class PgUrl:
                 "GATEWAY_DATABASE_URL: expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
             )
         dsn = urlunsplit(("postgresql", *parts[1:]))
-        netloc = parts.netloc
-        if parts.password is not None:
-            netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-        redacted = urlunsplit(("postgresql", netloc, *parts[2:]))
         return cls(dsn=dsn, sqlalchemy=urlunsplit(("postgresql+psycopg", *parts[1:])),
-                   redacted=redacted)  # fmt: skip
+                   redacted=redact_url(dsn))  # fmt: skip
 
 
 __all__ = ["PgUrl", "is_postgres"]

@@ -80,7 +80,7 @@ async def test_a_hung_socket_does_not_hold_up_the_others() -> None:
     fast, hung = FakeSocket(), FakeSocket(hang=True)
     s_fast, s_hung = session(fast), session(hung, send_timeout_s=0.05)
     for s in (s_fast, s_hung):
-        hub.add("webchat:visitor-aaaaaaaaaaaa", s)
+        await hub.add("webchat:visitor-aaaaaaaaaaaa", s)
         s.go_live(0)
     started = time.perf_counter()
     for seq in (1, 2, 3):
@@ -129,7 +129,7 @@ async def test_channel_signals_and_internal_messages() -> None:
     channel = WebchatChannel(hub)
     sock = FakeSocket()
     s = session(sock)
-    hub.add("webchat:visitor-aaaaaaaaaaaa", s)
+    await hub.add("webchat:visitor-aaaaaaaaaaaa", s)
     s.go_live(0)
     await channel.publish(CUSTOMER, CONVERSATION, msg(1, Direction.INTERNAL))  # a rep note
     await channel.signal(CUSTOMER, CONVERSATION, Typing(active=True))

@@ -275,6 +275,35 @@ async def test_verification_only_gets_stronger(store: AnyStore) -> None:
     assert got.customer.identities[0].verified is Verification.OTP
 
 
+async def test_verification_gets_stronger_in_the_message_that_merges_two_records(
+    store: AnyStore,
+) -> None:
+    # A texter known only by caller id, with history of their own...
+    weak = Identity(kind=IdentityKind.PHONE, value="+15550000077", verified=Verification.SENDER)
+    texter = await store.ingest(InboundMessage(channel=ChannelKind.SMS, identity=weak, text="hi"))
+    # ...and the account's own record, from a signed-in web chat.
+    signed = Identity(kind=IdentityKind.ACCOUNT, value="C-1001", verified=Verification.HMAC)
+    account = await store.ingest(InboundMessage(
+        channel=ChannelKind.WEBCHAT, identity=signed, text="hello", account_ref="C-1001"
+    ))  # fmt: skip
+    assert texter.customer.id != account.customer.id
+    # The backend now vouches for the number: one message merges the two records and
+    # raises the number's verification.
+    vouched = weak.model_copy(update={"verified": Verification.BACKEND})
+    got = await store.ingest(InboundMessage(
+        channel=ChannelKind.SMS, identity=vouched, text="me again", account_ref="C-1001"
+    ))  # fmt: skip
+    assert got.customer.id == account.customer.id
+    number = {i.key: i.verified for i in got.customer.identities}["phone:+15550000077"]
+    assert number is Verification.BACKEND
+    stored = await store.get_customer(account.customer.id)
+    assert {i.key: i.verified for i in stored.identities} == {
+        "account:C-1001": Verification.HMAC,
+        "phone:+15550000077": Verification.BACKEND,
+    }
+    assert [m.text for m in await store.history(stored.id)] == ["hello", "hi", "me again"]
+
+
 async def test_voice_timing_and_confidence_are_kept(store: AnyStore) -> None:
     msg = InboundMessage(
         channel=ChannelKind.PHONE,
