@@ -218,8 +218,11 @@ async def test_a_warm_transfer_on_node_a_is_driven_by_twilio_requests_landing_on
                  if e.kind.startswith("transfer.")]  # fmt: skip
         assert steps == ["transfer.requested", "transfer.ringing", "transfer.briefing",
                          "transfer.connected", "transfer.completed"]  # fmt: skip
+        # A configured line (not a rep in routing) took it: the conversation closes
+        # once that call is over, rather than staying with nobody able to close it.
+        await stored_events(pg_url, JANE, "call.closed", within_s=10)
         conversation = await store.get_conversation(started.conversation_id)
-        assert conversation.state is ConversationState.WITH_REP
+        assert conversation.state is ConversationState.CLOSED
     finally:
         await store.close()
     assert a.proc.poll() is None and b.proc.poll() is None
