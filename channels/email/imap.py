@@ -71,12 +71,18 @@ class ImapPoller:
         self.interval_s = interval_s
 
     async def run(self) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 await self.poll_once()
             except (aioimaplib.Abort, aioimaplib.CommandTimeout, OSError, TimeoutError,
                     ImapError) as exc:  # fmt: skip
                 log.warning("IMAP poll of %s failed: %s", self.mailbox.host, exc)
+            # aioimaplib waits with asyncio.wait_for, which on Python 3.11 can swallow a
+            # cancellation that lands as its command completes: without this check the
+            # poller would go on polling and shutdown would wait for it forever.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.interval_s)
 
     def _client(self) -> aioimaplib.IMAP4:
