@@ -110,6 +110,8 @@ events = Table(
     Column("data", Text, nullable=False),  # JSON
     Column("created_at", BigInteger, nullable=False),
     Index("ix_events_customer_kind_time", "customer_id", "kind", "created_at"),
+    # Start-up finds conversations by the kind of their events (pending approvals, 0004).
+    Index("ix_events_kind_conversation", "kind", "conversation_id"),
 )
 
 # --------------------------------------------------------------- routing (0003)
