@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to open the chat websocket; empty allows any (demo).",
     )
+    # A person types far below this; a script flooding one socket is refused
+    # (`rate_limited`, nothing stored) instead of filling the store and the agent's lanes.
+    webchat_frames_per_minute: int = Field(
+        120, ge=0, le=1_000_000, description="Frames a chat socket may send a minute; 0: no limit."
+    )
+    webchat_frame_burst: int = Field(
+        20, ge=1, le=10_000, description="Frames one chat socket may send at once before the limit."
+    )
 
     # --- agent
     handover_threshold: float = Field(0.45, ge=0.0, le=1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import WSMsgType, web
+from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
 from channels.webchat import codec
@@ -74,6 +75,9 @@ class ChatConnection:
         self.who = ""  # the external-id prefix: v.<visitor id> or u.<user id>
         self.account_ref: str | None = None
         self.display_name: str | None = None
+        self.limiter = _frame_limiter(
+            self.settings.webchat_frames_per_minute, self.settings.webchat_frame_burst
+        )
 
     async def run(self) -> None:
         async for msg in self.session.ws:
@@ -93,15 +97,20 @@ class ChatConnection:
     async def on_text(self, raw: str) -> None:
         client_id: str | None = None  # the message an error is about, once known
         try:
+            # Every frame counts, garbage too: each one costs an answer.
+            within_rate = await self.take_frame()
             frame = codec.parse_client_frame(
                 raw, max_text_chars=self.settings.webchat_max_message_chars
             )
+            if isinstance(frame, codec.ChatMessage):
+                client_id = frame.client_id
+            if not within_rate:
+                raise ProtocolError("rate_limited", "too many frames; send again in a moment")
             if isinstance(frame, codec.Hello):
                 await self.on_hello(frame)
             elif self.identity is None:
                 raise ProtocolError("hello_required", "the first frame must be `hello`")
             elif isinstance(frame, codec.ChatMessage):
-                client_id = frame.client_id
                 await self.on_message(frame)
             elif isinstance(frame, codec.Ping):
                 self.session.send(codec.pong_frame())
@@ -123,6 +132,15 @@ class ChatConnection:
             self.session.send(
                 codec.error_frame("internal", "something went wrong on our side", client_id)
             )
+
+    async def take_frame(self) -> bool:
+        """Whether this socket may send one more frame now (and count it if so)."""
+        if self.limiter is None:
+            return True
+        if not self.limiter.has_capacity():
+            return False
+        await self.limiter.acquire()  # has capacity: returns at once
+        return True
 
     # ------------------------------------------------------------------ hello
 
@@ -231,6 +249,13 @@ class ChatConnection:
         self.session.send(
             codec.ack_frame(frame.client_id, ingested.message.seq, duplicate=ingested.duplicate)
         )
+
+
+def _frame_limiter(per_minute: int, burst: int) -> AsyncLimiter | None:
+    """A leaky bucket of `burst` frames that drains `per_minute` a minute; None: no limit."""
+    if per_minute == 0:
+        return None
+    return AsyncLimiter(burst, time_period=burst * 60.0 / per_minute)
 
 
 __all__ = ["ChatConnection", "chat_socket"]

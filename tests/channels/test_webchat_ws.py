@@ -382,7 +382,8 @@ async def test_random_garbage_never_takes_the_socket_down(
     pieces = ['{"type":', '"message"', '"hello"', '"text":', '"client_id":', "null", "[", "]",
               "{", "}", ",", '"\\ud83d"', '"\\u0000"', "1e999", "-1", '"' + "é" * 50 + '"',
               "true", ":", '"x"']  # fmt: skip
-    client = await aiohttp_client(build_app(tmp_path))
+    # 0 turns the per-socket frame limit off: the default would refuse most of this flood.
+    client = await aiohttp_client(build_app(tmp_path, webchat_frames_per_minute=0))
     chat = await Chat.open(client)
     await chat.hello()
     for _ in range(300):
@@ -395,3 +396,42 @@ async def test_random_garbage_never_takes_the_socket_down(
     assert reply["author"] == "agent"
     errors = [f for f in chat.frames if f["type"] == "error"]
     assert errors and all(f["code"] != "internal" for f in errors)
+
+
+async def test_a_flooding_socket_is_refused_and_its_messages_go_through_later(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    # A burst of 3 frames, then one every 2 s: hello and two messages pass at once.
+    app = build_app(tmp_path, webchat_frame_burst=3, webchat_frames_per_minute=30)
+    client = await aiohttp_client(app)
+    chat = await Chat.open(client)
+    welcome, _ = await chat.hello()
+    for i in range(6):
+        await chat.send({"type": "message", "text": f"flood {i}", "client_id": f"m{i}"})
+    outcomes: dict[str, str] = {}
+    while len(outcomes) < 6:
+        frame = await chat.until(lambda f: f["type"] in ("ack", "error"))
+        outcomes[frame["client_id"]] = frame["type"] if frame["type"] == "ack" else frame["code"]
+    assert outcomes == {
+        "m0": "ack", "m1": "ack", "m2": "rate_limited", "m3": "rate_limited",
+        "m4": "rate_limited", "m5": "rate_limited",
+    }  # fmt: skip
+
+    # Refused frames were not processed: only the two acknowledged messages are stored.
+    visitor = app[WEBCHAT].tokens.load(welcome["visitor_token"])
+    assert visitor is not None
+    customer = await app[STORE].find_customer(Identity(kind=IdentityKind.WEBCHAT, value=visitor))
+    assert customer is not None
+    await app[DISPATCHER].drain()
+    stored = await app[STORE].history(customer.id)
+    texts = [m.text for m in stored if m.author is AuthorKind.CUSTOMER]
+    assert texts == ["flood 0", "flood 1"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_bad_input_total{channel="webchat",reason="rate_limited"} 4.0' in metrics
+
+    # Once the bucket has drained a little, the client's resend goes through.
+    await asyncio.sleep(2.2)
+    await chat.send({"type": "message", "text": "flood 2", "client_id": "m2"})
+    ack = await chat.until(lambda f: f["type"] in ("ack", "error") and f["client_id"] == "m2")
+    assert ack["type"] == "ack" and ack["duplicate"] is False
+    await chat.close()

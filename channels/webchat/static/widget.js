@@ -326,7 +326,7 @@
   }
 
   function onError(f) {
-    if (f.client_id && (f.code === "unavailable" || f.code === "internal")) {
+    if (f.client_id && (f.code === "unavailable" || f.code === "internal" || f.code === "rate_limited")) {
       // Not stored: it stays in the outbox and goes again shortly.
       window.setTimeout(function () {
         var o = outbox.filter(function (x) { return x.client_id === f.client_id; })[0];
