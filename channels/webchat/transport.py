@@ -29,6 +29,7 @@ from gateway.models import (
     Message,
     Verification,
 )
+from gateway.protocols import LinkResult
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +164,14 @@ class ChatConnection:
         user = frame.user
         if user is not None:
             if verify_user_id(state.identity_secret, user.id, user.signature):
-                identity = Identity(
+                account = Identity(
                     kind=IdentityKind.ACCOUNT, value=user.id, verified=Verification.HMAC
                 )
+                if resumable and await self.adopt_visitor(identity, account):
+                    # This browser's token now leads to the account's chat: it gets a
+                    # new one, so after signing out it is a new anonymous visitor.
+                    visitor_id, token = state.tokens.issue()
+                identity = account
                 who, account_ref, name, resumable = f"u.{user.id}", user.id, user.name, True
             else:
                 self.refuse(
@@ -184,6 +190,32 @@ class ChatConnection:
             raise
         self.identity, self.who = identity, who
         self.account_ref, self.display_name = account_ref, name
+
+    async def adopt_visitor(self, visitor: Identity, account: Identity) -> bool:
+        """A visitor who chatted anonymously and has now signed in: their anonymous chat
+        joins the account's (one customer, one history). The store's link rules decide:
+        the account's record survives with its numbering and the anonymous messages
+        follow (a `customer.merged` event), or, for a first chat as this user, the
+        anonymous record becomes the account's. An anonymous record already tied to a
+        different account (a one-time code) is left alone. True when the two are one."""
+        store = self.app[STORE]
+        anonymous = await store.find_customer(visitor)
+        if anonymous is None:
+            return False  # never wrote: nothing to carry over
+        holder = await store.find_customer(account)
+        if holder is None:
+            linked = await store.link_identity(anonymous.id, account, account_ref=account.value)
+        elif holder.id == anonymous.id:
+            return True
+        else:
+            linked = await store.link_identity(holder.id, visitor, account_ref=account.value)
+        if linked.result is LinkResult.OTHER_ACCOUNT:
+            log.info("web chat: anonymous customer %s is tied to another account than %s; "
+                     "not joined on sign-in", anonymous.id, account.value)  # fmt: skip
+            return False
+        log.info("web chat: anonymous customer %s joined account %s on sign-in (%s)",
+                 anonymous.id, account.value, linked.result.value)  # fmt: skip
+        return True
 
     async def send_history(
         self, customer: Customer | None, token: str, last_seq: int | None,

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from channels.webchat import WEBCHAT, sign_user_id
 from gateway.app import DISPATCHER, STORE
 from gateway.models import AuthorKind, Identity, IdentityKind, Verification
-from tests.channels.chat import Chat, build_app, messages
+from tests.channels.chat import Chat, Frame, build_app, messages
 from tests.support.brains import EchoBrain
 
 
@@ -435,3 +436,101 @@ async def test_a_flooding_socket_is_refused_and_its_messages_go_through_later(
     ack = await chat.until(lambda f: f["type"] in ("ack", "error") and f["client_id"] == "m2")
     assert ack["type"] == "ack" and ack["duplicate"] is False
     await chat.close()
+
+
+async def test_signing_in_carries_the_anonymous_chat_into_the_account(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    secret = "s3cret-shared-with-the-site"
+    app = build_app(tmp_path, webchat_identity_secret=secret)
+    client = await aiohttp_client(app)
+    anon = await Chat.open(client)
+    welcome, _ = await anon.hello()
+    token = welcome["visitor_token"]
+    await anon.say("hi, just browsing", "a1")
+    await anon.reply()
+    await anon.close()
+
+    # A forged sign-in with the same token joins nothing: still the anonymous chat.
+    forged = await Chat.open(client)
+    bad = {"id": "C-1001", "name": "Jane", "signature": sign_user_id(b"wrong", "C-1001")}
+    welcome, history = await forged.hello(token, user=bad)
+    assert welcome["customer"] == {"name": None, "user_id": None}
+    assert _visitor(app, welcome) == app[WEBCHAT].tokens.load(token)
+    assert [m["text"] for m in history] == ["hi, just browsing", "echo: hi, just browsing"]
+    await forged.close()
+    assert await app[STORE].find_customer(Identity.parse("account:C-1001")) is None
+
+    # The site signs the visitor in: the same browser (token) now says who they are.
+    user = {
+        "id": "C-1001",
+        "name": "Jane Doe",
+        "signature": sign_user_id(secret.encode(), "C-1001"),
+    }
+    signed = await Chat.open(client)
+    welcome, history = await signed.hello(token, user=user)
+    assert welcome["customer"] == {"name": "Jane Doe", "user_id": "C-1001"}
+    assert [m["text"] for m in history] == ["hi, just browsing", "echo: hi, just browsing"]
+    await signed.say("where is my order", "u1")
+    assert (await signed.reply())["seq"] == 4
+    await signed.close()
+    await app[DISPATCHER].drain()
+    customer = await app[STORE].find_customer(Identity.parse("account:C-1001"))
+    assert customer is not None and customer.account_ref == "C-1001"
+    kinds = sorted(i.kind for i in customer.identities)
+    assert kinds == [IdentityKind.ACCOUNT, IdentityKind.WEBCHAT]
+    assert [m.seq for m in await app[STORE].history(customer.id)] == [1, 2, 3, 4]
+
+    # The browser got a new token: once signed out, it is a new anonymous visitor who
+    # sees nothing of the account's chat.
+    assert _visitor(app, welcome) != app[WEBCHAT].tokens.load(token)
+    after = await Chat.open(client)
+    welcome, history = await after.hello(welcome["visitor_token"])
+    assert welcome["customer"] is None and history == []
+    await after.close()
+
+
+async def test_signing_in_merges_the_anonymous_chat_after_the_accounts_own(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    secret = "s3cret-shared-with-the-site"
+    app = build_app(tmp_path, webchat_identity_secret=secret)
+    client = await aiohttp_client(app)
+    user = {
+        "id": "C-1001",
+        "name": "Jane Doe",
+        "signature": sign_user_id(secret.encode(), "C-1001"),
+    }
+    laptop = await Chat.open(client)
+    await laptop.hello(user=user)
+    await laptop.say("signed in on the laptop", "l1")
+    await laptop.reply()
+    await laptop.close()
+    phone = await Chat.open(client)
+    welcome, _ = await phone.hello()
+    await phone.say("anonymous on the phone", "p1")
+    await phone.reply()
+    await phone.close()
+    await app[DISPATCHER].drain()
+    account = await app[STORE].find_customer(Identity.parse("account:C-1001"))
+    assert account is not None
+
+    phone = await Chat.open(client)
+    _, history = await phone.hello(welcome["visitor_token"], user=user)
+    # The account's record survives with its numbering; the phone's messages follow it.
+    assert [(m["seq"], m["text"]) for m in history] == [
+        (1, "signed in on the laptop"), (2, "echo: signed in on the laptop"),
+        (3, "anonymous on the phone"), (4, "echo: anonymous on the phone"),
+    ]  # fmt: skip
+    await phone.close()
+    merged = await app[STORE].find_customer(Identity.parse(f"webchat:{_visitor(app, welcome)}"))
+    assert merged is not None and merged.id == account.id
+    conversation = (await app[STORE].history(account.id))[-1].conversation_id
+    kinds = [e.kind for e in await app[STORE].events(conversation)]
+    assert "customer.merged" in kinds
+
+
+def _visitor(app: web.Application, welcome: Frame) -> str:
+    visitor = app[WEBCHAT].tokens.load(welcome["visitor_token"])
+    assert visitor is not None
+    return visitor
