@@ -8,6 +8,7 @@ from __future__ import annotations
 from agent import replies, verify
 from agent.backend import Order
 from agent.intents import Intent, has
+from agent.tool_models import CancelSubscriptionArgs, ListOrdersArgs, LookupOrderArgs, NoArgs
 from agent.tools import (
     BILLING_SUMMARY,
     ORDER_LIST,
@@ -15,10 +16,6 @@ from agent.tools import (
     PASSWORD_RESET,
     SUBSCRIPTION_CANCEL,
     SUBSCRIPTION_GET,
-    CancelSubscriptionArgs,
-    ListOrdersArgs,
-    LookupOrderArgs,
-    NoArgs,
 )
 from agent.turn import (
     ANYTHING_ELSE,

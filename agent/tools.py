@@ -2,9 +2,10 @@
 (later) the LLM brain.
 
 A `Tool` is a pydantic args model (its JSON schema is what a model sees), a
-result model and an async function. `TOOLS` is the registry. A `Toolbox` binds
-the tools to one conversation's customer and enforces the guardrails, so no
-caller (policy or model) can talk its way past them:
+result model (both in agent/tool_models.py) and an async function. `TOOLS` is
+the registry. A `Toolbox` binds the tools to one conversation's customer and
+enforces the guardrails, so no caller (policy or model) can talk its way past
+them:
 
 - account tools act only on `Customer.account_ref`; there is no account id
   argument to fill in. Without one the customer is anonymous and they refuse
@@ -34,78 +35,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from agent.backend import Account, Backend, BillingSummary, Order, Subscription
-from agent.kb import KbHit, KnowledgeBase
+from agent.backend import Account, Backend, BillingSummary
+from agent.kb import KnowledgeBase
 from agent.pii import mask_pii
+from agent.tool_models import (
+    CancelResult,
+    CancelSubscriptionArgs,
+    KbResults,
+    ListOrdersArgs,
+    LookupOrderArgs,
+    NoArgs,
+    OrderList,
+    OrderResult,
+    ResetResult,
+    SearchKbArgs,
+    SubscriptionResult,
+)
 from gateway.errors import BackendError, GuardrailRefusal
-from gateway.models import Customer, Frozen
+from gateway.models import Customer
 from gateway.protocols import EventDraft, UsageLedger
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 RESET_EVENT = "tool.password_reset"
-
-# ------------------------------------------------------------------ arguments
-
-
-class NoArgs(Frozen):
-    """The tool takes no arguments: it acts on the conversation's own customer."""
-
-
-class LookupOrderArgs(Frozen):
-    order_id: str = Field(
-        pattern=r"^[A-Za-z0-9-]{1,32}$",
-        description="The order number the customer gave, e.g. 1001 (without '#').",
-    )
-
-
-class ListOrdersArgs(Frozen):
-    limit: int = Field(5, ge=1, le=20, description="How many recent orders to return.")
-
-
-class CancelSubscriptionArgs(Frozen):
-    confirmed: bool = Field(
-        description="True only after the customer explicitly said yes to cancelling.",
-    )
-
-
-class SearchKbArgs(Frozen):
-    query: str = Field(min_length=1, max_length=500, description="The customer's question.")
-    limit: int = Field(3, ge=1, le=5)
-
-
-# -------------------------------------------------------------------- results
-
-
-class OrderResult(Frozen):
-    order_id: str
-    order: Order | None = None  # None: no such order on this customer's account
-
-
-class OrderList(Frozen):
-    orders: tuple[Order, ...] = ()
-
-
-class ResetResult(Frozen):
-    sent_to: str  # masked address on file
-    expires_in_minutes: int
-    remaining_today: int
-
-
-class SubscriptionResult(Frozen):
-    subscription: Subscription | None = None
-
-
-class CancelResult(Frozen):
-    cancelled: bool  # False: there was no active subscription
-    subscription: Subscription | None = None
-
-
-class KbResults(Frozen):
-    hits: tuple[KbHit, ...] = ()
 
 
 # ---------------------------------------------------------------------- tools
@@ -421,17 +376,6 @@ __all__ = [
     "SUBSCRIPTION_CANCEL",
     "SUBSCRIPTION_GET",
     "TOOLS",
-    "CancelResult",
-    "CancelSubscriptionArgs",
-    "KbResults",
-    "ListOrdersArgs",
-    "LookupOrderArgs",
-    "NoArgs",
-    "OrderList",
-    "OrderResult",
-    "ResetResult",
-    "SearchKbArgs",
-    "SubscriptionResult",
     "Tool",
     "Toolbox",
     "tool_schemas",

@@ -22,7 +22,8 @@ from agent.codes import OtpState
 from agent.intents import Intent, Parsed
 from agent.kb import KbHit, terms
 from agent.sentiment import SentimentReading
-from agent.tools import KB_SEARCH, SearchKbArgs, Toolbox
+from agent.tool_models import SearchKbArgs
+from agent.tools import KB_SEARCH, Toolbox
 from gateway.models import Action, ChannelKind, Reply, Sentiment, Transfer
 from gateway.protocols import Decision, TurnContext
 

@@ -24,10 +24,8 @@ the turn is stored as before and the live view, not `publish`, says the rest
 
 `Notify` actions (a one-time code for another phone number or address) go to
 the channel registered in `notifiers` for the target's identity kind, before
-the turn is stored: the secret they carry is never stored as a message, only a
-`notify.sent` / `notify.failed` event; when one cannot be sent, its
-`failed_text` replaces the turn's replies, so the customer is never told a
-code is on its way when it is not.
+the turn is stored (gateway/delivery.py). What a turn stores is built in
+gateway/turn_record.py.
 """
 
 from __future__ import annotations
@@ -37,23 +35,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.errors import ChannelError, ConflictError, GatewayError
+from gateway.delivery import publish, send_notices, signal
+from gateway.errors import GatewayError
 from gateway.linking import AccountLinker
 from gateway.metrics import Metrics
 from gateway.models import (
-    Action,
     ChannelKind,
     Conversation,
     ConversationState,
     Customer,
-    HandoffBrief,
     Identity,
     IdentityKind,
     InboundMessage,
     Message,
-    Notify,
     Reply,
-    Sentiment,
     Transfer,
     Typing,
 )
@@ -69,16 +64,11 @@ from gateway.protocols import (
     TurnContext,
     TurnGate,
     TurnRecord,
-    TurnStored,
 )
 from gateway.streaming import LiveOpener, Relay
+from gateway.turn_record import fallback_decision, record_turn, turn_record
 
 log = logging.getLogger(__name__)
-
-FALLBACK_TEXT = (
-    "Sorry, something went wrong on our side. I'm passing you to a member of our team,"
-    " who will pick this up shortly."
-)
 
 HandoverHook = Callable[[Customer, Conversation], Awaitable[None]]
 TypingHook = Callable[[Identity, bool], Awaitable[None]]
@@ -151,8 +141,8 @@ class Dispatcher:
             return ingested
         self.metrics.messages.labels(channel, "inbound").inc()
         # Echo to the customer's other live sessions (a second browser tab).
-        await self._publish(
-            event.channel, ingested.customer, ingested.conversation, ingested.message
+        await publish(
+            self.channels, event.channel, ingested.customer, ingested.conversation, ingested.message
         )
         self._schedule(ingested, received)
         return ingested
@@ -274,7 +264,7 @@ class Dispatcher:
                 expected_version=conversation.version,
                 handled_message_id=message.id,
             )
-            silent = (await self._record(record, conversation)).conversation
+            silent = (await record_turn(self.store, record, conversation)).conversation
             for held in self.held_hooks:
                 await held(customer, silent, message)
             return silent
@@ -282,11 +272,11 @@ class Dispatcher:
         relay = Relay.open(self.brain, opener, customer, conversation, message)
         try:
             decision = await self._decide(customer, conversation, message, relay, history)
-            decision = await self._notify(decision)
+            decision = await send_notices(self.notifiers, decision)
             if relay is not None:  # the stored reply starts with what was already said
                 decision = relay.cover(decision)
-            record = self._turn_record(conversation, message, decision)
-            stored = await self._record(record, conversation)
+            record = turn_record(conversation, message, decision)
+            stored = await record_turn(self.store, record, conversation)
         except BaseException:
             if relay is not None:
                 relay.close()  # nothing stored: the live view stops after what it said
@@ -296,11 +286,11 @@ class Dispatcher:
         for out in stored.messages:
             self.metrics.messages.labels(out.channel.value, "outbound").inc()
             if out in rest:  # the streamed reply was said already, by the live view
-                await self._publish(out.channel, customer, stored.conversation, out)
+                await publish(self.channels, out.channel, customer, stored.conversation, out)
         self.metrics.reply_latency.labels(channel.value).observe(time.perf_counter() - received)
         for action in decision.actions:
             if not isinstance(action, Reply):
-                await self._signal(channel, customer, stored.conversation, action)
+                await signal(self.channels, channel, customer, stored.conversation, action)
             if isinstance(action, Transfer):
                 self.metrics.handovers.labels(action.queue).inc()
                 for hook in self.handover_hooks:
@@ -308,29 +298,6 @@ class Dispatcher:
         for turn_hook in self.turn_hooks:
             await turn_hook(customer, stored.conversation, record.events)
         return stored.conversation
-
-    async def _notify(self, decision: Decision) -> Decision:
-        """Send the decision's `Notify` actions; see the module docstring."""
-        notices = [a for a in decision.actions if isinstance(a, Notify)]
-        if not notices:
-            return decision
-        actions = [a for a in decision.actions if not isinstance(a, Notify)]
-        events = list(decision.events)
-        for notice in notices:
-            data = {"to": notice.to.key, "kind": notice.to.kind.value}
-            notifier = self.notifiers.get(notice.to.kind)
-            try:
-                if notifier is None:
-                    raise ChannelError(f"no channel sends to {notice.to.kind.value} identities")
-                data["ref"] = await notifier.notify(notice.to, notice.text, subject=notice.subject)
-            except GatewayError as exc:
-                log.warning("notice to %s not sent: %s", notice.to.key, exc)
-                events.append(EventDraft(kind="notify.failed", data={**data, "error": str(exc)}))
-                actions = [a for a in actions if not isinstance(a, Reply)]
-                actions.insert(0, Reply(text=notice.failed_text))
-                continue
-            events.append(EventDraft(kind="notify.sent", data=data))
-        return decision.model_copy(update={"actions": tuple(actions), "events": tuple(events)})
 
     async def _channel_turn(
         self, customer: Customer, conversation: Conversation, message: Message, decision: Decision
@@ -347,10 +314,10 @@ class Dispatcher:
             ),
             events=decision.events,
         )
-        stored = await self._record(record, conversation)
+        stored = await record_turn(self.store, record, conversation)
         for out in stored.messages:
             self.metrics.messages.labels(out.channel.value, "outbound").inc()
-            await self._publish(out.channel, customer, stored.conversation, out)
+            await publish(self.channels, out.channel, customer, stored.conversation, out)
         return stored.conversation
 
     async def _decide(
@@ -368,7 +335,13 @@ class Dispatcher:
             self.typing_delay_s,
             lambda: shown.append(
                 asyncio.create_task(
-                    self._signal(conversation.channel, customer, conversation, Typing(active=True))
+                    signal(
+                        self.channels,
+                        conversation.channel,
+                        customer,
+                        conversation,
+                        Typing(active=True),
+                    )
                 )
             ),
         )
@@ -393,103 +366,19 @@ class Dispatcher:
         except TimeoutError:
             self.metrics.agent_failures.labels("timeout").inc()
             log.warning("agent timed out on conversation %s", conversation.id)
-            return _fallback_decision("the agent timed out")
+            return fallback_decision("the agent timed out")
         except Exception as exc:
             self.metrics.agent_failures.labels("error").inc()
             log.exception("agent failed on conversation %s", conversation.id)
-            return _fallback_decision(f"the agent failed: {type(exc).__name__}")
+            return fallback_decision(f"the agent failed: {type(exc).__name__}")
         finally:
             typing.cancel()
             if shown:
                 await shown[0]
-                await self._signal(
-                    conversation.channel, customer, conversation, Typing(active=False)
+                await signal(
+                    self.channels,
+                    conversation.channel,
+                    customer,
+                    conversation,
+                    Typing(active=False),
                 )
-
-    def _turn_record(
-        self, conversation: Conversation, message: Message, decision: Decision
-    ) -> TurnRecord:
-        outbound = tuple(
-            OutboundDraft(text=a.text, channel=conversation.channel)
-            for a in decision.actions
-            if isinstance(a, Reply) and a.text.strip()
-        )
-        events = list(decision.events)
-        events.append(
-            EventDraft(
-                kind="agent.turn",
-                data={"intent": decision.intent, "confidence": round(decision.confidence, 3),
-                      "message_id": message.id},
-            )
-        )  # fmt: skip
-        state = queue = brief = None
-        for action in decision.actions:
-            if isinstance(action, Transfer):
-                state, queue, brief = ConversationState.QUEUED, action.queue, action.brief
-                events.append(
-                    EventDraft(kind="handover", data=action.brief.model_dump(mode="json"))
-                )
-        return TurnRecord(
-            conversation_id=conversation.id,
-            expected_version=conversation.version,
-            handled_message_id=message.id,
-            outbound=outbound,
-            events=tuple(events),
-            agent_state=decision.agent_state,
-            state=state,
-            queue=queue,
-            brief=brief,
-        )
-
-    async def _record(self, record: TurnRecord, conversation: Conversation) -> TurnStored:
-        try:
-            return await self.store.record_turn(record)
-        except ConflictError:
-            # Another writer moved the conversation on (a rep, another node): reload once.
-            fresh = await self.store.get_conversation(conversation.id)
-            return await self.store.record_turn(
-                record.model_copy(update={"expected_version": fresh.version})
-            )
-
-    # --------------------------------------------------------------- delivery
-
-    async def _publish(
-        self, kind: ChannelKind, customer: Customer, conversation: Conversation, message: Message
-    ) -> None:
-        channel = self.channels.get(kind)
-        if channel is None:
-            return
-        try:
-            await channel.publish(customer, conversation, message)
-        except GatewayError as exc:
-            log.warning("delivery on %s failed: %s", kind.value, exc)
-
-    async def _signal(
-        self, kind: ChannelKind, customer: Customer, conversation: Conversation, action: Action
-    ) -> None:
-        channel = self.channels.get(kind)
-        if channel is None:
-            return
-        try:
-            await channel.signal(customer, conversation, action)
-        except GatewayError as exc:
-            log.warning("signal on %s failed: %s", kind.value, exc)
-
-
-def _fallback_decision(reason: str) -> Decision:
-    brief = HandoffBrief(
-        need="Unknown: the automated agent could not process the last message.",
-        tried=("automated agent",),
-        missing=("the customer's request, as the agent failed",),
-        next_step="Read the conversation history and reply to the customer.",
-        confidence=0.0,
-        sentiment=Sentiment.NEUTRAL,
-        queue="general",
-        reason=reason,
-    )
-    return Decision(
-        actions=(Reply(text=FALLBACK_TEXT), Transfer(queue="general", brief=brief)),
-        events=(EventDraft(kind="agent.fallback", data={"reason": reason}),),
-        intent="fallback",
-        confidence=0.0,
-    )

@@ -29,15 +29,8 @@ from pydantic import ValidationError
 from agent import replies
 from agent.backend import format_money
 from agent.llm.tools import LLM_TOOLS, NOT_REFUNDABLE, REFUND_ORDER, SENSITIVE, RefundArgs
-from agent.tools import (
-    ORDER_LOOKUP,
-    SUBSCRIPTION_CANCEL,
-    SUBSCRIPTION_GET,
-    CancelSubscriptionArgs,
-    LookupOrderArgs,
-    NoArgs,
-    Toolbox,
-)
+from agent.tool_models import CancelSubscriptionArgs, LookupOrderArgs, NoArgs
+from agent.tools import ORDER_LOOKUP, SUBSCRIPTION_CANCEL, SUBSCRIPTION_GET, Toolbox
 from gateway.errors import BackendError, GuardrailRefusal
 from gateway.models import Frozen
 from gateway.protocols import EventDraft

@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from agent.backend import Charge
-from agent.tools import ORDER_LOOKUP, TOOLS, LookupOrderArgs, Tool, Toolbox
+from agent.tool_models import LookupOrderArgs
+from agent.tools import ORDER_LOOKUP, TOOLS, Tool, Toolbox
 from gateway.errors import GuardrailRefusal
 from gateway.models import Frozen
 

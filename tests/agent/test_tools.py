@@ -9,16 +9,13 @@ import pytest
 
 from agent.demo_backend import DemoBackend
 from agent.kb import KnowledgeBase
+from agent.tool_models import CancelSubscriptionArgs, ListOrdersArgs, LookupOrderArgs, NoArgs
 from agent.tools import (
     ORDER_LIST,
     ORDER_LOOKUP,
     PASSWORD_RESET,
     SUBSCRIPTION_CANCEL,
     TOOLS,
-    CancelSubscriptionArgs,
-    ListOrdersArgs,
-    LookupOrderArgs,
-    NoArgs,
     Toolbox,
     tool_schemas,
 )

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.demo_backend import DemoBackend
 from agent.llm.fallback import APOLOGY
-from agent.tools import LookupOrderArgs
+from agent.tool_models import LookupOrderArgs
 from gateway.models import (
     AuthorKind,
     ChannelKind,

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.dispatch import FALLBACK_TEXT, Dispatcher
+from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
 from gateway.models import ChannelKind, Conversation, Customer, Direction, Message
 from gateway.protocols import Decision, TurnContext
 from gateway.store.sqlite import SqliteStore
+from gateway.turn_record import FALLBACK_TEXT
 from tests.agent.llm.conftest import MakeBrain
 from tests.agent.llm.test_dispatch_llm import Recorder, inbound
 from tests.support.fake_openai import FakeOpenAI, text
