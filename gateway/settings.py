@@ -8,20 +8,12 @@ the setting by the environment variable an operator would set.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,23 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from gateway.errors import ConfigError
-from gateway.phone_numbers import to_e164
-from gateway.redaction import redact_url
-
-ENV_PREFIX = "GATEWAY_"
-# Never echoed in an error message (a relay URL carries its password).
-_SECRET_SETTINGS = frozenset(
-    {
-        "secret_key",
-        "webchat_identity_secret",
-        "twilio_auth_token",
-        "email_relay",
-        "email_imap",
-        "llm_api_key",
-        "redis_url",
-    }
-)
+from gateway import settings_checks as check
+from gateway.settings_sources import ENV_PREFIX, config_error, toml_path
 
 
 class Settings(BaseSettings):
@@ -365,52 +342,6 @@ class Settings(BaseSettings):
         "accepts plain mail too, since not every sending server does TLS).",
     )
 
-    @model_validator(mode="after")
-    def _check_llm(self) -> Settings:
-        if bool(self.llm_base_url) != bool(self.llm_model):
-            missing = "GATEWAY_LLM_MODEL" if self.llm_base_url else "GATEWAY_LLM_BASE_URL"
-            raise ValueError(f"{missing} must be set too (the LLM needs a base URL and a model)")
-        slowest = max(
-            self.llm_budget_phone_s,
-            self.llm_budget_sms_s,
-            self.llm_budget_email_s,
-            self.llm_budget_chat_s,
-        )
-        if self.llm_base_url and slowest >= self.agent_timeout_s:
-            raise ValueError(
-                "GATEWAY_LLM_BUDGET_*_S must be below GATEWAY_AGENT_TIMEOUT_S, so the fallback"
-                " answer still fits in the agent's time"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _check_email_tls(self) -> Settings:
-        if (self.email_tls_cert is None) != (self.email_tls_key is None):
-            missing = "KEY" if self.email_tls_key is None else "CERT"
-            raise ValueError(
-                f"GATEWAY_EMAIL_TLS_{missing} must be set too (STARTTLS needs a certificate"
-                " and its private key)"
-            )
-        if self.email_require_starttls and self.email_tls_cert is None:
-            raise ValueError(
-                "GATEWAY_EMAIL_REQUIRE_STARTTLS needs GATEWAY_EMAIL_TLS_CERT and"
-                " GATEWAY_EMAIL_TLS_KEY (there is no STARTTLS to require without them)"
-            )
-        return self
-
-    @property
-    def llm_enabled(self) -> bool:
-        return bool(self.llm_base_url and self.llm_model)
-
-    @field_validator("llm_base_url")
-    @classmethod
-    def _check_llm_url(cls, value: str) -> str:
-        value = value.strip()
-        parts = urlsplit(value)
-        if value and (parts.scheme not in {"http", "https"} or not parts.netloc):
-            raise ValueError("must be an absolute http(s) URL such as http://localhost:8000/v1")
-        return value.rstrip("/")
-
     # --- human queues and the rep console
     queues: dict[str, list[str]] = Field(
         default_factory=lambda: {
@@ -451,179 +382,32 @@ class Settings(BaseSettings):
         "conversation always may. Empty or no such queue: only the holder.",
     )  # fmt: skip
 
-    @field_validator("queues")
-    @classmethod
-    def _check_queues(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        if not value:
-            raise ValueError("needs at least one queue")
-        for name, skills in value.items():
-            if not name or len(name) > 50 or not skills:
-                raise ValueError(f"queue {name!r} needs a name (<= 50 chars) and skills")
-        return value
+    # --- checks (settings_checks.py), run by pydantic in this order
+    _default_public_url = model_validator(mode="before")(check.default_public_url)
+    _check_llm = model_validator(mode="after")(check.llm_pairing)
+    _check_email_tls = model_validator(mode="after")(check.email_tls)
+    _check_llm_url = field_validator("llm_base_url")(check.llm_url)
+    _check_queues = field_validator("queues")(check.queues)
+    _check_timezone = field_validator("business_timezone")(check.time_zone)
+    _check_hours = field_validator("business_hours")(check.business_hours)
+    _check_email_address = field_validator("email_address")(check.email_address)
+    _check_email_listen = field_validator("email_listen")(check.host_port)
+    _check_email_relay = field_validator("email_relay")(check.smtp_url)
+    _check_redis_url = field_validator("redis_url")(check.redis_url)
+    _check_email_imap = field_validator("email_imap")(check.imap_url)
+    _check_compute_type = field_validator("stt_compute_type")(check.compute_type)
+    _check_sms_from = field_validator("twilio_sms_from")(check.sms_sender)
+    _check_transfer_numbers = field_validator("transfer_numbers")(check.transfer_numbers)
+    _check_transfer_caller_id = field_validator("transfer_caller_id")(check.transfer_caller_id)
+    _check_hold_music = field_validator("transfer_hold_music_url")(check.hold_music_url)
+    _check_api_url = field_validator("twilio_api_url")(check.twilio_api_url)
+    _check_url = field_validator("public_url")(check.public_url)
+    _check_sync = field_validator("sqlite_synchronous")(check.sqlite_synchronous)
+    _check_level = field_validator("log_level")(check.log_level)
 
-    @field_validator("business_timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("must be an IANA time zone such as Europe/Paris") from exc
-        return value
-
-    @field_validator("business_hours")
-    @classmethod
-    def _check_hours(cls, value: dict[str, str]) -> dict[str, str]:
-        from gateway.routing.policy import parse_hours
-
-        parse_hours(value)  # raises ValueError naming the bad day
-        return value
-
-    @field_validator("email_address")
-    @classmethod
-    def _check_email_address(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value and (value.count("@") != 1 or "+" in value or " " in value):
-            raise ValueError("must be a plain address such as support@example.com")
-        return value
-
-    @field_validator("email_listen")
-    @classmethod
-    def _check_email_listen(cls, value: str) -> str:
-        value = value.strip()
-        if value:
-            host, sep, port = value.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-                raise ValueError("must be host:port such as 0.0.0.0:2525")
-        return value
-
-    @field_validator("email_relay")
-    @classmethod
-    def _check_email_relay(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
-            raise ValueError("must be smtp://[user:pass@]host[:port] or smtps://...")
-        try:
-            parts.port  # noqa: B018  (raises on a bad port)
-        except ValueError as exc:
-            raise ValueError("has a bad port") from exc
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
-            raise ValueError("must be redis://[:password@]host[:port][/db] or rediss://...")
-        return value
-
-    @field_validator("email_imap")
-    @classmethod
-    def _check_email_imap(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in {"imap", "imaps"} or not parts.hostname or not parts.username:
-            raise ValueError("must be imaps://user:pass@host[:port]/MAILBOX")
-        if parts.scheme == "imap" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
-            raise ValueError("must use imaps:// (TLS) for a server on another machine")
-        try:
-            parts.port  # noqa: B018  (raises on a bad port)
-        except ValueError as exc:
-            raise ValueError("has a bad port") from exc
-        return value
-
-    @field_validator("stt_compute_type")
-    @classmethod
-    def _check_compute_type(cls, value: str) -> str:
-        value = value.lower()
-        if value not in {"int8", "int8_float32", "int16", "float32"}:
-            raise ValueError("must be one of int8, int8_float32, int16, float32")
-        return value
-
-    @field_validator("twilio_sms_from")
-    @classmethod
-    def _check_sms_from(cls, value: str) -> str:
-        # An E.164 number, a short code or an alphanumeric sender id are all valid senders.
-        value = value.strip()
-        if value.startswith("+") or value[:1] == "(":
-            number = to_e164(value)
-            if number is None:
-                raise ValueError("must be a phone number in E.164 such as +15557654321")
-            return number
-        return value
-
-    @field_validator("transfer_numbers")
-    @classmethod
-    def _check_transfer_numbers(cls, value: str) -> str:
-        groups = parse_transfer_numbers(value)
-        return "; ".join(f"{queue}={','.join(numbers)}" for queue, numbers in groups.items())
-
-    @field_validator("transfer_caller_id")
-    @classmethod
-    def _check_transfer_caller_id(cls, value: str, info: ValidationInfo) -> str:
-        value = value.strip()
-        if not value:
-            if info.data.get("transfer_numbers"):
-                raise ValueError("is needed with GATEWAY_TRANSFER_NUMBERS (a Twilio number)")
-            return value
-        number = to_e164(value)
-        if number is None:
-            raise ValueError("must be a phone number in E.164 such as +15557654321")
-        return number
-
-    @field_validator("transfer_hold_music_url")
-    @classmethod
-    def _check_hold_music(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if value and (parts.scheme not in {"http", "https"} or not parts.netloc):
-            raise ValueError("must be an absolute http(s) URL")
-        return value
-
-    @field_validator("twilio_api_url")
-    @classmethod
-    def _check_api_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError("must be an absolute http(s) URL such as https://api.twilio.com")
-        return value.rstrip("/")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_public_url(cls, data: Any) -> Any:
-        # Unset, the public URL is where `gateway serve` listens on this machine.
-        if isinstance(data, dict) and not data.get("public_url"):
-            data = {**data, "public_url": f"http://localhost:{data.get('port', 8080)}"}
-        return data
-
-    @field_validator("public_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError("must be an absolute http(s) URL such as https://support.example.com")
-        return value.rstrip("/")
-
-    @field_validator("sqlite_synchronous")
-    @classmethod
-    def _check_sync(cls, value: str) -> str:
-        value = value.upper()
-        if value not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
-        return value
-
-    @field_validator("log_level")
-    @classmethod
-    def _check_level(cls, value: str) -> str:
-        value = value.upper()
-        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
-        return value
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
 
     @property
     def store_url(self) -> str:
@@ -634,7 +418,7 @@ class Settings(BaseSettings):
     @property
     def transfer_targets(self) -> dict[str, tuple[str, ...]]:
         """GATEWAY_TRANSFER_NUMBERS by queue (`*`: every queue), numbers in E.164."""
-        return parse_transfer_numbers(self.transfer_numbers)
+        return check.parse_transfer_numbers(self.transfer_numbers)
 
     @property
     def public_ws_base(self) -> str:
@@ -653,68 +437,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_path = _toml_path()
-        if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        path = toml_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
-
-
-def parse_transfer_numbers(value: str) -> dict[str, tuple[str, ...]]:
-    """`+1555...,+1555...` or `billing=+1555...; *=+1555...` as {queue: numbers}; a
-    group without `queue=` is `*` (every queue). ValueError names a bad number."""
-    groups: dict[str, tuple[str, ...]] = {}
-    for group in value.split(";"):
-        if not group.strip():
-            continue
-        queue, sep, numbers = group.rpartition("=")
-        queue = queue.strip().lower() if sep else "*"
-        if not queue or any(ch.isspace() for ch in queue):
-            raise ValueError(f"bad queue name {queue!r} (write queue=+1555...,+1555...)")
-        found: list[str] = list(groups.get(queue, ()))
-        for raw in numbers.split(","):
-            if not raw.strip():
-                continue
-            number = to_e164(raw.strip())
-            if number is None:
-                raise ValueError(f"{raw.strip()!r} is not a phone number (E.164: +15551234567)")
-            if number not in found:
-                found.append(number)
-        if found:
-            groups[queue] = tuple(found)
-    return groups
-
-
-def _toml_path() -> Path | None:
-    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"{ENV_PREFIX}CONFIG: no such file: {path}")
-        return path
-    default = Path("gateway.toml")
-    return default if default.is_file() else None
-
-
-def _shown(value: Any) -> str:
-    """A rejected setting's value for an error message (a URL's password hidden)."""
-    return repr(redact_url(value) if isinstance(value, str) else value)
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings once; raise ConfigError naming each bad setting."""
     try:
         return Settings(**overrides)
-    except tomllib.TOMLDecodeError as exc:
-        where = os.environ.get(f"{ENV_PREFIX}CONFIG", "gateway.toml")
-        raise ConfigError(f"{ENV_PREFIX}CONFIG: {where} is not valid TOML: {exc}") from exc
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            if not err["loc"]:  # a check across settings: its message names them; no input dump
-                lines.append(str(err["msg"]).removeprefix("Value error, "))
-                continue
-            name = ".".join(str(part) for part in err["loc"]) or "settings"
-            env = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
-            got = "***" if name.split(".")[0] in _SECRET_SETTINGS else _shown(err.get("input"))
-            lines.append(f"{env}: {err['msg']} (got {got})")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise config_error(exc) from exc

@@ -35,20 +35,18 @@ from gateway.routing.store import Applied, RatingTarget, RoutingChange
 from gateway.store.pg_session import Conn
 from gateway.store.postgres import PostgresStore
 from gateway.store.routing_rows import (
+    REP_SELECT,
     REPS_CHANNEL,
     console_from_row,
     entry_from_row,
     offer_from_row,
+    rating_from_row,
     rep_from_row,
     rep_updates,
 )
-from gateway.store.rows import Row, dumps, now_ms, to_dt, to_ms
+from gateway.store.rows import dumps, now_ms, to_dt, to_ms
 
 CONSOLE_LOCK = 7411002  # pg_advisory_xact_lock key: console events commit in seq order
-_REP_SELECT = (
-    "SELECT r.*, p.status AS presence, p.last_busy_at FROM reps r"
-    " LEFT JOIN rep_presence p ON p.rep_id = r.id"
-)
 
 
 class PostgresRoutingStore:
@@ -104,7 +102,7 @@ class PostgresRoutingStore:
 
     async def list_reps(self) -> list[Rep]:
         async def op(conn: Conn) -> list[Rep]:
-            rows = await conn.fetch(f"{_REP_SELECT} WHERE r.disabled_at IS NULL ORDER BY r.id")
+            rows = await conn.fetch(f"{REP_SELECT} WHERE r.disabled_at IS NULL ORDER BY r.id")
             return [rep_from_row(r) for r in rows]
 
         return await self._store.read(op)
@@ -364,7 +362,7 @@ class PostgresRoutingStore:
                 conversation_id, row["customer_id"], "rating",
                 dumps({"score": score, "channel": row["channel"]}), now_ms(),
             )  # fmt: skip
-            return _rating(row)
+            return rating_from_row(row)
 
         return await self._store.write(op)
 
@@ -375,14 +373,9 @@ class PostgresRoutingStore:
                 " AND requested_at>=$2 ORDER BY requested_at DESC LIMIT 1",
                 customer_id, to_ms(since),
             )  # fmt: skip
-            return None if row is None else _rating(row)
+            return None if row is None else rating_from_row(row)
 
         return await self._store.read(op)
-
-
-def _rating(row: Row) -> RatingTarget:
-    return RatingTarget(conversation_id=row["conversation_id"], customer_id=row["customer_id"],
-                        channel=row["channel"], score=row["score"])  # fmt: skip
 
 
 async def _console(conn: Conn, draft: ConsoleEventDraft, ts: int) -> ConsoleEvent:
@@ -401,7 +394,7 @@ async def _notify_reps(conn: Conn, rep_id: int) -> None:
 
 
 async def _rep(conn: Conn, rep_id: int) -> Rep:
-    row = await conn.fetchrow(f"{_REP_SELECT} WHERE r.id=$1", rep_id)
+    row = await conn.fetchrow(f"{REP_SELECT} WHERE r.id=$1", rep_id)
     if row is None:
         raise NotFoundError(f"no rep {rep_id}")
     return rep_from_row(row)

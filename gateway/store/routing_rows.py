@@ -17,11 +17,18 @@ from gateway.routing.models import (
     RepChanges,
     WorkKind,
 )
+from gateway.routing.store import RatingTarget
 from gateway.store.rows import Row, dumps, to_dt
 
 REPS_CHANNEL = "gateway_reps"
 """PostgreSQL NOTIFY channel: a rep was added or changed (the payload is their id);
 the routing leader listens and reads its reps again (routing/leader.py)."""
+
+REP_SELECT = (
+    "SELECT r.*, p.status AS presence, p.last_busy_at FROM reps r"
+    " LEFT JOIN rep_presence p ON p.rep_id = r.id"
+)
+"""A rep's row with their presence, as `rep_from_row` reads it (same SQL on both stores)."""
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -96,4 +103,13 @@ def console_from_row(row: Row) -> ConsoleEvent:
         kind=row["kind"],
         data=json.loads(row["data"]),
         created_at=to_dt(row["created_at"]),
+    )
+
+
+def rating_from_row(row: Row) -> RatingTarget:
+    return RatingTarget(
+        conversation_id=row["conversation_id"],
+        customer_id=row["customer_id"],
+        channel=row["channel"],
+        score=row["score"],
     )

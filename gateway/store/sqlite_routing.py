@@ -25,19 +25,16 @@ from gateway.routing.models import (
 )
 from gateway.routing.store import Applied, RatingTarget, RoutingChange
 from gateway.store.routing_rows import (
+    REP_SELECT,
     console_from_row,
     entry_from_row,
     offer_from_row,
+    rating_from_row,
     rep_from_row,
     rep_updates,
 )
-from gateway.store.rows import Row, dumps, now_ms, to_dt, to_ms
+from gateway.store.rows import dumps, now_ms, to_dt, to_ms
 from gateway.store.sqlite import SqliteStore
-
-_REP_SELECT = (
-    "SELECT r.*, p.status AS presence, p.last_busy_at FROM reps r"
-    " LEFT JOIN rep_presence p ON p.rep_id = r.id"
-)
 
 
 class SqliteRoutingStore:
@@ -88,7 +85,7 @@ class SqliteRoutingStore:
 
     async def list_reps(self) -> list[Rep]:
         def op(conn: sqlite3.Connection) -> list[Rep]:
-            rows = conn.execute(f"{_REP_SELECT} WHERE r.disabled_at IS NULL ORDER BY r.id")
+            rows = conn.execute(f"{REP_SELECT} WHERE r.disabled_at IS NULL ORDER BY r.id")
             return [rep_from_row(r) for r in rows.fetchall()]
 
         return await self._store.read(op)
@@ -381,7 +378,7 @@ class SqliteRoutingStore:
                 (conversation_id, row["customer_id"], "rating",
                  dumps({"score": score, "channel": row["channel"]}), now_ms()),
             )  # fmt: skip
-            return _rating(row)
+            return rating_from_row(row)
 
         return await self._store.write(op)
 
@@ -392,22 +389,13 @@ class SqliteRoutingStore:
                 " ORDER BY requested_at DESC LIMIT 1",
                 (customer_id, to_ms(since)),
             ).fetchone()
-            return None if row is None else _rating(row)
+            return None if row is None else rating_from_row(row)
 
         return await self._store.read(op)
 
 
-def _rating(row: Row) -> RatingTarget:
-    return RatingTarget(
-        conversation_id=row["conversation_id"],
-        customer_id=row["customer_id"],
-        channel=row["channel"],
-        score=row["score"],
-    )
-
-
 def _rep(conn: sqlite3.Connection, rep_id: int) -> Rep:
-    row = conn.execute(f"{_REP_SELECT} WHERE r.id=?", (rep_id,)).fetchone()
+    row = conn.execute(f"{REP_SELECT} WHERE r.id=?", (rep_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no rep {rep_id}")
     return rep_from_row(row)

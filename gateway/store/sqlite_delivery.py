@@ -1,0 +1,60 @@
+"""The SQLite store's delivery and opt-out writes: plain functions of the writer
+connection, run inside its transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gateway.errors import NotFoundError
+from gateway.models import ChannelKind, DeliveryStatus, Identity, Message
+from gateway.store.rows import message_from_row, now_ms
+from gateway.store.rules import delivery_failed, delivery_moves
+from gateway.store.sqlite_session import insert_event
+
+
+def set_delivery(
+    conn: sqlite3.Connection, message_id: int, status: DeliveryStatus,
+    external_id: str | None, error_code: str | None,
+) -> Message:  # fmt: skip
+    """See `Store.set_delivery`: a status only moves forward (rules.py); a failure
+    is logged as an event of the conversation."""
+    row = conn.execute("SELECT * FROM messages WHERE id=?", (message_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no message {message_id}")
+    if external_id is not None and row["external_id"] is None:
+        conn.execute("UPDATE messages SET external_id=? WHERE id=?", (external_id, message_id))
+        row["external_id"] = external_id
+    if delivery_moves(row["status"], status):
+        conn.execute(
+            "UPDATE messages SET status=?, error_code=? WHERE id=?",
+            (status.value, error_code, message_id),
+        )
+        row.update(status=status.value, error_code=error_code)
+        if delivery_failed(status):
+            data = {"message_id": message_id, "status": status.value, "error_code": error_code}
+            insert_event(conn, row["conversation_id"], row["customer_id"],
+                         "delivery.failed", data, now_ms())  # fmt: skip
+    return message_from_row(row)
+
+
+def update_delivery(
+    conn: sqlite3.Connection, channel: ChannelKind, external_id: str,
+    status: DeliveryStatus, error_code: str | None,
+) -> Message | None:  # fmt: skip
+    """`set_delivery` for the message the channel knows as `external_id`, if any."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE channel=? AND external_id=?",
+        (channel.value, external_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return set_delivery(conn, row["id"], status, None, error_code)
+
+
+def set_opt_out(conn: sqlite3.Connection, identity: Identity, opted_out: bool) -> bool:
+    """Mark (or clear) the identity's opt-out; False when the identity is unknown."""
+    cur = conn.execute(
+        "UPDATE identities SET opted_out_at=? WHERE kind=? AND value=?",
+        (now_ms() if opted_out else None, identity.kind.value, identity.value),
+    )
+    return cur.rowcount > 0
