@@ -4,6 +4,8 @@
 lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 `Player`; the speech model, synthesizer, prompts and VAD session are shared.
 
+- Start: the caller is looked up (channels/phone/caller.py) and greeted by
+  name when their account has one.
 - Audio: every 20 ms frame goes through the endpointer inline (~0.1 ms). An
   ended utterance is queued; one worker per call transcribes the queue in
   order (off the loop, in the shared bounded pool) and hands each non-empty
@@ -34,6 +36,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
 from channels.phone.call_store import CallStore
+from channels.phone.caller import first_name, identify
 from channels.phone.early import EarlyTranscription
 from channels.phone.keypad import KeyInput, Keypad
 from channels.phone.latency import TurnClock
@@ -113,26 +116,23 @@ class PhoneCall:
 
     async def begin(self) -> None:
         """Find (or start) the caller's conversation, register, and greet them."""
-        store = self.services.store
-        identity = self.info.identity
-        known = await store.find_customer(identity)
-        name = ref = None
-        if self.services.accounts is not None and (known is None or known.account_ref is None):
-            account = await self._lookup_account()
-            name, ref = _field(account, "name"), _field(account, "id")
-        opened = await store.open_session(identity, PHONE, display_name=name, account_ref=ref)
+        store, identity = self.services.store, self.info.identity
+        caller = await identify(store, self.services.accounts, identity)
+        opened = await store.open_session(
+            identity, PHONE, display_name=caller.name, account_ref=caller.ref
+        )
         self.info.customer, self.info.conversation = opened.customer, opened.conversation
         self.services.registry.add(self)
         started = EventDraft(
             kind="phone.call_started",
             data={"call_sid": self.call_sid, "caller": self.info.caller,
-                  "known": known is not None or ref is not None},
+                  "known": caller.known},
         )  # fmt: skip
         prompts = self.services.prompts
         if opened.conversation.state is not ConversationState.BOT:
             await self._say_prompt("hold", (started,))  # a person has (or will have) the case
             return
-        first = _first_name(opened.customer.display_name or name)
+        first = first_name(opened.customer.display_name or caller.name)
         if first is None:
             await self._say_prompt("greeting", (started,))
             return
@@ -141,17 +141,6 @@ class PhoneCall:
         message = await self.stored.line(text, (started,))
         synth = self.services.synthesizer
         self._play(message, chunks_of(hello, prompts.chunk("greeting"), synth=synth))
-
-    async def _lookup_account(self) -> Any:
-        value = self.info.identity.value
-        if not value.startswith("+"):
-            return None  # no usable caller id
-        try:
-            assert self.services.accounts is not None
-            return await self.services.accounts.find_account("phone", value)
-        except Exception as exc:  # the backend is down: greet them without a name
-            log.warning("account lookup for a caller failed: %s", exc)
-            return None
 
     # --------------------------------------------------------- caller input
 
@@ -417,15 +406,6 @@ class _Heard:
         self.utterance = utterance
         self.turn = turn
         self.early = early
-
-
-def _first_name(display_name: str | None) -> str | None:
-    return display_name.split()[0] if display_name and display_name.strip() else None
-
-
-def _field(item: Any, name: str) -> str | None:
-    value = getattr(item, name, None) if item is not None else None
-    return str(value) if value else None
 
 
 __all__ = ["PhoneCall"]
