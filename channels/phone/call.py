@@ -4,54 +4,48 @@
 lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 `Player`; the speech model, synthesizer, prompts and VAD session are shared.
 
+- Start: the caller is looked up (channels/phone/caller.py) and greeted by
+  name when their account has one.
 - Audio: every 20 ms frame goes through the endpointer inline (~0.1 ms). An
   ended utterance is queued; one worker per call transcribes the queue in
   order (off the loop, in the shared bounded pool) and hands each non-empty
   transcript to the dispatcher with its timing and confidence. Keypad input
   joins the same queue, so the agent sees everything in the order it came.
-- Early transcription: once the caller has been quiet for `settle_ms` (100 ms),
-  the speech of the utterance that silence will end is settled (`Endpointer.
-  tentative`), so it is transcribed right away, while the end-of-turn silence
-  runs out, instead of after it. When the turn ends with that same speech (its
-  audio then carries at most more of the silence after it) the transcript is
-  used as is; when the caller speaks on, it is dropped (a
-  decode not started yet is cancelled).
-- Quick end: when that early transcript reads as a finished turn
-  (channels/phone/turns.py) the turn ends after `quick_end_ms` of silence
-  rather than the full end-of-turn silence; anything else waits it out.
+- Early transcription (channels/phone/early.py): the speech a silence in
+  progress will end is transcribed while the end-of-turn silence runs out; a
+  transcript that reads as a finished turn ends the turn after `quick_end_ms`.
 - Barge-in: while the agent's audio is queued or playing, caller speech that
   has lasted `barge_in_ms` (not a cough: the endpointer's `speech_ms` stops
   growing in silence) or any key press sends `clear`, drops the rest of the
   answer, and cuts each stored agent message to what the caller heard.
 - Every agent message spoken gets its voice timing stored once its last mark
   comes back (or when it is cut); the greeting, hold and goodbye prompts are
-  stored as agent messages too.
+  stored as agent messages too (channels/phone/call_store.py).
 - Hang-up (the agent's `Hangup`): wait until the goodbye has been heard (its
   last mark), then complete the call through the REST API and close the
   stream. A caller who speaks over the goodbye keeps the line.
-- Latency: each spoken turn keeps a `TurnTiming` (the VAD's speech end, the
-  end of the turn, transcript ready, the agent's answer handed to the call,
-  its first audio frame sent) in `CallInfo.turns`, and each stage is observed
-  in `gateway_voice_stage_seconds`. The answer is the first agent message
-  spoken after the turn was handed to the agent (turns are answered in order).
+- Latency: each spoken turn keeps a `TurnTiming` in `CallInfo.turns`
+  (channels/phone/latency.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
+from channels.phone.call_store import CallStore
+from channels.phone.caller import first_name, identify
+from channels.phone.early import EarlyTranscription
 from channels.phone.keypad import KeyInput, Keypad
+from channels.phone.latency import TurnClock
 from channels.phone.live import LiveAnswer
 from channels.phone.playback import Chunk, Played, Player, Utterance
 from channels.phone.services import CallInfo, CallServices, TurnTiming
-from channels.phone.turns import looks_complete
 from channels.phone.vad import Endpointer, UtteranceEnded
 from channels.phone.voice import chunks_of, speak
-from gateway.errors import ConflictError, GatewayError
+from gateway.errors import GatewayError
 from gateway.models import (
     MAX_TEXT_CHARS,
     ChannelKind,
@@ -60,14 +54,7 @@ from gateway.models import (
     Message,
     VoiceTiming,
 )
-from gateway.protocols import (
-    EventDraft,
-    Ingested,
-    OutboundDraft,
-    Transcript,
-    TurnRecord,
-    TurnStored,
-)
+from gateway.protocols import EventDraft, Ingested, Transcript
 
 log = logging.getLogger("gateway.phone.call")
 
@@ -93,16 +80,19 @@ class PhoneCall:
         self.origin = self._loop.time()  # call time 0: the stream's start
         self.endpointer = Endpointer(services.endpointer, vad=services.vad)
         self.keypad = Keypad()
+        self.clock = TurnClock(info, self.now_ms, services.metrics)
         self.player = Player(
             info.stream_sid, send, origin=self.origin, on_played=self._played,
-            on_started=self._answer_started,
+            on_started=self.clock.first_audio,
         )  # fmt: skip
+        self.early = EarlyTranscription(
+            self.endpointer, services.transcriber,
+            quick_end_ms=services.quick_end_ms, metrics=services.metrics,
+        )  # fmt: skip
+        self.stored = CallStore(services.store, info)
         self._inbox: asyncio.Queue[_Heard | KeyInput | None] = asyncio.Queue()
-        self._awaiting: deque[TurnTiming] = deque()  # handed to the agent, not answered yet
-        self._answering: dict[int, TurnTiming] = {}  # answer message id -> its turn
         self._live: dict[int, LiveAnswer] = {}  # streamed answers not stored yet
         self._live_ids = 0  # provisional message ids of streamed answers: -1, -2, ...
-        self._early: _Early | None = None  # transcribing what the silence may end
         self._worker = asyncio.create_task(self._work())
         self._tasks: set[asyncio.Task[Any]] = set()
         self._key_timer: asyncio.TimerHandle | None = None
@@ -126,45 +116,31 @@ class PhoneCall:
 
     async def begin(self) -> None:
         """Find (or start) the caller's conversation, register, and greet them."""
-        store = self.services.store
-        identity = self.info.identity
-        known = await store.find_customer(identity)
-        name = ref = None
-        if self.services.accounts is not None and (known is None or known.account_ref is None):
-            account = await self._lookup_account()
-            name, ref = _field(account, "name"), _field(account, "id")
-        opened = await store.open_session(identity, PHONE, display_name=name, account_ref=ref)
+        store, identity = self.services.store, self.info.identity
+        caller = await identify(store, self.services.accounts, identity)
+        opened = await store.open_session(
+            identity, PHONE, display_name=caller.name, account_ref=caller.ref
+        )
         self.info.customer, self.info.conversation = opened.customer, opened.conversation
         self.services.registry.add(self)
         started = EventDraft(
             kind="phone.call_started",
             data={"call_sid": self.call_sid, "caller": self.info.caller,
-                  "known": known is not None or ref is not None},
+                  "known": caller.known},
         )  # fmt: skip
         prompts = self.services.prompts
         if opened.conversation.state is not ConversationState.BOT:
             await self._say_prompt("hold", (started,))  # a person has (or will have) the case
             return
-        first = _first_name(opened.customer.display_name or name)
+        first = first_name(opened.customer.display_name or caller.name)
         if first is None:
             await self._say_prompt("greeting", (started,))
             return
         hello = f"Hi {first}."
         text = f"{hello} {prompts.text('greeting')}"
-        message = await self._store_line(text, (started,))
+        message = await self.stored.line(text, (started,))
         synth = self.services.synthesizer
         self._play(message, chunks_of(hello, prompts.chunk("greeting"), synth=synth))
-
-    async def _lookup_account(self) -> Any:
-        value = self.info.identity.value
-        if not value.startswith("+"):
-            return None  # no usable caller id
-        try:
-            assert self.services.accounts is not None
-            return await self.services.accounts.find_account("phone", value)
-        except Exception as exc:  # the backend is down: greet them without a name
-            log.warning("account lookup for a caller failed: %s", exc)
-            return None
 
     # --------------------------------------------------------- caller input
 
@@ -174,8 +150,11 @@ class PhoneCall:
             if isinstance(event, UtteranceEnded):
                 self._heard(event)
             # SpeechStarted / SpeechDiscarded: barge-in watches speech_ms instead.
-        self._transcribe_early()
-        self._end_if_complete()
+        self.early.update(ended=self.info.ended is not None)
+        if self.early.complete():
+            for event in self.endpointer.end_now():
+                if isinstance(event, UtteranceEnded):
+                    self._heard(event)
         if self.player.active and self.endpointer.speech_ms >= self.services.barge_in_ms:
             await self._barge_in("speech")
 
@@ -215,64 +194,9 @@ class PhoneCall:
     def _heard(self, utterance: UtteranceEnded) -> None:
         """An utterance has ended: queue it, with when its speech ended (the audio
         at `end_ms` arrived `position_ms - end_ms` before the frame just fed)."""
-        now = self.now_ms()
         behind = max(0, self.endpointer.position_ms - utterance.end_ms)
-        turn = TurnTiming(speech_end_ms=max(0, now - behind), utterance_end_ms=now)
-        self.info.turns.append(turn)
-        self._observe("endpointing", turn.speech_end_ms, now)
-        early, self._early = self._early, None
-        if early is not None and not early.matches(utterance):
-            self._drop_early(early)
-            early = None
-        self._inbox.put_nowait(_Heard(utterance, turn, early.task if early else None))
-
-    def _transcribe_early(self) -> None:
-        """Transcribe the utterance the silence in progress will end, if it lasts (see
-        the module docstring); drop the one started for a silence the caller broke."""
-        bounds = self.endpointer.settling
-        early = self._early
-        if early is not None:
-            if early.bounds == bounds:
-                return
-            self._early = None
-            self._drop_early(early)  # the caller spoke on
-        if bounds is None or self.info.ended is not None:
-            return
-        utterance = self.endpointer.tentative()
-        if utterance is None:
-            return
-        transcribing = self.services.transcriber.transcribe(utterance.audio_float32())
-        task = asyncio.ensure_future(transcribing)
-        task.add_done_callback(_quietly)
-        self._early = _Early(bounds, utterance.audio_start_ms, utterance.audio.size, task)
-
-    def _end_if_complete(self) -> None:
-        """End the turn now when the silence has lasted `quick_end_ms` and the early
-        transcript of what it ends reads as a whole turn (channels/phone/turns.py)."""
-        early, quick = self._early, self.services.quick_end_ms
-        if early is None or quick <= 0 or not early.task.done() or early.task.cancelled():
-            return
-        bounds = self.endpointer.settling
-        if bounds != early.bounds or self.endpointer.position_ms - bounds[1] < quick:
-            return
-        if early.task.exception() is not None or not looks_complete(early.task.result().text):
-            return
-        for event in self.endpointer.end_now():
-            if isinstance(event, UtteranceEnded):
-                self._heard(event)
-
-    def _drop_early(self, early: _Early) -> None:
-        early.task.cancel()  # a decode already running finishes in its thread, unused
-        self._count_early("dropped")
-
-    def _count_early(self, outcome: str) -> None:
-        if self.services.metrics is not None:
-            self.services.metrics.early_transcripts.labels(outcome).inc()
-
-    def _observe(self, stage: str, start_ms: int | None, end_ms: int | None) -> None:
-        metrics = self.services.metrics
-        if metrics is not None and start_ms is not None and end_ms is not None:
-            metrics.voice_stages.labels(stage).observe(max(0, end_ms - start_ms) / 1000)
+        turn = self.clock.heard(behind)
+        self._inbox.put_nowait(_Heard(utterance, turn, self.early.take(utterance)))
 
     async def _work(self) -> None:
         """Transcribe and hand over the caller's input, strictly in order."""
@@ -292,13 +216,12 @@ class PhoneCall:
         self, utterance: UtteranceEnded, turn: TurnTiming, early: asyncio.Task[Transcript] | None
     ) -> None:
         if early is not None:
-            self._count_early("used")
+            self.early.count("used")
             turn.early_transcript = True
             transcript = await early
         else:
             transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
-        turn.transcript_ms = self.now_ms()
-        self._observe("stt", turn.utterance_end_ms, turn.transcript_ms)
+        self.clock.transcribed(turn)
         text = transcript.text.strip()
         if not text:
             log.info("call %s: %d ms of sound without words", self.call_sid, utterance.duration_ms)
@@ -307,7 +230,7 @@ class PhoneCall:
         ingested = await self._to_agent(text, "u", transcript.confidence, timing)
         turn.message_id = ingested.message.id
         if ingested.conversation.state is ConversationState.BOT:  # else the agent stays silent
-            self._awaiting.append(turn)
+            self.clock.handed(turn)
 
     async def _to_agent(
         self, text: str, tag: str, confidence: float, timing: VoiceTiming
@@ -332,13 +255,7 @@ class PhoneCall:
         if self.info.ended is not None:
             return
         self.info.message_ids.append(message.id)
-        awaiting = self._awaiting
-        if awaiting and awaiting[0].message_id is not None and awaiting[0].message_id < message.id:
-            turn = awaiting.popleft()  # the answer to the oldest turn not answered yet
-            turn.reply_ms, turn.reply_id = self.now_ms(), message.id
-            turn.stored_ms = turn.reply_ms
-            self._answering[message.id] = turn
-            self._observe("agent", turn.transcript_ms, turn.reply_ms)
+        self.clock.answer(message)
         self._play(message, speak(self.services.synthesizer, message.text))
 
     def live_answer(self, message: Message) -> LiveAnswer | None:
@@ -346,41 +263,21 @@ class PhoneCall:
         live.py); None when the call is over."""
         if self.info.ended is not None:
             return None
-        awaiting = self._awaiting
-        turn = awaiting.popleft() if awaiting and awaiting[0].message_id == message.id else None
+        turn = self.clock.live_turn(message)
         self._live_ids -= 1
         live = LiveAnswer(
             self._live_ids, self.player, self.services.synthesizer,
-            turn=turn, now_ms=self.now_ms, on_started=lambda t: self._live_started(live, t),
+            turn=turn, now_ms=self.now_ms, on_started=lambda t: self.clock.live_started(live, t),
             on_played=self._played, on_bound=self._live_bound,
         )  # fmt: skip
         self._live[live.id] = live
         return live
 
-    def _live_started(self, live: LiveAnswer, turn: TurnTiming) -> None:
-        self._answering[live.id] = turn
-        self._observe("agent", turn.transcript_ms, turn.reply_ms)
-
     def _live_bound(self, live: LiveAnswer, message: Message | None) -> None:
         self._live.pop(live.id, None)
-        turn = self._answering.pop(live.id, None)
-        if message is None:
-            return
-        self.info.message_ids.append(message.id)
-        if live.turn is not None:
-            live.turn.reply_id, live.turn.stored_ms = message.id, self.now_ms()
-            if live.turn.reply_ms is None:  # nothing was streamed: answered when stored
-                live.turn.reply_ms = self.now_ms()
-                self._observe("agent", live.turn.transcript_ms, live.turn.reply_ms)
-        if turn is not None and turn.first_audio_ms is None:
-            self._answering[message.id] = turn  # its first frame is still to be sent
-
-    def _answer_started(self, message_id: int) -> None:
-        turn = self._answering.pop(message_id, None)
-        if turn is not None:
-            turn.first_audio_ms = self.now_ms()
-            self._observe("tts", turn.reply_ms, turn.first_audio_ms)
-            self._observe("total", turn.speech_end_ms, turn.first_audio_ms)
+        if message is not None:
+            self.info.message_ids.append(message.id)
+        self.clock.live_bound(live, message)
 
     def request_hangup(self, reason: str) -> None:
         """The agent ends the call once what it said has been heard."""
@@ -390,7 +287,7 @@ class PhoneCall:
     def on_transfer(self) -> asyncio.Task[Any] | None:
         """Handed to a person: tell the caller to hold. The task ends once the prompt
         is queued to play (None when the call is over)."""
-        self._awaiting.clear()  # the agent answers nothing more
+        self.clock.clear()  # the agent answers nothing more
         if self.info.ended is None:
             return self._spawn(self._say_prompt("hold"))
         return None
@@ -400,7 +297,7 @@ class PhoneCall:
 
     async def _say_prompt(self, name: str, events: Iterable[EventDraft] = ()) -> None:
         chunk = self.services.prompts.chunk(name)
-        message = await self._store_line(chunk.text, events)
+        message = await self.stored.line(chunk.text, events)
         self._play(message, chunks_of(chunk, synth=self.services.synthesizer))
 
     async def _hang_up(self, reason: str) -> None:
@@ -436,54 +333,7 @@ class PhoneCall:
             if live is not None:
                 live.played(played)
             return
-        self._spawn(self._store_played(played))
-
-    async def _store_played(self, played: Played) -> None:
-        text = None
-        if not played.complete and " ".join(played.heard.split()) != " ".join(played.text.split()):
-            text = played.heard
-        timing = None
-        if played.start_ms is not None and played.end_ms is not None:
-            timing = VoiceTiming(start_ms=played.start_ms, end_ms=played.end_ms)
-        if text is None and timing is None:
-            return
-        await self.services.store.amend_message(
-            played.message_id, text=text, timing=timing, reason=played.reason
-        )
-
-    # ---------------------------------------------------------------- store
-
-    async def _store_line(self, text: str, events: Iterable[EventDraft] = ()) -> Message:
-        """Store something the agent is about to say (a prompt) in the conversation."""
-        stored = await self._record((OutboundDraft(text=text, channel=PHONE),), tuple(events))
-        message = stored.messages[0]
-        self.info.message_ids.append(message.id)
-        return message
-
-    async def _record(
-        self, outbound: tuple[OutboundDraft, ...], events: tuple[EventDraft, ...]
-    ) -> TurnStored:
-        conversation = self.info.conversation
-        assert conversation is not None, "begin() opens the conversation first"
-        store = self.services.store
-        version = conversation.version
-        for attempt in range(3):
-            turn = TurnRecord(
-                conversation_id=conversation.id,
-                expected_version=version,
-                outbound=outbound,
-                events=events,
-            )
-            try:
-                stored = await store.record_turn(turn)
-            except ConflictError:  # the agent moved the conversation on meanwhile
-                if attempt == 2:
-                    raise
-                version = (await store.get_conversation(conversation.id)).version
-                continue
-            self.info.conversation = stored.conversation
-            return stored
-        raise AssertionError("unreachable")
+        self._spawn(self.stored.played(played))
 
     # ------------------------------------------------------------------ end
 
@@ -501,9 +351,7 @@ class PhoneCall:
         for event in self.endpointer.finish():
             if isinstance(event, UtteranceEnded):
                 self._heard(event)
-        if self._early is not None:
-            self._drop_early(self._early)
-            self._early = None
+        self.early.drop()
         self._inbox.put_nowait(None)
         await self.player.close()
         try:
@@ -521,7 +369,7 @@ class PhoneCall:
                 data={"call_sid": self.call_sid, "reason": reason, "duration_ms": self.now_ms()},
             )
             try:
-                await self._record((), (ended,))
+                await self.stored.record((), (ended,))
             except GatewayError as exc:
                 log.warning("call %s: cannot record its end: %s", self.call_sid, exc)
         log.info("call %s ended (%s) after %d ms", self.call_sid, reason, self.now_ms())
@@ -558,45 +406,6 @@ class _Heard:
         self.utterance = utterance
         self.turn = turn
         self.early = early
-
-
-class _Early:
-    """A transcription started before its utterance ended (see `_transcribe_early`)."""
-
-    __slots__ = ("audio_start_ms", "bounds", "samples", "task")
-
-    def __init__(
-        self, bounds: tuple[int, int], audio_start_ms: int, samples: int,
-        task: asyncio.Task[Transcript],
-    ) -> None:  # fmt: skip
-        self.bounds = bounds
-        self.audio_start_ms = audio_start_ms
-        self.samples = samples
-        self.task = task
-
-    def matches(self, utterance: UtteranceEnded) -> bool:
-        """Whether `utterance` is the audio this transcription started on: the same
-        speech, the same start, and at most more of the silence after it."""
-        return (
-            self.bounds == (utterance.start_ms, utterance.end_ms)
-            and self.audio_start_ms == utterance.audio_start_ms
-            and self.samples <= utterance.audio.size
-        )
-
-
-def _quietly(task: asyncio.Task[Any]) -> None:
-    """Retrieve the outcome of an early transcription nobody may await (dropped)."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _first_name(display_name: str | None) -> str | None:
-    return display_name.split()[0] if display_name and display_name.strip() else None
-
-
-def _field(item: Any, name: str) -> str | None:
-    value = getattr(item, name, None) if item is not None else None
-    return str(value) if value else None
 
 
 __all__ = ["PhoneCall"]

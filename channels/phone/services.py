@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.phone.rest import TwilioCalls
-from channels.phone.vad import EndpointerConfig, SileroVad
+from channels.phone.silero import SileroVad
+from channels.phone.vad import EndpointerConfig
 from channels.phone.voice import PhonePrompts
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics

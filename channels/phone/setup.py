@@ -24,6 +24,7 @@ from aiohttp import web
 from channels.phone.channel import PhoneChannel
 from channels.phone.rest import TwilioCalls
 from channels.phone.services import AccountLookup, CallServices
+from channels.phone.silero import SileroVad
 from channels.phone.state import PHONE, PhoneState
 from channels.phone.stt import WhisperTranscriber
 from channels.phone.transfer import WarmTransfers
@@ -44,7 +45,7 @@ from channels.phone.transport import (
     voice_webhook,
 )
 from channels.phone.tts import EspeakSynthesizer
-from channels.phone.vad import EndpointerConfig, SileroVad
+from channels.phone.vad import EndpointerConfig
 from channels.phone.voice import PhonePrompts
 from channels.twilio.signature import TwilioSignatures
 from gateway.app import (

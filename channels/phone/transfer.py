@@ -19,11 +19,10 @@ played, the transfer starts (`start`):
    offer (1 asks for a callback; the conversation stays queued with its brief
    either way).
 
-Every step is a `transfer.<state>` event in the conversation's log (transfer
-id, rep, rep's call SID), written with the conversation's state where it
-changes (connected: `with_rep`); `listeners` (the rep console) are told of each
-step once it is stored. A callback asking for a move the state machine
-lacks is logged and ignored: Twilio's retries and late callbacks change nothing.
+Every step is a `transfer.<state>` event in the conversation's log, told to the
+rep console once stored (transfer_events.py). A callback asking for a move the
+state machine lacks is logged and ignored: Twilio's retries and late callbacks
+change nothing.
 Transfers in progress live in memory, on the node that holds the caller's
 stream: a restart forgets them (not their events).
 """
@@ -40,12 +39,13 @@ from typing import TYPE_CHECKING, Any
 from channels.phone import transfer_twiml as twiml
 from channels.phone.rest import TwilioCalls
 from channels.phone.transfer_audio import PROMPTS, SignedAudio, spoken_brief
+from channels.phone.transfer_events import TransferEvents
 from channels.phone.transfer_routing import CallRouting, RoutingTargets
 from channels.phone.transfer_state import Transfer, TransferState, TransferTargets
-from gateway.errors import ConflictError, GatewayError
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.models import Conversation, ConversationState, IdentityKind
-from gateway.protocols import EventDraft, Store, TurnRecord
+from gateway.protocols import Store
 from gateway.routing.models import OfferClosed
 from gateway.settings import Settings
 
@@ -81,12 +81,10 @@ class WarmTransfers:
         node_id: str = "",
         listeners: list[TransferListener] | None = None,
     ) -> None:
-        self.metrics = metrics
         # Transfer ids start with the node that owns the transfer: Twilio's callbacks
         # may land on any node, which forwards them there (transfer_web.py).
         self.node_id = node_id
-        # Shared with the channel, which may be given listeners after this starts.
-        self.listeners: list[TransferListener] = listeners if listeners is not None else []
+        self.events = TransferEvents(store, metrics, listeners if listeners is not None else [])
         self.store = store
         self.calls = calls
         self.audio = audio
@@ -186,8 +184,8 @@ class WarmTransfers:
         async with transfer.lock:
             reps = await self.targets.open(transfer)
             text = spoken_brief(customer, conversation)
-            await self._log(transfer, S.REQUESTED, queue=transfer.queue, brief_text=text,
-                            reps=[rep.rep_id for rep in reps])  # fmt: skip
+            await self.events.step(transfer, S.REQUESTED, queue=transfer.queue, brief_text=text,
+                                   reps=[rep.rep_id for rep in reps])  # fmt: skip
             if not reps:
                 await self._offer_callback(transfer)
                 return transfer
@@ -228,7 +226,7 @@ class WarmTransfers:
                     self._ignore(transfer, f"rep call {status}")
             elif status == "in-progress":
                 if transfer.move(S.BRIEFING):
-                    await self._log(transfer, S.BRIEFING)
+                    await self.events.step(transfer, S.BRIEFING)
                 else:
                     self._ignore(transfer, "rep answered")
             elif status in REP_FAILURES or status == "completed":
@@ -256,9 +254,11 @@ class WarmTransfers:
                 return twiml.hang_up()
             if transfer.state is S.RINGING:  # the `answered` callback is still on its way
                 transfer.move(S.BRIEFING)
-                await self._log(transfer, S.BRIEFING)
+                await self.events.step(transfer, S.BRIEFING)
             transfer.move(S.CONNECTED)
-            await self._log(transfer, S.CONNECTED, conversation_state=ConversationState.WITH_REP)
+            await self.events.step(
+                transfer, S.CONNECTED, conversation_state=ConversationState.WITH_REP
+            )
             self.audio.discard(transfer.brief_audio)
             return twiml.rep_join(transfer.conference)
 
@@ -302,8 +302,8 @@ class WarmTransfers:
                 return twiml.hang_up()
             if transfer.callback is None:  # else Twilio retried: the same answer again
                 transfer.callback = "requested" if digits == twiml.ACCEPT_DIGIT else "declined"
-                await self._event(transfer, f"transfer.callback_{transfer.callback}",
-                                  {"phone": transfer.caller_number})  # fmt: skip
+                await self.events.record(transfer, f"transfer.callback_{transfer.callback}",
+                                         {"phone": transfer.caller_number})  # fmt: skip
             name = "callback-thanks" if transfer.callback == "requested" else "callback-declined"
             try:
                 await self.audio.prompt(name, PROMPTS[name])
@@ -349,7 +349,7 @@ class WarmTransfers:
         self, transfer: Transfer, outcome: str, detail: str | None = None
     ) -> None:
         data = {"outcome": outcome} if detail is None else {"outcome": outcome, "detail": detail}
-        await self._event(transfer, "transfer.rep_failed", data)
+        await self.events.record(transfer, "transfer.rep_failed", data)
         transfer.rep_sid = None
         await self._ring_next(transfer, outcome)
 
@@ -372,12 +372,12 @@ class WarmTransfers:
                 )  # fmt: skip
             except GatewayError as exc:
                 outcome = "failed"
-                await self._event(transfer, "transfer.rep_failed",
-                                  {"outcome": outcome, "detail": str(exc)})  # fmt: skip
+                await self.events.record(transfer, "transfer.rep_failed",
+                                         {"outcome": outcome, "detail": str(exc)})  # fmt: skip
                 continue
             transfer.rep_sid = sid
             transfer.move(S.RINGING)
-            await self._log(transfer, S.RINGING)
+            await self.events.step(transfer, S.RINGING)
             return
         await self._offer_callback(transfer)
 
@@ -405,7 +405,7 @@ class WarmTransfers:
         data: dict[str, Any] = {"reason": reason}
         if transfer.connected_at is not None:
             data["talk_s"] = round(time.monotonic() - transfer.connected_at, 1)
-        await self._log(transfer, state, **data)
+        await self.events.step(transfer, state, **data)
         await self.targets.done(transfer.conversation_id, transfer)
         self.audio.discard(transfer.brief_audio)
         self._live.pop(transfer.id, None)
@@ -418,53 +418,6 @@ class WarmTransfers:
     def _ignore(self, transfer: Transfer, what: str) -> None:
         # Twilio retries and reorders callbacks: a move the state machine lacks is noise.
         log.info("transfer %s (%s): ignored %s", transfer.id, transfer.state, what)
-
-    # ---------------------------------------------------------------- store
-
-    async def _log(
-        self,
-        transfer: Transfer,
-        state: TransferState,
-        *,
-        conversation_state: ConversationState | None = None,
-        **data: Any,
-    ) -> None:
-        await self._event(transfer, f"transfer.{state.value}", data, conversation_state)
-
-    async def _event(
-        self,
-        transfer: Transfer,
-        kind: str,
-        data: dict[str, Any],
-        conversation_state: ConversationState | None = None,
-    ) -> None:
-        rep = transfer.rep
-        body = {"transfer_id": transfer.id, "call_sid": transfer.caller_sid, **data}
-        if rep is not None and kind != "transfer.requested":
-            body.update(rep_id=rep.rep_id, rep_name=rep.name, rep_call_sid=transfer.rep_sid,
-                        attempt=transfer.attempt)  # fmt: skip
-        log.info("transfer %s: %s %s", transfer.id, kind, data.get("reason", ""))
-        if self.metrics is not None and kind != "transfer.requested":
-            step = kind.removeprefix("transfer.")
-            if step == "rep_failed":
-                step = f"rep_{data.get('outcome', 'failed')}"
-            self.metrics.transfer_steps.labels(step).inc()
-        event = EventDraft(kind=kind, data=body)
-        for attempt in range(3):
-            version = (await self.store.get_conversation(transfer.conversation_id)).version
-            record = TurnRecord(conversation_id=transfer.conversation_id, expected_version=version,
-                                events=(event,), state=conversation_state)  # fmt: skip
-            try:
-                await self.store.record_turn(record)
-                break
-            except ConflictError:  # the agent or a rep moved the conversation on meanwhile
-                if attempt == 2:
-                    raise
-        for listener in list(self.listeners):
-            try:
-                await listener(transfer.conversation_id, kind, body)
-            except Exception:  # a console that is not told never stops the call's transfer
-                log.exception("transfer %s: a listener failed on %s", transfer.id, kind)
 
 
 __all__ = ["WarmTransfers"]

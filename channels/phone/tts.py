@@ -1,12 +1,12 @@
 """Text to speech for the phone channel: pyttsx3 driving espeak-ng.
 
 espeak-ng keeps process-wide state and pyttsx3 engines are not thread-safe, so
-all synthesis happens in one dedicated worker process (`python -m
-channels.phone.tts --worker-fd N`, a fresh interpreter on a socket pair) that
-holds one engine. The event loop reaches it through one dedicated thread, which
-is also the one queue: utterances are rendered in order, one at a time, each
-within a timeout. A worker that dies is restarted and the utterance retried
-once; one that overruns the timeout is killed and replaced.
+all synthesis happens in one dedicated worker process (channels/phone/
+tts_worker.py, a fresh interpreter on a socket pair) that holds one engine. The
+event loop reaches it through one dedicated thread, which is also the one
+queue: utterances are rendered in order, one at a time, each within a timeout.
+A worker that dies is restarted and the utterance retried once; one that
+overruns the timeout is killed and replaced.
 
     synth = EspeakSynthesizer.from_settings(settings)
     await synth.start()                      # start the worker now, not on the first call
@@ -23,13 +23,9 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
-import wave
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -39,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
+from channels.phone import tts_worker
 from gateway.errors import ChannelError
 from gateway.models import Frozen
 from gateway.protocols import Speech, Synthesizer
@@ -49,7 +46,6 @@ log = logging.getLogger("gateway.phone.tts")
 SAMPLE_RATE = 22050  # what espeak-ng renders (and pyttsx3 writes into its WAV header)
 MAX_TEXT_CHARS = 2000
 _STARTUP_TIMEOUT_S = 30.0
-_RENDER_LIMIT_S = 120.0  # inside the worker; the gateway's own timeout is shorter
 
 
 class SynthesisError(ChannelError):
@@ -112,67 +108,6 @@ def _wrap(sentence: str, max_chars: int) -> list[str]:
     if sentence:
         pieces.append(sentence)
     return pieces
-
-
-# ---------------------------------------------------------------- worker
-
-
-def _worker_main(conn: Connection) -> None:  # pragma: no cover - runs in the worker process
-    """The worker: one pyttsx3 engine, one request at a time, until EOF or None."""
-    workdir = tempfile.mkdtemp(prefix="gateway-tts-")
-    try:
-        try:
-            import pyttsx3
-
-            engine = pyttsx3.init("espeak")
-        except Exception as exc:
-            conn.send(("error", f"cannot start espeak-ng through pyttsx3: {exc}"))
-            return
-        finished = threading.Event()
-        engine.connect("finished-utterance", lambda **_: finished.set())
-        conn.send(("ready", os.getpid()))
-        path = os.path.join(workdir, "utterance.wav")
-        while True:
-            try:
-                request = conn.recv()
-            except EOFError:  # the gateway went away
-                return
-            if request is None:
-                return
-            text, style = request
-            try:
-                conn.send(("ok", _render(engine, finished, path, text, style)))
-            except Exception as exc:
-                conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _render(
-    engine: Any, finished: threading.Event, path: str, text: str, style: dict[str, Any]
-) -> tuple[bytes, int]:
-    from pyttsx3.drivers import _espeak
-
-    for name in ("voice", "rate", "pitch", "volume"):
-        engine.setProperty(name, style[name])
-    # espeak-ng applies these on its own thread; let it finish first, or runAndWait (which
-    # cancels whatever espeak is still doing) can drop them.
-    _espeak.Synchronize()
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    finished.clear()
-    engine.save_to_file(text, path)
-    engine.runAndWait()
-    # With espeak-ng, runAndWait returns as soon as synthesis has *started* (espeak runs on
-    # its own thread); the WAV is written when the utterance finishes. Wait for that, or
-    # the next utterance's voice and rate would be applied to the tail of this one.
-    if not finished.wait(_RENDER_LIMIT_S):
-        raise TimeoutError("espeak-ng did not finish the utterance")
-    current = str(engine.getProperty("voice") or "").lower()
-    if style["voice"].lower() not in {current, current.rsplit("/", 1)[-1]}:
-        raise ValueError(f"espeak-ng has no voice {style['voice']!r} (see `espeak-ng --voices`)")
-    with wave.open(path, "rb") as wav:
-        return wav.readframes(wav.getnframes()), wav.getframerate()
 
 
 # ----------------------------------------------------------- synthesizer
@@ -284,7 +219,7 @@ class EspeakSynthesizer:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, "--worker-fd", str(theirs.fileno())],
+                [sys.executable, "-m", tts_worker.__name__, "--worker-fd", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # pyttsx3 prints "Audio saved to ..."
@@ -396,9 +331,3 @@ class PromptCache:
 def speech_samples(speech: Speech) -> NDArray[np.int16]:
     """The PCM of `speech` as a read-only numpy int16 array (no copy)."""
     return np.frombuffer(speech.pcm, dtype=np.int16)
-
-
-if __name__ == "__main__":  # pragma: no cover - the worker process
-    if sys.argv[1:2] != ["--worker-fd"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m channels.phone.tts --worker-fd FD (started by the gateway)")
-    _worker_main(Connection(int(sys.argv[2])))

@@ -25,18 +25,14 @@ from channels.phone.audio import (
     resample,
     split_frames,
 )
+from channels.phone.silero import WINDOW, SileroVad, VadState, shared_vad, vad_model_path
 from channels.phone.vad import (
-    WINDOW,
     Endpointer,
     EndpointerConfig,
     EndpointEvent,
-    SileroVad,
     SpeechDiscarded,
     SpeechStarted,
     UtteranceEnded,
-    VadState,
-    shared_vad,
-    vad_model_path,
 )
 from gateway.errors import ConfigError
 from tests.channels.phone.calls import FIXTURES
