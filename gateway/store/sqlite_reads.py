@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from gateway.errors import NotFoundError
 from gateway.models import ChannelKind, Conversation, Customer, Direction, Event, Identity, Message
@@ -17,15 +18,24 @@ from gateway.store.rows import (
 _VISIBLE = f"customer_id=? AND direction != '{Direction.INTERNAL.value}'"
 
 
-def customer(conn: sqlite3.Connection, customer_id: int) -> Customer:
-    row = conn.execute("SELECT * FROM customers WHERE id=?", (customer_id,)).fetchone()
+def customer_row(conn: sqlite3.Connection, customer_id: int) -> dict[str, Any]:
+    """The customer's row (a dict) with its `identities`, in the order they were added."""
+    row: dict[str, Any] | None = conn.execute(
+        "SELECT * FROM customers WHERE id=?", (customer_id,)
+    ).fetchone()
     if row is None:
         raise NotFoundError(f"no customer {customer_id}")
     idents = conn.execute(
         "SELECT kind, value, verified FROM identities WHERE customer_id=? ORDER BY id",
         (customer_id,),
     ).fetchall()
-    return customer_from_row(row, [identity_from_row(r) for r in idents])
+    row["identities"] = [identity_from_row(r) for r in idents]
+    return row
+
+
+def customer(conn: sqlite3.Connection, customer_id: int) -> Customer:
+    row = customer_row(conn, customer_id)
+    return customer_from_row(row, row["identities"])
 
 
 def customer_by_identity(conn: sqlite3.Connection, identity: Identity) -> Customer | None:

@@ -23,10 +23,10 @@ from gateway.store.rows import (
     conversation_from_row,
     customer_from_row,
     dumps,
-    identity_from_row,
     now_ms,
 )
 from gateway.store.rules import raised_verification
+from gateway.store.sqlite_reads import customer_row
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +91,7 @@ class Sessions:
         """The customer's row, with `identities` (cached; the caller may update it)."""
         cust = self._cust.get(customer_id)
         if cust is None:
-            row = conn.execute("SELECT * FROM customers WHERE id=?", (customer_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no customer {customer_id}")
-            idents = conn.execute(
-                "SELECT kind, value, verified FROM identities WHERE customer_id=? ORDER BY id",
-                (customer_id,),
-            ).fetchall()
-            row["identities"] = [identity_from_row(r) for r in idents]
-            self._cust[customer_id] = cust = row
+            self._cust[customer_id] = cust = customer_row(conn, customer_id)
         return cust
 
     @staticmethod

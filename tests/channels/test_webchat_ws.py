@@ -462,11 +462,7 @@ async def test_signing_in_carries_the_anonymous_chat_into_the_account(
     assert await app[STORE].find_customer(Identity.parse("account:C-1001")) is None
 
     # The site signs the visitor in: the same browser (token) now says who they are.
-    user = {
-        "id": "C-1001",
-        "name": "Jane Doe",
-        "signature": sign_user_id(secret.encode(), "C-1001"),
-    }
+    user = _jane(secret)
     signed = await Chat.open(client)
     welcome, history = await signed.hello(token, user=user)
     assert welcome["customer"] == {"name": "Jane Doe", "user_id": "C-1001"}
@@ -496,11 +492,7 @@ async def test_signing_in_merges_the_anonymous_chat_after_the_accounts_own(
     secret = "s3cret-shared-with-the-site"
     app = build_app(tmp_path, webchat_identity_secret=secret)
     client = await aiohttp_client(app)
-    user = {
-        "id": "C-1001",
-        "name": "Jane Doe",
-        "signature": sign_user_id(secret.encode(), "C-1001"),
-    }
+    user = _jane(secret)
     laptop = await Chat.open(client)
     await laptop.hello(user=user)
     await laptop.say("signed in on the laptop", "l1")
@@ -528,6 +520,12 @@ async def test_signing_in_merges_the_anonymous_chat_after_the_accounts_own(
     conversation = (await app[STORE].history(account.id))[-1].conversation_id
     kinds = [e.kind for e in await app[STORE].events(conversation)]
     assert "customer.merged" in kinds
+
+
+def _jane(secret: str) -> Frame:
+    """The site's signed-in user C-1001, signed with `secret`."""
+    signature = sign_user_id(secret.encode(), "C-1001")
+    return {"id": "C-1001", "name": "Jane Doe", "signature": signature}
 
 
 def _visitor(app: web.Application, welcome: Frame) -> str:
