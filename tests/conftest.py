@@ -1,15 +1,17 @@
 """Fixtures every test package may use: the real PostgreSQL and Redis (see
 tests/support/services.py: skipped where absent, required in CI), and
-`store_url`, which runs a test once per store backend."""
+`store_url`, which runs a test once per store backend, and `twilio_rest`, a local
+server speaking Twilio's REST API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import services
+from tests.support.twilio_rest import FakeTwilioRest
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +49,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'gw.sqlite3'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+async def twilio_rest() -> AsyncIterator[FakeTwilioRest]:
+    """A local server speaking Twilio's REST API, recording what was sent (not started:
+    the test calls `start()` and points the real `twilio` client at it)."""
+    server = FakeTwilioRest()
+    yield server
+    await server.close()

@@ -46,13 +46,6 @@ def recordings() -> dict[str, Recording]:
 
 
 @pytest.fixture
-async def twilio_rest() -> AsyncIterator[FakeTwilioRest]:
-    server = FakeTwilioRest()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 async def relay() -> AsyncIterator[CatchingRelay]:
     server = CatchingRelay()
     yield server

@@ -47,13 +47,6 @@ def random_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def twilio_rest() -> AsyncIterator[FakeTwilioRest]:
-    server = FakeTwilioRest()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 async def cluster(
     pg_url: str, redis_url: str, tmp_path: Path, random_whisper: Path, twilio_rest: FakeTwilioRest
 ) -> AsyncIterator[Cluster]:

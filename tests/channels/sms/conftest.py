@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,6 @@ from tests.channels.sms.texting import Texter, sms_settings
 from tests.support.twilio_rest import FakeTwilioRest
 
 OpenTexter = Callable[..., Awaitable[Texter]]
-
-
-@pytest.fixture
-async def twilio_rest() -> AsyncIterator[FakeTwilioRest]:
-    server = FakeTwilioRest()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

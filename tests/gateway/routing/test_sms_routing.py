@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
@@ -14,13 +13,6 @@ from gateway.routing.rating import SMS_PROMPT, THANKS
 from tests.channels.sms.texting import OUR_NUMBER, Texter, eventually, sms_settings
 from tests.gateway.routing.desk import Desk, HandoverBrain
 from tests.support.twilio_rest import FakeTwilioRest
-
-
-@pytest.fixture
-async def twilio_rest() -> AsyncIterator[FakeTwilioRest]:
-    server = FakeTwilioRest()
-    yield server
-    await server.close()
 
 
 async def test_a_rep_reply_goes_out_by_sms_and_the_customer_rates_with_a_digit(
