@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway import settings_reference
 from gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _row(page: str, env: str) -> str:
@@ -76,3 +79,9 @@ def test_names_of_other_settings_link_to_their_rows() -> None:
     assert '<span id="gateway_transfer_numbers"></span>' in page
     assert "&lt;host&gt;-&lt;pid&gt;" in _row(page, "GATEWAY_NODE_ID")  # not eaten as HTML
 
+
+def test_the_configuration_page_carries_the_marker_the_docs_hook_replaces() -> None:
+    source = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert source.count(settings_reference.MARKER) == 1
+    hooks = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "docs/hooks/settings_reference.py" in hooks
