@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         " empty: http://localhost:PORT.",
     )
     data_dir: Path = Field(Path("./data"), description="Where all state lives.")
-    log_level: str = Field("INFO")
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
 
     # --- storage
     database_url: str = Field(
@@ -96,8 +96,16 @@ class Settings(BaseSettings):
     )
 
     # --- web chat
-    webchat_max_message_chars: int = Field(2000, ge=1, le=8000)
-    webchat_history_limit: int = Field(200, ge=1, le=5000)
+    webchat_max_message_chars: int = Field(
+        2000, ge=1, le=8000, description="Longer chat messages are refused with an error frame."
+    )
+    webchat_history_limit: int = Field(
+        200,
+        ge=1,
+        le=5000,
+        description="Messages a chat opened afresh gets as history; a resuming chat gets every "
+        "message after its last seq, this many per history frame.",
+    )
     webchat_allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to open the chat websocket; empty allows any (demo).",
@@ -112,16 +120,22 @@ class Settings(BaseSettings):
     )
 
     # --- agent
-    handover_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    handover_threshold: float = Field(
+        0.45, ge=0.0, le=1.0, description="Below this confidence the agent hands over."
+    )
     kb_dir: Path | None = Field(None, description="Folder of Markdown articles; unset: built-in.")
     backend: str = Field("demo", description="Business backend: `demo` (embedded SQLite).")
-    password_resets_per_day: int = Field(3, ge=0)
+    password_resets_per_day: int = Field(
+        3, ge=0, description="Password resets the agent makes per account per day."
+    )
     otp_ttl_s: int = Field(600, ge=60, le=3600, description="How long a one-time code is valid.")
     otp_attempts: int = Field(5, ge=1, le=10, description="Tries at one one-time code.")
     otp_sends_per_hour: int = Field(
         3, ge=1, description="One-time codes sent per customer, and per phone/address, per hour."
     )
-    agent_timeout_s: float = Field(10.0, gt=0)
+    agent_timeout_s: float = Field(
+        10.0, gt=0, description="An agent turn slower than this falls back to a person."
+    )
     refund_approval_limit_cents: int = Field(
         5000, ge=0, description="Refunds above this (minor units) wait for a rep's approval."
     )
