@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, cast
 from aiohttp import web
 
 from agent.backend import Backend
-from gateway.app import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.errors import ConfigError, GatewayError
+from gateway.keys import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
 from gateway.routing import api
