@@ -19,7 +19,16 @@ from aiohttp import web
 
 from agent.backend import Backend
 from gateway.errors import ConfigError, GatewayError
-from gateway.keys import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.keys import (
+    BACKEND,
+    BUS,
+    CHANNELS,
+    DISPATCHER,
+    METRICS,
+    SECRET_KEY,
+    SETTINGS,
+    STORE,
+)
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
 from gateway.routing import api
@@ -141,7 +150,7 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     feed: LocalFeed | SharedFeed = (
         SharedFeed(state.hub, bus, routing) if bus.shared else LocalFeed(state.hub)
     )
-    router = Router(settings, store, routing, feed)
+    router = Router(settings, store, routing, feed, app[METRICS])
     intake = Intake(router, channels, tier_of=_tier_lookup(app))
     router.on_orphan.append(intake.handover)
     service = RoutingService(

@@ -126,3 +126,33 @@ async def test_transfer_to_a_queue_goes_to_a_rep_with_that_skill(desk: Desk) -> 
     await desk.service.accept(tech.id, offer_id)
     conv = await desk.store.get_conversation(conv_id)
     assert offered == conv_id and conv.queue == "technical"
+
+
+async def _outbound_count(desk: Desk, channel: str = "webchat") -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = await (await desk.client.get("/metrics")).text()
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == "gateway_messages_total" and sample.labels == {
+                "channel": channel,
+                "direction": "outbound",
+            }:
+                return sample.value
+    return 0.0
+
+
+async def test_metrics_count_the_reps_replies_as_outbound_messages(desk: Desk) -> None:
+    rep_id, conv_id = await _held(desk)
+    before = await _outbound_count(desk)
+    stored_before = len(await desk.texts(conv_id))
+    await desk.service.note(rep_id, conv_id, "private: not a message to anyone")
+    await desk.service.reply(rep_id, conv_id, "Hello, I can help with that.")
+    await desk.service.reply(rep_id, conv_id, "Done: anything else?")
+    stored = [
+        m
+        for m in (await desk.store.conversation_messages(conv_id))[stored_before:]
+        if m.direction is Direction.OUTBOUND
+    ]
+    assert [m.text for m in stored] == ["Hello, I can help with that.", "Done: anything else?"]
+    assert await _outbound_count(desk) == before + len(stored)
