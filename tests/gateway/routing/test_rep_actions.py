@@ -156,3 +156,32 @@ async def test_metrics_count_the_reps_replies_as_outbound_messages(desk: Desk) -
     ]
     assert [m.text for m in stored] == ["Hello, I can help with that.", "Done: anything else?"]
     assert await _outbound_count(desk) == before + len(stored)
+
+
+async def test_a_reps_messages_carry_their_first_name_live_and_in_history(desk: Desk) -> None:
+    from gateway.routing.models import Presence, RepDraft
+    from tests.gateway.routing.desk import password_hash
+
+    draft = RepDraft(username="annlee", display_name="Ann Marie Lee",
+                     password_hash=password_hash(), skills=("general",))  # fmt: skip
+    rep = await desk.service.set_presence((await desk.service.add_rep(draft)).id,
+                                          Presence.AVAILABLE)  # fmt: skip
+    chat = await Chat.open(desk.client)
+    await chat.send({"type": "hello"})
+    welcome = await chat.expect("welcome")
+    await chat.send({"type": "message", "text": "human", "client_id": "c1"})
+    offer_id, conv_id = await desk.offer_for(rep.id)
+    await desk.service.accept(rep.id, offer_id)
+    await desk.service.reply(rep.id, conv_id, "Hi, I'm Ann.")
+    frame = await chat.until(lambda f: f.get("type") == "message" and f.get("author") == "rep")
+    assert (frame["text"], frame["author_name"]) == ("Hi, I'm Ann.", "Ann")
+    agent = next(f for f in chat.frames if f.get("author") == "agent")
+    assert agent["author_name"] is None
+
+    again = await Chat.open(desk.client)
+    _, history = await again.hello(token=welcome["visitor_token"])
+    assert [(m["author_name"], m["text"]) for m in history if m["author"] == "rep"] == [
+        ("Ann", "Hi, I'm Ann.")
+    ]
+    view = await desk.views.conversation(rep.id, conv_id)
+    assert [m["author_name"] for m in view["messages"] if m["author"] == "rep"] == ["Ann"]
