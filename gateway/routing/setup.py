@@ -42,7 +42,7 @@ from gateway.routing.hub import ConsoleHub
 from gateway.routing.intake import Intake
 from gateway.routing.leader import Leadership
 from gateway.routing.page import add_page_routes
-from gateway.routing.rating import Ratings, rate_form, rate_submit
+from gateway.routing.rating import Ratings, rate_form, rate_preflight, rate_submit
 from gateway.routing.reach import AccountFacts, AccountLookup
 from gateway.routing.router import Router
 from gateway.routing.service import RoutingService
@@ -82,6 +82,7 @@ def setup_routing(app: web.Application) -> None:
     app.router.add_get("/console/ws", console_socket)
     app.router.add_get("/rate/{token}", rate_form)
     app.router.add_post("/rate/{token}", rate_submit)
+    app.router.add_route("OPTIONS", "/rate/{token}", rate_preflight)  # the widget's CORS
     app.cleanup_ctx.append(_routing_ctx)
     app.on_shutdown.append(_close_consoles)
 
