@@ -4,6 +4,7 @@ for a signed-in customer the gateway holds no phone or email for)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,24 @@ async def test_an_account_not_signed_in_is_offered_nothing_from_the_record(
     assert len(await _system_texts(business_desk, conv_id)) == 1  # no confirmation
     events = await business_desk.store.events(conv_id)
     assert not [e for e in events if e.kind == "queue.choice"]
+
+
+async def test_with_the_real_agent_nothing_promises_a_person_at_once(
+    tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]]
+) -> None:
+    # The embedded agent's handover words and the queue's notice, as a visitor reads
+    # them in the chat with nobody on duty: no "being connected", no "now".
+    from gateway.app import create_app
+    from gateway.settings import load_settings
+    from tests.channels.chat import Chat
+
+    client = await aiohttp_client(create_app(load_settings(data_dir=tmp_path / "data")))
+    chat = await Chat.open(client)
+    await chat.hello()
+    await chat.say("I want to talk to a person please", "c1")
+    reply = await chat.reply()
+    notice = await chat.until(lambda f: f["type"] == "message" and f["author"] == "system")
+    assert reply["author"] == "agent" and "passing you to a member of our team" in reply["text"]
+    assert notice["text"].startswith(f"{NOBODY}. You keep your place in the queue")
+    assert not re.search(r"\bnow\b|right away", reply["text"]), reply["text"]
+    assert "being connected" not in reply["text"] + notice["text"]
