@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from gateway.app import BUS, CHANNELS, DISPATCHER, SETTINGS, STORE
 from gateway.bus import Bus, LocalBus, default_node_id
 from gateway.fanout import FanoutChannel
+from gateway.keys import BUS, CHANNELS, DISPATCHER, SETTINGS, STORE
 from gateway.models import ChannelKind
 from gateway.protocols import Channel
 from gateway.settings import Settings

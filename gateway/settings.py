@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from gateway import settings_checks as check
-from gateway.settings_sources import ENV_PREFIX, config_error, toml_path
+from gateway.settings_sources import ENV_PREFIX, EnvSource, config_error, toml_path
 
 
 class Settings(BaseSettings):
@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     )
     webchat_allowed_origins: list[str] = Field(
         default_factory=list,
-        description="Origins allowed to open the chat websocket; empty allows any (demo).",
+        description="Origins allowed to open the chat websocket and rate from the widget"
+        " (https://shop.example,https://www.shop.example); empty allows any (demo).",
     )
     # A person types far below this; a script flooding one socket is refused
     # (`rate_limited`, nothing stored) instead of filling the store and the agent's lanes.
@@ -368,6 +369,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Open hours per weekday, e.g. {"mon": "09:00-17:00"}; a day not listed is '
         "closed; empty: always open.",
+        examples=[{"mon": "09:00-17:00", "tue": "09:00-17:00"}],
     )
     offer_timeout_s: float = Field(
         20.0, gt=0, le=600, description="How long a rep has to accept an offer before the next."
@@ -416,6 +418,7 @@ class Settings(BaseSettings):
     _check_hold_music = field_validator("transfer_hold_music_url")(check.hold_music_url)
     _check_api_url = field_validator("twilio_api_url")(check.twilio_api_url)
     _check_url = field_validator("public_url")(check.public_url)
+    _check_database_url = field_validator("database_url")(check.database_url)
     _check_sync = field_validator("sqlite_synchronous")(check.sqlite_synchronous)
     _check_level = field_validator("log_level")(check.log_level)
 
@@ -450,7 +453,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # EnvSource: lists as a,b,c and one clear error for a value that is not the JSON
+        # a setting needs (env_settings would raise pydantic-settings' SettingsError).
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
         path = toml_path()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
