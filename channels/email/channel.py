@@ -19,6 +19,7 @@ mail is stored (reps see it) with an `email.rate_limited` event.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import hashlib
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 
 from channels.email import codec
 from channels.email.files import refusal_note, save_attachments
+from channels.email.parsing import MailParser
 from channels.email.relay import Relay, RelayFailed
 from gateway.errors import ChannelError, NotFoundError
 from gateway.models import (
@@ -72,6 +74,8 @@ class Accepted:
     OK = "250 2.0.0 OK"
     DROPPED = "250 2.0.0 OK (automatic mail, not answered)"
     BAD = "550 5.6.0 Message has no usable From address"
+    ADDRESS_TOO_LONG = "550 5.1.7 The From address is longer than an address can be"
+    UNREADABLE = "554 5.6.0 Message could not be read"
     FAILED = "451 4.3.0 Local error, try again later"
     TOO_BIG = "552 5.3.4 Message too big"
 
@@ -88,6 +92,9 @@ class EmailChannel:
         self._secret = hashlib.sha256(b"email-reply-token:" + secret).digest()
         self.store: Store | None = None
         self.relay: Relay | None = None
+        self.parser = MailParser(
+            workers=settings.email_parse_workers, timeout_s=settings.email_parse_timeout_s
+        )
         self._threads: collections.OrderedDict[int, Thread] = collections.OrderedDict()
         self._answers: dict[int, collections.deque[float]] = {}
 
@@ -117,16 +124,21 @@ class EmailChannel:
         if store is None:
             return None, None, Accepted.FAILED
         try:
-            mail = codec.parse(raw, envelope_from=envelope_from)
+            mail = await self.parser.parse(raw, envelope_from)
+        except codec.AddressTooLong:
+            return None, None, Accepted.ADDRESS_TOO_LONG
         except codec.MailError:
             return None, None, Accepted.BAD
         if mail.auto or mail.sender == self.address or self.accepts(mail.sender):
             log.info("email from %s not answered: %s", mail.sender, mail.auto or "our own address")
             return None, mail, Accepted.DROPPED
-        message_id = mail.message_id or f"<sha256.{hashlib.sha256(raw).hexdigest()}@{self.domain}>"
+        message_id = mail.message_id
+        if message_id is None:  # hashing megabytes is file-sized work: off the loop
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(raw).hexdigest())
+            message_id = f"<sha256.{digest}@{self.domain}>"
         conversation_id = await self._thread_of(store, mail, rcpts)
-        attachments = save_attachments(
-            self.settings.data_dir, mail.attachments,
+        attachments = await asyncio.to_thread(
+            save_attachments, self.settings.data_dir, mail.attachments,
             max_bytes=self.settings.email_max_attachment_bytes,
         )  # fmt: skip
         text = mail.text or mail.subject or ("(attachments)" if attachments else "(empty mail)")
@@ -151,10 +163,12 @@ class EmailChannel:
         customer = await store.find_customer(Identity(kind=IdentityKind.EMAIL, value=mail.sender))
         if customer is None:
             return None  # a stranger is never anyone's participant
+        # Every reference, not just the first one found: a reply to another customer's
+        # message (a shared thread) may still carry this sender's own earlier mail.
         for ref in mail.thread_ids:
             found = await store.find_message(ChannelKind.EMAIL, self.external_id(ref))
-            if found is not None:
-                return found.conversation_id if found.customer_id == customer.id else None
+            if found is not None and found.customer_id == customer.id:
+                return found.conversation_id
         for rcpt in (*rcpts, *mail.recipients):
             ours, tag = codec.split_plus(rcpt, self.address)
             conversation_id = codec.read_token(self._secret, tag) if ours and tag else None

@@ -48,6 +48,7 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("email replies off: GATEWAY_EMAIL_RELAY is unset; mail is stored and every "
                     "reply is recorded as failed (email_off)")  # fmt: skip
     dispatcher = app[DISPATCHER]
+    await state.channel.parser.start()  # the parse workers, before the first mail
     state.channel.attach(app[STORE], relay)
     dispatcher.responders[ChannelKind.EMAIL] = state.channel.respond
     dispatcher.notifiers[IdentityKind.EMAIL] = state.channel  # one-time codes by mail
@@ -87,6 +88,7 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.responders.pop(ChannelKind.EMAIL, None)
         dispatcher.notifiers.pop(IdentityKind.EMAIL, None)
         state.channel.detach()
+        await state.channel.parser.close()
 
 
 __all__ = ["setup_email"]
