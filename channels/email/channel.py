@@ -2,8 +2,10 @@
 in the right thread), its outbound half (gateway.protocols.Channel: the agent's replies
 through the relay) and its per-sender rate limit (a dispatcher `Responder`).
 
-Threading. A mail continues a conversation when it answers a stored message (its
-`In-Reply-To`, then its `References`, newest first) or carries a valid reply token in
+Threading. A mail continues a conversation when it answers a stored message of its
+sender's (its `In-Reply-To`, then its `References`, newest first: the first of them that
+is this customer's, so a reply in a thread shared with someone else still finds the
+sender's own earlier mail) or carries a valid reply token in
 the address it was sent to (`support+c42.<mac>@...`, our Reply-To), and only when its
 sender is that conversation's customer: someone else quoting an old message starts a
 conversation of their own. Any other mail starts a new conversation. Inbound mail is
@@ -12,9 +14,9 @@ replies are stored under the same kind of key, so a customer's answer to them is
 
 Loops. Automatic mail (`codec.auto_reason`: auto-replies, bounces, lists, no-reply
 senders) and mail from our own address is accepted and dropped, never stored or
-answered. Our replies carry `Auto-Submitted: auto-replied`. A sender answered
-`GATEWAY_EMAIL_REPLIES_PER_HOUR` times in the last hour gets no more answers: further
-mail is stored (reps see it) with an `email.rate_limited` event.
+answered. Our replies carry `Auto-Submitted: auto-replied`. Answers are capped per
+sender, per sender domain and in all (`channels.email.limits`, counted in the store):
+mail past a cap is stored (reps see it) with an `email.rate_limited` event.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import collections
 import dataclasses
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
 
 from channels.email import codec
 from channels.email.files import refusal_note, save_attachments
+from channels.email.limits import AnswerLimits
 from channels.email.parsing import MailParser
 from channels.email.relay import Relay, RelayFailed
 from gateway.errors import ChannelError, NotFoundError
@@ -38,6 +40,7 @@ from gateway.models import (
     Attachment,
     ChannelKind,
     Conversation,
+    ConversationState,
     Customer,
     DeliveryStatus,
     Direction,
@@ -53,7 +56,6 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway.email.channel")
 
 MAX_THREADS = 50_000
-RATE_WINDOW_S = 3600.0
 DEFAULT_SUBJECT = "Your support request"
 
 
@@ -96,10 +98,11 @@ class EmailChannel:
             workers=settings.email_parse_workers, timeout_s=settings.email_parse_timeout_s
         )
         self._threads: collections.OrderedDict[int, Thread] = collections.OrderedDict()
-        self._answers: dict[int, collections.deque[float]] = {}
+        self._senders: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.limits: AnswerLimits | None = None
 
-    def attach(self, store: Store, relay: Relay | None) -> None:
-        self.store, self.relay = store, relay
+    def attach(self, store: Store, relay: Relay | None, limits: AnswerLimits | None = None) -> None:
+        self.store, self.relay, self.limits = store, relay, limits
 
     def detach(self) -> None:
         self.relay = None
@@ -154,6 +157,9 @@ class EmailChannel:
             conversation_id=conversation_id,
             new_conversation=conversation_id is None,
         )
+        self._senders[event.external_id or ""] = mail.sender  # whom `respond` counts
+        if len(self._senders) > MAX_THREADS:
+            self._senders.popitem(last=False)
         return event, dataclasses.replace(mail, message_id=message_id), Accepted.OK
 
     async def _thread_of(
@@ -299,22 +305,24 @@ class EmailChannel:
     async def respond(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> Decision | None:
-        """The dispatcher `Responder` for email: the per-sender rate limit."""
-        if message.direction is not Direction.INBOUND:
+        """The dispatcher `Responder` for email: the answer limits (`limits`)."""
+        if message.direction is not Direction.INBOUND or self.limits is None:
             return None
-        now = time.monotonic()
-        answers = self._answers.setdefault(customer.id, collections.deque())
-        while answers and now - answers[0] > RATE_WINDOW_S:
-            answers.popleft()
-        if len(answers) < self.settings.email_replies_per_hour:
-            answers.append(now)
-            if len(self._answers) > MAX_THREADS:
-                del self._answers[next(iter(self._answers))]
+        if conversation.state is not ConversationState.BOT:
+            return None  # a person answers (or will): no automatic answer to count
+        sender = self._senders.get(message.external_id or "")
+        if sender is None:  # stored before a restart: the customer's address
+            emails = [i.value for i in customer.identities if i.kind is IdentityKind.EMAIL]
+            sender = emails[-1] if emails else f"customer-{customer.id}@(unknown)"
+        held = await self.limits.take(sender)
+        if held is None:
             return None  # the agent answers
-        log.warning("email from customer %s not answered: rate limit", customer.id)
+        caps = dict(zip(("sender", "domain", "total"), self.limits.caps, strict=True))
+        log.warning("email from %s (message %s) not answered: the %s limit of %s an hour",
+                    sender, message.id, held, caps[held])  # fmt: skip
         event = EventDraft(
             kind="email.rate_limited",
-            data={"message_id": message.id, "per_hour": self.settings.email_replies_per_hour},
+            data={"message_id": message.id, "limit": held, "per_hour": caps[held]},
         )
         return Decision(actions=(), events=(event,), intent="email.rate_limited", confidence=1.0)
 

@@ -18,10 +18,11 @@ from aiohttp import web
 
 from channels.email.channel import EmailChannel
 from channels.email.imap import ImapMailbox, ImapPoller
+from channels.email.limits import AnswerLimits, open_ledger
 from channels.email.relay import Relay
 from channels.email.state import EMAIL, EmailState
 from channels.email.transport import InboundHandler, server_tls, start_server
-from gateway.app import CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.app import CHANNELS, DISPATCHER, METRICS, SECRET_KEY, SETTINGS, STORE
 from gateway.models import ChannelKind, IdentityKind
 
 log = logging.getLogger("gateway.email")
@@ -49,7 +50,8 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
                     "reply is recorded as failed (email_off)")  # fmt: skip
     dispatcher = app[DISPATCHER]
     await state.channel.parser.start()  # the parse workers, before the first mail
-    state.channel.attach(app[STORE], relay)
+    limits = AnswerLimits(settings, open_ledger(app[STORE]), app[METRICS].registry)
+    state.channel.attach(app[STORE], relay, limits)
     dispatcher.responders[ChannelKind.EMAIL] = state.channel.respond
     dispatcher.notifiers[IdentityKind.EMAIL] = state.channel  # one-time codes by mail
     if settings.email_listen:
