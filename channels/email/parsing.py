@@ -45,6 +45,7 @@ class MailParser:
         self._workers = [_Worker(i) for i in range(max(1, workers))]
         self._idle: asyncio.Queue[_Worker] | None = None
         self.killed = 0  # workers killed for running past the bound
+        self.in_flight = 0  # mails being parsed now
 
     async def start(self) -> None:
         """Start every worker now (in threads), so the first mail does not wait for one."""
@@ -55,6 +56,7 @@ class MailParser:
         runs past the bound is read from its headers only (and the worker killed)."""
         idle = self._queue()
         worker = await idle.get()
+        self.in_flight += 1
         try:
             return await asyncio.to_thread(worker.call, raw, envelope_from, self.timeout_s)
         except ParseTimeout:
@@ -65,6 +67,7 @@ class MailParser:
                 codec.parse_headers, raw, envelope_from=envelope_from, note=codec.TIMEOUT_NOTE
             )
         finally:
+            self.in_flight -= 1
             idle.put_nowait(worker)
 
     async def close(self) -> None:

@@ -38,7 +38,8 @@ _QUOTED = re.compile(r"^\s*>")
 # a client wrapped over lines and for those mail-parser-reply does not know.
 _WROTE_END = re.compile(
     r"(wrote|writes|schrieb|a\s+écrit|a\s+ecrit|escribió|escribio|ha\s+scritto|schreef|"
-    r"skrev|napisał\(a\)|napisał|napisala|napisała|napsal\(a\)|kirjoitti|escreveu|"
+    r"skrev|skriver|napisał\(a\)|napisał|napisala|napisała|pisze|napsal\(a\)|kirjoitti|írta|"
+    r"escreveu|escribe|scrive|schreibt|"
     r"пишет|написал\(а\)|написала|написал|пише|написав\(ла\)|написав|написала|yazdı|"
     r"写道|寫道|wrote\s+on)\s*[:：]\s*$",
     re.I,
