@@ -7,7 +7,7 @@
   in the languages we see ("Automatic reply:", "Out of office", "Abwesenheitsnotiz",
   "Réponse automatique", "Auto reply:", ...);
 - mailing lists: any `List-*` header (RFC 2369, RFC 2919), `Mailing-List`,
-  `X-Mailing-List`, `X-ML-*`, `X-BeenThere`;
+  `X-Mailing-List`, `X-ML-*`, `X-MLServer`, `X-BeenThere`;
 - bounces: a null return path (envelope or `Return-Path: <>`), a `multipart/report` or a
   `message/delivery-status` part, a postmaster or mailer-daemon sender, and the subjects
   bounces carry;
@@ -88,7 +88,7 @@ def auto_reason(msg: Message, sender: str, envelope_from: str | None = None) -> 
         return f"x-auto-response-suppress: {suppress}"
     names = {str(k).lower() for k in msg}
     for name in sorted(names):
-        if name.startswith(("list-", "x-ml-")):
+        if name.startswith(("list-", "x-ml-", "x-mlserver")):
             return f"mailing list: {name}"
     for name in _LIST_HEADERS:
         if name.lower() in names:

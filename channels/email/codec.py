@@ -118,7 +118,15 @@ def parse_headers(raw: bytes, *, envelope_from: str | None = None, note: str) ->
 def _from_headers(msg: Message, envelope_from: str | None, text: str) -> ParsedMail:
     name, sender = sender_address(msg)
     if not sender:
-        raise MailError("no From address")
+        # A bounce often has no address in From ("MAILER-DAEMON <>"): automatic mail
+        # is dropped as any automatic mail is, not refused.
+        auto = auto_reason(msg, (name or header(msg, "From")).strip('<>" ').lower(), envelope_from)
+        if auto is None:
+            raise MailError("no From address")
+        return ParsedMail(
+            sender="", display_name=None, message_id=None, in_reply_to=None, references=(),
+            subject=header(msg, "Subject"), text="", recipients=(), auto=auto,
+        )  # fmt: skip
     if len(sender) > MAX_ADDRESS_CHARS:
         raise AddressTooLong(f"the From address has {len(sender)} characters")
     return ParsedMail(

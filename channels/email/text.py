@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import re
 from email.message import EmailMessage, Message
+from typing import Any
 
 import html2text
 from mailparser_reply import EmailMessage as ReplyMessage
@@ -28,7 +29,11 @@ from mailparser_reply.constants import MAIL_LANGUAGES
 HTML2TEXT_MAX_CHARS = 512 * 1024
 # Only this much text is ever read for the reply (the stored text is cut at 8,000).
 MAX_REPLY_INPUT = 200_000
+# Quote headers are recognised in every language the library knows; its signature
+# words only in those whose lists do not hold everyday words ("Tak", Danish for
+# "thanks", would cut "Tak for din mail." and all after it).
 REPLY_LANGUAGES = tuple(sorted(lang for lang in MAIL_LANGUAGES if lang != "david"))
+SIGNATURE_LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
 
 _META_CHARSET = re.compile(
     rb"""<meta[^>]{0,300}?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]{1,40})""", re.I
@@ -157,11 +162,12 @@ def reply_text(text: str) -> str:
     if not replies:
         return text.strip()
     first = replies[0]
-    if first.headers:  # the text starts with a quote header: all of it is below
-        top, rest = "", first.content
+    if first.headers:  # the text starts with a header: a quote, with the reply below it?
+        below = _written_below_quote(first.content)
+        top = "" if below else first.body.strip()
     else:
-        top, rest = first.body.strip(), replies[1].content if len(replies) > 1 else ""
-    below = _written_below_quote(rest)
+        top = first.body.strip()
+        below = _written_below_quote(replies[1].content) if len(replies) > 1 else ""
     if below:
         try:
             later = _read(below)
@@ -172,8 +178,23 @@ def reply_text(text: str) -> str:
     return joined or text.strip()
 
 
-def _read(text: str) -> list[ReplyMessage]:
-    message = ReplyMessage(text=text, languages=list(REPLY_LANGUAGES), keep_hyphen_lists=True)
+class _Reply(ReplyMessage):  # type: ignore[misc]  # the library ships no type hints
+    """mail-parser-reply's message, its signature words from SIGNATURE_LANGUAGES only."""
+
+    @property
+    def SIGNATURE_REGEX(self) -> Any:
+        if self._signature_regex is None:
+            every: list[str] = self.languages  # type: ignore[has-type]
+            self.languages = [lang for lang in every if lang in SIGNATURE_LANGUAGES]
+            try:
+                return super().SIGNATURE_REGEX  # builds and keeps the pattern
+            finally:
+                self.languages = every
+        return self._signature_regex
+
+
+def _read(text: str) -> list[Any]:
+    message = _Reply(text=text, languages=list(REPLY_LANGUAGES), keep_hyphen_lists=True)
     return list(message.read().replies)
 
 
