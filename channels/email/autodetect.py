@@ -7,7 +7,8 @@
   in the languages we see ("Automatic reply:", "Out of office", "Abwesenheitsnotiz",
   "Réponse automatique", "Auto reply:", ...);
 - mailing lists: any `List-*` header (RFC 2369, RFC 2919), `Mailing-List`,
-  `X-Mailing-List`, `X-ML-*`, `X-MLServer`, `X-BeenThere`;
+  `X-Mailing-List`, `X-ML-*`, `X-MLServer`, `X-BeenThere`, and a list's own sender
+  (`LIST-request@`, `-bounces@`, `-owner@`);
 - bounces: a null return path (envelope or `Return-Path: <>`), a `multipart/report` or a
   `message/delivery-status` part, a postmaster or mailer-daemon sender, and the subjects
   bounces carry;
@@ -25,6 +26,8 @@ _NO_REPLY = re.compile(
     re.I,
 )
 _BOUNCER = re.compile(r"^(mailer[-_.]?daemon|mail[-_.]?daemon|post[-_.]?master)([+\-.=_]|$)", re.I)
+# A list's own machinery (RFC 2142's LIST-request, Mailman's -bounces and -owner).
+_LIST_LOCAL = re.compile(r"-(request|bounces?|owner)([+=].*)?$", re.I)
 _PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
 # Headers whose mere presence marks an autoresponder (the value does not matter).
 _AUTO_HEADERS = (
@@ -105,6 +108,8 @@ def auto_reason(msg: Message, sender: str, envelope_from: str | None = None) -> 
         return f"bounce: {local}"
     if _NO_REPLY.match(local):
         return f"no-reply sender: {local}"
+    if _LIST_LOCAL.search(local):
+        return f"mailing list sender: {local}"
     if envelope_from and _NO_REPLY.match(envelope_from.strip("<>").partition("@")[0]):
         return "mailer-daemon return path"
     subject = header(msg, "Subject")
