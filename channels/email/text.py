@@ -58,7 +58,8 @@ _HEADER_START = re.compile(
     r"mon|tue|wed|thu|fri|sat|sun|lun|mar|mer|jeu|ven|sam|dim|пн|вт|ср|чт|пт|сб|вс|нд)\b)",
     re.I,
 )
-_BLOCK_TAGS = re.compile(r"(?i)<\s*/?\s*(p|div|br|tr|li|h[1-6]|table|blockquote)\b[^>]*>")
+_TAG = re.compile(r"<\s*/?\s*([a-zA-Z][a-zA-Z0-9]*)?[^>]*>")
+_BLOCKS = frozenset({"p", "div", "br", "tr", "li", "table", "blockquote", "h1", "h2", "h3", "h4"})
 
 
 def body_text(msg: EmailMessage | Message) -> str:
@@ -137,10 +138,15 @@ def html_to_text(markup: str) -> str:
 def _strip_tags(markup: str) -> str:
     markup = re.sub(r"(?is)<(script|style|head)\b[^>]*>.*?</\1\s*>", " ", markup)
     markup = re.sub(r"(?s)<!--.*?-->", " ", markup)
-    markup = _BLOCK_TAGS.sub("\n", markup)
-    text = html.unescape(re.sub(r"<[^>]*>", " ", markup))
-    text = "\n".join(" ".join(line.split()) for line in text.splitlines())
-    return _tidy(text)
+    text = html.unescape(_TAG.sub(_tag_space, markup))
+    text = re.sub(r"[^\S\n]+", " ", text)  # runs of spaces, no line breaks
+    text = re.sub(r" ?\n[\s]*\n ?", "\n\n", re.sub(r" ?\n ?", "\n", text))
+    return text.strip()
+
+
+def _tag_space(tag: re.Match[str]) -> str:
+    name = tag.group(1)
+    return "\n" if name and name.lower() in _BLOCKS else " "
 
 
 def _tidy(text: str) -> str:
