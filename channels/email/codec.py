@@ -117,18 +117,19 @@ def parse_headers(raw: bytes, *, envelope_from: str | None = None, note: str) ->
 
 def _from_headers(msg: Message, envelope_from: str | None, text: str) -> ParsedMail:
     name, sender = sender_address(msg)
-    if not sender:
+    if not sender or len(sender) > MAX_ADDRESS_CHARS:
         # A bounce often has no address in From ("MAILER-DAEMON <>"): automatic mail
         # is dropped as any automatic mail is, not refused.
-        auto = auto_reason(msg, (name or header(msg, "From")).strip('<>" ').lower(), envelope_from)
+        hint = sender or (name or header(msg, "From")).strip('<>" ').lower()
+        auto = auto_reason(msg, hint, envelope_from)
+        if auto is None and sender:
+            raise AddressTooLong(f"the From address has {len(sender)} characters")
         if auto is None:
             raise MailError("no From address")
         return ParsedMail(
             sender="", display_name=None, message_id=None, in_reply_to=None, references=(),
             subject=header(msg, "Subject"), text="", recipients=(), auto=auto,
         )  # fmt: skip
-    if len(sender) > MAX_ADDRESS_CHARS:
-        raise AddressTooLong(f"the From address has {len(sender)} characters")
     return ParsedMail(
         sender=sender,
         display_name=name or None,

@@ -186,3 +186,12 @@ def test_a_structure_too_deep_to_walk_is_kept_from_its_headers() -> None:
     deep = codec.parse(nested(1000))
     assert (deep.sender, deep.subject) == ("deep@example.com", "deep")
     assert deep.text == codec.UNREADABLE_NOTE
+
+
+def test_automatic_mail_with_no_usable_from_is_dropped_not_refused() -> None:
+    bounce = mail("Subject: Mail delivery failed\r\n", "It bounced.", sender="MAILER-DAEMON <>")
+    assert codec.parse(bounce).auto is not None
+    long_auto = mail("Subject: Hi\r\nAuto-Submitted: auto-replied\r\n", sender="x" * 400 + "@a.b")
+    assert codec.parse(long_auto).auto is not None
+    with pytest.raises(codec.MailError):
+        codec.parse(mail("Subject: Hi\r\n", sender="Nobody <>"))
