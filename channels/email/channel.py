@@ -133,7 +133,10 @@ class EmailChannel:
         except codec.MailError:
             return None, None, Accepted.BAD
         if mail.auto or mail.sender == self.address or self.accepts(mail.sender):
-            log.info("email from %s not answered: %s", mail.sender, mail.auto or "our own address")
+            reason = mail.auto or "our own address"
+            log.info("email from %s not answered: %s", mail.sender or "(no address)", reason)
+            if self.limits is not None:
+                self.limits.dropped(reason)
             return None, mail, Accepted.DROPPED
         message_id = mail.message_id
         if message_id is None:  # hashing megabytes is file-sized work: off the loop

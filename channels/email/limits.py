@@ -8,6 +8,7 @@ domain), and a flood from everywhere (`GATEWAY_EMAIL_REPLIES_TOTAL_PER_HOUR`). T
 count lives in the store (`email_answers`), so a restart does not reset it and several
 nodes share it. What is held back is stored for reps, not answered, and reported: an
 `email.rate_limited` event, a warning in the log and `gateway_email_answers_held_back`.
+Automatic mail dropped is counted in `gateway_email_automatic_dropped`, by its sign.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ class AnswerLimits:
             ["limit"],
             registry=registry,
         )
+
+        self.automatic = Counter(
+            "gateway_email_automatic_dropped",
+            "Automatic email (auto-replies, bounces, list mail, no-reply senders) accepted and"
+            " dropped, never stored or answered, by the sign it was known by.",
+            ["sign"],
+            registry=registry,
+        )
+
+    def dropped(self, reason: str) -> None:
+        """Count one automatic mail dropped; `reason` is `autodetect.auto_reason`'s."""
+        self.automatic.labels(reason.partition(":")[0][:40]).inc()
 
     async def take(self, sender: str) -> str | None:
         """Count one answer to `sender`; None when it may go, else the cap reached."""

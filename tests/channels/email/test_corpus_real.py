@@ -74,6 +74,13 @@ async def test_bounces_auto_replies_and_list_mail_are_accepted_never_answered(
             answered.append(path.name)
     should = sorted(p.name for p in files("auto", "*.eml") if not expected("auto", p)["auto"])
     assert answered == should
+    metrics = await (await mailer.client.get("/metrics")).text()
+    dropped = sum(
+        float(line.rpartition(" ")[2])
+        for line in metrics.splitlines()
+        if line.startswith("gateway_email_automatic_dropped_total{")
+    )
+    assert dropped == len(files("auto", "*.eml")) - len(should)
 
 
 async def test_odd_mime_from_pythons_test_data_never_gets_a_4xx(open_mailer: OpenMailer) -> None:
