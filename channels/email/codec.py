@@ -111,7 +111,9 @@ def parse(raw: bytes, *, envelope_from: str | None = None) -> ParsedMail:
 def parse_headers(raw: bytes, *, envelope_from: str | None = None, note: str) -> ParsedMail:
     """A mail read from its headers only (its body could not be read): `note` is its
     text. MailError as `parse` raises it."""
-    msg = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    head = raw[: min(ends)] if ends else raw  # the body is never read: it may be megabytes
+    msg = BytesParser(policy=policy.default).parsebytes(head + b"\r\n\r\n", headersonly=True)
     return _from_headers(msg, envelope_from, note)
 
 
