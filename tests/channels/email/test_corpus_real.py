@@ -10,6 +10,8 @@ import smtplib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.models import Direction, Identity, IdentityKind
 from tests.channels.email.conftest import Mailer, OpenMailer
 from tests.support.brains import EchoBrain
@@ -46,14 +48,15 @@ def test_every_file_has_a_source_and_a_licence() -> None:
     readme = (CORPUS / "README.md").read_text("utf-8")
     licences = {p.name for p in (CORPUS / "LICENSES").iterdir()}
     corpus = [*files("auto", "*.eml"), *files("python", "*.eml"), *files("replies", "*.txt")]
-    assert len(corpus) >= 150
-    for folder in ("auto", "python", "replies"):
+    corpus += files("mail", "*.eml")
+    assert len(corpus) >= 200
+    for folder in ("auto", "python", "mail", "replies"):
         assert f"`{folder}/`" in readme
     for name in licences:
         assert name in readme
     for case in EXPECTED["replies"]:
         assert (CORPUS / "replies" / case).is_file()
-    for section in ("auto", "python"):
+    for section in ("auto", "python", "mail"):
         for case in EXPECTED[section]:
             assert case == "default" or (CORPUS / section / case).is_file(), case
     for case in EXPECTED["issue_cases"]:
@@ -83,11 +86,14 @@ async def test_bounces_auto_replies_and_list_mail_are_accepted_never_answered(
     assert dropped == len(files("auto", "*.eml")) - len(should)
 
 
-async def test_odd_mime_from_pythons_test_data_never_gets_a_4xx(open_mailer: OpenMailer) -> None:
+@pytest.mark.parametrize("folder", ["python", "mail"])
+async def test_odd_and_malformed_mime_never_gets_a_4xx(
+    open_mailer: OpenMailer, folder: str
+) -> None:
     mailer = await open_mailer(brain=EchoBrain(), **NO_LIMITS)
     answered: list[str] = []
-    for path in files("python", "*.eml"):
-        want = expected("python", path)
+    for path in files(folder, "*.eml"):
+        want = expected(folder, path)
         before = len(mailer.relay.mails)
         code = await send(mailer, path.read_bytes())
         assert code == want["smtp"], path.name
@@ -96,9 +102,9 @@ async def test_odd_mime_from_pythons_test_data_never_gets_a_4xx(open_mailer: Ope
     # Every mail a person wrote is answered, once: a mail repeating the Message-ID of
     # one already stored is a retry (several of these files share one).
     should, seen = [], set()
-    for p in files("python", "*.eml"):
+    for p in files(folder, "*.eml"):
         found = re.search(rb"(?im)^message-id:\s*(<[^>]+>)", p.read_bytes())
-        stored = expected("python", p)["smtp"] == 250 and not expected("python", p)["auto"]
+        stored = expected(folder, p)["smtp"] == 250 and not expected(folder, p)["auto"]
         if not stored or (found and found.group(1) in seen):
             continue
         if found:
