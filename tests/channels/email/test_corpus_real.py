@@ -99,6 +99,12 @@ async def test_odd_and_malformed_mime_never_gets_a_4xx(
         assert code == want["smtp"], path.name
         if len(mailer.relay.mails) > before:
             answered.append(path.name)
+            # The echo of what was stored: no replacement character that the mail
+            # itself does not hold (each charset decoded, none guessed wrong).
+            echo = mailer.relay.mails[-1].get_body(("plain",))
+            assert echo is not None
+            if b"\xef\xbf\xbd" not in path.read_bytes():
+                assert "\ufffd" not in str(echo.get_content()), path.name
     # Every mail a person wrote is answered, once: a mail repeating the Message-ID of
     # one already stored is a retry (several of these files share one).
     should, seen = [], set()
