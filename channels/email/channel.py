@@ -1,6 +1,6 @@
 """`EmailChannel`: the email channel's inbound logic (a parsed mail → a stored message
 in the right thread), its outbound half (gateway.protocols.Channel: the agent's replies
-through the relay) and its per-sender rate limit (a dispatcher `Responder`).
+through the relay) and its answer limits (a dispatcher `Responder`).
 
 Threading. A mail continues a conversation when it answers a stored message of its
 sender's (its `In-Reply-To`, then its `References`, newest first: the first of them that
