@@ -130,6 +130,10 @@ def start_gateway(port: int, smtp_port: int, rest_url: str, relay_port: int, dat
         "GATEWAY_EMAIL_LISTEN": f"127.0.0.1:{smtp_port}",
         "GATEWAY_EMAIL_RELAY": f"smtp://127.0.0.1:{relay_port}",
         "GATEWAY_EMAIL_REPLIES_PER_HOUR": str(replies_per_hour),
+        # Every sender mails from @customers.example: the domain and total caps (loop
+        # protection) would hold answers back that this bench counts as lost.
+        "GATEWAY_EMAIL_REPLIES_PER_DOMAIN_PER_HOUR": "100000",
+        "GATEWAY_EMAIL_REPLIES_TOTAL_PER_HOUR": "1000000",
     }
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=ROOT)
 

@@ -335,6 +335,25 @@ class Settings(BaseSettings):
         5, ge=1, le=1000,
         description="Most answers one sender gets per hour; more mail is stored, not answered.",
     )  # fmt: skip
+    email_replies_per_domain_per_hour: int = Field(
+        50, ge=1, le=100_000,
+        description="Most answers all senders of one mail domain get per hour together (a "
+        "responder answering from a new address each time); more mail is stored, not answered.",
+    )  # fmt: skip
+    email_replies_total_per_hour: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Most automatic email answers per hour in all (every node together); more "
+        "mail is stored for reps, not answered.",
+    )  # fmt: skip
+    email_parse_workers: int = Field(
+        2, ge=1, le=32,
+        description="Processes that parse received mail off the event loop.",
+    )  # fmt: skip
+    email_parse_timeout_s: float = Field(
+        20.0, gt=0, le=300,
+        description="Longest time one mail may take to parse; past it the worker is killed and "
+        "the mail is stored from its headers only.",
+    )  # fmt: skip
     email_send_timeout_s: float = Field(
         30.0, gt=0, le=300, description="Longest wait for the relay to accept one mail."
     )

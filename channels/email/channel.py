@@ -1,9 +1,11 @@
 """`EmailChannel`: the email channel's inbound logic (a parsed mail → a stored message
 in the right thread), its outbound half (gateway.protocols.Channel: the agent's replies
-through the relay) and its per-sender rate limit (a dispatcher `Responder`).
+through the relay) and its answer limits (a dispatcher `Responder`).
 
-Threading. A mail continues a conversation when it answers a stored message (its
-`In-Reply-To`, then its `References`, newest first) or carries a valid reply token in
+Threading. A mail continues a conversation when it answers a stored message of its
+sender's (its `In-Reply-To`, then its `References`, newest first: the first of them that
+is this customer's, so a reply in a thread shared with someone else still finds the
+sender's own earlier mail) or carries a valid reply token in
 the address it was sent to (`support+c42.<mac>@...`, our Reply-To), and only when its
 sender is that conversation's customer: someone else quoting an old message starts a
 conversation of their own. Any other mail starts a new conversation. Inbound mail is
@@ -12,22 +14,24 @@ replies are stored under the same kind of key, so a customer's answer to them is
 
 Loops. Automatic mail (`codec.auto_reason`: auto-replies, bounces, lists, no-reply
 senders) and mail from our own address is accepted and dropped, never stored or
-answered. Our replies carry `Auto-Submitted: auto-replied`. A sender answered
-`GATEWAY_EMAIL_REPLIES_PER_HOUR` times in the last hour gets no more answers: further
-mail is stored (reps see it) with an `email.rate_limited` event.
+answered. Our replies carry `Auto-Submitted: auto-replied`. Answers are capped per
+sender, per sender domain and in all (`channels.email.limits`, counted in the store):
+mail past a cap is stored (reps see it) with an `email.rate_limited` event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
 
 from channels.email import codec
 from channels.email.files import refusal_note, save_attachments
+from channels.email.limits import AnswerLimits
+from channels.email.parsing import MailParser
 from channels.email.relay import Relay, RelayFailed
 from gateway.errors import ChannelError, NotFoundError
 from gateway.models import (
@@ -36,6 +40,7 @@ from gateway.models import (
     Attachment,
     ChannelKind,
     Conversation,
+    ConversationState,
     Customer,
     DeliveryStatus,
     Direction,
@@ -51,7 +56,6 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway.email.channel")
 
 MAX_THREADS = 50_000
-RATE_WINDOW_S = 3600.0
 DEFAULT_SUBJECT = "Your support request"
 
 
@@ -72,6 +76,8 @@ class Accepted:
     OK = "250 2.0.0 OK"
     DROPPED = "250 2.0.0 OK (automatic mail, not answered)"
     BAD = "550 5.6.0 Message has no usable From address"
+    ADDRESS_TOO_LONG = "550 5.1.7 The From address is longer than an address can be"
+    UNREADABLE = "554 5.6.0 Message could not be read"
     FAILED = "451 4.3.0 Local error, try again later"
     TOO_BIG = "552 5.3.4 Message too big"
 
@@ -88,11 +94,15 @@ class EmailChannel:
         self._secret = hashlib.sha256(b"email-reply-token:" + secret).digest()
         self.store: Store | None = None
         self.relay: Relay | None = None
+        self.parser = MailParser(
+            workers=settings.email_parse_workers, timeout_s=settings.email_parse_timeout_s
+        )
         self._threads: collections.OrderedDict[int, Thread] = collections.OrderedDict()
-        self._answers: dict[int, collections.deque[float]] = {}
+        self._senders: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.limits: AnswerLimits | None = None
 
-    def attach(self, store: Store, relay: Relay | None) -> None:
-        self.store, self.relay = store, relay
+    def attach(self, store: Store, relay: Relay | None, limits: AnswerLimits | None = None) -> None:
+        self.store, self.relay, self.limits = store, relay, limits
 
     def detach(self) -> None:
         self.relay = None
@@ -117,16 +127,24 @@ class EmailChannel:
         if store is None:
             return None, None, Accepted.FAILED
         try:
-            mail = codec.parse(raw, envelope_from=envelope_from)
+            mail = await self.parser.parse(raw, envelope_from)
+        except codec.AddressTooLong:
+            return None, None, Accepted.ADDRESS_TOO_LONG
         except codec.MailError:
             return None, None, Accepted.BAD
         if mail.auto or mail.sender == self.address or self.accepts(mail.sender):
-            log.info("email from %s not answered: %s", mail.sender, mail.auto or "our own address")
+            reason = mail.auto or "our own address"
+            log.info("email from %s not answered: %s", mail.sender or "(no address)", reason)
+            if self.limits is not None:
+                self.limits.dropped(reason)
             return None, mail, Accepted.DROPPED
-        message_id = mail.message_id or f"<sha256.{hashlib.sha256(raw).hexdigest()}@{self.domain}>"
+        message_id = mail.message_id
+        if message_id is None:  # hashing megabytes is file-sized work: off the loop
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(raw).hexdigest())
+            message_id = f"<sha256.{digest}@{self.domain}>"
         conversation_id = await self._thread_of(store, mail, rcpts)
-        attachments = save_attachments(
-            self.settings.data_dir, mail.attachments,
+        attachments = await asyncio.to_thread(
+            save_attachments, self.settings.data_dir, mail.attachments,
             max_bytes=self.settings.email_max_attachment_bytes,
         )  # fmt: skip
         text = mail.text or mail.subject or ("(attachments)" if attachments else "(empty mail)")
@@ -142,6 +160,9 @@ class EmailChannel:
             conversation_id=conversation_id,
             new_conversation=conversation_id is None,
         )
+        self._senders[event.external_id or ""] = mail.sender  # whom `respond` counts
+        if len(self._senders) > MAX_THREADS:
+            self._senders.popitem(last=False)
         return event, dataclasses.replace(mail, message_id=message_id), Accepted.OK
 
     async def _thread_of(
@@ -151,10 +172,12 @@ class EmailChannel:
         customer = await store.find_customer(Identity(kind=IdentityKind.EMAIL, value=mail.sender))
         if customer is None:
             return None  # a stranger is never anyone's participant
+        # Every reference, not just the first one found: a reply to another customer's
+        # message (a shared thread) may still carry this sender's own earlier mail.
         for ref in mail.thread_ids:
             found = await store.find_message(ChannelKind.EMAIL, self.external_id(ref))
-            if found is not None:
-                return found.conversation_id if found.customer_id == customer.id else None
+            if found is not None and found.customer_id == customer.id:
+                return found.conversation_id
         for rcpt in (*rcpts, *mail.recipients):
             ours, tag = codec.split_plus(rcpt, self.address)
             conversation_id = codec.read_token(self._secret, tag) if ours and tag else None
@@ -285,22 +308,24 @@ class EmailChannel:
     async def respond(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> Decision | None:
-        """The dispatcher `Responder` for email: the per-sender rate limit."""
-        if message.direction is not Direction.INBOUND:
+        """The dispatcher `Responder` for email: the answer limits (`limits`)."""
+        if message.direction is not Direction.INBOUND or self.limits is None:
             return None
-        now = time.monotonic()
-        answers = self._answers.setdefault(customer.id, collections.deque())
-        while answers and now - answers[0] > RATE_WINDOW_S:
-            answers.popleft()
-        if len(answers) < self.settings.email_replies_per_hour:
-            answers.append(now)
-            if len(self._answers) > MAX_THREADS:
-                del self._answers[next(iter(self._answers))]
+        if conversation.state is not ConversationState.BOT:
+            return None  # a person answers (or will): no automatic answer to count
+        sender = self._senders.get(message.external_id or "")
+        if sender is None:  # stored before a restart: the customer's address
+            emails = [i.value for i in customer.identities if i.kind is IdentityKind.EMAIL]
+            sender = emails[-1] if emails else f"customer-{customer.id}@(unknown)"
+        held = await self.limits.take(sender)
+        if held is None:
             return None  # the agent answers
-        log.warning("email from customer %s not answered: rate limit", customer.id)
+        caps = dict(zip(("sender", "domain", "total"), self.limits.caps, strict=True))
+        log.warning("email from %s (message %s) not answered: the %s limit of %s an hour",
+                    sender, message.id, held, caps[held])  # fmt: skip
         event = EventDraft(
             kind="email.rate_limited",
-            data={"message_id": message.id, "per_hour": self.settings.email_replies_per_hour},
+            data={"message_id": message.id, "limit": held, "per_hour": caps[held]},
         )
         return Decision(actions=(), events=(event,), intent="email.rate_limited", confidence=1.0)
 

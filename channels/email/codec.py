@@ -1,39 +1,48 @@
 """Pure email codec: raw RFC 5322 bytes ⇄ what the gateway needs. No I/O.
 
 - `parse` reads a message with the standard `email` package (modern policy): the
-  sender, threading headers, the reply text (text/plain preferred, HTML-only mail
-  turned into text with `html2text`, quoted history and signatures stripped with
-  `mail-parser-reply`), attachments, and whether the mail is automatic (an
-  auto-reply, a bounce, a mailing list or a no-reply sender, RFC 3834) and must never
-  be answered.
+  sender (a lenient parse of From when the strict one cannot read it), threading
+  headers, the reply text (`text`: bytes decoded without mojibake, HTML turned into
+  text, quoted history and signatures cut), attachments, and whether the mail is
+  automatic (`autodetect`: an auto-reply, a bounce, a mailing list or a no-reply
+  sender) and must never be answered.
 - `build_reply` writes the agent's answer with `Message-ID`, `In-Reply-To`,
   `References`, `Subject: Re: ...` and `Auto-Submitted: auto-replied`.
 - `make_token` / `read_token`: the signed reply token carried in the Reply-To address
   (`support+c42.1a2b3c4d5e@example.com`).
+
+`parse` is CPU work (seconds for a large HTML mail): the channel runs it off the event
+loop (`channels.email.parsing`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import email.errors
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, make_msgid, parseaddr
 
-import html2text
-from mailparser_reply import EmailReplyParser
+from channels.email.autodetect import auto_reason, header
+from channels.email.text import body_text, reply_text
 
 MAX_REFERENCES = 20
-_REPLY_PARSER = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
+MAX_RECIPIENTS = 100
+# RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets. A longer
+# From can never be answered, and cutting it would make it someone else's address.
+MAX_ADDRESS_CHARS = 254
+UNREADABLE_NOTE = "(The body of this mail could not be read; only its headers were kept.)"
+TIMEOUT_NOTE = "(This mail took too long to read; only its headers were kept.)"
 _MSGID = re.compile(r"<[^<>\s]+>")
-_NO_REPLY = re.compile(
-    r"^(no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?|notifications?)([+\-.]|$)",
-    re.I,
-)
+_ADDR = re.compile(r'^(?:"[^"\r\n]*"|[^@\s<>"]+)@[^@\s<>"]+$')
+_BARE_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|vs|réf|ref)\s*(\[\d+\])?\s*:\s*)+", re.I)
 _FORWARD_PREFIX = re.compile(r"^\s*(fwd?|wg|tr)\s*:", re.I)
 _TOKEN = re.compile(r"^c(\d{1,12})\.([0-9a-f]{10})$")
@@ -41,6 +50,10 @@ _TOKEN = re.compile(r"^c(\d{1,12})\.([0-9a-f]{10})$")
 
 class MailError(ValueError):
     """The bytes are not a usable mail (no sender address)."""
+
+
+class AddressTooLong(MailError):
+    """The From address is longer than any address can be (RFC 5321)."""
 
 
 @dataclass(frozen=True)
@@ -76,139 +89,95 @@ class ParsedMail:
 
 
 def parse(raw: bytes, *, envelope_from: str | None = None) -> ParsedMail:
-    """Parse one mail. `envelope_from` is the SMTP `MAIL FROM` ("" for a bounce)."""
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    name, sender = _address(msg, "From")
-    if not sender:
-        raise MailError("no From address")
-    subject = _header(msg, "Subject")
-    auto = auto_reason(msg, sender, envelope_from)
-    text = body_text(msg)
-    if not _FORWARD_PREFIX.match(subject):
+    """Parse one mail. `envelope_from` is the SMTP `MAIL FROM` ("" for a bounce).
+
+    MailError when there is no usable sender (AddressTooLong for an impossible one).
+    A mail whose body the `email` package cannot walk (multipart nested so deep that
+    it recurses out, or any other failure inside it) is read from its headers only,
+    with a note for its text, so that it is stored rather than lost."""
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        text, found = body_text(msg), attachments(msg)
+    except MailError:
+        raise
+    except Exception:  # RecursionError above all: a structure too deep to walk
+        return parse_headers(raw, envelope_from=envelope_from, note=UNREADABLE_NOTE)
+    mail = _from_headers(msg, envelope_from, text)
+    if not _FORWARD_PREFIX.match(mail.subject):
         text = reply_text(text)
+    return dataclasses.replace(mail, text=text, attachments=tuple(found))
+
+
+def parse_headers(raw: bytes, *, envelope_from: str | None = None, note: str) -> ParsedMail:
+    """A mail read from its headers only (its body could not be read): `note` is its
+    text. MailError as `parse` raises it."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    head = raw[: min(ends)] if ends else raw  # the body is never read: it may be megabytes
+    msg = BytesParser(policy=policy.default).parsebytes(head + b"\r\n\r\n", headersonly=True)
+    return _from_headers(msg, envelope_from, note)
+
+
+def _from_headers(msg: Message, envelope_from: str | None, text: str) -> ParsedMail:
+    name, sender = sender_address(msg)
+    if not sender or len(sender) > MAX_ADDRESS_CHARS:
+        # A bounce often has no address in From ("MAILER-DAEMON <>"): automatic mail
+        # is dropped as any automatic mail is, not refused.
+        hint = sender or (name or header(msg, "From")).strip('<>" ').lower()
+        auto = auto_reason(msg, hint, envelope_from)
+        if auto is None and sender:
+            raise AddressTooLong(f"the From address has {len(sender)} characters")
+        if auto is None:
+            raise MailError("no From address")
+        return ParsedMail(
+            sender="", display_name=None, message_id=None, in_reply_to=None, references=(),
+            subject=header(msg, "Subject"), text="", recipients=(), auto=auto,
+        )  # fmt: skip
     return ParsedMail(
         sender=sender,
         display_name=name or None,
-        message_id=_first_id(_header(msg, "Message-ID")),
-        in_reply_to=_first_id(_header(msg, "In-Reply-To")),
-        references=tuple(_MSGID.findall(_header(msg, "References")))[-MAX_REFERENCES:],
-        subject=subject,
+        message_id=_first_id(header(msg, "Message-ID")),
+        in_reply_to=_first_id(header(msg, "In-Reply-To")),
+        references=tuple(_MSGID.findall(header(msg, "References")))[-MAX_REFERENCES:],
+        subject=header(msg, "Subject"),
         text=text,
         recipients=tuple(
-            a.lower() for _, a in getaddresses([_header(msg, "To"), _header(msg, "Cc")]) if "@" in a
-        ),
-        attachments=tuple(attachments(msg)),
-        auto=auto,
+            a.lower() for _, a in getaddresses([header(msg, "To"), header(msg, "Cc")]) if "@" in a
+        )[:MAX_RECIPIENTS],
+        auto=auto_reason(msg, sender, envelope_from),
     )
 
 
-def _header(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-    except Exception:  # a header so broken the policy cannot parse it
-        return ""
-    return " ".join(str(value).split()) if value is not None else ""
-
-
-def _address(msg: Message, name: str) -> tuple[str, str]:
-    display, addr = parseaddr(_header(msg, name))
+def sender_address(msg: Message) -> tuple[str, str]:
+    """(display name, lower-cased address) of From; ("", "") when it has no address.
+    The strict header parser first; when it cannot read the header, the first address
+    that a lenient parse of the raw value finds."""
+    display, addr = parseaddr(header(msg, "From"))
     addr = addr.strip().lower()
-    return display.strip(), addr if "@" in addr else ""
+    if _ADDR.match(addr):
+        return display.strip(), addr
+    for name, value in msg.raw_items():
+        if name.lower() != "from":
+            continue
+        raw = " ".join(str(value).split())
+        for display, addr in getaddresses([raw]):
+            addr = addr.strip().lower()
+            if _ADDR.match(addr):
+                return _decoded(display), addr
+        found = _BARE_ADDR.search(raw)
+        return ("", found.group(0).lower()) if found else ("", "")
+    return "", ""
+
+
+def _decoded(display: str) -> str:
+    try:
+        return str(make_header(decode_header(display))).strip()
+    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        return display.strip()
 
 
 def _first_id(value: str) -> str | None:
     found = _MSGID.search(value)
     return found.group(0) if found else None
-
-
-# ----------------------------------------------------------- loop prevention
-
-
-def auto_reason(msg: Message, sender: str, envelope_from: str | None = None) -> str | None:
-    """Why `msg` must not be answered (RFC 3834 and common practice), else None."""
-    auto_submitted = _header(msg, "Auto-Submitted").lower()
-    if auto_submitted and not auto_submitted.startswith("no"):
-        return f"auto-submitted: {auto_submitted}"
-    precedence = _header(msg, "Precedence").lower()
-    if precedence in {"bulk", "junk", "list", "auto_reply", "auto-reply"}:
-        return f"precedence: {precedence}"
-    for name in ("X-Autoreply", "X-Autorespond", "X-Loop", "List-Id", "List-Unsubscribe"):
-        if msg.get(name) is not None:
-            return name.lower()
-    suppress = _header(msg, "X-Auto-Response-Suppress").lower()
-    if any(v in suppress for v in ("all", "autoreply", "oof")):
-        return f"x-auto-response-suppress: {suppress}"
-    if envelope_from is not None and envelope_from.strip("<> ") == "":
-        return "null return path"
-    return_path = _header(msg, "Return-Path")
-    if return_path and return_path.strip("<> ") == "":
-        return "null return path"
-    if msg.get_content_type() == "multipart/report":
-        return "delivery report"
-    local = sender.partition("@")[0]
-    if _NO_REPLY.match(local):
-        return f"no-reply sender: {local}"
-    if envelope_from and _NO_REPLY.match(envelope_from.strip("<>").partition("@")[0]):
-        return "mailer-daemon return path"
-    return None
-
-
-# ------------------------------------------------------------------- text
-
-
-def body_text(msg: EmailMessage | Message) -> str:
-    """The mail's text: text/plain preferred, else HTML turned into text."""
-    if not isinstance(msg, EmailMessage):
-        return ""
-    part = msg.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    text = _decode(part)
-    if part.get_content_subtype() == "html":
-        text = html_to_text(text)
-    return text.replace("\r\n", "\n").strip()
-
-
-def _decode(part: Message) -> str:
-    try:
-        content = part.get_content()  # type: ignore[attr-defined]
-        if isinstance(content, str):
-            return content
-    except (LookupError, UnicodeError, ValueError, AssertionError):
-        pass  # an unknown or lying charset
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    for charset in (part.get_content_charset(), "utf-8"):
-        if charset:
-            try:
-                return payload.decode(charset)
-            except (LookupError, UnicodeError):
-                continue
-    return payload.decode("latin-1")
-
-
-def html_to_text(html: str) -> str:
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.ignore_links = True
-    converter.ignore_tables = True
-    # Keep table cells apart ("Account C-1001", not "AccountC-1001").
-    text = converter.handle(re.sub(r"(?i)(</t[dh]\s*>)", r"\1 ", html))
-    text = "\n".join(line.rstrip() for line in text.splitlines())
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def reply_text(text: str) -> str:
-    """The new text of a reply: quoted history and signature stripped."""
-    try:
-        replies = _REPLY_PARSER.read(text).replies
-    except Exception:  # the library chokes: keep the whole text rather than lose it
-        return text.strip()
-    body = replies[0].body.strip() if replies else ""
-    return body or text.strip()
 
 
 # ------------------------------------------------------------ attachments
@@ -322,6 +291,7 @@ def split_plus(address: str, support: str) -> tuple[bool, str | None]:
 
 
 __all__ = [
+    "AddressTooLong",
     "MailAttachment",
     "MailError",
     "ParsedMail",
@@ -329,6 +299,7 @@ __all__ = [
     "build_reply",
     "make_token",
     "parse",
+    "parse_headers",
     "read_token",
     "reply_subject",
     "split_plus",

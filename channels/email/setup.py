@@ -18,10 +18,11 @@ from aiohttp import web
 
 from channels.email.channel import EmailChannel
 from channels.email.imap import ImapMailbox, ImapPoller
+from channels.email.limits import AnswerLimits, open_ledger
 from channels.email.relay import Relay
 from channels.email.state import EMAIL, EmailState
 from channels.email.transport import InboundHandler, server_tls, start_server
-from gateway.keys import CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.keys import CHANNELS, DISPATCHER, METRICS, SECRET_KEY, SETTINGS, STORE
 from gateway.models import ChannelKind, IdentityKind
 
 log = logging.getLogger("gateway.email")
@@ -48,7 +49,9 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("email replies off: GATEWAY_EMAIL_RELAY is unset; mail is stored and every "
                     "reply is recorded as failed (email_off)")  # fmt: skip
     dispatcher = app[DISPATCHER]
-    state.channel.attach(app[STORE], relay)
+    await state.channel.parser.start()  # the parse workers, before the first mail
+    limits = AnswerLimits(settings, open_ledger(app[STORE]), app[METRICS].registry)
+    state.channel.attach(app[STORE], relay, limits)
     dispatcher.responders[ChannelKind.EMAIL] = state.channel.respond
     dispatcher.notifiers[IdentityKind.EMAIL] = state.channel  # one-time codes by mail
     if settings.email_listen:
@@ -87,6 +90,7 @@ async def _email_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.responders.pop(ChannelKind.EMAIL, None)
         dispatcher.notifiers.pop(IdentityKind.EMAIL, None)
         state.channel.detach()
+        await state.channel.parser.close()
 
 
 __all__ = ["setup_email"]

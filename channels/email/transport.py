@@ -7,6 +7,13 @@ aiosmtpd; `250` is answered only after the mail is committed to the store
 With `GATEWAY_EMAIL_TLS_CERT` and `GATEWAY_EMAIL_TLS_KEY` it offers STARTTLS
 (aiosmtpd's `tls_context`), and with `GATEWAY_EMAIL_REQUIRE_STARTTLS` it refuses
 (530) mail from a client that did not start TLS first.
+
+Answers. A temporary failure (451) only when trying again can help (the store is
+unreachable); a mail that would fail the same way on every try is accepted when it can
+be stored (a body too deep or too slow to read is stored from its headers) and refused
+for good (5xx) when it cannot (no usable or an impossibly long From address). Lines
+of DATA may be as long as the whole mail: RFC 5321's 1,000 characters is a limit real
+clients do not keep (Outlook sends HTML in lines of thousands).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.channel import Accepted, EmailChannel
 from gateway.dispatch import Dispatcher
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StoreError
 
 log = logging.getLogger("gateway.email.smtp")
 
@@ -61,9 +68,12 @@ async def accept_mail(
         if event is None or mail is None:
             return answer
         ingested = await dispatcher.handle(event)
-    except Exception:
+    except (StoreError, OSError, TimeoutError):  # may well work on the next try
         log.exception("mail from %s could not be stored", mail_from)
         return Accepted.FAILED
+    except Exception:  # a fault that this mail would meet again on every try
+        log.exception("mail from %s refused: it cannot be read", mail_from)
+        return Accepted.UNREADABLE
     if not ingested.duplicate:
         channel.remember(ingested.conversation.id, mail, ingested.message)
     return Accepted.OK
@@ -91,6 +101,15 @@ def server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return context
 
 
+class GatewaySMTP(SMTP):
+    """aiosmtpd's server with DATA lines as long as `line_limit` (the mail size limit)."""
+
+    def __init__(self, *args: Any, line_limit: int, **kwargs: Any) -> None:
+        # aiosmtpd reads its class attribute when it builds its stream reader.
+        self.line_length_limit = max(1001, line_limit)
+        super().__init__(*args, **kwargs)
+
+
 async def start_server(
     handler: InboundHandler, host: str, port: int, *, max_bytes: int, hostname: str,
     tls: ssl.SSLContext | None = None, require_tls: bool = False,
@@ -99,8 +118,9 @@ async def start_server(
     loop = asyncio.get_running_loop()
 
     def factory() -> Any:
-        return SMTP(
+        return GatewaySMTP(
             handler,
+            line_limit=max_bytes,
             data_size_limit=max_bytes,
             enable_SMTPUTF8=True,
             hostname=hostname,
@@ -113,4 +133,4 @@ async def start_server(
     return await loop.create_server(factory, host=host, port=port)
 
 
-__all__ = ["InboundHandler", "accept_mail", "server_tls", "start_server"]
+__all__ = ["GatewaySMTP", "InboundHandler", "accept_mail", "server_tls", "start_server"]

@@ -220,3 +220,19 @@ console_events = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_console_events_rep_id_seq", "rep_id", "seq"),
 )
+
+# ------------------------------------------------------ email answer limits (0007)
+
+# One row per automatic email answer, kept for the limits' window: the per-sender,
+# per-domain and total caps count these, on every node and across restarts.
+email_answers = Table(
+    "email_answers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sender", String(320), nullable=False),  # the address answered, lower-cased
+    Column("domain", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_email_answers_sender_created_at", "sender", "created_at"),
+    Index("ix_email_answers_domain_created_at", "domain", "created_at"),
+    Index("ix_email_answers_created_at", "created_at"),
+)
