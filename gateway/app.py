@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
 from gateway.errors import ConfigError
+from gateway.http_input import bad_body_middleware
 from gateway.linking import AccountLinker, link_channels
 from gateway.metrics import Metrics
 from gateway.models import ChannelKind
@@ -123,7 +124,7 @@ def create_app(
     from gateway.cluster import bus_ctx, cluster_ctx
     from gateway.routing.setup import setup_routing
 
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[bad_body_middleware])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[SECRET_KEY] = load_secret_key(settings)

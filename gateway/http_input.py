@@ -1,0 +1,68 @@
+"""Reading request bodies safely: a body that cannot be decoded is the client's
+error (400), never ours (500).
+
+- `bad_body_middleware`: reads every request body (bounded by the app's
+  `client_max_size`: 413 above it) before the handler runs. aiohttp reports a
+  body it cannot decode (a garbage `Content-Encoding: gzip` body, a broken
+  chunked encoding) as `RequestPayloadError` from whatever reads it, and a
+  handler that answers without reading (a 403) would leave aiohttp to find it
+  while draining, which drops the connection with an "unhandled exception";
+  read first, such a body is a plain 400 on every route.
+- `read_form`: the one reader of form posts (Twilio's webhooks, the rating
+  page). Only `application/x-www-form-urlencoded` is read (Twilio and browser
+  forms send nothing else; multipart would spool uploads to disk on the event
+  loop); an undecodable body, an unknown charset or a malformed form is 400.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+
+log = logging.getLogger("gateway.http_input")
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def bad_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """400 for a request body that could not be read (decoded) at all."""
+    if request.body_exists:
+        try:
+            await request.read()  # cached: the handler's read(), json() or post() reuse it
+        except web.RequestPayloadError as exc:
+            log.info("refused %s %s: unreadable body: %s", request.method, request.path, exc)
+            # The rest of the stream cannot be parsed: end it here (aiohttp would try
+            # to drain it after the answer and fail) and close the connection.
+            request.content.feed_eof()
+            response = web.Response(status=400, text="the request body could not be decoded")
+            response.force_close()
+            return response
+    return await handler(request)
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str]:
+    """The urlencoded form of a POST: 415 for another content type, 400 when it
+    cannot be decoded (413 above the app's `client_max_size`, from aiohttp)."""
+    if request.body_exists and request.content_type != FORM_TYPE:
+        raise web.HTTPUnsupportedMediaType(text=f"send {FORM_TYPE}")
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError) as exc:
+        # An undecodable body, an unknown charset (LookupError), a malformed form.
+        log.info("refused %s %s: unreadable form: %s", request.method, request.path, exc)
+        raise web.HTTPBadRequest(text="the form could not be decoded") from None
+    fields: MultiDict[str] = MultiDict()
+    for key, value in form.items():
+        if not isinstance(value, str):  # not possible for urlencoded; keeps the type narrow
+            raise web.HTTPBadRequest(text="file uploads are not accepted")
+        fields.add(key, value)
+    return MultiDictProxy(fields)
+
+
+__all__ = ["FORM_TYPE", "bad_body_middleware", "read_form"]

@@ -1,0 +1,78 @@
+"""Bodies that cannot be decoded get a clear 4xx on every form endpoint, never a 500
+(gateway/http_input.py): the real app, requests as a fuzzer would send them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from channels.twilio.signature import SIGNATURE_HEADER
+from gateway.app import create_app
+from tests.channels.sms.texting import sms_settings
+from tests.support.brains import EchoBrain
+
+Client = TestClient[Any, Any]
+
+TWILIO_FORMS = [
+    "/twilio/voice",
+    "/twilio/voice/status",
+    "/twilio/sms",
+    "/twilio/sms/status",
+    "/twilio/transfer/7/rep-status",
+    "/twilio/transfer/7/answer",
+    "/twilio/transfer/7/conference",
+    "/twilio/transfer/7/callback",
+]
+FORM = "application/x-www-form-urlencoded"
+BAD_BODIES = [
+    ({"Content-Type": FORM}, b"From=%2B1555&Body=\xff\xfe\xfa"),  # not UTF-8
+    ({"Content-Type": FORM + "; charset=no-such-charset"}, b"Body=hi"),
+    ({"Content-Type": FORM + "; charset=rot13"}, b"Body=hi"),  # a codec, not a charset
+    (
+        {"Content-Type": "multipart/form-data; boundary=xx"},
+        b'--xx\r\nContent-Disposition: form-data; name="Body"\r\n\r\ntrunc',
+    ),
+    ({"Content-Type": "multipart/form-data"}, b"no boundary"),
+    ({"Content-Type": FORM, "Content-Encoding": "gzip"}, b"not gzip at all"),
+    ({"Content-Type": FORM, "Content-Encoding": "deflate"}, b"\x00\x01garbage"),
+]
+
+
+@pytest.fixture
+async def client(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[Client]]) -> Client:
+    settings = sms_settings(tmp_path, "http://127.0.0.1:9")  # the REST API is never reached
+    return await aiohttp_client(create_app(settings, brain=EchoBrain()))
+
+
+@pytest.mark.parametrize("path", TWILIO_FORMS)
+async def test_undecodable_twilio_forms_get_4xx(
+    client: Client, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for headers, body in BAD_BODIES:
+        signed = {**headers, SIGNATURE_HEADER: "bm90IGEgcmVhbCBzaWduYXR1cmU="}
+        resp = await client.post(path, data=body, headers=signed)
+        assert resp.status in (400, 415), (path, headers, resp.status)
+        resp = await client.post(path, data=body, headers=headers)
+        assert resp.status in (400, 403), (path, headers, resp.status)
+    # A well-formed form with a wrong signature is still refused as forged.
+    resp = await client.post(path, data={"Body": "hi"}, headers={SIGNATURE_HEADER: "AAAA"})
+    assert resp.status == 403
+    # Nothing was an unhandled exception (aiohttp logs one when it cannot drain a body).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_console_login_with_an_undecodable_body_is_400(client: Client) -> None:
+    for headers, body in BAD_BODIES:
+        resp = await client.post("/console/login", data=body, headers=headers)
+        assert resp.status == 400, (headers, resp.status)
+
+
+async def test_rating_form_with_an_undecodable_body_is_4xx(client: Client) -> None:
+    for headers, body in BAD_BODIES:
+        resp = await client.post("/rate/sometoken", data=body, headers=headers)
+        assert 400 <= resp.status < 500, (headers, resp.status)
