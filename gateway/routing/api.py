@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.bus import RemoteError
 from gateway.errors import BackendError, ConflictError, NotFoundError
-from gateway.routing.auth import LoginThrottled
 from gateway.routing.front import RoutingFront
 from gateway.routing.models import Presence, Session
 from gateway.routing.state import ROUTING
+from gateway.routing.throttle import LoginThrottled
 
 Handler = Callable[[web.Request, RoutingFront, Session], Awaitable[Any]]
 
@@ -108,7 +108,7 @@ async def login(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     body = await _body(request, LoginBody)
     try:
-        result = await auth.login(body.username, body.password)
+        result = await auth.login(body.username, body.password, request.remote)
     except LoginThrottled:
         return _error(429, "throttled", "too many wrong passwords; try again later")
     if result is None:

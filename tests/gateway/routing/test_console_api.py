@@ -70,6 +70,28 @@ async def test_repeated_wrong_passwords_lock_the_username_for_a_while(desk: Desk
     assert (await desk.login("bob"))[0] == 200  # other usernames are not affected
 
 
+async def test_a_lock_outlives_a_restart(open_desk: OpenDesk) -> None:
+    desk = await open_desk()
+    await desk.rep("ann")
+    for _ in range(5):
+        assert (await desk.login("ann", "guess"))[0] == 401
+    await desk.client.close()
+    again = await open_desk()  # the same database, a new process's worth of state
+    assert (await again.login("ann"))[0] == 429
+    await again.rep("bob")
+    assert (await again.login("bob"))[0] == 200
+
+
+async def test_guesses_spread_across_usernames_are_throttled_per_address(
+    open_desk: OpenDesk,
+) -> None:
+    desk = await open_desk(console_login_failures_per_address=6)
+    await desk.rep("ann")
+    for n in range(6):  # one guess each at six usernames: no username is locked ...
+        assert (await desk.login(f"user{n}", "guess"))[0] == 401
+    assert (await desk.login("ann"))[0] == 429  # ... but this address is, for any username
+
+
 async def test_logout_revokes_the_session(desk: Desk) -> None:
     ann = await desk.rep("ann")
     await desk.handover("v1")
