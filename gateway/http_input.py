@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiDictProxy
 
 log = logging.getLogger("gateway.http_input")
@@ -37,13 +38,23 @@ async def bad_body_middleware(request: web.Request, handler: Handler) -> web.Str
             await request.read()  # cached: the handler's read(), json() or post() reuse it
         except web.RequestPayloadError as exc:
             log.info("refused %s %s: unreadable body: %s", request.method, request.path, exc)
-            # The rest of the stream cannot be parsed: end it here (aiohttp would try
-            # to drain it after the answer and fail) and close the connection.
-            request.content.feed_eof()
-            response = web.Response(status=400, text="the request body could not be decoded")
-            response.force_close()
-            return response
+            return _close(request, "the request body could not be decoded")
+        except ConnectionResetError:
+            # The client left before sending the body it announced: nobody to answer
+            # (aiohttp would log this as an error of ours).
+            log.info("%s %s: the client left before its body arrived", request.method,
+                     request.path)  # fmt: skip
+            return _close(request, "the request body did not arrive")
     return await handler(request)
+
+
+def _close(request: web.Request, text: str) -> web.Response:
+    # The rest of the stream cannot be parsed: end it here (aiohttp would try to
+    # drain it after the answer and fail) and close the connection.
+    request.content.feed_eof()
+    response = web.Response(status=400, text=text)
+    response.force_close()
+    return response
 
 
 async def read_form(request: web.Request) -> MultiDictProxy[str]:
@@ -65,4 +76,32 @@ async def read_form(request: web.Request) -> MultiDictProxy[str]:
     return MultiDictProxy(fields)
 
 
-__all__ = ["FORM_TYPE", "bad_body_middleware", "read_form"]
+class MalformedRequestLog(logging.Filter):
+    """On `aiohttp.server`: a request aiohttp could not even parse (a bad request
+    line, an oversized header, a broken chunk) is answered 400 by aiohttp, which
+    logs it as an ERROR with a traceback; every scanner on the internet would fill
+    the log with those. They become one INFO line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = f"{record.getMessage()}: malformed HTTP ({exc.code}): {exc.message}"[:300]
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install `MalformedRequestLog` (once) on aiohttp's server logger."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestLog) for f in logger.filters):
+        logger.addFilter(MalformedRequestLog())
+
+
+__all__ = [
+    "FORM_TYPE",
+    "MalformedRequestLog",
+    "bad_body_middleware",
+    "quiet_malformed_requests",
+    "read_form",
+]

@@ -42,9 +42,12 @@ class TextBody(_Body):
     text: str = Field(min_length=1, max_length=4000)
 
 
+DB_INT_MAX = 2**63 - 1  # the largest id a database column holds: larger ones match nothing
+
+
 class TransferBody(_Body):
     queue: str | None = None
-    rep_id: int | None = None
+    rep_id: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
     note: str = Field(default="", max_length=2000)
 
 
@@ -99,9 +102,12 @@ def route(handler: Handler, *, write: bool) -> Callable[[web.Request], Awaitable
 
 def _id(request: web.Request, name: str) -> int:
     try:
-        return int(request.match_info[name])
+        value = int(request.match_info[name])
     except ValueError as exc:
         raise web.HTTPNotFound() from exc
+    if not 0 <= value <= DB_INT_MAX:
+        raise web.HTTPNotFound()
+    return value
 
 
 async def login(request: web.Request) -> web.Response:
