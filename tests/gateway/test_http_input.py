@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 from aiohttp.test_utils import TestClient
 
 from channels.twilio.signature import SIGNATURE_HEADER
 from gateway.app import create_app
+from gateway.http_input import MalformedRequestLog
 from tests.channels.sms.texting import sms_settings
 from tests.support.brains import EchoBrain
 
@@ -63,6 +68,7 @@ async def test_undecodable_twilio_forms_get_4xx(
     resp = await client.post(path, data={"Body": "hi"}, headers={SIGNATURE_HEADER: "AAAA"})
     assert resp.status == 403
     # Nothing was an unhandled exception (aiohttp logs one when it cannot drain a body).
+    print("RECORDS", [(r.name, r.levelname, r.getMessage()) for r in caplog.records])
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
@@ -76,3 +82,42 @@ async def test_rating_form_with_an_undecodable_body_is_4xx(client: Client) -> No
     for headers, body in BAD_BODIES:
         resp = await client.post("/rate/sometoken", data=body, headers=headers)
         assert 400 <= resp.status < 500, (headers, resp.status)
+
+
+async def test_a_client_leaving_mid_body_is_no_error_of_ours(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Served as `gateway serve` serves (web.run_app's defaults: the handler is not
+    # cancelled when its client leaves; the test client's server would cancel it).
+    app = create_app(sms_settings(tmp_path, "http://127.0.0.1:9"), brain=EchoBrain())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /console/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the handler waits for the rest of the body
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.3)
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_malformed_http_is_one_info_line_not_an_error_traceback() -> None:
+    try:
+        raise LineTooLong(b"a" * 20, 8190)
+    except LineTooLong:
+        record = logging.LogRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s",
+            ("127.0.0.1",), sys.exc_info(),
+        )  # fmt: skip
+    assert MalformedRequestLog().filter(record)
+    assert record.levelno == logging.INFO and record.exc_info is None
+    assert "Error handling request from 127.0.0.1: malformed HTTP (400)" in record.getMessage()
+    other = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "boom", None, None)
+    assert MalformedRequestLog().filter(other) and other.levelno == logging.ERROR

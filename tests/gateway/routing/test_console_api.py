@@ -251,3 +251,28 @@ async def test_old_console_events_are_pruned(desk: Desk) -> None:
     assert await desk.routing.prune_console(datetime.now(UTC) - timedelta(days=1)) == 0
     assert await desk.routing.prune_console(datetime.now(UTC) + timedelta(seconds=1)) > 0
     assert await desk.routing.console_events(ann.id, (), 0, 10) == []
+
+
+async def test_hostile_numbers_and_frames_get_4xx_or_are_ignored(desk: Desk) -> None:
+    # Found by bench/fuzz.py: numbers beyond a database integer reached SQLite (500,
+    # a crashed socket) and a too-deep JSON frame crashed the console's socket.
+    await desk.rep("ann")
+    _, csrf = await desk.login("ann")
+    huge = "9" * 30
+    for query in (huge, "-" + huge):
+        resp = await desk.client.get(f"/console/ws?after={query}")
+        assert resp.status == 400
+    for path in (f"/console/api/conversations/{huge}", "/console/api/conversations/-1"):
+        assert (await desk.client.get(path)).status == 404
+    resp = await desk.post(f"/console/api/offers/{huge}/accept", {}, csrf=csrf)
+    assert resp.status == 404
+    resp = await desk.post("/console/api/conversations/1/transfer", {"rep_id": 10**30}, csrf=csrf)
+    assert resp.status == 400
+    ws = await desk.client.ws_connect("/console/ws?after=0")
+    await _events(ws, "replayed")
+    await ws.send_str("[" * 100_000)
+    await ws.send_str('{"type": "typing", "conversation_id": ' + huge + ', "active": true}')
+    await ws.send_str('{"type": "ping", "n": ' + "9" * 5000 + "}")
+    await ws.send_str('{"type": "ping"}')
+    assert (await _events(ws, "pong"))[-1] == {"type": "pong"}  # the socket carries on
+    await ws.close()
