@@ -2,7 +2,8 @@
 error (400), never ours (500).
 
 - `bad_body_middleware`: reads every request body (bounded by the app's
-  `client_max_size`: 413 above it) before the handler runs. aiohttp reports a
+  `client_max_size`: 413 above it) before the handler runs;
+  a compressed body (`Content-Encoding`) is refused (415) unread. aiohttp reports a
   body it cannot decode (a garbage `Content-Encoding: gzip` body, a broken
   chunked encoding) as `RequestPayloadError` from whatever reads it, and a
   handler that answers without reading (a 403) would leave aiohttp to find it
@@ -32,27 +33,34 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def bad_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """400 for a request body that could not be read (decoded) at all."""
-    if request.body_exists:
-        try:
-            await request.read()  # cached: the handler's read(), json() or post() reuse it
-        except web.RequestPayloadError as exc:
-            log.info("refused %s %s: unreadable body: %s", request.method, request.path, exc)
-            return _close(request, "the request body could not be decoded")
-        except ConnectionResetError:
-            # The client left before sending the body it announced: nobody to answer
-            # (aiohttp would log this as an error of ours).
-            log.info("%s %s: the client left before its body arrived", request.method,
-                     request.path)  # fmt: skip
-            return _close(request, "the request body did not arrive")
+    """400 for a request body that could not be read (decoded) at all; 415 for a
+    compressed one (unread)."""
+    if not request.body_exists:
+        return await handler(request)
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        # No client of ours compresses what it sends (Twilio, browsers, the console),
+        # and aiohttp inflates as it reads, on the event loop: a few KiB of deflate
+        # that inflate to 64 MiB froze the loop for most of a second while drained.
+        return _close(request, 415, "compressed request bodies are not accepted")
+    try:
+        await request.read()  # cached: the handler's read(), json() or post() reuse it
+    except web.RequestPayloadError as exc:
+        log.info("refused %s %s: unreadable body: %s", request.method, request.path, exc)
+        return _close(request, 400, "the request body could not be decoded")
+    except ConnectionResetError:
+        # The client left before sending the body it announced: nobody to answer
+        # (aiohttp would log this as an error of ours).
+        log.info("%s %s: the client left before its body arrived", request.method,
+                 request.path)  # fmt: skip
+        return _close(request, 400, "the request body did not arrive")
     return await handler(request)
 
 
-def _close(request: web.Request, text: str) -> web.Response:
-    # The rest of the stream cannot be parsed: end it here (aiohttp would try to
-    # drain it after the answer and fail) and close the connection.
+def _close(request: web.Request, status: int, text: str) -> web.Response:
+    # The rest of the body is not read: end the stream here (aiohttp would drain it
+    # after the answer, inflating or failing to parse it) and close the connection.
     request.content.feed_eof()
-    response = web.Response(status=400, text=text)
+    response = web.Response(status=status, text=text)
     response.force_close()
     return response
 
