@@ -303,8 +303,8 @@ async def refund(t: Turn) -> Decision:
         reason="refunds are always handled by a person",
         confidence=p.confidence,
         missing=missing,
-        message="Refunds are handled by our billing team, so I'm passing you to a person"
-        " now. They'll see this conversation, so you won't need to repeat yourself.",
+        message="Refunds are handled by our billing team, so I'm passing you to a person."
+        " They'll see this conversation, so you won't need to repeat yourself.",
     )
 
 

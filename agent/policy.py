@@ -165,8 +165,8 @@ class EmbeddedPolicy:
                 "angry",
                 reason="the customer is angry",
                 confidence=0.9,
-                message="I'm sorry about this. I'm bringing in a member of our team right"
-                " away; they will see everything you've told me.",
+                message="I'm sorry about this. I'm bringing in a member of our team;"
+                " they will see everything you've told me.",
             )
         if p.intent is Intent.HUMAN:
             return handover(

@@ -150,7 +150,7 @@ def handover(
     )
     team = f"our {queue} team" if queue != "general" else "our team"
     text = message or (
-        f"I'm passing you to a member of {team} now. They'll see this"
+        f"I'm passing you to a member of {team}. They'll see this"
         " conversation, so you won't need to repeat yourself."
     )
     state.pending, state.failures = None, 0

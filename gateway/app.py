@@ -9,55 +9,49 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import web
 
-from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
-from gateway.errors import ConfigError
 from gateway.http_input import bad_body_middleware
+from gateway.keys import (
+    BACKEND,
+    BRAIN,
+    BUS,
+    CHANNELS,
+    DISPATCHER,
+    METRICS,
+    SECRET_KEY,
+    SETTINGS,
+    STORE,
+    TRANSCRIBER,
+)
 from gateway.linking import AccountLinker, link_channels
 from gateway.metrics import Metrics
 from gateway.models import ChannelKind
-from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
+from gateway.protocols import Brain, Transcriber
 from gateway.secrets import load_secret_key
 from gateway.settings import Settings
-from gateway.store.sqlite import SqliteStore
-from gateway.store.urls import is_postgres
+from gateway.store.opening import open_store
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", Metrics)
-SECRET_KEY = web.AppKey("secret_key", bytes)
-STORE = web.AppKey("store", Store)
-BRAIN = web.AppKey("brain", Brain)
-CHANNELS = web.AppKey("channels", ChannelRegistry)
-DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-BACKEND = web.AppKey("backend", object)
-TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
-BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
-
-
-async def open_store(settings: Settings) -> Store:
-    """The store `GATEWAY_DATABASE_URL` names: SQLite (the embedded default, one
-    process) or PostgreSQL (several nodes). ConfigError naming the setting otherwise."""
-    url = settings.store_url
-    if url.startswith("sqlite:///"):
-        return SqliteStore.open(
-            Path(url.removeprefix("sqlite:///")),
-            synchronous=settings.sqlite_synchronous,
-            batch_max=settings.store_batch_max,
-        )
-    if is_postgres(url):
-        from gateway.store.postgres import PostgresStore
-
-        return await PostgresStore.open(url, pool_max=settings.database_pool_max)
-    raise ConfigError(
-        f"GATEWAY_DATABASE_URL: unsupported database {url.split(':', 1)[0]!r};"
-        " use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE"
-    )
+# The keys live in gateway.keys (parts import them from there); re-exported for
+# callers of create_app that read what it built.
+__all__ = [
+    "BACKEND",
+    "BRAIN",
+    "BUS",
+    "CHANNELS",
+    "DISPATCHER",
+    "METRICS",
+    "SECRET_KEY",
+    "SETTINGS",
+    "STORE",
+    "TRANSCRIBER",
+    "create_app",
+    "open_store",
+]
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

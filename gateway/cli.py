@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         "environment variables or a TOML file (GATEWAY_CONFIG, or ./gateway.toml).",
     )
     parser.add_argument("--config", help="TOML settings file (same as GATEWAY_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the gateway (web chat, console, webhooks)")
     serve.add_argument("--host", help="interface to bind (GATEWAY_HOST, default 127.0.0.1)")
@@ -40,6 +42,16 @@ def _parser() -> argparse.ArgumentParser:
 
     reps_cli.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    """The installed package's version (its metadata, so it cannot drift)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("support-gateway")
+    except PackageNotFoundError:  # pragma: no cover - run from a tree never installed
+        return "unknown (not installed)"
 
 
 def _configure_logging(level: str) -> None:
@@ -112,15 +124,43 @@ def _serve(settings: Settings) -> int:
             settings.data_dir.resolve(),
         )
 
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=started,
-        access_log=None,
-        loop=_new_loop(),
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=started,
+            access_log=None,
+            loop=_new_loop(),
+        )
+    except OSError as exc:
+        raise _listen_error(settings, exc) from exc
     return 0
+
+
+_LISTEN_ERRNOS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
+
+
+def _listen_error(settings: Settings, exc: OSError) -> Exception:
+    """One line naming the setting when the web server cannot bind its address; any
+    other OSError (not ours to explain) is returned as it is, to be raised again."""
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno not in _LISTEN_ERRNOS or str(settings.port) not in str(exc):
+        return exc
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError(
+            f"GATEWAY_PORT: cannot listen on {where}: the port is already in use (another"
+            " gateway running?); stop that one or pick another port (GATEWAY_PORT or --port)"
+        )
+    if exc.errno == errno.EACCES:
+        return ConfigError(
+            f"GATEWAY_PORT: cannot listen on {where}: not allowed (ports below 1024 need"
+            " privileges); pick a port from 1024 up (GATEWAY_PORT or --port)"
+        )
+    return ConfigError(
+        f"GATEWAY_HOST: cannot listen on {where}: not an address of this machine"
+        " (GATEWAY_HOST or --host: 127.0.0.1, 0.0.0.0 or one of its addresses)"
+    )
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

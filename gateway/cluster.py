@@ -1,6 +1,6 @@
 """Several gateway nodes as one system: the bus, fan-out channels, turn gates and
-recovery of a dead node's work (wired by `create_app`; see README "Running
-several nodes").
+recovery of a dead node's work (wired by `create_app`; see docs/scale-out.md,
+"Running several nodes").
 
 A node keeps in memory only what it alone owns (its live sockets and calls;
 the routing leader's picture, rebuilt from the store by whichever node leads).
@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from gateway.app import BUS, CHANNELS, DISPATCHER, SETTINGS, STORE
 from gateway.bus import Bus, LocalBus, default_node_id
 from gateway.fanout import FanoutChannel
+from gateway.keys import BUS, CHANNELS, DISPATCHER, SETTINGS, STORE
 from gateway.models import ChannelKind
 from gateway.protocols import Channel
 from gateway.settings import Settings

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.models import Direction, Message
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # A phone turn's stages, from the caller's last word to the first audio of the answer.
@@ -88,6 +92,14 @@ class Metrics:
             ["step"],
             registry=self.registry,
         )
+
+    def count_stored(self, messages: Iterable[Message]) -> None:
+        """Count messages stored outside the dispatcher's turns (a rep's replies, queue
+        notices): outbound ones in `gateway_messages` as the agent's replies are;
+        private notes are not messages to anyone."""
+        for message in messages:
+            if message.direction is Direction.OUTBOUND:
+                self.messages.labels(message.channel.value, "outbound").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -200,6 +200,7 @@ class Message(Frozen):
     status: DeliveryStatus | None = None  # outbound: provider delivery state
     error_code: str | None = None  # outbound: the provider's error, when it failed
     attachments: tuple[Attachment, ...] = ()
+    author_name: str | None = None  # who wrote it, as the customer sees them (a rep's first name)
     created_at: datetime
 
 

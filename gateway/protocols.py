@@ -61,6 +61,7 @@ class OutboundDraft(Frozen):
     author: AuthorKind = AuthorKind.AGENT
     channel: ChannelKind
     direction: Direction = Direction.OUTBOUND
+    author_name: str | None = Field(default=None, max_length=100)  # a rep's first name
 
 
 class EventDraft(Frozen):

@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from gateway import settings_checks as check
-from gateway.settings_sources import ENV_PREFIX, config_error, toml_path
+from gateway.settings_sources import ENV_PREFIX, EnvSource, config_error, toml_path
 
 
 class Settings(BaseSettings):
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         " empty: http://localhost:PORT.",
     )
     data_dir: Path = Field(Path("./data"), description="Where all state lives.")
-    log_level: str = Field("INFO")
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
 
     # --- storage
     database_url: str = Field(
@@ -96,11 +96,20 @@ class Settings(BaseSettings):
     )
 
     # --- web chat
-    webchat_max_message_chars: int = Field(2000, ge=1, le=8000)
-    webchat_history_limit: int = Field(200, ge=1, le=5000)
+    webchat_max_message_chars: int = Field(
+        2000, ge=1, le=8000, description="Longer chat messages are refused with an error frame."
+    )
+    webchat_history_limit: int = Field(
+        200,
+        ge=1,
+        le=5000,
+        description="Messages a chat opened afresh gets as history; a resuming chat gets every "
+        "message after its last seq, this many per history frame.",
+    )
     webchat_allowed_origins: list[str] = Field(
         default_factory=list,
-        description="Origins allowed to open the chat websocket; empty allows any (demo).",
+        description="Origins allowed to open the chat websocket and rate from the widget"
+        " (https://shop.example,https://www.shop.example); empty allows any (demo).",
     )
     # A person types far below this; a script flooding one socket is refused
     # (`rate_limited`, nothing stored) instead of filling the store and the agent's lanes.
@@ -112,10 +121,14 @@ class Settings(BaseSettings):
     )
 
     # --- agent
-    handover_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    handover_threshold: float = Field(
+        0.45, ge=0.0, le=1.0, description="Below this confidence the agent hands over."
+    )
     kb_dir: Path | None = Field(None, description="Folder of Markdown articles; unset: built-in.")
     backend: str = Field("demo", description="Business backend: `demo` (embedded SQLite).")
-    password_resets_per_day: int = Field(3, ge=0)
+    password_resets_per_day: int = Field(
+        3, ge=0, description="Password resets the agent makes per account per day."
+    )
     otp_ttl_s: int = Field(600, ge=60, le=3600, description="How long a one-time code is valid.")
     otp_attempts: int = Field(5, ge=1, le=10, description="Tries at one one-time code.")
     otp_sends_per_hour: int = Field(
@@ -124,7 +137,9 @@ class Settings(BaseSettings):
     otp_sends_per_target_per_day: int = Field(
         10, ge=1, description="One-time codes sent to one phone number or address per day."
     )
-    agent_timeout_s: float = Field(10.0, gt=0)
+    agent_timeout_s: float = Field(
+        10.0, gt=0, description="An agent turn slower than this falls back to a person."
+    )
     refund_approval_limit_cents: int = Field(
         5000, ge=0, description="Refunds above this (minor units) wait for a rep's approval."
     )
@@ -357,6 +372,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Open hours per weekday, e.g. {"mon": "09:00-17:00"}; a day not listed is '
         "closed; empty: always open.",
+        examples=[{"mon": "09:00-17:00", "tue": "09:00-17:00"}],
     )
     offer_timeout_s: float = Field(
         20.0, gt=0, le=600, description="How long a rep has to accept an offer before the next."
@@ -411,6 +427,7 @@ class Settings(BaseSettings):
     _check_hold_music = field_validator("transfer_hold_music_url")(check.hold_music_url)
     _check_api_url = field_validator("twilio_api_url")(check.twilio_api_url)
     _check_url = field_validator("public_url")(check.public_url)
+    _check_database_url = field_validator("database_url")(check.database_url)
     _check_sync = field_validator("sqlite_synchronous")(check.sqlite_synchronous)
     _check_level = field_validator("log_level")(check.log_level)
 
@@ -445,7 +462,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # EnvSource: lists as a,b,c and one clear error for a value that is not the JSON
+        # a setting needs (env_settings would raise pydantic-settings' SettingsError).
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
         path = toml_path()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationInfo
 
 from gateway.phone_numbers import to_e164
+from gateway.store.urls import is_postgres
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -73,6 +74,17 @@ def public_url(value: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an absolute http(s) URL such as https://support.example.com")
     return value.rstrip("/")
+
+
+def database_url(value: str) -> str:
+    """Empty (SQLite in the data dir), sqlite:///PATH or a PostgreSQL URL."""
+    value = value.strip()
+    if value and not (value.startswith("sqlite:///") or is_postgres(value)):
+        raise ValueError(
+            f"unsupported database {value.split(':', 1)[0]!r}; use sqlite:///PATH or"
+            " postgresql://USER@HOST[:PORT]/DATABASE"
+        )
+    return value
 
 
 def llm_url(value: str) -> str:

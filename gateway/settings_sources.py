@@ -7,12 +7,16 @@ operator would set, with its value unless it is a secret.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import EnvSettingsSource
 
 from gateway.errors import ConfigError
 from gateway.redaction import redact_url
@@ -44,6 +48,39 @@ def toml_path() -> Path | None:
     return default if default.is_file() else None
 
 
+class EnvSource(EnvSettingsSource):
+    """`GATEWAY_*` variables, written the way an operator would: a list setting
+    takes `a,b,c` (or a JSON list), and a value that is not the JSON a setting
+    needs is one ConfigError naming the variable and the form it expects, rather
+    than pydantic-settings' SettingsError traceback."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and _is_list(field) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            env = f"{ENV_PREFIX}{field_name.upper()}"
+            got = "***" if field_name in _SECRET_SETTINGS else _shown(value)
+            raise ConfigError(
+                f"invalid configuration: {env}: expected {_expected_form(field)} (got {got})"
+            ) from exc
+
+
+def _is_list(field: FieldInfo) -> bool:
+    return typing.get_origin(field.annotation) in (list, tuple, set, frozenset)
+
+
+def _expected_form(field: FieldInfo) -> str:
+    """How a complex setting is written in its variable, with an example."""
+    if _is_list(field):
+        return "a comma-separated list such as a,b (or a JSON list)"
+    example = (field.examples or [None])[0] or field.get_default(call_default_factory=True)
+    if typing.get_origin(field.annotation) is dict:
+        return "a JSON object" + (f" such as {json.dumps(example)}" if example else "")
+    return "JSON" + (f" such as {json.dumps(example)}" if example else "")
+
+
 def config_error(exc: tomllib.TOMLDecodeError | ValidationError) -> ConfigError:
     """The ConfigError an operator reads for a bad TOML file or bad settings."""
     if isinstance(exc, tomllib.TOMLDecodeError):
@@ -57,7 +94,10 @@ def config_error(exc: tomllib.TOMLDecodeError | ValidationError) -> ConfigError:
         name = ".".join(str(part) for part in err["loc"]) or "settings"
         env = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
         got = "***" if name.split(".")[0] in _SECRET_SETTINGS else _shown(err.get("input"))
-        lines.append(f"{env}: {err['msg']} (got {got})")
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{env}: {msg} (got {got})")
+    if len(lines) == 1:  # the common case reads as one line
+        return ConfigError(f"invalid configuration: {lines[0]}")
     return ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
 
 

@@ -2,7 +2,7 @@
 # Set everything up on a fresh Debian/Ubuntu machine, then run the gateway or the tests.
 #
 #   scripts/dev.sh serve [gateway serve args]   set up, then run the gateway (embedded defaults)
-#   scripts/dev.sh test  [pytest args]          set up, then lint, type-check and run every test
+#   scripts/dev.sh test  [pytest args]          set up, then lint, type-check, build the docs, run every test
 #   scripts/dev.sh setup                        only set up
 #
 # Set-up is idempotent and quick when nothing changed: system packages are installed with apt
@@ -73,6 +73,10 @@ case "$mode" in
     .venv/bin/ruff check gateway channels agent tests bench audio_fixtures
     echo "==> mypy --strict"
     .venv/bin/mypy gateway channels agent
+    # The documentation site (docs/, mkdocs.yml), offline, into the ignored .site/: a broken
+    # link or anchor, a missing page or a setting without a description fails the run.
+    echo "==> mkdocs build --strict"
+    NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir .site
     echo "==> pytest"
     exec .venv/bin/python -m pytest "$@"
     ;;

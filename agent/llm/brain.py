@@ -319,7 +319,7 @@ class LlmBrain:
         )  # fmt: skip
         team = f"our {brief.queue} team" if brief.queue != "general" else "our team"
         text = (
-            f"I'm passing you to a member of {team} now. They'll see this conversation,"
+            f"I'm passing you to a member of {team}. They'll see this conversation,"
             " so you won't need to repeat yourself."
         )
         if key == "angry":

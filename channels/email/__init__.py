@@ -1,2 +1,2 @@
 """The email channel: an embedded SMTP server for the support address, replies through a
-configured SMTP relay (see README "Email")."""
+configured SMTP relay (see docs/email.md)."""

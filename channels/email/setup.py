@@ -21,7 +21,7 @@ from channels.email.imap import ImapMailbox, ImapPoller
 from channels.email.relay import Relay
 from channels.email.state import EMAIL, EmailState
 from channels.email.transport import InboundHandler, server_tls, start_server
-from gateway.app import CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.keys import CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.models import ChannelKind, IdentityKind
 
 log = logging.getLogger("gateway.email")

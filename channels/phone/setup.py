@@ -49,7 +49,8 @@ from channels.phone.tts import EspeakSynthesizer
 from channels.phone.vad import EndpointerConfig
 from channels.phone.voice import PhonePrompts
 from channels.twilio.signature import TwilioSignatures
-from gateway.app import (
+from gateway.errors import ConfigError, GatewayError
+from gateway.keys import (
     BACKEND,
     BUS,
     CHANNELS,
@@ -60,7 +61,6 @@ from gateway.app import (
     STORE,
     TRANSCRIBER,
 )
-from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind
 from gateway.settings import Settings
 

@@ -35,9 +35,9 @@ from channels.phone.transfer import (
 from channels.phone.transfer_audio import AUDIO_PATH, CONTENT_TYPE, PROMPTS, audio_owner
 from channels.phone.transfer_twiml import hang_up
 from channels.twilio.signature import check_account, refuse
-from gateway.app import BUS, METRICS
 from gateway.bus import Data
 from gateway.errors import AuthError, GatewayError, NotFoundError
+from gateway.keys import BUS, METRICS
 
 log = logging.getLogger("gateway.phone.transfer_web")
 

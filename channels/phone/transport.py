@@ -34,8 +34,8 @@ from channels.phone.services import CallInfo
 from channels.phone.state import PHONE
 from channels.twilio import ids
 from channels.twilio.signature import check_account, refuse
-from gateway.app import BUS, METRICS, STORE
 from gateway.errors import AuthError, GatewayError, ProtocolError
+from gateway.keys import BUS, METRICS, STORE
 from gateway.models import Identity, IdentityKind, Verification
 from gateway.phone_numbers import to_e164
 

@@ -23,7 +23,7 @@ from channels.sms.rest import TwilioMessages
 from channels.sms.state import SMS, SmsState
 from channels.sms.transport import SMS_PATH, sms_status, sms_webhook
 from channels.twilio.signature import TwilioSignatures
-from gateway.app import CHANNELS, DISPATCHER, SETTINGS, STORE
+from gateway.keys import CHANNELS, DISPATCHER, SETTINGS, STORE
 from gateway.models import ChannelKind, IdentityKind
 
 log = logging.getLogger("gateway.sms")

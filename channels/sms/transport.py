@@ -30,8 +30,8 @@ from channels.sms import codec
 from channels.sms.rest import UNSUBSCRIBED
 from channels.sms.state import SMS
 from channels.twilio.signature import check_account, refuse
-from gateway.app import DISPATCHER, METRICS, STORE
 from gateway.errors import AuthError, ProtocolError
+from gateway.keys import DISPATCHER, METRICS, STORE
 from gateway.models import ChannelKind, Identity, IdentityKind
 from gateway.phone_numbers import to_e164
 

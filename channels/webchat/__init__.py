@@ -16,7 +16,7 @@ from channels.webchat.identity import VisitorTokens, sign_user_id, verify_user_i
 from channels.webchat.pages import index, widget_js
 from channels.webchat.state import WEBCHAT, WebchatState
 from channels.webchat.transport import chat_socket
-from gateway.app import CHANNELS, SECRET_KEY, SETTINGS
+from gateway.keys import CHANNELS, SECRET_KEY, SETTINGS
 from gateway.secrets import derive_key
 
 log = logging.getLogger(__name__)

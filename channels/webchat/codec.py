@@ -187,6 +187,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "seq": message.seq,
         "id": message.id,
         "author": message.author.value,
+        "author_name": message.author_name,
         "text": message.text,
         "channel": message.channel.value,
         "client_id": client_id_of(message),

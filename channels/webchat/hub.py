@@ -28,7 +28,6 @@ from gateway.models import (
     Customer,
     Direction,
     Message,
-    Transfer,
     Typing,
 )
 
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 
 OUTBOX_MAX = 512
 SEND_TIMEOUT_S = 10.0
-TRANSFER_NOTICE = "You're being connected to a member of our team."
 
 
 class Session:
@@ -204,13 +202,12 @@ class WebchatChannel:
             session.deliver(message)
 
     async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
-        """Typing indicators and a transfer notice; other actions mean nothing in a browser."""
-        if isinstance(action, Typing):
-            frame = codec.typing_frame(action.active)
-        elif isinstance(action, Transfer):
-            frame = codec.notice_frame("transfer", TRANSFER_NOTICE)
-        else:
+        """Typing indicators; other actions mean nothing in a browser. A transfer says
+        nothing of its own: the queue's one notice (gateway/routing/intake.py, stored,
+        the same on every text channel) tells the visitor when someone will be there."""
+        if not isinstance(action, Typing):
             return
+        frame = codec.typing_frame(action.active)
         for session in self.hub.sessions_for(customer):
             session.send(frame)
 

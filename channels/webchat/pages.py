@@ -21,7 +21,7 @@ from aiohttp import web
 from channels.webchat.codec import MAX_USER_ID_CHARS
 from channels.webchat.identity import sign_user_id
 from channels.webchat.state import WEBCHAT
-from gateway.app import BACKEND
+from gateway.keys import BACKEND
 
 log = logging.getLogger(__name__)
 

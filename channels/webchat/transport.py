@@ -18,8 +18,8 @@ from channels.webchat import codec
 from channels.webchat.hub import Session
 from channels.webchat.identity import origin_allowed, verify_user_id
 from channels.webchat.state import WEBCHAT
-from gateway.app import DISPATCHER, METRICS, SETTINGS, STORE
 from gateway.errors import GatewayError, ProtocolError
+from gateway.keys import DISPATCHER, METRICS, SETTINGS, STORE
 from gateway.models import (
     ChannelKind,
     Customer,

@@ -144,6 +144,8 @@ class ConsoleApprovals:
                 raise RoutingError(exc.message) from exc
             self._forget(conversation_id, approval_id)
         customer = await self.store.get_customer(stored.conversation.customer_id)
+        if self.service.router.metrics is not None:
+            self.service.router.metrics.count_stored(stored.messages)
         await deliver(self.channels, customer, stored.conversation, stored.messages)
         data = {
             "conversation_id": conversation_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,18 +17,24 @@ from gateway.models import (
     ConversationState,
     Customer,
     Identity,
-    IdentityKind,
     Message,
 )
 from gateway.protocols import ChannelRegistry, EventDraft, OutboundDraft
 from gateway.routing import policy
 from gateway.routing.models import ConsoleEventDraft, WorkKind
+from gateway.routing.reach import (
+    AccountFacts,
+    AccountLookup,
+    Reach,
+    confirmation,
+    masked_email,
+    masked_phone,
+)
 from gateway.routing.router import Router
 from gateway.routing.store import EntryDraft, RoutingChange
 
 log = logging.getLogger(__name__)
 
-TierLookup = Callable[[Customer], Awaitable[str | None]]
 
 _CHOICES = {"callback": "callback", "call": "callback", "sms": "sms", "text": "sms",
             "email": "email", "mail": "email"}  # fmt: skip
@@ -86,11 +92,11 @@ class Intake:
     """Puts handed-over conversations in their queue and tells the customer what next."""
 
     def __init__(
-        self, router: Router, channels: ChannelRegistry, *, tier_of: TierLookup | None = None
+        self, router: Router, channels: ChannelRegistry, *, account_of: AccountLookup | None = None
     ) -> None:
         self.router = router
         self.channels = channels
-        self.tier_of = tier_of
+        self.account_of = account_of
         settings = router.settings
         self.hours = policy.parse_hours(settings.business_hours)
         self.tz = ZoneInfo(settings.business_timezone)
@@ -100,7 +106,8 @@ class Intake:
         router = self.router
         brief_queue = conversation.brief.queue if conversation.brief else None
         queue = router.queue_for(conversation.queue or brief_queue)
-        tier = await self._tier(customer)
+        facts = await self._account(customer)
+        tier = facts.tier if facts is not None else None
         priority = policy.base_priority(conversation.brief, tier)
         kind = WorkKind.of(conversation.channel)
         async with router.lock:
@@ -116,8 +123,9 @@ class Intake:
             )
             open_now = policy.is_open(self.hours, self.tz, now)
             available = router.available_for(queue)
-            wait = router.estimate_wait(queue, ahead) if open_now and available else None
-            text = self._notice(customer, open_now, available, policy.describe_wait(wait))
+            wait = router.estimate_wait(queue, ahead) if open_now else None
+            reach = Reach.of(customer, facts)
+            text = self._notice(reach, open_now, available, policy.describe_wait(wait))
             change = RoutingChange(
                 conversation_id=conversation.id,
                 queue=queue,
@@ -152,28 +160,32 @@ class Intake:
         if console:
             await self.router.apply(RoutingChange(console=console))
 
-    async def _tier(self, customer: Customer) -> str | None:
-        if self.tier_of is None:
+    async def _account(self, customer: Customer) -> AccountFacts | None:
+        if self.account_of is None or not customer.account_ref:
             return None
         try:
-            return await self.tier_of(customer)
-        except GatewayError as exc:  # priority without the tier beats no queue entry
-            log.warning("tier lookup failed: %s", exc)
+            return await self.account_of(customer)
+        except GatewayError as exc:  # a queue entry without the tier beats none
+            log.warning("account lookup failed: %s", exc)
             return None
 
-    def _notice(self, customer: Customer, open_now: bool, available: bool, wait: str | None) -> str:
+    def _notice(self, reach: Reach, open_now: bool, available: bool, wait: str | None) -> str:
+        """The one notice a customer gets on entering the queue (every text channel):
+        when someone will be with them, or why not yet and what else they can do."""
         if open_now and available:
             if wait is None:
                 return "A member of our team will be with you as soon as possible."
             return f"A member of our team will be with you in {wait}."
-        lead = (
-            "We're closed right now" if not open_now else "Nobody from our team is free right now"
-        )
-        kinds = {i.kind for i in customer.identities}
+        if not open_now:
+            lead = "We're closed right now"
+        elif wait is None:
+            lead = "Nobody from our team is free right now"
+        else:
+            lead = f"Nobody from our team is free right now; the expected wait is {wait}"
         options = []
-        if IdentityKind.PHONE in kinds:
+        if reach.phone:
             options += ["CALLBACK for a call back", "SMS to continue by text message"]
-        if IdentityKind.EMAIL in kinds:
+        if reach.email:
             options.append("EMAIL to continue by email")
         text = (
             f"{lead}. You keep your place in the queue and nobody will ask you to repeat"
@@ -182,6 +194,11 @@ class Intake:
         if options:
             text += " Reply " + ", ".join(options[:-1]) + (" or " if len(options) > 1 else "")
             text += options[-1] + "."
+        on_record = [masked_phone(reach.phone)] if reach.phone and reach.phone_on_record else []
+        if reach.email and reach.email_on_record:
+            on_record.append(masked_email(reach.email))
+        if on_record:
+            text += f" We'd use the contact details on your account: {' and '.join(on_record)}."
         return text
 
     async def typing(self, identity: Identity, active: bool) -> None:
@@ -212,18 +229,23 @@ class Intake:
         choice = _CHOICES.get(word)
         if choice is None:
             return
-        confirm = {
-            "callback": "Thanks: we'll call you back on this number as soon as someone is free.",
-            "sms": "Thanks: we'll continue by text message. Reply here any time.",
-            "email": "Thanks: we'll continue by email; we'll write to you shortly.",
-        }[choice]
+        reach = Reach.of(customer, await self._account(customer))
+        confirmed = confirmation(choice, reach, conversation.channel)
+        if confirmed is None:
+            return  # nowhere to call or write to: the word was just a word
+        confirm, to = confirmed
+        data = {
+            "choice": choice,
+            "message_id": message.id,
+            "to": to,
+            "on_record": reach.email_on_record if choice == "email" else reach.phone_on_record,
+        }
         applied = await router.apply(
             RoutingChange(
                 conversation_id=conversation.id,
                 outbound=(OutboundDraft(text=confirm, author=AuthorKind.SYSTEM,
                                         channel=conversation.channel),),
-                events=(EventDraft(kind="queue.choice",
-                                   data={"choice": choice, "message_id": message.id}),),
+                events=(EventDraft(kind="queue.choice", data=data),),
             )
         )  # fmt: skip
         assert applied.conversation is not None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.app import BUS, STORE
+from gateway.keys import BUS, STORE
 from gateway.routing.front import RoutingFront
 from gateway.routing.router import Router
 from gateway.store.routing_rows import REPS_CHANNEL

@@ -7,12 +7,14 @@ import html
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from gateway.dispatch import Responder
 from gateway.http_input import read_form
+from gateway.keys import SETTINGS
 from gateway.models import ChannelKind, Conversation, Customer, Message, Reply
 from gateway.protocols import Decision, EventDraft
 from gateway.routing.state import ROUTING
@@ -122,7 +124,48 @@ async def rate_form(request: web.Request) -> web.Response:
     return _page("How did we do?", form)
 
 
+def _cors(request: web.Request) -> dict[str, str] | None:
+    """CORS headers for the widget's rating POST from the embedding site (another
+    origin): the Origin is allowed by GATEWAY_WEBCHAT_ALLOWED_ORIGINS (empty: any, as
+    for the chat socket). None refuses it. No Origin, or our own (the rating page's
+    form), needs none."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    own = {request.host.lower(), urlsplit(request.app[SETTINGS].public_url).netloc.lower()}
+    if urlsplit(origin).netloc.lower() in own:
+        return {}
+    allowed = request.app[SETTINGS].webchat_allowed_origins
+    wanted = origin.strip().rstrip("/").lower()
+    if allowed and wanted not in {a.strip().rstrip("/").lower() for a in allowed}:
+        return None
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+async def rate_preflight(request: web.Request) -> web.Response:
+    """The browser's preflight before a cross-origin rating POST."""
+    headers = _cors(request)
+    if headers is None:
+        return web.Response(status=403)
+    headers = {
+        **headers,
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "600",
+    }
+    return web.Response(status=204, headers=headers)
+
+
 async def rate_submit(request: web.Request) -> web.Response:
+    cors = _cors(request)
+    if cors is None:  # a site not allowed to embed the chat: nothing is recorded
+        return _page("Not allowed", "<p>Rate from the link you were sent.</p>", 403)
+    response = await _rate(request)
+    response.headers.update(cors)
+    return response
+
+
+async def _rate(request: web.Request) -> web.Response:
     ratings = _ratings(request)
     conversation_id = ratings.conversation_of(request.match_info["token"])
     if conversation_id is None:

@@ -97,7 +97,7 @@ def _first_error(exc: ValidationError) -> str:
 
 
 async def _open(settings: Settings) -> Store:
-    from gateway.app import open_store
+    from gateway.store.opening import open_store
 
     try:
         return await open_store(settings)

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from gateway.errors import ConflictError
+from gateway.metrics import Metrics
 from gateway.models import Conversation, Customer
 from gateway.protocols import Store
 from gateway.routing.feed import ConsoleFeed
@@ -64,10 +65,12 @@ class Router(RoutingPicture):
     which answers the reads). Rep-facing actions live in `RoutingService`."""
 
     def __init__(
-        self, settings: Settings, store: Store, routing: RoutingStore, feed: ConsoleFeed
-    ) -> None:
+        self, settings: Settings, store: Store, routing: RoutingStore, feed: ConsoleFeed,
+        metrics: Metrics | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(settings)
         self.store = store
+        self.metrics = metrics  # counts what routing stores for customers (rep replies...)
         self.routing = routing
         self.feed = feed
         self.lock = asyncio.Lock()
@@ -165,6 +168,8 @@ class Router(RoutingPicture):
         """Commit, then tell the connected consoles."""
         applied = await self.routing.apply(change)
         self.feed.committed(applied.console)
+        if self.metrics is not None:
+            self.metrics.count_stored(applied.messages)
         return applied
 
     def _deadline(self) -> datetime:

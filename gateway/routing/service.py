@@ -56,6 +56,12 @@ MAX_REP_TEXT = 4000
 HANDED_BACK_TEXT = "Thanks for your patience. Our virtual assistant will take it from here."
 
 
+def first_name(display_name: str) -> str | None:
+    """How a rep signs what the customer reads: their first name only."""
+    words = display_name.split()
+    return words[0][:100] if words else None
+
+
 class RoutingService:
     """Rep actions (the console's reads are `gateway.routing.views.ConsoleViews`)."""
 
@@ -209,7 +215,8 @@ class RoutingService:
             OutboundDraft(text=text, author=AuthorKind.REP, channel=conv.channel,
                           direction=Direction.INTERNAL)
             if internal
-            else OutboundDraft(text=text, author=AuthorKind.REP, channel=conv.channel)
+            else OutboundDraft(text=text, author=AuthorKind.REP, channel=conv.channel,
+                               author_name=first_name(self.rep(rep_id).display_name))
         )  # fmt: skip
         applied = await self.router.apply(
             RoutingChange(

@@ -18,8 +18,17 @@ from typing import TYPE_CHECKING, cast
 from aiohttp import web
 
 from agent.backend import Backend
-from gateway.app import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
 from gateway.errors import ConfigError, GatewayError
+from gateway.keys import (
+    BACKEND,
+    BUS,
+    CHANNELS,
+    DISPATCHER,
+    METRICS,
+    SECRET_KEY,
+    SETTINGS,
+    STORE,
+)
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
 from gateway.routing import api
@@ -30,10 +39,11 @@ from gateway.routing.calls import CallOffers
 from gateway.routing.feed import LocalFeed, SharedFeed
 from gateway.routing.front import RoutingFront
 from gateway.routing.hub import ConsoleHub
-from gateway.routing.intake import Intake, TierLookup
+from gateway.routing.intake import Intake
 from gateway.routing.leader import Leadership
 from gateway.routing.page import add_page_routes
-from gateway.routing.rating import Ratings, rate_form, rate_submit
+from gateway.routing.rating import Ratings, rate_form, rate_preflight, rate_submit
+from gateway.routing.reach import AccountFacts, AccountLookup
 from gateway.routing.router import Router
 from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING, RoutingState
@@ -73,26 +83,35 @@ def setup_routing(app: web.Application) -> None:
     app.router.add_get("/console/ws", console_socket)
     app.router.add_get("/rate/{token}", rate_form)
     app.router.add_post("/rate/{token}", rate_submit)
+    app.router.add_route("OPTIONS", "/rate/{token}", rate_preflight)  # the widget's CORS
     app.cleanup_ctx.append(_routing_ctx)
     app.on_shutdown.append(_close_consoles)
 
 
-def _tier_lookup(app: web.Application) -> TierLookup | None:
+def _account_lookup(app: web.Application) -> AccountLookup | None:
+    """The account's tier (queue priority) and its contact on record (a signed-in
+    customer told nobody is free may continue by phone or email the gateway lacks)."""
     backend = app.get(BACKEND)
     get_account = getattr(backend, "get_account", None)
     if get_account is None:
         return None
 
-    async def tier_of(customer: Customer) -> str | None:
+    async def account_of(customer: Customer) -> AccountFacts | None:
         if not customer.account_ref:
             return None
         try:
             account = await get_account(customer.account_ref)
-        except Exception as exc:  # the backend's own errors; priority does without a tier
+        except Exception as exc:  # the backend's own errors; routing does without them
             raise GatewayError(f"backend: {exc}") from exc
-        return getattr(account, "tier", None)
+        if account is None:
+            return None
+        return AccountFacts(
+            tier=getattr(account, "tier", None),
+            phone=getattr(account, "phone", None) or None,
+            email=getattr(account, "email", None) or None,
+        )
 
-    return tier_of
+    return account_of
 
 
 def _refund_backend(app: web.Application) -> Backend | None:
@@ -142,8 +161,8 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
     feed: LocalFeed | SharedFeed = (
         SharedFeed(state.hub, bus, routing) if bus.shared else LocalFeed(state.hub)
     )
-    router = Router(settings, store, routing, feed)
-    intake = Intake(router, channels, tier_of=_tier_lookup(app))
+    router = Router(settings, store, routing, feed, app[METRICS])
+    intake = Intake(router, channels, account_of=_account_lookup(app))
     router.on_orphan.append(intake.handover)
     service = RoutingService(
         router, intake, store, channels,

@@ -19,6 +19,7 @@ from gateway.store.pg_linking import IdentityMoved
 from gateway.store.rows import (
     conversation_from_row,
     customer_from_row,
+    draft_meta,
     dumps,
     identity_from_row,
     message_from_row,
@@ -41,10 +42,10 @@ WITH s AS (
     UPDATE customers SET last_seq = $4 WHERE id = $2 AND cardinality($5::bigint[]) > 0
 ), m AS (
     INSERT INTO messages (conversation_id, customer_id, seq, direction, author, channel,
-                          text, handled, created_at)
-    SELECT $1, $2, t.seq, t.direction, t.author, t.channel, t.text, true, $3
-    FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
-         WITH ORDINALITY AS t(seq, direction, author, channel, text, n)
+                          text, meta, handled, created_at)
+    SELECT $1, $2, t.seq, t.direction, t.author, t.channel, t.text, t.meta, true, $3
+    FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $13::text[])
+         WITH ORDINALITY AS t(seq, direction, author, channel, text, meta, n)
     ORDER BY t.n
     RETURNING id, seq
 ), h AS (
@@ -59,7 +60,7 @@ WITH s AS (
 )
 SELECT v.*, ARRAY(SELECT id FROM m ORDER BY seq) AS _message_ids FROM v
 """
-_FIXED_PARAMS = 12
+_FIXED_PARAMS = 13
 
 
 async def lock_turn(conn: Conn, conversation_id: int) -> dict[str, Any]:
@@ -96,6 +97,7 @@ async def write_turn(
         [d.channel.value for d in drafts], [d.text for d in drafts],
         turn.handled_message_id,
         [kind for kind, _ in events], [data for _, data in events],
+        [draft_meta(d) for d in drafts],
         *updates.values(),
     )  # fmt: skip
     messages = tuple(
@@ -103,7 +105,7 @@ async def write_turn(
             "id": mid, "conversation_id": conv["id"], "customer_id": cust, "seq": seq,
             "direction": d.direction.value, "author": d.author.value,
             "channel": d.channel.value, "text": d.text, "external_id": None,
-            "confidence": None, "start_ms": None, "end_ms": None, "meta": None,
+            "confidence": None, "start_ms": None, "end_ms": None, "meta": draft_meta(d),
             "status": None, "error_code": None, "created_at": ts,
         })
         for mid, seq, d in zip(row["_message_ids"], range(first, first + len(drafts)), drafts,

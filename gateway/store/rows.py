@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.models import (
     Attachment,
@@ -26,6 +26,9 @@ from gateway.models import (
     Verification,
     VoiceTiming,
 )
+
+if TYPE_CHECKING:
+    from gateway.protocols import OutboundDraft
 
 Row = Mapping[str, Any]
 
@@ -88,6 +91,8 @@ def conversation_from_row(row: Row) -> Conversation:
 
 def message_from_row(row: Row) -> Message:
     start, end = row["start_ms"], row["end_ms"]
+    raw_meta = row.get("meta")
+    meta: dict[str, Any] | None = json.loads(raw_meta) if raw_meta else None
     return Message.model_construct(
         id=row["id"],
         conversation_id=row["conversation_id"],
@@ -104,15 +109,16 @@ def message_from_row(row: Row) -> Message:
         else None,
         status=DeliveryStatus(row["status"]) if row.get("status") else None,
         error_code=row.get("error_code"),
-        attachments=_attachments(row.get("meta")),
+        attachments=_attachments(meta),
+        author_name=meta.get("author_name") if meta else None,
         created_at=to_dt(row["created_at"]),
     )
 
 
-def _attachments(meta: str | None) -> tuple[Attachment, ...]:
+def _attachments(meta: dict[str, Any] | None) -> tuple[Attachment, ...]:
     if not meta:
         return ()
-    return tuple(Attachment.model_validate(a) for a in json.loads(meta).get("attachments", ()))
+    return tuple(Attachment.model_validate(a) for a in meta.get("attachments", ()))
 
 
 def message_meta(attachments: tuple[Attachment, ...]) -> str | None:
@@ -120,6 +126,11 @@ def message_meta(attachments: tuple[Attachment, ...]) -> str | None:
     if not attachments:
         return None
     return dumps({"attachments": [a.model_dump(exclude_none=True) for a in attachments]})
+
+
+def draft_meta(draft: OutboundDraft) -> str | None:
+    """The `meta` JSON column for a message the gateway writes (its author's name)."""
+    return dumps({"author_name": draft.author_name}) if draft.author_name else None
 
 
 def event_from_row(row: Row) -> Event:

@@ -47,7 +47,14 @@ from gateway.protocols import (
 from gateway.store import linking, migrate
 from gateway.store import sqlite_delivery as delivery
 from gateway.store import sqlite_reads as reads
-from gateway.store.rows import conversation_from_row, message_from_row, message_meta, now_ms, to_ms
+from gateway.store.rows import (
+    conversation_from_row,
+    draft_meta,
+    message_from_row,
+    message_meta,
+    now_ms,
+    to_ms,
+)
 from gateway.store.rules import turn_changes, version_conflict
 from gateway.store.sqlite_connect import acquire_lock, connect_reader, connect_writer
 from gateway.store.sqlite_session import Sessions, insert_event
@@ -229,7 +236,7 @@ class SqliteStore:
             seq = self._sessions.next_seq(conn, cust)
             params = (
                 conv["id"], cust["id"], seq, draft.direction.value, draft.author.value,
-                draft.channel.value, draft.text, None, None, None, None, 1, None, ts,
+                draft.channel.value, draft.text, None, None, None, None, 1, draft_meta(draft), ts,
             )  # fmt: skip
             cur = conn.execute(_INSERT_MESSAGE, params)
             stored.append(

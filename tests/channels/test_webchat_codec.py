@@ -121,8 +121,9 @@ def test_message_frames(
 ) -> None:
     frame = json.loads(codec.message_frame(message(channel, direction, external_id)))
     assert frame == {
-        "type": "message", "seq": 5, "id": 9, "author": frame["author"], "text": "hi",
-        "channel": channel.value, "client_id": client_id, "ts": "2024-05-01T12:00:00+00:00",
+        "type": "message", "seq": 5, "id": 9, "author": frame["author"], "author_name": None,
+        "text": "hi", "channel": channel.value, "client_id": client_id,
+        "ts": "2024-05-01T12:00:00+00:00",
     }  # fmt: skip
 
 

@@ -323,15 +323,27 @@ async def test_forged_signature_is_refused_and_chat_stays_anonymous(
         assert [i.kind for i in customer.identities] == [IdentityKind.WEBCHAT]
 
 
-async def test_transfer_shows_a_notice(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
+async def test_a_handover_is_one_honest_notice(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    # Nobody is on duty: the visitor is not told they are being connected, only the
+    # queue's one notice (stored, so a reload shows it again).
     app = build_app(tmp_path)
     client = await aiohttp_client(app)
     chat = await Chat.open(client)
-    await chat.hello()
+    welcome, _ = await chat.hello()
     await chat.say("human", "h1")
     assert (await chat.reply())["text"] == "connecting you"
-    notice = await chat.until(lambda f: f["type"] == "notice")
-    assert notice["code"] == "transfer"
+    notice = await chat.until(lambda f: f["type"] == "message" and f["author"] == "system")
+    assert notice["text"].startswith("Nobody from our team is free right now.")
+    await chat.send({"type": "ping"})
+    await chat.until(lambda f: f["type"] == "pong")
+    assert [f for f in chat.frames if f["type"] == "notice"] == []
+    shown = [f["text"] for f in chat.frames if f["type"] == "message" and f["author"] != "customer"]
+    assert shown == ["connecting you", notice["text"]]
+    again = await Chat.open(client)
+    _, history = await again.hello(token=welcome["visitor_token"])
+    assert [m["text"] for m in history if m["author"] == "system"] == [notice["text"]]
 
 
 async def test_origin_is_checked_when_configured(

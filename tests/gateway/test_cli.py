@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +79,82 @@ def test_serve_answers_health_and_metrics_then_stops_cleanly(tmp_path: Path) -> 
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert (tmp_path / "data" / "gateway.sqlite3").exists()
+
+
+def _gateway(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, **env),
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+def _one_error_line(stderr: str) -> str:
+    """The error the command printed: exactly one `gateway: ...` line, no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("gateway: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def test_version_is_the_installed_package_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    out = _gateway(tmp_path, "--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"gateway {version('support-gateway')}"
+
+
+def test_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = _gateway(tmp_path, "serve", "--port", str(port))
+    assert out.returncode == 2
+    line = _one_error_line(out.stderr)
+    assert "GATEWAY_PORT" in line and f"127.0.0.1:{port}" in line and "in use" in line
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("GATEWAY_QUEUES", "notjson", "a JSON object such as {"),
+        ("GATEWAY_BUSINESS_HOURS", "mon 9-5", 'a JSON object such as {"mon": '),
+        ("GATEWAY_WEBCHAT_ALLOWED_ORIGINS", '["https://x.com"', "a comma-separated list"),
+        ("GATEWAY_LLM_TOOLS", "[lookup_order", "a comma-separated list"),
+    ],
+)
+def test_badly_written_structured_setting_is_one_line(
+    tmp_path: Path, env: str, value: str, expected: str
+) -> None:
+    out = _gateway(tmp_path, "check-config", **{env: value})
+    assert out.returncode == 2
+    line = _one_error_line(out.stderr)
+    assert f"{env}: expected {expected}" in line and repr(value) in line
+
+
+def test_lists_are_taken_comma_separated(tmp_path: Path) -> None:
+    out = _gateway(
+        tmp_path,
+        "check-config",
+        GATEWAY_WEBCHAT_ALLOWED_ORIGINS="https://x.com, https://www.x.com",
+        GATEWAY_LLM_TOOLS="lookup_order",
+    )
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["webchat_allowed_origins"] == ["https://x.com", "https://www.x.com"]
+    assert shown["llm_tools"] == ["lookup_order"]
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_unsupported_database_is_reported_first(tmp_path: Path, command: str) -> None:
+    # No GATEWAY_SECRET_KEY either (a shared store needs one): the URL is the real problem.
+    out = _gateway(tmp_path, command, GATEWAY_DATABASE_URL="mysql://app:hunter2@db/support")
+    assert out.returncode == 2
+    line = _one_error_line(out.stderr)
+    assert "GATEWAY_DATABASE_URL" in line and "'mysql'" in line and "postgresql://" in line
+    assert "GATEWAY_SECRET_KEY" not in out.stderr and "hunter2" not in out.stderr

@@ -5,6 +5,7 @@
  *
  * A site that knows its signed-in user adds data-user-id, data-user-name and
  * data-user-signature (hex HMAC-SHA256 of the id with the shared secret).
+ * data-greeting replaces the greeting the panel opens with.
  *
  * It speaks the protocol in channels/webchat/PROTOCOL.md: the visitor token is
  * kept in localStorage so a reload is the same visitor; unacknowledged
@@ -90,8 +91,11 @@
     "ol{list-style:none;margin:0;padding:12px;flex:1;overflow-y:auto;display:flex;flex-direction:column;gap:6px}" +
     "li{max-width:85%;padding:8px 10px;border-radius:10px;white-space:pre-wrap;overflow-wrap:anywhere}" +
     "li.customer{align-self:flex-end;background:#1f5fbf;color:#fff}" +
-    "li.agent,li.rep{align-self:flex-start;background:#eef1f5}" +
+    "li.agent,li.rep,li.greeting{align-self:flex-start;background:#eef1f5}" +
     "li.system,li.notice,li.error{align-self:center;background:transparent;color:#555;font-size:13px;font-style:italic}" +
+    ".who{display:block;font-size:12px;font-weight:600;color:#333}" +
+    "time{display:block;font-size:11px;opacity:.75;text-align:right}" +
+    ".rate button{font:inherit;min-width:2.2em;margin:4px 4px 0 0;padding:4px 6px;border:1px solid #1f5fbf;border-radius:6px;background:#fff;color:#1f5fbf;cursor:pointer}" +
     "li.error{color:#a4000f}" +
     "li.pending{opacity:.65}" +
     "li.failed{outline:2px solid #a4000f}" +
@@ -127,7 +131,15 @@
   var form = q("form");
   var input = q("textarea");
 
-  var AUTHOR_LABEL = { customer: "You", agent: "Support", rep: "Support", system: "Notice" };
+  var AUTHOR_LABEL = { customer: "You", agent: "Assistant", rep: "Support", system: "Notice" };
+  // Who answers and how soon, before anything is written (a site may say it its way).
+  var GREETING = data.greeting ||
+    "Hi! Our virtual assistant answers here, usually within a few seconds. " +
+    "Ask for a person at any time: a member of our team takes over with everything you wrote.";
+  // A closing message's signed rating link (`/rate/<token>`, PROTOCOL.md): shown as the
+  // 1-5 buttons, not as a raw URL.
+  var RATE_LINK = /\s*(?:Rate us:\s*)?(https?:\/\/\S+\/rate\/[^\s\/]+)\s*$/;
+  var ratingShown = {}; // url -> true: one control per rating link
 
   function isOpen() { return !panel.hidden; }
 
@@ -168,21 +180,37 @@
     return li;
   }
 
-  // A closed conversation's 1-5 rating: one keyboard-reachable button per score.
-  function rating(f) {
-    var li = line("notice", f.text || "How did we do?");
+  // A closed conversation's 1-5 rating: one keyboard-reachable button per score,
+  // in `li` (the closing message), or in a line of its own (a `rating` frame).
+  function rating(url, text, scale, li) {
+    if (ratingShown[url]) return;
+    ratingShown[url] = true;
+    li = li || line("notice", text || "How did we do?");
     var group = document.createElement("div");
+    group.className = "rate";
     group.setAttribute("role", "group");
     group.setAttribute("aria-label", "Rate this conversation from 1 to 5");
-    for (var n = 1; n <= (f.scale || 5); n++) {
+    if (load("rated:" + url, false)) {
+      group.textContent = "Thank you for your rating!";
+      li.appendChild(group);
+      return;
+    }
+    scale = scale || 5;
+    for (var n = 1; n <= scale; n++) {
       var b = document.createElement("button");
       b.type = "button";
       b.textContent = String(n);
-      b.setAttribute("aria-label", n + " out of " + (f.scale || 5));
+      b.setAttribute("aria-label", n + " out of " + scale);
       b.onclick = (function (score) {
         return function () {
-          fetch(f.url, { method: "POST", body: new URLSearchParams({ score: String(score) }) })
-            .then(function (r) { group.textContent = r.ok ? "Thank you!" : "Sorry, that did not work."; })
+          // The gateway answers this cross-origin POST with CORS headers (an allowed site).
+          fetch(url, { method: "POST", body: new URLSearchParams({ score: String(score) }) })
+            .then(function (r) {
+              if (r.ok) save("rated:" + url, true);
+              group.textContent = r.ok ? "Thank you for your rating!"
+                : r.status === 404 ? "This conversation can no longer be rated."
+                : "Sorry, that did not work.";
+            })
             .catch(function () { group.textContent = "Sorry, that did not work."; });
         };
       })(n);
@@ -191,15 +219,58 @@
     li.appendChild(group);
   }
 
-  function bubble(author, text) {
+  function clock(iso) {
+    var when = new Date(iso);
+    if (isNaN(when.getTime())) return null;
+    var t = document.createElement("time");
+    t.setAttribute("datetime", iso);
+    var sr = document.createElement("span");
+    sr.className = "sr";
+    sr.textContent = ", at ";
+    t.appendChild(sr);
+    t.appendChild(document.createTextNode(
+      when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+    t.title = when.toLocaleString();
+    return t;
+  }
+
+  function greet() {
+    var li = document.createElement("li");
+    li.className = "greeting";
+    li.textContent = GREETING;
+    list.insertBefore(li, list.firstChild);
+  }
+
+  // A message: who wrote it (shown for the assistant and a person; read out for all),
+  // its text, and when it was stored (`ts`; a pending message gets it once stored).
+  function bubble(author, text, name, ts) {
     var li = document.createElement("li");
     li.className = author;
     var label = document.createElement("span");
-    label.className = "sr";
-    label.textContent = (AUTHOR_LABEL[author] || author) + ": ";
+    var who = (author === "rep" && name) || AUTHOR_LABEL[author] || author;
+    if (author === "agent" || author === "rep") {
+      label.className = "who";
+      label.textContent = who;
+      var colon = document.createElement("span");
+      colon.className = "sr";
+      colon.textContent = ": ";
+      label.appendChild(colon);
+    } else {
+      label.className = "sr";
+      label.textContent = who + ": ";
+    }
     li.appendChild(label);
-    li.appendChild(document.createTextNode(text));
+    var link = author === "system" ? RATE_LINK.exec(text) : null;
+    li.appendChild(document.createTextNode(link ? text.slice(0, link.index) : text));
+    if (link) rating(link[1], null, 5, li);
+    if (ts) stamp(li, ts);
     return li;
+  }
+
+  function stamp(li, ts) {
+    if (li.querySelector("time")) return;
+    var t = clock(ts);
+    if (t) li.appendChild(t);
   }
 
   // Show a stored message once, in seq order; confirm a pending bubble with its client_id.
@@ -211,8 +282,9 @@
     if (li) {
       li.classList.remove("pending");
       dropFromOutbox(m.client_id);
+      if (m.ts) stamp(li, m.ts);
     } else {
-      li = bubble(m.author, m.text);
+      li = bubble(m.author, m.text, m.author_name, m.ts);
       if (m.client_id) byClientId[m.client_id] = li;
     }
     li.setAttribute("data-seq", String(m.seq));
@@ -234,7 +306,9 @@
   function clearMessages() {
     var pending = byClientId;
     list.textContent = "";
+    greet();
     shown = {};
+    ratingShown = {};
     byClientId = {};
     lastSeq = 0;
     outbox.forEach(function (o) {
@@ -306,7 +380,7 @@
         line("notice", f.text);
         break;
       case "rating":
-        if (typeof f.url === "string") rating(f);
+        if (typeof f.url === "string") rating(f.url, f.text, f.scale, null);
         break;
       case "error":
         onError(f);
@@ -437,6 +511,7 @@
 
   function start() {
     document.body.appendChild(host);
+    greet();
     outbox.forEach(showPending);
     var wasOpen = false;
     try { wasOpen = window.sessionStorage.getItem(prefix + "open") === "1"; } catch (e) { /* ignore */ }

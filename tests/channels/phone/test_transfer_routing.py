@@ -376,7 +376,11 @@ async def test_declines_on_the_phone_and_in_the_console_ring_the_next_rep(
 
     # Cleo steps away while hers rings: the offer is withdrawn; nobody is left.
     await desk.front.set_presence(cleo.id, Presence.AWAY)
-    await until(lambda: transfer.state is TransferState.CALLBACK_OFFERED)  # in the background
+    # In the background: the state moves first, then its event is stored and the claim dropped.
+    await until(
+        lambda: transfer.state is TransferState.CALLBACK_OFFERED
+        and jane.id not in desk.router.claimed
+    )
     cleo_sid = desk.rest.created[2].sid
     assert (cleo_sid, {"Status": "completed"}) in [(sid, f) for _, sid, f in desk.rest.requests]
     failures = await desk.events(jane, "transfer.rep_failed")

@@ -87,7 +87,7 @@ async def test_a_chat_customer_is_handed_over_and_answered_from_the_console(
     note = rep.timeline.locator("li.internal")
     await expect(note).to_contain_text("Private note")
     await rep.reply("Hi, this is Ann. Yes, we ship to 40 countries.")
-    await customer.sees("Support: Hi, this is Ann. Yes, we ship to 40 countries.")
+    await customer.sees("Ann: Hi, this is Ann. Yes, we ship to 40 countries.")  # her first name
     await customer.say("great, thanks!")
     await expect(rep.timeline.get_by_text("great, thanks!")).to_have_count(1)
     await expect(customer.log).not_to_contain_text("VIP")

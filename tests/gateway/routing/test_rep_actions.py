@@ -126,3 +126,62 @@ async def test_transfer_to_a_queue_goes_to_a_rep_with_that_skill(desk: Desk) -> 
     await desk.service.accept(tech.id, offer_id)
     conv = await desk.store.get_conversation(conv_id)
     assert offered == conv_id and conv.queue == "technical"
+
+
+async def _outbound_count(desk: Desk, channel: str = "webchat") -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = await (await desk.client.get("/metrics")).text()
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == "gateway_messages_total" and sample.labels == {
+                "channel": channel,
+                "direction": "outbound",
+            }:
+                return sample.value
+    return 0.0
+
+
+async def test_metrics_count_the_reps_replies_as_outbound_messages(desk: Desk) -> None:
+    rep_id, conv_id = await _held(desk)
+    before = await _outbound_count(desk)
+    stored_before = len(await desk.texts(conv_id))
+    await desk.service.note(rep_id, conv_id, "private: not a message to anyone")
+    await desk.service.reply(rep_id, conv_id, "Hello, I can help with that.")
+    await desk.service.reply(rep_id, conv_id, "Done: anything else?")
+    stored = [
+        m
+        for m in (await desk.store.conversation_messages(conv_id))[stored_before:]
+        if m.direction is Direction.OUTBOUND
+    ]
+    assert [m.text for m in stored] == ["Hello, I can help with that.", "Done: anything else?"]
+    assert await _outbound_count(desk) == before + len(stored)
+
+
+async def test_a_reps_messages_carry_their_first_name_live_and_in_history(desk: Desk) -> None:
+    from gateway.routing.models import Presence, RepDraft
+    from tests.gateway.routing.desk import password_hash
+
+    draft = RepDraft(username="annlee", display_name="Ann Marie Lee",
+                     password_hash=password_hash(), skills=("general",))  # fmt: skip
+    rep = await desk.service.set_presence((await desk.service.add_rep(draft)).id,
+                                          Presence.AVAILABLE)  # fmt: skip
+    chat = await Chat.open(desk.client)
+    await chat.send({"type": "hello"})
+    welcome = await chat.expect("welcome")
+    await chat.send({"type": "message", "text": "human", "client_id": "c1"})
+    offer_id, conv_id = await desk.offer_for(rep.id)
+    await desk.service.accept(rep.id, offer_id)
+    await desk.service.reply(rep.id, conv_id, "Hi, I'm Ann.")
+    frame = await chat.until(lambda f: f.get("type") == "message" and f.get("author") == "rep")
+    assert (frame["text"], frame["author_name"]) == ("Hi, I'm Ann.", "Ann")
+    agent = next(f for f in chat.frames if f.get("author") == "agent")
+    assert agent["author_name"] is None
+
+    again = await Chat.open(desk.client)
+    _, history = await again.hello(token=welcome["visitor_token"])
+    assert [(m["author_name"], m["text"]) for m in history if m["author"] == "rep"] == [
+        ("Ann", "Hi, I'm Ann.")
+    ]
+    view = await desk.views.conversation(rep.id, conv_id)
+    assert [m["author_name"] for m in view["messages"] if m["author"] == "rep"] == ["Ann"]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import open_store
 from gateway.protocols import Store
 from gateway.routing.throttle import (
     LoginThrottle,
@@ -19,6 +18,7 @@ from gateway.routing.throttle import (
     open_login_log,
 )
 from gateway.settings import load_settings
+from gateway.store.opening import open_store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

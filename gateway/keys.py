@@ -1,0 +1,40 @@
+"""The typed `web.AppKey`s under which `create_app` keeps what the parts share.
+
+A module of its own so that channels and gateway parts can read the shared
+resources without importing the composition root (`gateway.app`), which imports
+every channel: only `gateway.app` knows them all.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.bus import Bus
+from gateway.dispatch import Dispatcher
+from gateway.metrics import Metrics
+from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
+from gateway.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+SECRET_KEY = web.AppKey("secret_key", bytes)
+STORE = web.AppKey("store", Store)
+BRAIN = web.AppKey("brain", Brain)
+CHANNELS = web.AppKey("channels", ChannelRegistry)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+BACKEND = web.AppKey("backend", object)
+TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
+BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
+
+__all__ = [
+    "BACKEND",
+    "BRAIN",
+    "BUS",
+    "CHANNELS",
+    "DISPATCHER",
+    "METRICS",
+    "SECRET_KEY",
+    "SETTINGS",
+    "STORE",
+    "TRANSCRIBER",
+]
