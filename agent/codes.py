@@ -9,9 +9,9 @@ in the conversation that asked for it. A code works once (`used`), until its
 expiry, and for a few tries; after that a new one must be asked for.
 
 `TargetLimiter` caps the codes sent to one phone number or address per hour
-across every customer, so that many throw-away chats cannot flood somebody's
-phone; it lives in memory (per process), while the per-customer cap is counted
-durably in the store's events (agent/verify.py).
+and per day across every customer, so that many throw-away chats cannot flood
+somebody's phone; it lives in memory (per process), while the per-customer cap
+is counted durably in the store's events (agent/verify.py).
 """
 
 from __future__ import annotations
@@ -140,20 +140,23 @@ class CodeBook:
 
 
 class TargetLimiter:
-    """At most `per_hour` codes to one target, across customers (in memory, bounded)."""
+    """At most `per_hour` codes to one target in any hour and `per_day` in any day,
+    across customers (in memory, bounded to MAX_TARGETS targets, least recent dropped)."""
 
-    def __init__(self, per_hour: int) -> None:
+    def __init__(self, per_hour: int, per_day: int | None = None) -> None:
         self.per_hour = per_hour
+        self.per_day = per_day if per_day is not None else 24 * per_hour
         self._sent: collections.OrderedDict[str, list[datetime]] = collections.OrderedDict()
 
     def allow(self, target: Identity, now: datetime) -> bool:
         """Whether a code may go to `target` now; counts it when it may."""
-        recent = [t for t in self._sent.pop(target.key, []) if now - t < timedelta(hours=1)]
-        allowed = len(recent) < self.per_hour
+        today = [t for t in self._sent.pop(target.key, []) if now - t < timedelta(days=1)]
+        this_hour = sum(now - t < timedelta(hours=1) for t in today)
+        allowed = this_hour < self.per_hour and len(today) < self.per_day
         if allowed:
-            recent.append(now)
-        if recent:
-            self._sent[target.key] = recent
+            today.append(now)
+        if today:
+            self._sent[target.key] = today
         while len(self._sent) > MAX_TARGETS:
             self._sent.popitem(last=False)
         return allowed

@@ -19,7 +19,12 @@ sender whose address or number is on record for an account is tied to it by the
 same proof.
 
 Codes go out at most `sends_per_hour` times per customer (counted in the store's
-events, `verify.code_sent`) and per target (in memory, agent/codes.py).
+events, `verify.code_sent`), and per target at most `sends_per_hour` an hour and
+`target_sends_per_day` a day (in memory, agent/codes.py). A requester over their
+own cap is told so (it says nothing about anyone else); a request to a target
+that is over its cap gets exactly the answer of a sent code while nothing is
+sent (`verify.code_sent` with `withheld`), so that the answer never tells
+whether others have asked for codes to that number or address.
 """
 
 from __future__ import annotations
@@ -52,11 +57,18 @@ _BY_TEXT = re.compile(r"\b(text|sms|txt|phone|number|mobile|cell)\b", re.IGNOREC
 class Verifier:
     """What the code flows need: the code book, the store's linking, the limits."""
 
-    def __init__(self, codes: CodeBook, links: IdentityLinks, *, sends_per_hour: int = 3) -> None:
+    def __init__(
+        self,
+        codes: CodeBook,
+        links: IdentityLinks,
+        *,
+        sends_per_hour: int = 3,
+        target_sends_per_day: int = 10,
+    ) -> None:
         self.codes = codes
         self.links = links
         self.sends_per_hour = sends_per_hour
-        self.targets = TargetLimiter(sends_per_hour)
+        self.targets = TargetLimiter(sends_per_hour, target_sends_per_day)
 
 
 # ------------------------------------------------------------------ linking
@@ -155,7 +167,7 @@ async def _send(
     since = now - timedelta(hours=1)
     sent = await t.box.ledger.count_events(t.ctx.customer.id, SENT_EVENT, since)
     sent += sum(e.kind == SENT_EVENT for e in t.box.events)
-    if sent >= v.sends_per_hour or not v.targets.allow(target, now):
+    if sent >= v.sends_per_hour:
         t.box.events.append(
             EventDraft(kind="verify.refused", data={"rule": "rate_limit", "to": target.key})
         )
@@ -172,10 +184,17 @@ async def _send(
         resume=resume.value if resume else None, account=account,
     )  # fmt: skip
     t.state.otp.challenge = challenge
-    t.box.events.append(
-        EventDraft(kind=SENT_EVENT, data={"to": target.key, "purpose": purpose, "resume": intent})
-    )
-    t.state.note(f"sent a verification code to {show(target)} to {what}")
+    # Over the target's own cap (anyone's requests count): answered as if sent, so the
+    # answer is no oracle of others' requests; the requester's count goes up the same.
+    withheld = not v.targets.allow(target, now)
+    data = {"to": target.key, "purpose": purpose, "resume": intent}
+    if withheld:
+        data["withheld"] = "target_limit"
+    t.box.events.append(EventDraft(kind=SENT_EVENT, data=data))
+    if withheld:
+        t.state.note(f"withheld a verification code to {show(target)}: its daily/hourly cap")
+    else:
+        t.state.note(f"sent a verification code to {show(target)} to {what}")
     minutes = int(v.codes.ttl.total_seconds() // 60)
     notice = Notify(
         to=target,
@@ -192,7 +211,7 @@ async def _send(
         f"{protect}I've sent a {len(code)}-digit code to {show(target)}. Reply with the code"
         f" here to {what}; it's valid for {minutes} minutes."
     )
-    return say(t, text, intent=intent, confidence=conf, extra=(notice,))
+    return say(t, text, intent=intent, confidence=conf, extra=() if withheld else (notice,))
 
 
 # ------------------------------------------------------------------ codes back

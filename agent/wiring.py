@@ -42,7 +42,12 @@ async def build_agent(
     verifier = None
     if links is not None and secret is not None:
         codes = CodeBook(secret, ttl_s=settings.otp_ttl_s, attempts=settings.otp_attempts)
-        verifier = Verifier(codes, links, sends_per_hour=settings.otp_sends_per_hour)
+        verifier = Verifier(
+            codes,
+            links,
+            sends_per_hour=settings.otp_sends_per_hour,
+            target_sends_per_day=settings.otp_sends_per_target_per_day,
+        )
     policy = EmbeddedPolicy(
         backend,
         ledger,

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.dispatch import Dispatcher
+from gateway.http_input import bad_body_middleware
 from gateway.keys import (
     BACKEND,
     BRAIN,
@@ -117,7 +118,7 @@ def create_app(
     from gateway.cluster import bus_ctx, cluster_ctx
     from gateway.routing.setup import setup_routing
 
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[bad_body_middleware])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[SECRET_KEY] = load_secret_key(settings)

@@ -62,6 +62,9 @@ def _configure_logging(level: str) -> None:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from gateway.http_input import quiet_malformed_requests
+
+    quiet_malformed_requests()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

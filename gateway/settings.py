@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     otp_sends_per_hour: int = Field(
         3, ge=1, description="One-time codes sent per customer, and per phone/address, per hour."
     )
+    otp_sends_per_target_per_day: int = Field(
+        10, ge=1, description="One-time codes sent to one phone number or address per day."
+    )
     agent_timeout_s: float = Field(
         10.0, gt=0, description="An agent turn slower than this falls back to a person."
     )
@@ -403,6 +406,12 @@ class Settings(BaseSettings):
     console_events_days: float = Field(
         7.0, gt=0, description="Console events (what reconnecting consoles replay) are kept "
         "this long; older ones, and old sessions, are deleted at start-up.",
+    )  # fmt: skip
+    console_login_failures_per_address: int = Field(
+        20, ge=1, le=100_000,
+        description="Wrong console passwords from one client address (an IPv6 /64) within 15"
+        " minutes before every login from there is refused until they age out (5 per username"
+        " lock that username alike). Kept in the store: a restart lifts no lock.",
     )  # fmt: skip
     console_session_hours: float = Field(
         12.0, gt=0, le=24 * 30, description="Lifetime of a rep's console login."

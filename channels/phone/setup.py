@@ -26,6 +26,7 @@ from channels.phone.rest import TwilioCalls
 from channels.phone.services import AccountLookup, CallServices
 from channels.phone.silero import SileroVad
 from channels.phone.state import PHONE, PhoneState
+from channels.phone.stream_token import StreamTokens
 from channels.phone.stt import WhisperTranscriber
 from channels.phone.transfer import WarmTransfers
 from channels.phone.transfer_audio import SignedAudio
@@ -88,6 +89,7 @@ def setup_phone(app: web.Application) -> None:
         settings=settings,
         signatures=TwilioSignatures.from_settings(settings),
         channel=PhoneChannel(),
+        stream_tokens=StreamTokens(app[SECRET_KEY]),
     )
     app[PHONE] = state
     app[CHANNELS][ChannelKind.PHONE] = state.channel

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from channels.phone.channel import PhoneChannel
 from channels.phone.services import CallServices
+from channels.phone.stream_token import StreamTokens
 from channels.phone.transfer import WarmTransfers
 from channels.twilio.signature import TwilioSignatures
 from gateway.settings import Settings
@@ -21,6 +22,7 @@ class PhoneState:
     settings: Settings
     signatures: TwilioSignatures
     channel: PhoneChannel
+    stream_tokens: StreamTokens  # bind each Media Stream to the call the webhook answered
     services: CallServices | None = None
     off_reason: str | None = "the phone channel is starting"
     transfers: WarmTransfers | None = None  # warm transfers, when transfer numbers are set

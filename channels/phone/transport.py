@@ -9,7 +9,12 @@
   the stage timings of each spoken turn (JSON, signed like a Twilio request; for
   `gateway simulate-call` and `bench/voice_latency.py`).
 
-Every request must carry Twilio's signature (403 otherwise). On the stream,
+Every request must carry Twilio's signature (403 otherwise); a signed webhook
+whose CallSid is not a `CA` sid is 400. Twilio signs a stream's upgrade over
+the bare URL only, so the voice webhook's TwiML carries a one-time, expiring,
+signed token bound to the call (stream_token.py): a `start` without the token
+of its own call closes the stream, and the caller's number comes from the
+token (what the signed webhook said), never from `start`. On the stream,
 a message that is malformed, too large, out of order or for another stream is
 dropped and counted (`gateway_bad_input_total{channel="phone"}`); the call
 goes on. A stream that ends without `stop` ends the call the same way.
@@ -21,12 +26,13 @@ import asyncio
 import logging
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from channels.phone import codec, twiml
+from channels.phone import codec, stream_token, twiml
 from channels.phone.call import PhoneCall
 from channels.phone.services import CallInfo
 from channels.phone.state import PHONE
+from channels.twilio import ids
 from channels.twilio.signature import check_account, refuse
 from gateway.errors import AuthError, GatewayError, ProtocolError
 from gateway.keys import BUS, METRICS, STORE
@@ -74,10 +80,17 @@ async def voice_webhook(request: web.Request) -> web.Response:
     except AuthError as exc:
         request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
         raise refuse(request, exc) from None
+    call_sid = form.get("CallSid", "")
+    if not ids.is_sid(call_sid, "CA"):
+        request.app[METRICS].bad_input.labels(CHANNEL, "bad_field").inc()
+        raise web.HTTPBadRequest(text="CallSid is not a CA sid")
     if state.services is None:
-        log.warning("call %s answered with an apology: %s", form.get("CallSid"), state.off_reason)
+        log.warning("call %s answered with an apology: %s", call_sid, state.off_reason)
         return web.Response(text=twiml.unavailable(), content_type=twiml.CONTENT_TYPE)
-    parameters = {"callSid": form.get("CallSid", ""), "from": form.get("From", "")}
+    # The caller's number travels inside the signed, one-time token (stream_token.py):
+    # the stream's `start` is unsigned, so nothing in it is trusted but the token.
+    token = state.stream_tokens.issue(call_sid, form.get("From", ""))
+    parameters = {"callSid": call_sid, stream_token.PARAMETER: token}
     stream_url = state.settings.public_ws_base + MEDIA_PATH
     return web.Response(
         text=twiml.connect_stream(stream_url, parameters), content_type=twiml.CONTENT_TYPE
@@ -94,6 +107,9 @@ async def status_callback(request: web.Request) -> web.Response:
         request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
         raise refuse(request, exc) from None
     data = {"call_sid": form.get("CallSid", ""), "status": form.get("CallStatus", "")}
+    if not ids.is_sid(data["call_sid"], "CA"):
+        request.app[METRICS].bad_input.labels(CHANNEL, "bad_field").inc()
+        raise web.HTTPBadRequest(text="CallSid is not a CA sid")
     held_here = await call_status(request.app, data)
     bus = request.app[BUS]
     if not held_here and bus.shared and data["status"] in FINAL_STATUSES:
@@ -280,7 +296,17 @@ class MediaStream:
         if services is None:
             await self.ws.close()
             return
-        caller = event.custom_parameters.get("from", "")
+        tokens = self.app[PHONE].stream_tokens
+        token = event.custom_parameters.get(stream_token.PARAMETER, "")
+        try:
+            grant = tokens.redeem(token, event.call_sid)
+        except AuthError as exc:
+            # A replayed upgrade signature, or a stream for a call we never answered.
+            self.drop("stream_token", str(exc))
+            self.stopped = True
+            await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"bad stream token")
+            return
+        caller = grant.caller
         info = CallInfo(
             call_sid=event.call_sid,
             stream_sid=event.stream_sid,

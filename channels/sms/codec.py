@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from channels.twilio import ids
 from gateway.errors import ProtocolError
 from gateway.models import (
     MAX_TEXT_CHARS,
@@ -105,21 +106,30 @@ def _required(form: Mapping[str, str], *names: str) -> str:
 
 
 def parse_inbound(form: Mapping[str, str]) -> Incoming:
-    """The incoming-message webhook's form as an `Incoming` (ProtocolError if malformed)."""
-    sid = _required(form, "MessageSid", "SmsMessageSid")
+    """The incoming-message webhook's form as an `Incoming` (ProtocolError if malformed).
+
+    Every field acted on has a fixed shape (channels/twilio/ids.py): the message sid
+    (all of `MessageSid`, `SmsMessageSid`, `SmsSid` that are present agree), the
+    account sid, and `NumMedia` with exactly its `MediaUrl{i}`/`MediaContentType{i}`
+    pairs, so a boundary-shifted replay of a signed webhook is refused, never stored
+    as a new message."""
+    sid = ids.sid(form, ("MessageSid", "SmsMessageSid", "SmsSid"), "SM", "MM")
+    if not ids.is_sid(form.get("AccountSid", ""), "AC"):
+        raise ProtocolError("bad_field", "AccountSid is not an AC sid")
     identity = sender_identity(_required(form, "From"))
     to_raw = form.get("To", "").strip()
     body = form.get("Body", "")
-    try:
-        count = int(form.get("NumMedia", "0") or 0)
-    except ValueError as exc:
-        raise ProtocolError("bad_field", "NumMedia is not a number") from exc
+    count = ids.count(form, "NumMedia", MAX_MEDIA)
+    media_fields = {k for k in form if k.startswith(("MediaUrl", "MediaContentType"))}
+    expected = {f"{name}{i}" for i in range(count) for name in ("MediaUrl", "MediaContentType")}
+    if media_fields != expected:
+        raise ProtocolError("bad_field", f"the media fields do not match NumMedia={count}")
     attachments = []
-    for i in range(min(max(count, 0), MAX_MEDIA)):
-        url = form.get(f"MediaUrl{i}", "").strip()
-        if not url:
-            continue
-        content_type = form.get(f"MediaContentType{i}", "").strip() or "application/octet-stream"
+    for i in range(count):
+        url = form[f"MediaUrl{i}"].strip()
+        if not url.startswith("https://"):
+            raise ProtocolError("bad_field", f"MediaUrl{i} is not an https URL")
+        content_type = form[f"MediaContentType{i}"].strip() or "application/octet-stream"
         attachments.append(Attachment(url=url, content_type=content_type))
     try:
         message = InboundMessage(
@@ -140,7 +150,7 @@ def parse_inbound(form: Mapping[str, str]) -> Incoming:
 
 def parse_status(form: Mapping[str, str]) -> StatusUpdate | None:
     """A status callback as a `StatusUpdate`; None for an inbound message's status."""
-    sid = _required(form, "MessageSid", "SmsSid")
+    sid = ids.sid(form, ("MessageSid", "SmsSid"), "SM", "MM")
     raw = _required(form, "MessageStatus", "SmsStatus").lower()
     if raw in INBOUND_STATUSES:
         return None

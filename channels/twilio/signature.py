@@ -23,6 +23,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from gateway.errors import AuthError
+from gateway.http_input import read_form
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.twilio.signature")
@@ -60,24 +61,29 @@ class TwilioSignatures:
         """The public `wss://` URL Twilio opened for this stream."""
         return self.public_ws_base + request.rel_url.raw_path_qs
 
-    def check(self, url: str, params: Mapping[str, Any], signature: str | None) -> None:
-        """Raise AuthError unless `signature` is Twilio's for `url` and `params`."""
+    def check_possible(self, signature: str | None) -> None:
+        """Raise AuthError when no check could succeed (no token, no signature)."""
         if self._validator is None:
             raise AuthError("GATEWAY_TWILIO_AUTH_TOKEN is unset: Twilio requests cannot be checked")
         if not signature:
             raise AuthError(f"no {SIGNATURE_HEADER} header")
+
+    def check(self, url: str, params: Mapping[str, Any], signature: str | None) -> None:
+        """Raise AuthError unless `signature` is Twilio's for `url` and `params`."""
+        self.check_possible(signature)
+        assert self._validator is not None and signature is not None
         if not self._validator.validate(url, params, signature):
             raise AuthError(f"{SIGNATURE_HEADER} does not match {url}")
 
     async def check_form(self, request: web.Request) -> Mapping[str, str]:
-        """Check a signed form POST (a webhook); returns its parameters."""
-        form = await request.post()
-        params = {key: value for key, value in form.items() if isinstance(value, str)}
-        if len(params) != len(form):
-            raise AuthError("Twilio webhooks carry no file uploads")
+        """Check a signed form POST (a webhook); returns its parameters. An unsigned
+        request is refused before its body is read; a body that is no form is 400."""
+        signature = request.headers.get(SIGNATURE_HEADER)
+        self.check_possible(signature)
+        form = await read_form(request)
         # Several values for one name are signed too; the validator reads getall().
-        self.check(self.http_url(request), form, request.headers.get(SIGNATURE_HEADER))
-        return params
+        self.check(self.http_url(request), form, signature)
+        return dict(form.items())
 
     def check_upgrade(self, request: web.Request) -> None:
         """Check the signed GET that opens a Media Stream websocket."""

@@ -72,7 +72,7 @@ class Hello(ClientFrame):
     type: Literal["hello"]
     visitor_token: Annotated[Text, Field(max_length=MAX_TOKEN_CHARS)] | None = None
     user: UserClaim | None = None
-    last_seq: Annotated[int, Field(ge=0)] | None = None
+    last_seq: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
 
 
 class ChatMessage(ClientFrame):
@@ -100,6 +100,16 @@ AnyClientFrame = Annotated[Hello | ChatMessage | ClientTyping | Ping, Field(disc
 _CLIENT_FRAME: TypeAdapter[Hello | ChatMessage | ClientTyping | Ping] = TypeAdapter(AnyClientFrame)
 
 
+MAX_INT_DIGITS = 20
+"""Longer integer literals are not parsed (every integer field is a sequence number)."""
+
+
+def _bounded_int(literal: str) -> int | float:
+    # Python refuses int() of over 4,300 digits with a ValueError (not a JSON error);
+    # a literal longer than any sequence number becomes a value no field accepts.
+    return int(literal) if len(literal) <= MAX_INT_DIGITS else float("inf")
+
+
 def parse_client_frame(
     raw: str, *, max_text_chars: int, max_frame_bytes: int = MAX_FRAME_BYTES
 ) -> Hello | ChatMessage | ClientTyping | Ping:
@@ -108,7 +118,7 @@ def parse_client_frame(
     if len(raw) > max_frame_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_frame_bytes:
         raise ProtocolError("frame_too_large", f"frames are limited to {max_frame_bytes} bytes")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise ProtocolError("bad_json", f"frame is not valid JSON: {exc.msg}") from None
     except RecursionError:  # 16 KiB of '[' nests deeper than the parser recurses

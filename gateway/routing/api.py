@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.bus import RemoteError
 from gateway.errors import BackendError, ConflictError, NotFoundError
-from gateway.routing.auth import LoginThrottled
 from gateway.routing.front import RoutingFront
 from gateway.routing.models import Presence, Session
 from gateway.routing.state import ROUTING
+from gateway.routing.throttle import LoginThrottled
 
 Handler = Callable[[web.Request, RoutingFront, Session], Awaitable[Any]]
 
@@ -42,9 +42,12 @@ class TextBody(_Body):
     text: str = Field(min_length=1, max_length=4000)
 
 
+DB_INT_MAX = 2**63 - 1  # the largest id a database column holds: larger ones match nothing
+
+
 class TransferBody(_Body):
     queue: str | None = None
-    rep_id: int | None = None
+    rep_id: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
     note: str = Field(default="", max_length=2000)
 
 
@@ -99,16 +102,19 @@ def route(handler: Handler, *, write: bool) -> Callable[[web.Request], Awaitable
 
 def _id(request: web.Request, name: str) -> int:
     try:
-        return int(request.match_info[name])
+        value = int(request.match_info[name])
     except ValueError as exc:
         raise web.HTTPNotFound() from exc
+    if not 0 <= value <= DB_INT_MAX:
+        raise web.HTTPNotFound()
+    return value
 
 
 async def login(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     body = await _body(request, LoginBody)
     try:
-        result = await auth.login(body.username, body.password)
+        result = await auth.login(body.username, body.password, request.remote)
     except LoginThrottled:
         return _error(429, "throttled", "too many wrong passwords; try again later")
     if result is None:

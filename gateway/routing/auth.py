@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -24,16 +23,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from gateway.routing.models import Session
 from gateway.routing.passwords import DUMMY_HASH, verify_password
 from gateway.routing.store import RoutingStore
+from gateway.routing.throttle import LoginThrottle
 
 COOKIE = "gw_console"
 CSRF_HEADER = "X-CSRF-Token"
-MAX_FAILURES = 5  # wrong passwords for one username ...
-FAILURE_WINDOW_S = 15 * 60  # ... within this long: further logins refused until it passes
-_MEMORY_MAX = 10_000  # entries kept in memory (sessions, failure counts) before a purge
-
-
-class LoginThrottled(Exception):
-    """Too many wrong passwords for this username recently."""
+_MEMORY_MAX = 10_000  # sessions cached in memory before a purge (they are in the store)
 
 
 def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
@@ -45,32 +39,39 @@ class ConsoleAuth:
     """Logins, sessions and CSRF checks of the rep console."""
 
     def __init__(
-        self, routing: RoutingStore, key: bytes, *, max_age_s: float, secure: bool
+        self,
+        routing: RoutingStore,
+        key: bytes,
+        *,
+        max_age_s: float,
+        secure: bool,
+        throttle: LoginThrottle,
     ) -> None:
         self.routing = routing
+        self.throttle = throttle
         self.signer = URLSafeTimedSerializer(key, salt="console-session")
         self.max_age_s = max_age_s
         self.secure = secure
         self._cache: dict[str, Session] = {}
-        self._failures: dict[str, list[float]] = {}
 
-    async def login(self, username: str, password: str) -> tuple[Session, str] | None:
+    async def login(
+        self, username: str, password: str, remote: str | None = None
+    ) -> tuple[Session, str] | None:
         """(session, cookie value) for right credentials, else None (same time either way).
-        LoginThrottled after MAX_FAILURES wrong passwords in FAILURE_WINDOW_S."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(username, ()) if now - t < FAILURE_WINDOW_S]
-        if len(recent) >= MAX_FAILURES:
-            raise LoginThrottled(username)
-        creds = await self.routing.credentials(username)
-        stored = creds.password_hash if creds is not None else DUMMY_HASH
-        # scrypt takes tens of milliseconds of CPU: never on the event loop.
-        ok = await asyncio.to_thread(verify_password, password, stored)
-        if not ok or creds is None or creds.disabled:
-            if len(self._failures) > _MEMORY_MAX:
-                self._failures.clear()
-            self._failures[username] = [*recent, now]
+        LoginThrottled, unchecked, after too many wrong passwords for this username or
+        from this client address (`remote`) lately (routing/throttle.py)."""
+        keys = await self.throttle.begin(username, remote)
+        outcome: bool | None = None
+        try:
+            creds = await self.routing.credentials(username)
+            stored = creds.password_hash if creds is not None else DUMMY_HASH
+            # scrypt takes tens of milliseconds of CPU: never on the event loop.
+            ok = await asyncio.to_thread(verify_password, password, stored)
+            outcome = ok and creds is not None and not creds.disabled
+        finally:
+            await self.throttle.end(keys, ok=outcome)
+        if not outcome or creds is None:
             return None
-        self._failures.pop(username, None)
         raw = secrets.token_urlsafe(32)
         session = Session(
             id=hashlib.sha256(raw.encode()).hexdigest(),

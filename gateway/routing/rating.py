@@ -13,6 +13,7 @@ from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from gateway.dispatch import Responder
+from gateway.http_input import read_form
 from gateway.keys import SETTINGS
 from gateway.models import ChannelKind, Conversation, Customer, Message, Reply
 from gateway.protocols import Decision, EventDraft
@@ -169,7 +170,7 @@ async def _rate(request: web.Request) -> web.Response:
     conversation_id = ratings.conversation_of(request.match_info["token"])
     if conversation_id is None:
         return _page("Link expired", "<p>This rating link is invalid or has expired.</p>", 404)
-    form = await request.post()
+    form = await read_form(request)
     score = str(form.get("score", ""))
     if score not in {"1", "2", "3", "4", "5"}:
         return _page("Choose a score", "<p>Pick a number from 1 to 5.</p>", 400)

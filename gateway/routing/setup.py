@@ -48,6 +48,7 @@ from gateway.routing.router import Router
 from gateway.routing.service import RoutingService
 from gateway.routing.state import ROUTING, RoutingState
 from gateway.routing.store import RoutingStore
+from gateway.routing.throttle import LoginThrottle, open_login_log
 from gateway.routing.views import ConsoleViews
 from gateway.routing.ws import console_socket
 from gateway.secrets import derive_key
@@ -191,6 +192,9 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         # A Secure cookie is never sent back over plain http (except by browsers to
         # localhost), so it is Secure whenever the gateway is served over https.
         secure=settings.public_url.startswith("https://"),
+        throttle=LoginThrottle(
+            open_login_log(store), per_address=settings.console_login_failures_per_address
+        ),
     )
     dispatcher = app[DISPATCHER]
     approvals.gate = dispatcher.gate  # PostgreSQL: decisions hold the conversation's turn lock

@@ -17,7 +17,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import GatewayError
 from gateway.routing.front import RoutingFront
@@ -27,6 +27,7 @@ from gateway.routing.state import ROUTING
 from gateway.routing.store import RoutingStore
 
 REPLAY_PAGE = 500
+_SEQ_MAX = 2**63 - 1
 
 
 def _frame(event: ConsoleEvent) -> str:
@@ -55,6 +56,8 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text='{"error": "origin"}', content_type="application/json")
     try:
         after = int(request.query.get("after", "0"))
+        if abs(after) > _SEQ_MAX:  # beyond any database integer
+            raise ValueError(after)
     except ValueError as exc:
         raise web.HTTPBadRequest(text='{"error": "after must be an integer"}',
                                  content_type="application/json") from exc  # fmt: skip
@@ -81,7 +84,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
 class _Typing(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     type: Literal["typing"]
-    conversation_id: int
+    conversation_id: int = Field(ge=0, le=_SEQ_MAX)
     active: bool
 
 
@@ -91,7 +94,7 @@ async def _on_frame(
     """`ping` -> `pong`; `typing` on a held conversation shows on the customer's side."""
     try:
         frame = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, digits over Python's limit, too deep
         return
     if not isinstance(frame, dict):
         return

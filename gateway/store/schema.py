@@ -236,3 +236,19 @@ email_answers = Table(
     Index("ix_email_answers_domain_created_at", "domain", "created_at"),
     Index("ix_email_answers_created_at", "created_at"),
 )
+
+# ------------------------------------------------------ console login throttle (0006)
+
+# Wrong console passwords, one row per failure and throttled key (`user:<name>`,
+# `addr:<client address>`): the console's login throttle (gateway/routing/throttle.py)
+# counts them over its window and deletes rows older than it, so a restart keeps
+# every lock and the table holds no more than one window's failures.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(200), nullable=False),
+    Column("failed_at", BigInteger, nullable=False),
+    Index("ix_login_failures_key_failed_at", "key", "failed_at"),
+    Index("ix_login_failures_failed_at", "failed_at"),
+)

@@ -174,8 +174,32 @@ async def test_code_sends_are_rate_limited_per_customer_and_per_target(
         other = await stored_customer(store, visitor(n), ChannelKind.WEBCHAT)
         notice(await Chat(coded, ledger, other).send("text me a code at +15550000000"))
     other = await stored_customer(store, visitor(7), ChannelKind.WEBCHAT)
+    first = await Chat(coded, ledger, other).send("text me a code at +15550001234")
     last = await Chat(coded, ledger, other).send("text me a code at +15550000000")
-    assert "most codes" in reply_text(last)
+    # Nothing is sent, and the answer is that of a sent code: no oracle of others' asks.
+    assert not [a for a in last.actions if isinstance(a, Notify)]
+    assert reply_text(last) == reply_text(first).replace("1234", "0000")
+    [sent] = [e for e in last.events if e.kind == "verify.code_sent"]
+    assert sent.data["withheld"] == "target_limit"
+
+
+async def test_code_sends_to_one_target_are_capped_per_day(
+    backend: DemoBackend, ledger: MemoryLedger, kb: KnowledgeBase, store: SqliteStore, clock: Clock
+) -> None:
+    verifier = Verifier(CodeBook(SECRET, ttl_s=600, attempts=3), store, sends_per_hour=3,
+                        target_sends_per_day=4)  # fmt: skip
+    policy = EmbeddedPolicy(backend, ledger, kb, clock=clock, verifier=verifier)
+    sent = []
+    for n in range(8):  # a new throw-away visitor every two hours, all asking for one number
+        clock.now += timedelta(hours=2)
+        anon = await stored_customer(store, visitor(100 + n), ChannelKind.WEBCHAT)
+        asked = await Chat(policy, ledger, anon).send("text me a code at +15550004321")
+        assert "I've sent a 6-digit code" in reply_text(asked)
+        sent.append(any(isinstance(a, Notify) for a in asked.actions))
+    assert sent == [True] * 4 + [False] * 4  # four in the day; the fifth 8 hours later...
+    clock.now += timedelta(hours=10)  # ... a day after the first, one more may go
+    anon = await stored_customer(store, visitor(200), ChannelKind.WEBCHAT)
+    notice(await Chat(policy, ledger, anon).send("text me a code at +15550004321"))
 
 
 async def test_a_number_of_another_customer_with_history_is_merged_after_the_code(

@@ -67,7 +67,7 @@ async def test_webhooks_and_the_stream_refuse_forged_requests(
     twiml = await ok.text()
     assert '<Stream url="wss://support.example.com/twilio/media">' in twiml
     assert f'<Parameter name="callSid" value="{CALL["CallSid"]}" />' in twiml
-    assert '<Parameter name="from" value="+15550001111" />' in twiml
+    assert '<Parameter name="token" value="' in twiml  # the caller travels signed, inside
 
     forged = [
         {},  # unsigned

@@ -15,8 +15,10 @@ from channels.sms.segments import (
 from gateway.errors import ProtocolError
 from gateway.models import ChannelKind, DeliveryStatus, Verification
 
-BASE = {"MessageSid": "SM1", "From": "+15551234567", "To": "+15557654321", "Body": "hi",
-        "AccountSid": "AC1", "NumMedia": "0"}  # fmt: skip
+SM1 = "SM" + "1" * 32
+MM9 = "MM" + "9" * 32
+BASE = {"MessageSid": SM1, "From": "+15551234567", "To": "+15557654321", "Body": "hi",
+        "AccountSid": "AC" + "a" * 32, "NumMedia": "0"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -42,12 +44,13 @@ def test_parse_inbound_text_and_media() -> None:
     assert (msg.channel, msg.identity.key, msg.identity.verified) == (
         ChannelKind.SMS, "phone:+15551234567", Verification.SENDER
     )  # fmt: skip
-    assert (msg.text, msg.external_id, got.to, got.keyword) == ("hi", "SM1", "+15557654321", None)
+    assert (msg.text, msg.external_id, got.to, got.keyword) == ("hi", SM1, "+15557654321", None)
 
-    mms = parse_inbound({**BASE, "MessageSid": "", "SmsMessageSid": "MM9", "Body": "STOP",
-                         "NumMedia": "3", "MediaUrl0": "https://m/0", "MediaContentType0":
-                         "image/png", "MediaUrl1": "https://m/1", "MediaUrl2": ""})  # fmt: skip
-    assert mms.message.external_id == "MM9"
+    mms = parse_inbound({**BASE, "MessageSid": "", "SmsMessageSid": MM9, "Body": "STOP",
+                         "NumMedia": "2", "MediaUrl0": "https://m/0", "MediaContentType0":
+                         "image/png", "MediaUrl1": "https://m/1",
+                         "MediaContentType1": ""})  # fmt: skip
+    assert mms.message.external_id == MM9
     assert [(a.url, a.content_type) for a in mms.message.attachments] == [
         ("https://m/0", "image/png"), ("https://m/1", "application/octet-stream")
     ]  # fmt: skip
@@ -63,6 +66,19 @@ def test_parse_inbound_text_and_media() -> None:
         {**BASE, "From": ""},
         {**BASE, "From": "TWILIO"},
         {**BASE, "NumMedia": "two"},
+        # Boundary shifts of a signed webhook (the signature joins names and values
+        # without separators): the sid or a count swallowing the next field.
+        {**{k: v for k, v in BASE.items() if k != "NumMedia"}, "MessageSid": SM1 + "NumMedia0"},
+        {k: v for k, v in BASE.items() if k != "NumMedia"},
+        {**BASE, "MessageSid": "SM1"},
+        {**BASE, "MessageSid": "CA" + "1" * 32},
+        {**BASE, "SmsMessageSid": "SM" + "2" * 32},  # two sids for one message
+        {**BASE, "AccountSid": "AC" + "a" * 32 + "ApiVersion2010-04-01"},
+        {**BASE, "NumMedia": "0 "},
+        {**BASE, "NumMedia": "11"},
+        {**BASE, "NumMedia": "1"},  # without its MediaUrl0
+        {**BASE, "MediaUrl0": "https://m/0", "MediaContentType0": "image/png"},  # NumMedia 0
+        {**BASE, "NumMedia": "1", "MediaUrl0": "http://m/0", "MediaContentType0": "image/png"},
     ],
 )
 def test_parse_inbound_refuses_malformed_forms(form: dict[str, str]) -> None:
@@ -88,10 +104,12 @@ def test_parse_inbound_refuses_malformed_forms(form: dict[str, str]) -> None:
 def test_parse_status(
     status: str, error: str, expected: tuple[DeliveryStatus, str | None] | None
 ) -> None:
-    got = parse_status({"MessageSid": "SM1", "MessageStatus": status, "ErrorCode": error})
+    got = parse_status({"MessageSid": SM1, "MessageStatus": status, "ErrorCode": error})
     assert (None if got is None else (got.status, got.error_code)) == expected
     with pytest.raises(ProtocolError):
-        parse_status({"MessageSid": "SM1", "MessageStatus": "exploded"})
+        parse_status({"MessageSid": SM1, "MessageStatus": "exploded"})
+    with pytest.raises(ProtocolError):
+        parse_status({"MessageSid": SM1 + "MessageStatusdelivered", "MessageStatus": status})
 
 
 @pytest.mark.parametrize(

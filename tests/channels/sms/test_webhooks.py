@@ -90,6 +90,40 @@ async def test_a_retried_message_is_stored_and_answered_once(
     assert len(twilio_rest.messages) == 1
 
 
+async def test_a_boundary_shifted_replay_is_refused_and_nothing_is_answered_twice(
+    texter: Texter, twilio_rest: FakeTwilioRest
+) -> None:
+    # Without a messaging service, MessageSid and NumMedia are neighbours in the signed text.
+    form = {k: v for k, v in texter.inbound_form("Hello there").items()
+            if k != "MessagingServiceSid"}  # fmt: skip
+    signature = texter.signatures.sign(PUBLIC_URL + "/twilio/sms", form)
+    assert (await texter.post("/twilio/sms", form, signature=signature)) == (200, EMPTY_TWIML)
+    sid = form["MessageSid"]
+    shifts = [
+        # NumMedia swallowed by the sid before it (the outside check's replay) ...
+        {**{k: v for k, v in form.items() if k != "NumMedia"}, "MessageSid": sid + "NumMedia0"},
+        # ... or by the sids after it, or the account sid swallowing ApiVersion.
+        {
+            **{k: v for k, v in form.items() if k != "SmsSid"},
+            "SmsMessageSid": sid + "SmsSid" + sid,
+        },
+        {
+            **{k: v for k, v in form.items() if k != "ApiVersion"},
+            "AccountSid": form["AccountSid"] + "ApiVersion2010-04-01",
+        },
+    ]
+    for shifted in shifts:
+        # Each still carries the captured signature: Twilio's scheme cannot tell them apart.
+        texter.signatures.check(PUBLIC_URL + "/twilio/sms", shifted, signature)
+        status, _ = await texter.post("/twilio/sms", shifted, signature=signature)
+        assert status in (400, 403)  # malformed, or (the account sid) another account
+    await texter.drain()
+    assert [m.direction for m in await texter.messages()] == [
+        Direction.INBOUND, Direction.OUTBOUND
+    ]  # fmt: skip
+    assert len(twilio_rest.messages) == 1
+
+
 async def test_stop_start_and_help(texter: Texter, twilio_rest: FakeTwilioRest) -> None:
     await texter.text("hi")
     await twilio_rest.wait_messages(1)

@@ -70,6 +70,28 @@ async def test_repeated_wrong_passwords_lock_the_username_for_a_while(desk: Desk
     assert (await desk.login("bob"))[0] == 200  # other usernames are not affected
 
 
+async def test_a_lock_outlives_a_restart(open_desk: OpenDesk) -> None:
+    desk = await open_desk()
+    await desk.rep("ann")
+    for _ in range(5):
+        assert (await desk.login("ann", "guess"))[0] == 401
+    await desk.client.close()
+    again = await open_desk()  # the same database, a new process's worth of state
+    assert (await again.login("ann"))[0] == 429
+    await again.rep("bob")
+    assert (await again.login("bob"))[0] == 200
+
+
+async def test_guesses_spread_across_usernames_are_throttled_per_address(
+    open_desk: OpenDesk,
+) -> None:
+    desk = await open_desk(console_login_failures_per_address=6)
+    await desk.rep("ann")
+    for n in range(6):  # one guess each at six usernames: no username is locked ...
+        assert (await desk.login(f"user{n}", "guess"))[0] == 401
+    assert (await desk.login("ann"))[0] == 429  # ... but this address is, for any username
+
+
 async def test_logout_revokes_the_session(desk: Desk) -> None:
     ann = await desk.rep("ann")
     await desk.handover("v1")
@@ -229,3 +251,28 @@ async def test_old_console_events_are_pruned(desk: Desk) -> None:
     assert await desk.routing.prune_console(datetime.now(UTC) - timedelta(days=1)) == 0
     assert await desk.routing.prune_console(datetime.now(UTC) + timedelta(seconds=1)) > 0
     assert await desk.routing.console_events(ann.id, (), 0, 10) == []
+
+
+async def test_hostile_numbers_and_frames_get_4xx_or_are_ignored(desk: Desk) -> None:
+    # Found by bench/fuzz.py: numbers beyond a database integer reached SQLite (500,
+    # a crashed socket) and a too-deep JSON frame crashed the console's socket.
+    await desk.rep("ann")
+    _, csrf = await desk.login("ann")
+    huge = "9" * 30
+    for query in (huge, "-" + huge):
+        resp = await desk.client.get(f"/console/ws?after={query}")
+        assert resp.status == 400
+    for path in (f"/console/api/conversations/{huge}", "/console/api/conversations/-1"):
+        assert (await desk.client.get(path)).status == 404
+    resp = await desk.post(f"/console/api/offers/{huge}/accept", {}, csrf=csrf)
+    assert resp.status == 404
+    resp = await desk.post("/console/api/conversations/1/transfer", {"rep_id": 10**30}, csrf=csrf)
+    assert resp.status == 400
+    ws = await desk.client.ws_connect("/console/ws?after=0")
+    await _events(ws, "replayed")
+    await ws.send_str("[" * 100_000)
+    await ws.send_str('{"type": "typing", "conversation_id": ' + huge + ', "active": true}')
+    await ws.send_str('{"type": "ping", "n": ' + "9" * 5000 + "}")
+    await ws.send_str('{"type": "ping"}')
+    assert (await _events(ws, "pong"))[-1] == {"type": "pong"}  # the socket carries on
+    await ws.close()
