@@ -71,6 +71,7 @@ conversations = Table(
     Column("closed_at", BigInteger),
     Index("ix_conversations_customer_state", "customer_id", "state"),
     Index("ix_conversations_state_updated", "state", "updated_at"),
+    Index("ix_conversations_created_at", "created_at"),  # reports by period (0009)
 )
 
 messages = Table(
@@ -98,6 +99,10 @@ messages = Table(
     # Gap-free per-customer numbering that clients resume from.
     UniqueConstraint("customer_id", "seq"),
     Index("ix_messages_unhandled", "handled", "direction"),
+    # Reports: a conversation's first reply by a rep (0009).
+    Index(
+        "ix_messages_conversation_author", "conversation_id", "author", "direction", "created_at"
+    ),
 )
 
 events = Table(
@@ -129,6 +134,7 @@ reps = Table(
     Column("max_calls", Integer),
     Column("created_at", BigInteger, nullable=False),
     Column("disabled_at", BigInteger),
+    Column("role", String(20), nullable=False, server_default="rep"),  # rep|supervisor|admin
 )
 
 rep_presence = Table(
@@ -219,4 +225,17 @@ console_events = Table(
     Column("data", Text, nullable=False),  # JSON
     Column("created_at", BigInteger, nullable=False),
     Index("ix_console_events_rep_id_seq", "rep_id", "seq"),
+)
+
+# ------------------------------------------------------------ the desk (0009)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("created_by", Integer, ForeignKey("reps.id")),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
 )

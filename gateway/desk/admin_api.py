@@ -1,0 +1,157 @@
+"""The console's admin and reports API (`/console/api/admin/...`,
+`/console/api/reports/...`): a rep session like the rest of the console (CSRF on
+writes), plus a role: supervisors and admins read the reports; admins manage
+reps (add, change, skills, role, disable, reset password) and API tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from gateway.api_auth import new_token
+from gateway.desk.admin import AdminError
+from gateway.desk.reports_api import summary_of
+from gateway.desk.state import DESK
+from gateway.errors import ConflictError, NotFoundError
+from gateway.routing.api import _Body, _body, _error
+from gateway.routing.models import Rep, Role
+from gateway.routing.state import ROUTING
+
+_RANK = {Role.REP: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2}
+Handler = Callable[[web.Request, Rep], Awaitable[Any]]
+
+
+class AddRepBody(_Body):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+    display_name: str | None = Field(default=None, max_length=200)
+    skills: list[str] = Field(default_factory=lambda: ["general"], max_length=50)
+    role: Role = Role.REP
+    phone: str | None = Field(default=None, max_length=40)
+    max_text: int | None = None
+    max_calls: int | None = None
+
+
+class UpdateRepBody(_Body):
+    display_name: str | None = Field(default=None, max_length=200)
+    skills: list[str] | None = Field(default=None, max_length=50)
+    role: Role | None = None
+    phone: str | None = Field(default=None, max_length=40)
+    max_text: int | None = None
+    max_calls: int | None = None
+    disabled: bool | None = None
+    password: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class TokenBody(_Body):
+    name: str = Field(min_length=1, max_length=100)
+
+
+def with_role(
+    handler: Handler, need: Role, *, write: bool
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A console session (CSRF on writes) of a rep with at least role `need` (403)."""
+
+    async def wrapped(request: web.Request) -> web.Response:
+        _, auth, _ = request.app[ROUTING].ready()
+        store = request.app[DESK].ready()[0]
+        session = await auth.require(request, write=write)
+        rep = await store.get_rep(session.rep_id)
+        if rep is None or rep.disabled or _RANK[rep.role] < _RANK[need]:
+            return _error(403, "forbidden", f"this needs the {need.value} role")
+        try:
+            result = await handler(request, rep)
+        except AdminError as exc:
+            return _error(400, "invalid", str(exc))
+        except NotFoundError as exc:
+            return _error(404, "not_found", str(exc))
+        except ConflictError as exc:
+            return _error(409, "conflict", str(exc))
+        if result is None:
+            return web.Response(status=204)
+        return web.json_response(result)
+
+    return wrapped
+
+
+def _rep_json(rep: Rep) -> dict[str, Any]:
+    return rep.model_dump(mode="json", exclude={"last_busy_at"})
+
+
+async def list_reps(request: web.Request, me: Rep) -> Any:
+    admin = request.app[DESK].ready()[2]
+    return {"reps": [_rep_json(r) for r in await admin.list()], "skills": list(admin.skills),
+            "roles": [r.value for r in Role]}  # fmt: skip
+
+
+async def add_rep(request: web.Request, me: Rep) -> Any:
+    admin = request.app[DESK].ready()[2]
+    body: AddRepBody = await _body(request, AddRepBody)
+    rep = await admin.add(
+        body.username, body.password, display_name=body.display_name, skills=body.skills,
+        role=body.role, phone=body.phone, max_text=body.max_text, max_calls=body.max_calls,
+    )  # fmt: skip
+    return _rep_json(rep)
+
+
+async def update_rep(request: web.Request, me: Rep) -> Any:
+    admin = request.app[DESK].ready()[2]
+    body: UpdateRepBody = await _body(request, UpdateRepBody)
+    username = request.match_info["username"]
+    if username == me.username and (body.disabled or (body.role not in (None, Role.ADMIN))):
+        raise ConflictError("an admin cannot disable or demote themselves (ask another admin)")
+    rep = await admin.update(
+        username, display_name=body.display_name, skills=body.skills, role=body.role,
+        phone=body.phone, max_text=body.max_text, max_calls=body.max_calls,
+        disabled=body.disabled, password=body.password,
+    )  # fmt: skip
+    return _rep_json(rep)
+
+
+async def list_tokens(request: web.Request, me: Rep) -> Any:
+    store = request.app[DESK].ready()[0]
+    return {"tokens": [t.model_dump(mode="json") for t in await store.tokens()]}
+
+
+async def add_token(request: web.Request, me: Rep) -> Any:
+    store = request.app[DESK].ready()[0]
+    body: TokenBody = await _body(request, TokenBody)
+    token, digest = new_token()
+    stored = await store.add_token(body.name, digest, me.id)
+    # The only time the token is shown: the store keeps its hash.
+    return {**stored.model_dump(mode="json"), "token": token}
+
+
+async def revoke_token(request: web.Request, me: Rep) -> Any:
+    store = request.app[DESK].ready()[0]
+    try:
+        token_id = int(request.match_info["tid"])
+    except ValueError as exc:
+        raise NotFoundError("no such token") from exc
+    if not await store.revoke_token(token_id):
+        raise NotFoundError(f"no live token {token_id}")
+
+
+async def reports_summary(request: web.Request, me: Rep) -> Any:
+    return (await summary_of(request)).model_dump(mode="json")
+
+
+async def whoami(request: web.Request, me: Rep) -> Any:
+    return {"role": me.role.value}
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    base = "/console/api/admin"
+    r.add_get("/console/api/role", with_role(whoami, Role.REP, write=False))
+    r.add_get(f"{base}/reps", with_role(list_reps, Role.ADMIN, write=False))
+    r.add_post(f"{base}/reps", with_role(add_rep, Role.ADMIN, write=True))
+    r.add_patch(f"{base}/reps/{{username}}", with_role(update_rep, Role.ADMIN, write=True))
+    r.add_get(f"{base}/tokens", with_role(list_tokens, Role.ADMIN, write=False))
+    r.add_post(f"{base}/tokens", with_role(add_token, Role.ADMIN, write=True))
+    r.add_delete(f"{base}/tokens/{{tid}}", with_role(revoke_token, Role.ADMIN, write=True))
+    r.add_get("/console/api/reports/summary",
+              with_role(reports_summary, Role.SUPERVISOR, write=False))  # fmt: skip

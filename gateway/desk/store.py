@@ -1,0 +1,69 @@
+"""`DeskStore`: what rep admin, API tokens, conversation access and reports read and
+write (SQLite: store/sqlite_desk.py, PostgreSQL: store/pg_desk.py; one SQL text for
+both, store/desk_sql.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+from gateway.models import Frozen
+from gateway.routing.models import Rep
+
+
+class ApiToken(Frozen):
+    """An API token an admin created (the token itself is shown once, never stored)."""
+
+    id: int
+    name: str
+    created_by: int | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ConversationFacts(NamedTuple):
+    """What the reports need of one conversation (times: ms since the epoch). A tuple,
+    not a model: a report reads 100,000 of them."""
+
+    id: int
+    channel: str
+    state: str
+    queue: str | None
+    created_at: int
+    closed_at: int | None
+    handover_at: int | None  # the first `handover` event
+    resolved_at: int | None  # the first `conversation.resolved` event (the agent's)
+    resolved_how: str | None  # its `how`: confirmed | assumed
+    rep_reply_at: int | None  # the first reply a rep wrote
+    score: int | None  # the customer's rating, 1-5
+
+
+class DeskStore(Protocol):
+    async def get_rep(self, rep_id: int) -> Rep | None:
+        """The rep (disabled ones too), or None."""
+        ...
+
+    async def worked_on(self, rep_id: int, conversation_id: int) -> bool:
+        """Whether the rep ever took the conversation (held it from a queue entry)."""
+        ...
+
+    async def add_token(self, name: str, token_hash: str, created_by: int | None) -> ApiToken: ...
+
+    async def tokens(self) -> list[ApiToken]:
+        """Every token, newest first (revoked ones too)."""
+        ...
+
+    async def revoke_token(self, token_id: int) -> bool:
+        """False when there is no such live token."""
+        ...
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The live (not revoked) token with this SHA-256, or None."""
+        ...
+
+    async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
+        """Conversations created in [since, until), with what reports count of them."""
+        ...
+
+
+__all__ = ["ApiToken", "ConversationFacts", "DeskStore"]

@@ -1,0 +1,76 @@
+"""`DeskStore` on `PostgresStore`'s database (the same SQL as SQLite, `$n` marks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from gateway.desk.store import ApiToken, ConversationFacts
+from gateway.routing.models import Rep
+from gateway.store import desk_sql as q
+from gateway.store.postgres import PostgresStore
+from gateway.store.routing_rows import REP_SELECT, rep_from_row
+from gateway.store.rows import now_ms, to_ms
+
+Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
+
+_FACTS = q.numbered(q.FACTS)
+_WORKED_ON = q.numbered(q.WORKED_ON)
+_ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
+_TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
+_REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
+
+
+class PostgresDeskStore:
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    async def get_rep(self, rep_id: int) -> Rep | None:
+        async def op(conn: Conn) -> Rep | None:
+            row = await conn.fetchrow(f"{REP_SELECT} WHERE r.id=$1", rep_id)
+            return None if row is None else rep_from_row(row)
+
+        return await self._store.read(op)
+
+    async def worked_on(self, rep_id: int, conversation_id: int) -> bool:
+        async def op(conn: Conn) -> bool:
+            return await conn.fetchval(_WORKED_ON, conversation_id, rep_id) is not None
+
+        return await self._store.read(op)
+
+    async def add_token(self, name: str, token_hash: str, created_by: int | None) -> ApiToken:
+        async def op(conn: Conn) -> ApiToken:
+            row = await conn.fetchrow(_ADD_TOKEN, name, token_hash, created_by, now_ms())
+            return q.token_from_row(row)
+
+        return await self._store.write(op)
+
+    async def tokens(self) -> list[ApiToken]:
+        async def op(conn: Conn) -> list[ApiToken]:
+            return [q.token_from_row(r) for r in await conn.fetch(q.TOKENS)]
+
+        return await self._store.read(op)
+
+    async def revoke_token(self, token_id: int) -> bool:
+        async def op(conn: Conn) -> bool:
+            status = await conn.execute(_REVOKE_TOKEN, now_ms(), token_id)
+            return str(status).endswith(" 1")
+
+        return await self._store.write(op)
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        async def op(conn: Conn) -> ApiToken | None:
+            row = await conn.fetchrow(_TOKEN_BY_HASH, token_hash)
+            return None if row is None else q.token_from_row(row)
+
+        return await self._store.read(op)
+
+    async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
+        async def op(conn: Conn) -> list[ConversationFacts]:
+            rows = await conn.fetch(_FACTS, to_ms(since), to_ms(until))
+            return [q.facts_from_row(r) for r in rows]
+
+        return await self._store.read(op)
+
+
+__all__ = ["PostgresDeskStore"]

@@ -1,0 +1,68 @@
+"""`DeskStore` on the SQLite store's file (writes through its one writer)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from gateway.desk.store import ApiToken, ConversationFacts
+from gateway.routing.models import Rep
+from gateway.store import desk_sql as q
+from gateway.store.routing_rows import REP_SELECT, rep_from_row
+from gateway.store.rows import now_ms, to_ms
+from gateway.store.sqlite import SqliteStore
+
+
+class SqliteDeskStore:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def get_rep(self, rep_id: int) -> Rep | None:
+        def op(conn: sqlite3.Connection) -> Rep | None:
+            row = conn.execute(f"{REP_SELECT} WHERE r.id=?", (rep_id,)).fetchone()
+            return None if row is None else rep_from_row(row)
+
+        return await self._store.read(op)
+
+    async def worked_on(self, rep_id: int, conversation_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(q.WORKED_ON, (conversation_id, rep_id)).fetchone() is not None
+
+        return await self._store.read(op)
+
+    async def add_token(self, name: str, token_hash: str, created_by: int | None) -> ApiToken:
+        def op(conn: sqlite3.Connection) -> ApiToken:
+            cur = conn.execute(q.ADD_TOKEN, (name, token_hash, created_by, now_ms()))
+            row = conn.execute("SELECT * FROM api_tokens WHERE id=?", (cur.lastrowid,))
+            return q.token_from_row(row.fetchone())
+
+        return await self._store.write(op)
+
+    async def tokens(self) -> list[ApiToken]:
+        def op(conn: sqlite3.Connection) -> list[ApiToken]:
+            return [q.token_from_row(r) for r in conn.execute(q.TOKENS).fetchall()]
+
+        return await self._store.read(op)
+
+    async def revoke_token(self, token_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(q.REVOKE_TOKEN, (now_ms(), token_id)).rowcount == 1
+
+        return await self._store.write(op)
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        def op(conn: sqlite3.Connection) -> ApiToken | None:
+            row = conn.execute(q.TOKEN_BY_HASH, (token_hash,)).fetchone()
+            return None if row is None else q.token_from_row(row)
+
+        return await self._store.read(op)
+
+    async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
+        def op(conn: sqlite3.Connection) -> list[ConversationFacts]:
+            rows = conn.execute(q.FACTS, (to_ms(since), to_ms(until))).fetchall()
+            return [q.facts_from_row(r) for r in rows]
+
+        return await self._store.read(op)
+
+
+__all__ = ["SqliteDeskStore"]
