@@ -34,7 +34,7 @@ def known_skills(queues: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
 class RepAdmin:
     def __init__(
         self, routing: RoutingStore, skills: Iterable[str],
-        refreshed: Callable[[], Awaitable[object]] | None = None,
+        refreshed: Callable[[Rep], Awaitable[object]] | None = None,
     ) -> None:  # fmt: skip
         self.routing = routing
         self.skills = tuple(skills)
@@ -88,7 +88,7 @@ class RepAdmin:
             max_text=max_text, max_calls=max_calls, role=role,
         )  # fmt: skip
         rep = await self.routing.add_rep(draft)
-        await self._tell()
+        await self._tell(rep)
         return rep
 
     async def update(
@@ -109,12 +109,12 @@ class RepAdmin:
         except ValidationError as exc:
             raise AdminError(first_error(exc)) from exc
         rep = await self.routing.update_rep(username, changes)
-        await self._tell()
+        await self._tell(rep)
         return rep
 
-    async def _tell(self) -> None:
+    async def _tell(self, rep: Rep) -> None:
         if self._refreshed is not None:
-            await self._refreshed()
+            await self._refreshed(rep)
 
 
 def first_error(exc: ValidationError) -> str:

@@ -16,6 +16,7 @@ from gateway.desk.state import DESK, DeskState
 from gateway.desk.store import DeskStore
 from gateway.errors import ConfigError
 from gateway.protocols import Store
+from gateway.routing.models import Rep
 from gateway.routing.setup import open_routing_store
 from gateway.routing.state import ROUTING
 
@@ -49,7 +50,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
     state = app[DESK]
     store = open_desk_store(app[STORE])
     routing = app[ROUTING]
-    front, _, _ = routing.ready()
+    front, auth, _ = routing.ready()
     service = routing.service
     assert service is not None
 
@@ -58,7 +59,8 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
 
     front.register("refresh_reps", refresh)
 
-    async def refreshed() -> None:
+    async def refreshed(rep: Rep) -> None:
+        auth.forget_rep(rep.id)  # other nodes read it back within auth.RECHECK_S
         await front.run("refresh_reps", {})
 
     async def token_id(digest: str) -> int | None:

@@ -30,6 +30,9 @@ CSRF_HEADER = "X-CSRF-Token"
 MAX_FAILURES = 5  # wrong passwords for one username ...
 FAILURE_WINDOW_S = 15 * 60  # ... within this long: further logins refused until it passes
 _MEMORY_MAX = 10_000  # entries kept in memory (sessions, failure counts) before a purge
+# A cached session is read back from the store this often, so one revoked elsewhere
+# (a rep disabled or given a new password on another node, or by `gateway reps`) ends.
+RECHECK_S = 30.0
 
 
 class LoginThrottled(Exception):
@@ -51,7 +54,7 @@ class ConsoleAuth:
         self.signer = URLSafeTimedSerializer(key, salt="console-session")
         self.max_age_s = max_age_s
         self.secure = secure
-        self._cache: dict[str, Session] = {}
+        self._cache: dict[str, tuple[Session, float]] = {}  # id -> (session, when read)
         self._failures: dict[str, list[float]] = {}
 
     async def login(self, username: str, password: str) -> tuple[Session, str] | None:
@@ -100,12 +103,15 @@ class ConsoleAuth:
         if not isinstance(raw, str):
             return None
         sid = hashlib.sha256(raw.encode()).hexdigest()
-        session = self._cache.get(sid)
-        if session is None:
+        cached = self._cache.get(sid)
+        if cached is None or time.monotonic() - cached[1] > RECHECK_S:
             session = await self.routing.get_session(sid)
             if session is None:
+                self._cache.pop(sid, None)
                 return None
             self._remember(session)
+        else:
+            session = cached[0]
         if session.expires_at <= datetime.now(UTC):
             self._cache.pop(sid, None)
             return None
@@ -114,7 +120,13 @@ class ConsoleAuth:
     def _remember(self, session: Session) -> None:
         if len(self._cache) > _MEMORY_MAX:
             self._cache.clear()  # a cache: sessions are read back from the store
-        self._cache[session.id] = session
+        self._cache[session.id] = (session, time.monotonic())
+
+    def forget_rep(self, rep_id: int) -> None:
+        """Read this rep's sessions back from the store (revoked there: disabled, new
+        password) at their next request on this node."""
+        for sid in [sid for sid, (s, _) in self._cache.items() if s.rep_id == rep_id]:
+            self._cache.pop(sid, None)
 
     async def require(self, request: web.Request, *, write: bool) -> Session:
         """401 without a live session; 403 on a write without the session's CSRF token."""

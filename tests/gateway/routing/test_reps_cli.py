@@ -81,7 +81,7 @@ async def test_beside_a_running_gateway_on_sqlite_reps_are_added_and_disabled(
         assert [r.username for r in await routing.list_reps()] == ["alice"]
     finally:
         await running.close()
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert "within a few seconds" in err and "Traceback" not in err
 
 
