@@ -31,11 +31,15 @@ class Console {
   }
 
   async start() {
+    // A first visit (no session yet) is not a session that ended: a plain login.
+    let me;
     try {
-      await this.enter(await this.api.get("/console/api/me"));
+      me = await this.api.request("GET", "/console/api/me", null, { session: false });
     } catch (e) {
-      if (!(e instanceof Unauthorized)) this.showLogin(e.message);
+      this.showLogin(e.status === 401 ? "" : e.message);
+      return;
     }
+    await this.enter(me);
   }
 
   // -------------------------------------------------------------- session

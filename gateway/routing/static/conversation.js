@@ -74,7 +74,8 @@ export class Pane {
     if (!same) $("pane-notice").textContent = "";
     this.renderOffer(view.offers || []);
     if (!held && !(view.offers || []).length) {
-      $("pane-notice").textContent = "Read only: you do not hold this conversation.";
+      $("pane-notice").textContent = conv.state === "closed"
+        ? "Closed: read only." : "Read only: you do not hold this conversation.";
     }
     clear($("brief")).append(briefBlock(conv.brief));
     clear($("customer")).append(customerBlock(view.customer, conv));
