@@ -4,13 +4,14 @@ who may read a closed conversation."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from gateway.routing.models import Role
+from gateway.routing.models import Presence, Role
 from tests.gateway.routing.conftest import OpenDesk
-from tests.gateway.routing.desk import PASSWORD, Desk
+from tests.gateway.routing.desk import PASSWORD, Desk, eventually
 
 
 async def _patch(desk: Desk, path: str, body: dict[str, Any], csrf: str) -> aiohttp.ClientResponse:
@@ -65,7 +66,7 @@ async def test_an_admin_adds_a_rep_who_is_offered_work_at_once(desk: Desk) -> No
     assert listing["skills"] == ["billing", "general", "technical"]
     # Cara logs in (a fresh client would; this one switches its cookie) and takes work.
     assert (await desk.login("cara"))[0] == 200
-    await desk.service.set_presence(cara["id"], desk.service.rep(cara["id"]).presence.AVAILABLE)
+    await desk.service.set_presence(cara["id"], Presence.AVAILABLE)
     offer_id, offered = await desk.offer_for(cara["id"])
     assert offered == conv.id and offer_id
 
@@ -149,3 +150,31 @@ async def test_a_closed_conversation_stays_readable_to_who_worked_it(
     assert (await desk.client.get(path)).status == 404
     await desk.login("lead")
     assert (await desk.client.get(path)).status == 200
+
+
+async def test_a_rep_added_beside_the_running_gateway_gets_work(desk: Desk, store_url: str) -> None:
+    """`gateway reps add` writes beside the gateway (SQLite) or NOTIFYs (PostgreSQL);
+    the running routing reads the reps again and offers the new rep waiting work."""
+    from gateway.desk.admin import RepAdmin
+    from gateway.routing.setup import open_routing_store
+    from gateway.store.postgres import PostgresStore
+    from gateway.store.sqlite import SqliteStore
+
+    conv = await desk.handover("v1", "technical")
+    if store_url.startswith("sqlite:///"):
+        beside: Any = SqliteStore(Path(store_url.removeprefix("sqlite:///")), exclusive=False)
+    else:
+        beside = await PostgresStore.open(store_url)
+    try:
+        admin = RepAdmin(open_routing_store(beside), ["general", "technical"])
+        rep = await admin.add("tess", PASSWORD, skills=["technical"])
+    finally:
+        await beside.close()
+
+    async def known() -> bool:
+        return rep.id in desk.service.router.reps
+
+    assert await eventually(known)
+    await desk.service.set_presence(rep.id, Presence.AVAILABLE)
+    _, offered = await desk.offer_for(rep.id)
+    assert offered == conv.id
