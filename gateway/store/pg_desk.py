@@ -14,7 +14,8 @@ from gateway.store.rows import now_ms, to_ms
 
 Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
 
-_FACTS = q.numbered(q.FACTS)
+_CONVERSATIONS = q.numbered(q.CONVERSATIONS)
+_RANGED = tuple(q.numbered(sql) for sql in q.RANGED)
 _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
@@ -67,8 +68,14 @@ class PostgresDeskStore:
 
     async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
         async def op(conn: Conn) -> list[ConversationFacts]:
-            rows = await conn.fetch(_FACTS, to_ms(since), to_ms(until))
-            return [q.facts_from_row(r) for r in rows]
+            # One snapshot for the five reads (REPEATABLE READ), so they agree.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                convs = await conn.fetch(_CONVERSATIONS, to_ms(since), to_ms(until))
+                ids = q.id_range(convs)
+                if ids is None:
+                    return []
+                ranged = [await conn.fetch(sql, *ids) for sql in _RANGED]
+            return q.merge_facts(convs, *ranged)
 
         return await self._store.read(op)
 

@@ -71,7 +71,8 @@ conversations = Table(
     Column("closed_at", BigInteger),
     Index("ix_conversations_customer_state", "customer_id", "state"),
     Index("ix_conversations_state_updated", "state", "updated_at"),
-    Index("ix_conversations_created_at", "created_at"),  # reports by period (0009)
+    # Reports by period (0009): covering, so a period's conversations are read from it.
+    Index("ix_conversations_created_at", "created_at", "channel", "state", "queue", "closed_at"),
 )
 
 messages = Table(
@@ -99,9 +100,9 @@ messages = Table(
     # Gap-free per-customer numbering that clients resume from.
     UniqueConstraint("customer_id", "seq"),
     Index("ix_messages_unhandled", "handled", "direction"),
-    # Reports: a conversation's first reply by a rep (0009).
+    # Reports: the first reply by a rep of a range of conversations (0009).
     Index(
-        "ix_messages_conversation_author", "conversation_id", "author", "direction", "created_at"
+        "ix_messages_author_conversation", "author", "direction", "conversation_id", "created_at"
     ),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from typing import Any
 
 from gateway.desk.store import ApiToken, ConversationFacts
 from gateway.routing.models import Rep
@@ -59,8 +60,20 @@ class SqliteDeskStore:
 
     async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
         def op(conn: sqlite3.Connection) -> list[ConversationFacts]:
-            rows = conn.execute(q.FACTS, (to_ms(since), to_ms(until))).fetchall()
-            return [q.facts_from_row(r) for r in rows]
+            def rows(sql: str, args: tuple[int, int]) -> list[Any]:
+                cur = conn.cursor()
+                cur.row_factory = None  # plain tuples: a report reads 100,000s of rows
+                return cur.execute(sql, args).fetchall()
+
+            # One read transaction for the five reads (WAL: one snapshot), so they agree.
+            conn.execute("BEGIN")
+            try:
+                convs = rows(q.CONVERSATIONS, (to_ms(since), to_ms(until)))
+                ids = q.id_range(convs)
+                ranged = [] if ids is None else [rows(sql, ids) for sql in q.RANGED]
+            finally:
+                conn.execute("COMMIT")
+            return q.merge_facts(convs, *ranged) if ranged else []
 
         return await self._store.read(op)
 

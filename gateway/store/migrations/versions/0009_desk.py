@@ -35,16 +35,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )
-    op.create_index("ix_conversations_created_at", "conversations", ["created_at"])
     op.create_index(
-        "ix_messages_conversation_author",
+        "ix_conversations_created_at",
+        "conversations",
+        ["created_at", "channel", "state", "queue", "closed_at"],
+    )
+    op.create_index(
+        "ix_messages_author_conversation",
         "messages",
-        ["conversation_id", "author", "direction", "created_at"],
+        ["author", "direction", "conversation_id", "created_at"],
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_messages_conversation_author", table_name="messages")
+    op.drop_index("ix_messages_author_conversation", table_name="messages")
     op.drop_index("ix_conversations_created_at", table_name="conversations")
     op.drop_table("api_tokens")
     with op.batch_alter_table("reps", schema=None) as batch_op:
