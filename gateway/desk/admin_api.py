@@ -5,6 +5,8 @@ reps (add, change, skills, role, disable, reset password) and API tokens."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +17,7 @@ from gateway.api_auth import new_token
 from gateway.desk.admin import AdminError
 from gateway.desk.reports_api import summary_of
 from gateway.desk.state import DESK
+from gateway.desk.summary import csv_rows
 from gateway.errors import ConflictError, NotFoundError
 from gateway.routing.api import _Body, _body, _error
 from gateway.routing.models import Rep, Role
@@ -72,6 +75,8 @@ def with_role(
             return _error(409, "conflict", str(exc))
         if result is None:
             return web.Response(status=204)
+        if isinstance(result, web.Response):
+            return result
         return web.json_response(result)
 
     return wrapped
@@ -139,6 +144,24 @@ async def reports_summary(request: web.Request, me: Rep) -> Any:
     return (await summary_of(request)).model_dump(mode="json")
 
 
+async def reports_csv(request: web.Request) -> web.Response:
+    """The summary as a CSV download (figure,value), for supervisors and admins."""
+    return await with_role(_csv, Role.SUPERVISOR, write=False)(request)
+
+
+async def _csv(request: web.Request, me: Rep) -> Any:
+    summary = await summary_of(request)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("figure", "value"))
+    writer.writerows(csv_rows(summary))
+    day = f"{summary.since:%Y%m%d}-{summary.until:%Y%m%d}"
+    return web.Response(
+        text=out.getvalue(), content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="report-{day}.csv"'},
+    )  # fmt: skip
+
+
 async def whoami(request: web.Request, me: Rep) -> Any:
     return {"role": me.role.value}
 
@@ -155,3 +178,4 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(f"{base}/tokens/{{tid}}", with_role(revoke_token, Role.ADMIN, write=True))
     r.add_get("/console/api/reports/summary",
               with_role(reports_summary, Role.SUPERVISOR, write=False))  # fmt: skip
+    r.add_get("/console/api/reports/summary.csv", reports_csv)

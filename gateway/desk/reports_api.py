@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -54,6 +55,7 @@ async def summary_of(request: web.Request) -> Summary:
     return summarize(
         facts, since, until, now=datetime.now(UTC),
         first_response_s=settings.sla_first_response_s, resolution_s=settings.sla_resolution_s,
+        tz=ZoneInfo(settings.business_timezone),
     )  # fmt: skip
 
 

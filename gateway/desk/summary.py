@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from pydantic import Field
 
@@ -72,6 +72,10 @@ class Summary(Frozen):
     resolution_seconds: Percentiles = Field(
         description="From the start to the close (or the agent's resolution)."
     )
+    by_hour: list[int] = Field(
+        description="Conversations by the hour of day they started (0-23, in "
+        "GATEWAY_BUSINESS_TIMEZONE)."
+    )
     csat: Csat
     sla_breaches: int = Field(description="Conversations that missed an SLA target.")
     sla: SlaFigures
@@ -108,8 +112,10 @@ def summarize(
     now: datetime,
     first_response_s: Mapping[str, float],
     resolution_s: Mapping[str, float],
+    tz: tzinfo = UTC,
 ) -> Summary:
-    """The summary of `facts` (the conversations created in [since, until))."""
+    """The summary of `facts` (the conversations created in [since, until)); hours of
+    day in `tz`."""
     end_ms = int(min(until, now).timestamp() * 1000)
     by_channel = {c.value: 0 for c in CHANNELS}
     how = {"confirmed": 0, "assumed": 0, "closed": 0}
@@ -118,7 +124,13 @@ def summarize(
     resolution: list[float] = []
     scores = {str(s): 0 for s in range(1, 6)}
     rated = total_score = 0
+    by_hour = [0] * 24
+    local_hour: dict[int, int] = {}  # hours since the epoch -> hour of day in tz
     for f in facts:
+        hour = f.created_at // 3_600_000
+        if hour not in local_hour:
+            local_hour[hour] = datetime.fromtimestamp(hour * 3600, tz).hour
+        by_hour[local_hour[hour]] += 1
         by_channel[f.channel] = by_channel.get(f.channel, 0) + 1
         done_at = f.closed_at if f.closed_at is not None else f.resolved_at
         if f.handover_at is None:
@@ -163,6 +175,7 @@ def summarize(
         handover_rate=_ratio(handed, count),
         first_response_seconds=_spread(first),
         resolution_seconds=_spread(resolution),
+        by_hour=by_hour,
         csat=Csat(
             count=rated,
             average=round(total_score / rated, 2) if rated else None,
@@ -173,4 +186,42 @@ def summarize(
     )
 
 
-__all__ = ["CHANNELS", "Csat", "Percentiles", "SlaFigures", "Summary", "percentile", "summarize"]
+def csv_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The summary as (figure, value) rows, for a CSV export."""
+    out: list[tuple[str, str]] = []
+
+    def put(name: str, value: object) -> None:
+        out.append((name, "" if value is None else str(value)))
+
+    put("since", summary.since.isoformat())
+    put("until", summary.until.isoformat())
+    put("conversations", summary.conversations)
+    for channel, count in summary.by_channel.items():
+        put(f"conversations.{channel}", count)
+    for hour, count in enumerate(summary.by_hour):
+        put(f"conversations.hour_{hour:02d}", count)
+    put("bot_resolved", summary.bot_resolved)
+    for how, count in summary.bot_resolved_how.items():
+        put(f"bot_resolved.{how}", count)
+    put("handed_over", summary.handed_over)
+    put("resolution_rate", summary.resolution_rate)
+    put("handover_rate", summary.handover_rate)
+    for name in ("first_response_seconds", "resolution_seconds"):
+        spread: Percentiles = getattr(summary, name)
+        put(f"{name}.p50", spread.p50)
+        put(f"{name}.p90", spread.p90)
+        put(f"{name}.count", spread.count)
+    put("csat.count", summary.csat.count)
+    put("csat.average", summary.csat.average)
+    for score, count in summary.csat.distribution.items():
+        put(f"csat.score_{score}", count)
+    put("sla_breaches", summary.sla_breaches)
+    put("sla.first_response", summary.sla.first_response)
+    put("sla.resolution", summary.sla.resolution)
+    return out
+
+
+__all__ = [
+    "CHANNELS", "Csat", "Percentiles", "SlaFigures", "Summary", "csv_rows", "percentile",
+    "summarize",
+]  # fmt: skip

@@ -88,6 +88,7 @@ class Console {
     this.unread = new Map();
     for (const id of ["offers", "held", "approvals", "queues", "waiting", "me-name", "console-error"]) clear($(id));
     $("console-view").hidden = true;
+    $("desk-link").hidden = true;
     $("login-view").hidden = false;
     $("login-error").textContent = message || "";
     $("login-username").focus();
@@ -99,6 +100,10 @@ class Console {
     $("console-view").hidden = false;
     this.apply(me, true);
     this.live.start(me.seq);
+    // Supervisors and admins also have the reports (and admins the admin screens).
+    this.api.get("/console/api/role")
+      .then((r) => { $("desk-link").hidden = r.role === "rep"; })
+      .catch(() => {});
     await Promise.all([this.loadDirectory(), this.loadApprovals()]);
     const first = document.querySelector("#offers button, #held button");
     (first || $("presence")).focus();

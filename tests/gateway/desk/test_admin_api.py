@@ -178,3 +178,23 @@ async def test_a_rep_added_beside_the_running_gateway_gets_work(desk: Desk, stor
     await desk.service.set_presence(rep.id, Presence.AVAILABLE)
     _, offered = await desk.offer_for(rep.id)
     assert offered == conv.id
+
+
+async def test_the_reports_page_and_its_csv(desk: Desk) -> None:
+    page = await desk.client.get("/console/desk")
+    assert page.status == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    for asset in ("desk.js", "charts.js", "desk.css"):
+        assert (await desk.client.get(f"/console/static/{asset}")).status == 200
+    assert (await desk.client.get("/console/api/reports/summary.csv")).status == 401
+    await desk.say("v1", "hello")
+    await desk.rep("lead", role=Role.SUPERVISOR, available=False)
+    await desk.login("lead")
+    resp = await desk.client.get("/console/api/reports/summary.csv")
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    assert resp.headers["Content-Disposition"].startswith('attachment; filename="report-')
+    lines = (await resp.text()).splitlines()
+    assert lines[0] == "figure,value"
+    assert "conversations,1" in lines and "conversations.webchat,1" in lines
+    bad = await desk.client.get("/console/api/reports/summary.csv", params={"since": "nope"})
+    assert bad.status == 400

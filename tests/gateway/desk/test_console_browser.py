@@ -1,5 +1,6 @@
-"""The console in headless Chromium: a first visit, a phone-sized screen, and a
-conversation the rep just closed (issue 13's console items)."""
+"""The console in headless Chromium: a first visit, a phone-sized screen, a
+conversation the rep just closed (issue 13's console items), and the reports and
+admin page (charts checked on a screenshot)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
+from gateway.routing.models import Role
 from tests.gateway.routing.console_ui import WAIT_MS, RepConsole
 from tests.gateway.routing.desk import Desk, HandoverBrain, build
 from tests.support.browser import chromium, needs_chromium
+from tests.support.png import count_colour
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -68,4 +71,58 @@ async def test_the_rep_who_closed_a_conversation_still_reads_it(
     await expect(rep.timeline.get_by_text("Hello, I can help with that")).to_be_visible()
     await expect(page.get_by_label("Reply to the customer")).to_be_hidden()
     assert await rep.api_status(f"/console/api/conversations/{conv.id}") == 200
+    await rep.close()
+
+
+ACCENT = (0x1F, 0x5F, 0xBF)  # the bars' colour (console.css --accent)
+
+
+async def test_the_reports_page_draws_its_charts_and_admins_add_reps(
+    tmp_path: Path, aiohttp_client: MakeClient, browser: Browser
+) -> None:
+    desk, base = await _desk(tmp_path, aiohttp_client)
+    ann = await desk.rep("ann")
+    await desk.rep("boss", role=Role.ADMIN, available=False)
+    for visitor in ("v1", "v2", "v3"):
+        await desk.say(visitor, "hello")
+    conv = await desk.handover("v4")
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.reply(ann.id, conv.id, "Hi")
+    rep = await RepConsole.logged_in(browser, base, "boss")
+    page = rep.page
+    link = page.get_by_role("link", name="Reports and admin")
+    await expect(link).to_be_visible()
+    await link.click()
+    await expect(page.locator("#tiles")).to_contain_text("Conversations")
+    await expect(page.locator("#tiles .tile").first).to_contain_text("4")
+    chart = page.locator("#chart-channel svg")
+    await expect(chart).to_have_attribute(
+        "aria-label", "Conversations by channel: Chat 4, SMS 0, Email 0, Call 0"
+    )
+    shot = await page.locator("#chart-channel").screenshot()
+    assert count_colour(shot, ACCENT) > 200  # the Chat bar is drawn
+    empty = await page.locator("#chart-csat").screenshot()
+    assert count_colour(empty, ACCENT) == 0  # nothing rated: no bars
+    csv_link = page.get_by_role("link", name="Download CSV")
+    assert (await csv_link.get_attribute("href") or "").startswith(
+        "/console/api/reports/summary.csv?"
+    )
+
+    # Admin: add a rep with a skill from the list; a mistake is explained.
+    await page.get_by_label("Username").fill("cara")
+    await page.get_by_label("Password (8 characters or more)").fill("short")
+    await page.get_by_role("button", name="Add rep").click()
+    await expect(page.locator("#add-rep-result")).to_contain_text("at least 8")
+    await page.get_by_label("Password (8 characters or more)").fill("long enough password")
+    await page.get_by_label("billing").check()
+    await page.get_by_role("button", name="Add rep").click()
+    await expect(page.locator("#add-rep-result")).to_have_text("Added cara.")
+    row = page.locator("#reps tbody tr").filter(has_text="cara")
+    await expect(row).to_contain_text("billing, general")
+    await row.get_by_role("button", name="Disable").click()
+    await expect(row).to_contain_text("disabled")
+    await page.get_by_label("New token's name").fill("BI")
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.locator("#new-token .token-value")).to_contain_text("gwt_")
     await rep.close()
