@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from gateway.api_auth import new_token
-from gateway.desk.admin import AdminError
+from gateway.desk.admin import AdminError, first_error
 from gateway.desk.reports_api import summary_of
 from gateway.desk.state import DESK
+from gateway.desk.store import SearchQuery
 from gateway.desk.summary import csv_rows
 from gateway.errors import ConflictError, NotFoundError
 from gateway.routing.api import _Body, _body, _error
@@ -162,6 +163,23 @@ async def _csv(request: web.Request, me: Rep) -> Any:
     )  # fmt: skip
 
 
+async def search(request: web.Request, me: Rep) -> Any:
+    """`GET /console/api/conversations?q=&customer=&channel=&state=&queue=&since=&until=`:
+    closed ones included; a rep finds the conversations they took, supervisors all."""
+    store = request.app[DESK].ready()[0]
+    params = {k: v for k, v in request.query.items() if v != ""}
+    fields = {"text": params.pop("q", None), **params}
+    if not me.role.supervises:
+        fields["worked_by"] = me.id
+    elif "worked_by" in fields and not str(fields["worked_by"]).isdigit():
+        raise AdminError("worked_by: a rep id")
+    try:
+        query = SearchQuery.model_validate(fields)
+    except ValidationError as exc:
+        raise AdminError(first_error(exc)) from exc
+    return {"conversations": [h.model_dump(mode="json") for h in await store.search(query)]}
+
+
 async def whoami(request: web.Request, me: Rep) -> Any:
     return {"role": me.role.value}
 
@@ -170,6 +188,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     base = "/console/api/admin"
     r.add_get("/console/api/role", with_role(whoami, Role.REP, write=False))
+    r.add_get("/console/api/conversations", with_role(search, Role.REP, write=False))
     r.add_get(f"{base}/reps", with_role(list_reps, Role.ADMIN, write=False))
     r.add_post(f"{base}/reps", with_role(add_rep, Role.ADMIN, write=True))
     r.add_patch(f"{base}/reps/{{username}}", with_role(update_rep, Role.ADMIN, write=True))

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from gateway.models import Frozen
+from pydantic import Field
+
+from gateway.models import ChannelKind, ConversationState, Frozen
 from gateway.routing.models import Rep
 
 
@@ -38,6 +40,31 @@ class ConversationFacts(NamedTuple):
     score: int | None  # the customer's rating, 1-5
 
 
+class SearchQuery(Frozen):
+    """The desk's conversation search: every given filter must match (closed ones too)."""
+
+    text: str | None = Field(default=None, max_length=200)  # words in any message
+    customer: str | None = Field(default=None, max_length=200)  # name part, or an identity
+    channel: ChannelKind | None = None
+    state: ConversationState | None = None
+    queue: str | None = Field(default=None, max_length=50)
+    since: datetime | None = None  # started at or after
+    until: datetime | None = None  # started before
+    worked_by: int | None = None  # only conversations this rep took (a rep's own search)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class ConversationHit(Frozen):
+    id: int
+    customer_id: int
+    customer: str | None = None
+    channel: ChannelKind
+    state: ConversationState
+    queue: str | None = None
+    created_at: datetime
+    closed_at: datetime | None = None
+
+
 class DeskStore(Protocol):
     async def get_rep(self, rep_id: int) -> Rep | None:
         """The rep (disabled ones too), or None."""
@@ -65,5 +92,10 @@ class DeskStore(Protocol):
         """Conversations created in [since, until), with what reports count of them."""
         ...
 
+    async def search(self, query: SearchQuery) -> list[ConversationHit]:
+        """Matching conversations, newest first, at most `query.limit`; the text is
+        searched with the store's full-text engine (SQLite FTS5, PostgreSQL tsvector)."""
+        ...
 
-__all__ = ["ApiToken", "ConversationFacts", "DeskStore"]
+
+__all__ = ["ApiToken", "ConversationFacts", "ConversationHit", "DeskStore", "SearchQuery"]

@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gateway.desk.store import ApiToken, ConversationFacts
-from gateway.store.rows import Row, to_dt
+from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
+from gateway.store.rows import Row, to_dt, to_ms
 
 RESOLVED = "conversation.resolved"
 HANDOVER = "handover"
@@ -51,8 +51,72 @@ TOKEN_BY_HASH = "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS
 REVOKE_TOKEN = "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 
 
+def search_sql(query: SearchQuery, *, sqlite: bool) -> tuple[str, list[Any]]:
+    """The search's SQL (`?` marks) and its arguments; the text clause is the store's
+    own full-text engine: FTS5 on SQLite, a tsvector match (GIN index) on PostgreSQL."""
+    where: list[str] = []
+    args: list[Any] = []
+    if query.text and (words := re.findall(r"\w+", query.text)):
+        if sqlite:
+            # Each word as an FTS5 string (no operators from user input), all required.
+            where.append(
+                "c.id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN"
+                " (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?))"
+            )
+            args.append(" ".join(f'"{w}"' for w in words))
+        else:
+            where.append(
+                "c.id IN (SELECT m.conversation_id FROM messages m WHERE"
+                " to_tsvector('simple', m.text) @@ plainto_tsquery('simple', ?))"
+            )
+            args.append(" ".join(words))
+    if query.customer:
+        where.append(
+            "(LOWER(cu.display_name) LIKE ? OR c.customer_id IN"
+            " (SELECT i.customer_id FROM identities i WHERE i.value = ?))"
+        )
+        escaped = query.customer.lower().replace("%", "").replace("_", "")
+        args += [f"%{escaped}%", query.customer]
+    for column, value in (("c.channel", query.channel), ("c.state", query.state),
+                          ("c.queue", query.queue)):  # fmt: skip
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(str(value))
+    if query.since is not None:
+        where.append("c.created_at >= ?")
+        args.append(to_ms(query.since))
+    if query.until is not None:
+        where.append("c.created_at < ?")
+        args.append(to_ms(query.until))
+    if query.worked_by is not None:
+        where.append("c.id IN (SELECT e.conversation_id FROM queue_entries e WHERE e.rep_id = ?)")
+        args.append(query.worked_by)
+    sql = (
+        "SELECT c.id, c.customer_id, cu.display_name, c.channel, c.state, c.queue,"
+        " c.created_at, c.closed_at FROM conversations c"
+        " JOIN customers cu ON cu.id = c.customer_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY c.id DESC LIMIT ?"
+    )
+    return sql, [*args, query.limit]
+
+
+def hit_from_row(row: Row) -> ConversationHit:
+    return ConversationHit(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        customer=row["display_name"],
+        channel=row["channel"],
+        state=row["state"],
+        queue=row["queue"],
+        created_at=to_dt(row["created_at"]),
+        closed_at=None if row["closed_at"] is None else to_dt(row["closed_at"]),
+    )
+
+
 def numbered(sql: str) -> str:
-    """`?` marks as PostgreSQL's `$1, $2, ...` (the desk's SQL has no `?` in literals)."""
+    """`?` marks as PostgreSQL's `$1, $2, ...` (the desk's SQL has no `?` in literals;
+    user input is always an argument)."""
     count = iter(range(1, 1000))
     return re.sub(r"\?", lambda _: f"${next(count)}", sql)
 

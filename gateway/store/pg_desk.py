@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.store import ApiToken, ConversationFacts
+from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
 from gateway.store.postgres import PostgresStore
@@ -76,6 +76,14 @@ class PostgresDeskStore:
                     return []
                 ranged = [await conn.fetch(sql, *ids) for sql in _RANGED]
             return q.merge_facts(convs, *ranged)
+
+        return await self._store.read(op)
+
+    async def search(self, query: SearchQuery) -> list[ConversationHit]:
+        sql, args = q.search_sql(query, sqlite=False)
+
+        async def op(conn: Conn) -> list[ConversationHit]:
+            return [q.hit_from_row(r) for r in await conn.fetch(q.numbered(sql), *args)]
 
         return await self._store.read(op)
 

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.store import ApiToken, ConversationFacts
+from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
 from gateway.store.routing_rows import REP_SELECT, rep_from_row
@@ -74,6 +74,14 @@ class SqliteDeskStore:
             finally:
                 conn.execute("COMMIT")
             return q.merge_facts(convs, *ranged) if ranged else []
+
+        return await self._store.read(op)
+
+    async def search(self, query: SearchQuery) -> list[ConversationHit]:
+        sql, args = q.search_sql(query, sqlite=True)
+
+        def op(conn: sqlite3.Connection) -> list[ConversationHit]:
+            return [q.hit_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
         return await self._store.read(op)
 

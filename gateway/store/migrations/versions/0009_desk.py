@@ -46,8 +46,47 @@ def upgrade() -> None:
         ["author", "direction", "conversation_id", "created_at"],
     )
 
+    _full_text_up()
+
+
+# Full-text search of messages, each store with its own engine (the desk's search):
+# SQLite FTS5 (an external-content table kept by triggers), PostgreSQL a GIN index on
+# the text's tsvector ('simple': no stemming, any language). Not in schema.py: neither
+# is expressible as plain SQLAlchemy tables (the schema test leaves them out).
+_SQLITE_FTS = (
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages',"
+    " content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+    " INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+    " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);"
+    " END",
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN"
+    " INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);"
+    " INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')",
+)
+_PG_FTS = (
+    "CREATE INDEX ix_messages_text_search ON messages USING gin (to_tsvector('simple', text))",
+)
+
+
+def _full_text_up() -> None:
+    for sql in _SQLITE_FTS if op.get_bind().dialect.name == "sqlite" else _PG_FTS:
+        op.execute(sql)
+
+
+def _full_text_down() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for name in ("insert", "delete", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS messages_fts_{name}")
+        op.execute("DROP TABLE IF EXISTS messages_fts")
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_messages_text_search")
+
 
 def downgrade() -> None:
+    _full_text_down()
     op.drop_index("ix_messages_author_conversation", table_name="messages")
     op.drop_index("ix_conversations_created_at", table_name="conversations")
     op.drop_table("api_tokens")

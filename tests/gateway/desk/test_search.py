@@ -1,0 +1,54 @@
+"""The desk's conversation search: the store's full-text engine, closed conversations
+included, filters, and who finds what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.models import ChannelKind, Identity, IdentityKind
+from gateway.routing.models import Role
+from tests.gateway.routing.desk import Desk
+
+
+async def _find(desk: Desk, **params: str) -> tuple[int, Any]:
+    resp = await desk.client.get("/console/api/conversations", params=params)
+    return resp.status, await resp.json()
+
+
+def _ids(body: Any) -> list[int]:
+    return [c["id"] for c in body["conversations"]]
+
+
+async def test_search_finds_words_closed_conversations_and_filters(desk: Desk) -> None:
+    ann = await desk.rep("ann")
+    refund = await desk.say("v1", "My refund for the blue kettle never arrived")
+    await desk.say("v2", "Do you deliver to Norway?")
+    sms = Identity(kind=IdentityKind.PHONE, value="+15550002001")
+    texted = await desk.say("s1", "Where is my refund please", ChannelKind.SMS, sms)
+    handed = await desk.handover("v3")
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.reply(ann.id, handed.id, "Your parcel left the warehouse today")
+    await desk.service.close(ann.id, handed.id, "resolved")
+    await desk.rep("lead", role=Role.SUPERVISOR, available=False)
+    await desk.login("lead")
+
+    status, body = await _find(desk, q="refund")
+    assert status == 200
+    assert _ids(body) == [texted.id, refund.id]  # newest first
+    assert _ids((await _find(desk, q="refund kettle"))[1]) == [refund.id]  # every word
+    assert _ids((await _find(desk, q="Refund", channel="sms"))[1]) == [texted.id]
+    # A rep's words in a closed conversation are found too.
+    (hit,) = (await _find(desk, q="warehouse"))[1]["conversations"]
+    assert hit["id"] == handed.id and hit["state"] == "closed" and hit["closed_at"]
+    assert _ids((await _find(desk, state="closed"))[1]) == [handed.id]
+    assert _ids((await _find(desk, customer="+15550002001"))[1]) == [texted.id]
+    assert (await _find(desk, q='"; DROP TABLE messages; --'))[1]["conversations"] == []
+    assert (await _find(desk, q="NEAR(refund*)"))[0] == 200  # no FTS syntax from users
+    assert (await _find(desk, channel="fax"))[0] == 400
+    assert (await _find(desk, since="not a date"))[0] == 400
+
+    # A rep finds the conversations they took, not everyone's.
+    await desk.login("ann")
+    assert _ids((await _find(desk))[1]) == [handed.id]
+    assert _ids((await _find(desk, q="refund"))[1]) == []
