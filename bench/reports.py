@@ -1,5 +1,5 @@
-"""Reports over a large store: the summary of `GET /api/v1/reports/summary` over
-100,000 generated conversations.
+"""Reports over a large store: the summary of `GET /api/v1/reports/summary` and the
+desk's conversation search over 100,000 generated conversations.
 
     .venv/bin/python bench/reports.py --conversations 100000 [--postgres URL]
 
@@ -8,7 +8,9 @@ days, 4 messages each, the agent's `conversation.resolved` or a `handover` and a
 rep's reply, ratings on a fifth) in a fresh SQLite file migrated to the current
 schema (or the PostgreSQL database URL given, which must be empty: it is migrated
 and filled). Then times the store's read of the reports' facts and the summary
-over the whole 30 days and over one day (p50 and max of --repeat runs). The
+over the whole 30 days and over one day, and searches (a word in 1% of the
+conversations, one order number, a word with a channel filter) through the
+store's full-text engine (p50 and max of --repeat runs). The
 gateway's own code reads them (gateway/store/*_desk.py, gateway/desk/summary.py).
 """
 
@@ -26,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.desk.store import DeskStore
+from gateway.desk.store import DeskStore, SearchQuery
 from gateway.desk.summary import summarize
+from gateway.models import ChannelKind
 
 CHANNELS = ("webchat", "sms", "email", "phone")
 DAY_MS = 86_400_000
@@ -54,8 +57,11 @@ def rows(n: int, start_ms: int, seed: int = 7) -> dict[str, list[tuple[Any, ...]
         for seq in range(1, 5):
             author = ("customer", "agent", "customer", "rep" if handed else "agent")[seq - 1]
             direction = "inbound" if author == "customer" else "outbound"
+            text = f"message {seq} about order {cid}"
+            if seq == 1 and cid % 97 == 0:
+                text += " where is my refund"  # about 1% of the conversations
             out["messages"].append((cid, cid, seq, direction, author, channel,
-                                    f"message {seq} of {cid}", t0 + seq * 20_000))  # fmt: skip
+                                    text, t0 + seq * 20_000))  # fmt: skip
         if handed:
             out["events"].append((cid, cid, "handover", "{}", t0 + 45_000))
         elif rnd.random() < 0.6:
@@ -160,6 +166,18 @@ async def main() -> None:
                 times, cpu, result = await timed(summary, args.repeat)
                 print(f"summary, {label:7} ({result.conversations:6} conversations):"
                       f" wall {fmt(times)}; CPU {fmt(cpu)}")  # fmt: skip
+            for label, query in (
+                ("'refund'", SearchQuery(text="refund")),
+                ("'order 4242'", SearchQuery(text="order 4242")),
+                ("'refund' on sms", SearchQuery(text="refund", channel=ChannelKind.SMS)),
+            ):
+
+                async def find(query: SearchQuery = query) -> Any:
+                    return await desk.search(query)
+
+                times, cpu, hits = await timed(find, args.repeat)
+                print(f"search {label:16} ({len(hits):2} shown): wall {fmt(times)};"
+                      f" CPU {fmt(cpu)}")  # fmt: skip
         finally:
             await store.close()
 
