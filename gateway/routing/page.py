@@ -27,6 +27,7 @@ ASSETS = {
     "render.js": "text/javascript; charset=utf-8",
     "conversation.js": "text/javascript; charset=utf-8",
     "desk.js": "text/javascript; charset=utf-8",
+    "search.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "desk.css": "text/css; charset=utf-8",
 }

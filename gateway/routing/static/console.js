@@ -4,6 +4,7 @@
 import { Api, Unauthorized } from "./api.js";
 import { Live } from "./live.js";
 import { Pane } from "./conversation.js";
+import { Search } from "./search.js";
 import { channelLabel, clear, el, time } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +23,7 @@ class Console {
       stillIn: () => this.stillIn(),
     });
     this.pane = new Pane(this);
+    this.search = new Search(this);
     this.me = null;
     this.directory = { queues: [], reps: [] };
     this.offerIds = new Set();
@@ -87,6 +89,7 @@ class Console {
     this.offerIds = new Set();
     this.unread = new Map();
     for (const id of ["offers", "held", "approvals", "queues", "waiting", "me-name", "console-error"]) clear($(id));
+    this.search.clear();
     $("console-view").hidden = true;
     $("desk-link").hidden = true;
     $("login-view").hidden = false;

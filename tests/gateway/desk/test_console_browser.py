@@ -126,3 +126,36 @@ async def test_the_reports_page_draws_its_charts_and_admins_add_reps(
     await page.get_by_role("button", name="Create token").click()
     await expect(page.locator("#new-token .token-value")).to_contain_text("gwt_")
     await rep.close()
+
+
+async def test_search_finds_a_closed_conversation_and_shortcuts_are_listed(
+    tmp_path: Path, aiohttp_client: MakeClient, browser: Browser
+) -> None:
+    desk, base = await _desk(tmp_path, aiohttp_client)
+    ann = await desk.rep("ann")
+    conv = await desk.handover("v1")
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.reply(ann.id, conv.id, "The replacement kettle ships tomorrow")
+    await desk.service.close(ann.id, conv.id, "resolved")
+    rep = await RepConsole.logged_in(browser, base, "ann")
+    page = rep.page
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    await page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("Search conversations")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await page.keyboard.press("/")
+    box = page.get_by_label("Search conversations")
+    await expect(box).to_be_focused()
+    await box.fill("kettle")
+    await box.press("Enter")
+    results = page.get_by_role("list", name="Search results").get_by_role("listitem")
+    await expect(results).to_have_count(1)
+    await expect(results.first).to_contain_text(f"#{conv.id}")
+    await results.first.get_by_role("button").click()
+    await expect(page.locator("#pane-notice")).to_have_text("Closed: read only.")
+    await expect(rep.timeline.get_by_text("The replacement kettle ships tomorrow")).to_be_visible()
+    await rep.close()
