@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from gateway.api_auth import new_token
+from gateway.bus import RemoteError
 from gateway.desk.admin import AdminError, first_error
 from gateway.desk.reports_api import summary_of
 from gateway.desk.state import DESK
@@ -178,6 +179,23 @@ async def search(request: web.Request, me: Rep) -> Any:
     return {"conversations": [h.model_dump(mode="json") for h in await store.search(query)]}
 
 
+async def reopen(request: web.Request, me: Rep) -> Any:
+    """Reopen a closed conversation the rep worked (a supervisor: any): it waits in its
+    queue again. 404 for one they may not see, 409 when not closed."""
+    store = request.app[DESK].ready()[0]
+    front = request.app[ROUTING].ready()[0]
+    try:
+        cid = int(request.match_info["cid"])
+    except ValueError as exc:
+        raise NotFoundError("no such conversation") from exc
+    if not (me.role.supervises or await store.worked_on(me.id, cid)):
+        raise NotFoundError(f"no conversation {cid} for you")
+    try:
+        return await front.run("reopen", {"rep_id": me.id, "conversation_id": cid})
+    except RemoteError as exc:  # the leader refused (its ConflictError), or is away
+        return _error(409, "conflict", str(exc))
+
+
 async def whoami(request: web.Request, me: Rep) -> Any:
     return {"role": me.role.value}
 
@@ -187,6 +205,7 @@ def add_routes(app: web.Application) -> None:
     base = "/console/api/admin"
     r.add_get("/console/api/role", with_role(whoami, Role.REP, write=False))
     r.add_get("/console/api/conversations", with_role(search, Role.REP, write=False))
+    r.add_post("/console/api/conversations/{cid}/reopen", with_role(reopen, Role.REP, write=True))
     r.add_get(f"{base}/reps", with_role(list_reps, Role.ADMIN, write=False))
     r.add_post(f"{base}/reps", with_role(add_rep, Role.ADMIN, write=True))
     r.add_patch(f"{base}/reps/{{username}}", with_role(update_rep, Role.ADMIN, write=True))

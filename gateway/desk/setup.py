@@ -12,9 +12,10 @@ from gateway.app import SETTINGS, STORE
 from gateway.bus import Data
 from gateway.desk import admin_api, reports_api
 from gateway.desk.admin import RepAdmin, known_skills
+from gateway.desk.reopen import reopen
 from gateway.desk.state import DESK, DeskState
 from gateway.desk.store import DeskStore
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, NotFoundError
 from gateway.protocols import Store
 from gateway.routing.models import Rep
 from gateway.routing.setup import open_routing_store
@@ -58,6 +59,15 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         return {"changed": await service.router.refresh_reps()}
 
     front.register("refresh_reps", refresh)
+
+    async def reopened(d: Data) -> Data:
+        rep = await store.get_rep(int(d["rep_id"]))
+        if rep is None:
+            raise NotFoundError("no such rep")
+        conv = await reopen(service, store, rep, int(d["conversation_id"]))
+        return conv.model_dump(mode="json", exclude={"agent_state"})
+
+    front.register("reopen", reopened)  # on the routing leader, which holds the queues
 
     async def refreshed(rep: Rep) -> None:
         auth.forget_rep(rep.id)  # other nodes read it back within auth.RECHECK_S

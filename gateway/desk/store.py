@@ -70,6 +70,10 @@ class DeskStore(Protocol):
         """The rep (disabled ones too), or None."""
         ...
 
+    async def open_conversation_of(self, customer_id: int) -> int | None:
+        """The customer's conversation that is not closed, if any."""
+        ...
+
     async def worked_on(self, rep_id: int, conversation_id: int) -> bool:
         """Whether the rep ever took the conversation (held it from a queue entry)."""
         ...

@@ -44,6 +44,10 @@ RATINGS = (
 )
 RANGED = (HANDOVERS, RESOLUTIONS, REP_REPLIES, RATINGS)
 
+OPEN_CONVERSATION = (
+    "SELECT id FROM conversations WHERE customer_id = ? AND state != 'closed'"
+    " ORDER BY id DESC LIMIT 1"
+)
 WORKED_ON = "SELECT 1 FROM queue_entries WHERE conversation_id = ? AND rep_id = ? LIMIT 1"
 ADD_TOKEN = "INSERT INTO api_tokens (name, token_hash, created_by, created_at) VALUES (?,?,?,?)"
 TOKENS = "SELECT * FROM api_tokens ORDER BY id DESC"

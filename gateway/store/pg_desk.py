@@ -33,6 +33,13 @@ class PostgresDeskStore:
 
         return await self._store.read(op)
 
+    async def open_conversation_of(self, customer_id: int) -> int | None:
+        async def op(conn: Conn) -> int | None:
+            found = await conn.fetchval(q.numbered(q.OPEN_CONVERSATION), customer_id)
+            return None if found is None else int(found)
+
+        return await self._store.read(op)
+
     async def worked_on(self, rep_id: int, conversation_id: int) -> bool:
         async def op(conn: Conn) -> bool:
             return await conn.fetchval(_WORKED_ON, conversation_id, rep_id) is not None

@@ -25,6 +25,13 @@ class SqliteDeskStore:
 
         return await self._store.read(op)
 
+    async def open_conversation_of(self, customer_id: int) -> int | None:
+        def op(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(q.OPEN_CONVERSATION, (customer_id,)).fetchone()
+            return None if row is None else int(row["id"])
+
+        return await self._store.read(op)
+
     async def worked_on(self, rep_id: int, conversation_id: int) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
             return conn.execute(q.WORKED_ON, (conversation_id, rep_id)).fetchone() is not None

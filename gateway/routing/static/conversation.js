@@ -86,6 +86,7 @@ export class Pane {
     this.renderCall(view.events);
     $("reply-label").textContent = "Reply to the customer " + (BY[conv.channel] || "");
     for (const id of ["reply-form", "note-form", "actions"]) $(id).hidden = !held;
+    $("reopen").hidden = conv.state !== "closed";
     if (!same) $("typing").textContent = "";
     if (held) this.app.fillTargets($("transfer-target"));
   }
@@ -175,7 +176,20 @@ export class Pane {
   }
 
   // ---------------------------------------------------------------- forms
+  // A closed conversation waits in its queue again, offered like any handover.
+  async reopen() {
+    const id = this.id;
+    try {
+      await this.api.post("/console/api/conversations/" + id + "/reopen", {});
+      $("pane-notice").textContent = "Reopened: it waits in its queue and is offered to its reps.";
+      if (this.id === id) await this.open(id, { focus: false });
+    } catch (e) {
+      $("pane-notice").textContent = e.message;
+    }
+  }
+
   bind() {
+    $("reopen").addEventListener("click", () => this.reopen());
     const reply = $("reply-text");
     $("reply-form").addEventListener("submit", (ev) => {
       ev.preventDefault();

@@ -52,3 +52,42 @@ async def test_search_finds_words_closed_conversations_and_filters(desk: Desk) -
     await desk.login("ann")
     assert _ids((await _find(desk))[1]) == [handed.id]
     assert _ids((await _find(desk, q="refund"))[1]) == []
+
+
+async def test_a_closed_conversation_is_reopened_into_its_queue(desk: Desk) -> None:
+    ann = await desk.rep("ann")
+    conv = await desk.handover("v1")
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.close(ann.id, conv.id, "resolved")
+    await desk.rep("bob", available=False)
+    path = f"/console/api/conversations/{conv.id}/reopen"
+    _, csrf = await desk.login("bob")
+    assert (await desk.post(path, {}, csrf)).status == 404  # never worked it
+    _, csrf = await desk.login("ann")
+    assert (await desk.post(path, {}, csrf=None)).status == 403  # CSRF, as every write
+    done = await desk.post(path, {}, csrf)
+    assert done.status == 200, await done.text()
+    assert (await done.json())["state"] == "queued"
+    again = await desk.post(path, {}, csrf)
+    assert again.status == 409
+    offer_id, offered = await desk.offer_for(ann.id)  # offered like any handover
+    assert offered == conv.id
+    taken = await desk.service.accept(ann.id, offer_id)
+    assert taken.state.value == "with_rep"
+    kinds = [e.kind for e in await desk.store.events(conv.id)]
+    assert kinds.count("rep.reopened") == 1
+
+
+async def test_no_reopening_while_the_customer_has_an_open_conversation(desk: Desk) -> None:
+    ann = await desk.rep("ann")
+    conv = await desk.handover("v1")
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.close(ann.id, conv.id, "resolved")
+    newer = await desk.say("v1", "one more thing")  # a new conversation
+    assert newer.id != conv.id
+    _, csrf = await desk.login("ann")
+    refused = await desk.post(f"/console/api/conversations/{conv.id}/reopen", {}, csrf)
+    assert refused.status == 409
+    assert f"#{newer.id}" in (await refused.json())["message"]
