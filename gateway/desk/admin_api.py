@@ -14,8 +14,10 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from gateway.api_auth import new_token
+from gateway.app import BACKEND, STORE
 from gateway.bus import RemoteError
 from gateway.desk.admin import AdminError, first_error
+from gateway.desk.profile import profile
 from gateway.desk.reports_api import summary_of
 from gateway.desk.state import DESK
 from gateway.desk.store import SearchQuery
@@ -196,6 +198,18 @@ async def reopen(request: web.Request, me: Rep) -> Any:
         return _error(409, "conflict", str(exc))
 
 
+async def contact(request: web.Request, me: Rep) -> Any:
+    """The profile of a conversation's customer, for a rep who may see the conversation."""
+    store = request.app[DESK].ready()[0]
+    front = request.app[ROUTING].ready()[0]
+    try:
+        cid = int(request.match_info["cid"])
+    except ValueError as exc:
+        raise NotFoundError("no such conversation") from exc
+    await front.conversation(me.id, cid)  # NotFoundError unless this rep may see it
+    return await profile(request.app[STORE], store, request.app.get(BACKEND), cid)
+
+
 async def whoami(request: web.Request, me: Rep) -> Any:
     return {"role": me.role.value}
 
@@ -206,6 +220,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/console/api/role", with_role(whoami, Role.REP, write=False))
     r.add_get("/console/api/conversations", with_role(search, Role.REP, write=False))
     r.add_post("/console/api/conversations/{cid}/reopen", with_role(reopen, Role.REP, write=True))
+    r.add_get("/console/api/conversations/{cid}/profile", with_role(contact, Role.REP, write=False))
     r.add_get(f"{base}/reps", with_role(list_reps, Role.ADMIN, write=False))
     r.add_post(f"{base}/reps", with_role(add_rep, Role.ADMIN, write=True))
     r.add_patch(f"{base}/reps/{{username}}", with_role(update_rep, Role.ADMIN, write=True))

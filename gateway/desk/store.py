@@ -45,6 +45,7 @@ class SearchQuery(Frozen):
 
     text: str | None = Field(default=None, max_length=200)  # words in any message
     customer: str | None = Field(default=None, max_length=200)  # name part, or an identity
+    customer_id: int | None = None
     channel: ChannelKind | None = None
     state: ConversationState | None = None
     queue: str | None = Field(default=None, max_length=50)
@@ -68,6 +69,10 @@ class ConversationHit(Frozen):
 class DeskStore(Protocol):
     async def get_rep(self, rep_id: int) -> Rep | None:
         """The rep (disabled ones too), or None."""
+        ...
+
+    async def ratings_of(self, customer_id: int) -> list[tuple[int, int]]:
+        """(conversation id, score) of the customer's rated conversations, newest first."""
         ...
 
     async def open_conversation_of(self, customer_id: int) -> int | None:

@@ -44,6 +44,10 @@ RATINGS = (
 )
 RANGED = (HANDOVERS, RESOLUTIONS, REP_REPLIES, RATINGS)
 
+RATINGS_OF = (
+    "SELECT conversation_id, score FROM ratings WHERE customer_id = ? AND score IS NOT NULL"
+    " ORDER BY conversation_id DESC"
+)
 OPEN_CONVERSATION = (
     "SELECT id FROM conversations WHERE customer_id = ? AND state != 'closed'"
     " ORDER BY id DESC LIMIT 1"
@@ -86,6 +90,9 @@ def search_sql(query: SearchQuery, *, sqlite: bool) -> tuple[str, list[Any]]:
         if value is not None:
             where.append(f"{column} = ?")
             args.append(str(value))
+    if query.customer_id is not None:
+        where.append("c.customer_id = ?")
+        args.append(query.customer_id)
     if query.since is not None:
         where.append("c.created_at >= ?")
         args.append(to_ms(query.since))

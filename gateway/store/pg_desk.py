@@ -33,6 +33,13 @@ class PostgresDeskStore:
 
         return await self._store.read(op)
 
+    async def ratings_of(self, customer_id: int) -> list[tuple[int, int]]:
+        async def op(conn: Conn) -> list[tuple[int, int]]:
+            rows = await conn.fetch(q.numbered(q.RATINGS_OF), customer_id)
+            return [(r["conversation_id"], r["score"]) for r in rows]
+
+        return await self._store.read(op)
+
     async def open_conversation_of(self, customer_id: int) -> int | None:
         async def op(conn: Conn) -> int | None:
             found = await conn.fetchval(q.numbered(q.OPEN_CONVERSATION), customer_id)

@@ -25,6 +25,13 @@ class SqliteDeskStore:
 
         return await self._store.read(op)
 
+    async def ratings_of(self, customer_id: int) -> list[tuple[int, int]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+            rows = conn.execute(q.RATINGS_OF, (customer_id,)).fetchall()
+            return [(r["conversation_id"], r["score"]) for r in rows]
+
+        return await self._store.read(op)
+
     async def open_conversation_of(self, customer_id: int) -> int | None:
         def op(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(q.OPEN_CONVERSATION, (customer_id,)).fetchone()

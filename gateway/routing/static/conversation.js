@@ -57,7 +57,7 @@ export class Pane {
     const empty = $("pane-empty");
     empty.hidden = false;
     empty.textContent = message || "Open an offer or one of your conversations.";
-    for (const id of ["timeline", "brief", "customer", "events", "pane-offer", "pane-approval-list"]) clear($(id));
+    for (const id of ["timeline", "brief", "customer", "profile", "events", "pane-offer", "pane-approval-list"]) clear($(id));
     for (const id of ["reply-text", "note-text", "transfer-note", "close-note"]) $(id).value = "";
     this.app.markCurrent(null);
   }
@@ -79,6 +79,7 @@ export class Pane {
     }
     clear($("brief")).append(briefBlock(conv.brief));
     clear($("customer")).append(customerBlock(view.customer, conv));
+    if (!same) this.loadProfile(conv.id);
     clear($("events")).append(...view.events.slice().reverse().map(eventItem));
     this.ids = new Set();
     clear($("timeline"));
@@ -176,6 +177,35 @@ export class Pane {
   }
 
   // ---------------------------------------------------------------- forms
+  // Contact profile: tier and orders from the business backend, other conversations, ratings.
+  async loadProfile(id) {
+    const box = clear($("profile"));
+    let p;
+    try {
+      p = await this.api.get("/console/api/conversations/" + id + "/profile");
+    } catch (e) {
+      return; // the pane still shows what the conversation view has
+    }
+    if (this.id !== id) return;
+    const rows = [];
+    const put = (label, value) => { if (value) rows.push(el("dt", { text: label }), el("dd", { text: value })); };
+    put("Email", p.emails.join(", "));
+    put("Phone", p.phones.join(", "));
+    put("Tier", p.tier);
+    put("Ratings", p.ratings.map((r) => r.score + "/5").join(", "));
+    box.append(el("dl", { class: "brief" }, rows));
+    if (p.backend_error) box.append(el("p", { class: "error", text: p.backend_error }));
+    if (p.orders.length) {
+      box.append(el("h4", { text: "Orders" }), el("ul", { class: "identities", "aria-label": "Orders" },
+        p.orders.map((o) => el("li", { text: `${o.id} · ${o.status} · ${o.total} · ${o.placed_on}` }))));
+    }
+    if (p.conversations.length) {
+      box.append(el("h4", { text: "Other conversations" }), el("ul", { class: "identities", "aria-label": "Other conversations" },
+        p.conversations.map((c) => el("li", {}, el("button", { type: "button", class: "link", onclick: () => this.open(c.id) },
+          `#${c.id} · ${channelLabel(c.channel)} · ${stateLabel(c.state)}`)))));
+    }
+  }
+
   // A closed conversation waits in its queue again, offered like any handover.
   async reopen() {
     const id = this.id;
