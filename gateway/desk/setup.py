@@ -10,7 +10,7 @@ from aiohttp import web
 from gateway.api_auth import BearerAuth
 from gateway.app import SETTINGS, STORE
 from gateway.bus import Data
-from gateway.desk import admin_api, reports_api
+from gateway.desk import admin_api, canned, reports_api
 from gateway.desk.admin import RepAdmin, known_skills
 from gateway.desk.reopen import reopen
 from gateway.desk.state import DESK, DeskState
@@ -43,6 +43,7 @@ def setup_desk(app: web.Application) -> None:
     app[DESK] = DeskState()
     reports_api.add_routes(app)
     admin_api.add_routes(app)
+    canned.add_routes(app)
     app.cleanup_ctx.append(_desk_ctx)
 
 

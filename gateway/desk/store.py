@@ -40,6 +40,14 @@ class ConversationFacts(NamedTuple):
     score: int | None  # the customer's rating, 1-5
 
 
+class Canned(Frozen):
+    """A canned response: text with variables ({first_name}, {order}, {rep_name})."""
+
+    id: int
+    name: str
+    text: str
+
+
 class SearchQuery(Frozen):
     """The desk's conversation search: every given filter must match (closed ones too)."""
 
@@ -70,6 +78,16 @@ class DeskStore(Protocol):
     async def get_rep(self, rep_id: int) -> Rep | None:
         """The rep (disabled ones too), or None."""
         ...
+
+    async def canned(self) -> list[Canned]:
+        """Every canned response, by name."""
+        ...
+
+    async def add_canned(self, name: str, text: str, created_by: int) -> Canned:
+        """ConflictError when the name is taken."""
+        ...
+
+    async def delete_canned(self, canned_id: int) -> bool: ...
 
     async def ratings_of(self, customer_id: int) -> list[tuple[int, int]]:
         """(conversation id, score) of the customer's rated conversations, newest first."""
@@ -107,4 +125,4 @@ class DeskStore(Protocol):
         ...
 
 
-__all__ = ["ApiToken", "ConversationFacts", "ConversationHit", "DeskStore", "SearchQuery"]
+__all__ = ["ApiToken", "Canned", "ConversationFacts", "ConversationHit", "DeskStore", "SearchQuery"]

@@ -44,6 +44,9 @@ RATINGS = (
 )
 RANGED = (HANDOVERS, RESOLUTIONS, REP_REPLIES, RATINGS)
 
+CANNED = "SELECT id, name, text FROM canned_responses ORDER BY name"
+ADD_CANNED = "INSERT INTO canned_responses (name, text, created_by, created_at) VALUES (?,?,?,?)"
+DELETE_CANNED = "DELETE FROM canned_responses WHERE id = ?"
 RATINGS_OF = (
     "SELECT conversation_id, score FROM ratings WHERE customer_id = ? AND score IS NOT NULL"
     " ORDER BY conversation_id DESC"

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
+import asyncpg
+
+from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
+from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
 from gateway.store.postgres import PostgresStore
@@ -32,6 +35,33 @@ class PostgresDeskStore:
             return None if row is None else rep_from_row(row)
 
         return await self._store.read(op)
+
+    async def canned(self) -> list[Canned]:
+        async def op(conn: Conn) -> list[Canned]:
+            return [Canned.model_validate(dict(r)) for r in await conn.fetch(q.CANNED)]
+
+        return await self._store.read(op)
+
+    async def add_canned(self, name: str, text: str, created_by: int) -> Canned:
+        async def op(conn: Conn) -> Canned:
+            try:
+                async with conn.transaction():  # a savepoint: the unique key answers
+                    canned_id = await conn.fetchval(
+                        q.numbered(q.ADD_CANNED) + " RETURNING id",
+                        name, text, created_by, now_ms(),
+                    )  # fmt: skip
+            except asyncpg.exceptions.UniqueViolationError as exc:
+                raise ConflictError(f"a canned response named {name!r} exists") from exc
+            return Canned(id=canned_id, name=name, text=text)
+
+        return await self._store.write(op)
+
+    async def delete_canned(self, canned_id: int) -> bool:
+        async def op(conn: Conn) -> bool:
+            status = await conn.execute(q.numbered(q.DELETE_CANNED), canned_id)
+            return str(status).endswith(" 1")
+
+        return await self._store.write(op)
 
     async def ratings_of(self, customer_id: int) -> list[tuple[int, int]]:
         async def op(conn: Conn) -> list[tuple[int, int]]:

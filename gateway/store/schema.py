@@ -240,3 +240,13 @@ api_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
 )
+
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("text", Text, nullable=False),  # with {first_name}, {order}, {rep_name}
+    Column("created_by", Integer, ForeignKey("reps.id")),
+    Column("created_at", BigInteger, nullable=False),
+)

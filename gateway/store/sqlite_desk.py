@@ -6,7 +6,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
+from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
+from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
 from gateway.store.routing_rows import REP_SELECT, rep_from_row
@@ -24,6 +25,28 @@ class SqliteDeskStore:
             return None if row is None else rep_from_row(row)
 
         return await self._store.read(op)
+
+    async def canned(self) -> list[Canned]:
+        def op(conn: sqlite3.Connection) -> list[Canned]:
+            return [Canned.model_validate(r) for r in conn.execute(q.CANNED).fetchall()]
+
+        return await self._store.read(op)
+
+    async def add_canned(self, name: str, text: str, created_by: int) -> Canned:
+        def op(conn: sqlite3.Connection) -> Canned:
+            try:
+                cur = conn.execute(q.ADD_CANNED, (name, text, created_by, now_ms()))
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"a canned response named {name!r} exists") from exc
+            return Canned(id=int(cur.lastrowid or 0), name=name, text=text)
+
+        return await self._store.write(op)
+
+    async def delete_canned(self, canned_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(q.DELETE_CANNED, (canned_id,)).rowcount == 1
+
+        return await self._store.write(op)
 
     async def ratings_of(self, customer_id: int) -> list[tuple[int, int]]:
         def op(conn: sqlite3.Connection) -> list[tuple[int, int]]:

@@ -218,8 +218,35 @@ export class Pane {
     }
   }
 
+  // Canned responses: the list once per page; the chosen one is filled for this
+  // conversation ({first_name}, {order}, {rep_name}) by the gateway and inserted.
+  async loadCanned() {
+    const select = $("canned");
+    try {
+      const data = await this.api.get("/console/api/canned");
+      select.replaceChildren(el("option", { value: "", text: "Canned response…" }),
+        ...data.canned.map((c) => el("option", { value: String(c.id), text: c.name })));
+    } catch (e) { /* no canned responses: the list stays empty */ }
+  }
+
+  async insertCanned(select) {
+    const id = select.value;
+    select.value = "";
+    if (!id || this.id === null) return;
+    try {
+      const { text } = await this.api.get(`/console/api/conversations/${this.id}/canned/${id}`);
+      const box = $("reply-text");
+      box.value = box.value ? box.value + " " + text : text;
+      box.focus();
+    } catch (e) {
+      this.app.fail(e);
+    }
+  }
+
   bind() {
     $("reopen").addEventListener("click", () => this.reopen());
+    $("canned").addEventListener("focus", () => this.loadCanned(), { once: true });
+    $("canned").addEventListener("change", (ev) => this.insertCanned(ev.target));
     const reply = $("reply-text");
     $("reply-form").addEventListener("submit", (ev) => {
       ev.preventDefault();

@@ -51,7 +51,8 @@ class Desk {
       $("admin").hidden = false;
       $("add-rep").addEventListener("submit", (ev) => { ev.preventDefault(); this.addRep(); });
       $("add-token").addEventListener("submit", (ev) => { ev.preventDefault(); this.addToken(); });
-      await Promise.all([this.loadReps(), this.loadTokens()]);
+      $("add-canned").addEventListener("submit", (ev) => { ev.preventDefault(); this.addCanned(); });
+      await Promise.all([this.loadReps(), this.loadTokens(), this.loadCanned()]);
     }
   }
 
@@ -157,6 +158,32 @@ class Desk {
   async resetPassword(username) {
     const password = window.prompt(`New password for ${username} (8 characters or more):`);
     if (password) await this.update(username, { password });
+  }
+
+  async loadCanned() {
+    const data = await this.api.get("/console/api/canned");
+    clear($("canned-list")).append(...data.canned.map((c) => el("li", {},
+      el("strong", { text: c.name }), el("div", { class: "what", text: c.text }),
+      el("button", { type: "button", onclick: () => this.deleteCanned(c.id) }, "Delete"))));
+  }
+
+  async addCanned() {
+    try {
+      await this.api.post("/console/api/admin/canned", { name: $("canned-name").value.trim(), text: $("canned-text").value });
+      $("add-canned").reset();
+      await this.loadCanned();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async deleteCanned(id) {
+    try {
+      await this.api.request("DELETE", "/console/api/admin/canned/" + id);
+      await this.loadCanned();
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   async loadTokens() {

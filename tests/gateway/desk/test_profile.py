@@ -61,3 +61,49 @@ async def test_the_profile_shows_tier_orders_past_conversations_and_ratings(
     assert body["conversations"][0]["state"] == "closed"
     assert body["ratings"] == [{"conversation_id": first, "score": 5}]
     await backend.close()
+
+
+async def test_canned_responses_fill_their_variables_for_the_conversation(
+    tmp_path: Path, store_url: str, aiohttp_client: MakeClient
+) -> None:
+    app = build(tmp_path / "data", HandoverBrain(), database_url=store_url,
+                secret_key="desk-test-secret-0123456789")  # fmt: skip
+    backend = DemoBackend(tmp_path / "demo.sqlite3")
+    app[BACKEND] = backend
+    desk = Desk(await aiohttp_client(app), HandoverBrain())
+    ann = await desk.rep("ann")
+    await desk.rep("boss", role=Role.ADMIN, available=False)
+    got = await app[DISPATCHER].handle(InboundMessage(
+        channel=ChannelKind.EMAIL, identity=Identity(kind=IdentityKind.EMAIL,
+                                                     value="jane@example.com"),
+        text="human general", account_ref="C-1001", display_name="Jane Doe"))  # fmt: skip
+    await app[DISPATCHER].drain()
+    cid = got.conversation.id
+    await desk.offer_for(ann.id)
+
+    _, csrf = await desk.login("boss")
+    text = (
+        "Hi {first_name}, order {order} is on its way. {rep_name} {unknown} {first_name.__class__}"
+    )
+    made = await desk.post("/console/api/admin/canned", {"name": "shipped", "text": text}, csrf)
+    assert made.status == 200
+    canned_id = (await made.json())["id"]
+    twice = await desk.post("/console/api/admin/canned", {"name": "shipped", "text": "x"}, csrf)
+    assert twice.status == 409
+    assert (await desk.post("/console/api/admin/canned", {"name": ""}, csrf)).status == 400
+
+    _, csrf = await desk.login("ann")
+    assert (
+        await desk.post("/console/api/admin/canned", {"name": "n", "text": "t"}, csrf)
+    ).status == 403
+    listed = await (await desk.client.get("/console/api/canned")).json()
+    assert [c["name"] for c in listed["canned"]] == ["shipped"]
+    resp = await desk.client.get(f"/console/api/conversations/{cid}/canned/{canned_id}")
+    assert resp.status == 200, await resp.text()
+    (latest,) = await backend.list_orders("C-1001", limit=1)
+    assert (await resp.json())["text"] == (
+        f"Hi Jane, order {latest.id} is on its way. Ann {{unknown}} {{first_name.__class__}}"
+    )
+    missing = await desk.client.get(f"/console/api/conversations/{cid}/canned/999")
+    assert missing.status == 404
+    await backend.close()

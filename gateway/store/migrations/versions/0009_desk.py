@@ -1,4 +1,5 @@
-"""the rep's desk: rep roles, API tokens, conversations by creation time (reports)
+"""the rep's desk: rep roles, API tokens, canned responses, conversations by creation
+time (reports), full-text search of messages
 
 Revision ID: 0009
 Revises: 0004
@@ -34,6 +35,19 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
+    )
+    op.create_table(
+        "canned_responses",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["reps.id"], name=op.f("fk_canned_responses_created_by_reps")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_responses")),
+        sa.UniqueConstraint("name", name=op.f("uq_canned_responses_name")),
     )
     op.create_index(
         "ix_conversations_created_at",
@@ -89,6 +103,7 @@ def downgrade() -> None:
     _full_text_down()
     op.drop_index("ix_messages_author_conversation", table_name="messages")
     op.drop_index("ix_conversations_created_at", table_name="conversations")
+    op.drop_table("canned_responses")
     op.drop_table("api_tokens")
     with op.batch_alter_table("reps", schema=None) as batch_op:
         batch_op.drop_column("role")
