@@ -12,6 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
+from gateway.desk.state import DESK
+from gateway.models import ChannelKind, Identity, IdentityKind
 from gateway.routing.models import Role
 from tests.gateway.routing.console_ui import WAIT_MS, RepConsole
 from tests.gateway.routing.desk import Desk, HandoverBrain, build
@@ -158,4 +160,28 @@ async def test_search_finds_a_closed_conversation_and_shortcuts_are_listed(
     await results.first.get_by_role("button").click()
     await expect(page.locator("#pane-notice")).to_have_text("Closed: read only.")
     await expect(rep.timeline.get_by_text("The replacement kettle ships tomorrow")).to_be_visible()
+    await rep.close()
+
+
+async def test_a_canned_response_is_inserted_filled_and_the_profile_shows(
+    tmp_path: Path, aiohttp_client: MakeClient, browser: Browser
+) -> None:
+    desk, base = await _desk(tmp_path, aiohttp_client)
+    ann = await desk.rep("ann")
+    boss = await desk.rep("boss", role=Role.ADMIN, available=False)
+    mail = Identity(kind=IdentityKind.EMAIL, value="jo@example.com")
+    conv = await desk.say("e1", "human general", ChannelKind.EMAIL, mail)
+    await desk.app[DESK].ready()[0].add_canned("greeting", "Hello {first_name}, {rep_name} here.",
+                                                 boss.id)  # fmt: skip
+    rep = await RepConsole.logged_in(browser, base, "ann")
+    await expect(rep.offers).to_have_count(1)
+    await rep.accept_first_offer_with_the_keyboard()
+    page = rep.page
+    await expect(page.locator("#profile")).to_contain_text("jo@example.com")
+    await page.get_by_label("Insert a canned response").focus()
+    await page.get_by_label("Insert a canned response").select_option(label="greeting")
+    await expect(page.get_by_label("Reply to the customer", exact=False)).to_have_value(
+        "Hello there, Ann here."  # no name known for this customer
+    )
+    assert conv.id and ann.id
     await rep.close()
