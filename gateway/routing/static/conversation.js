@@ -74,8 +74,12 @@ export class Pane {
     if (!same) $("pane-notice").textContent = "";
     this.renderOffer(view.offers || []);
     if (!held && !(view.offers || []).length) {
-      $("pane-notice").textContent = conv.state === "closed"
-        ? "Closed: read only." : "Read only: you do not hold this conversation.";
+      const notice = $("pane-notice");
+      const closedHere = notice.textContent.startsWith("Conversation #" + conv.id + ": Closed");
+      if (!(conv.state === "closed" && closedHere)) {
+        notice.textContent = conv.state === "closed"
+          ? "Closed: read only." : "Read only: you do not hold this conversation.";
+      }
     }
     clear($("brief")).append(briefBlock(conv.brief));
     clear($("customer")).append(customerBlock(view.customer, conv));
@@ -343,7 +347,18 @@ export class Pane {
       this.app.fail(e);
       return;
     }
-    this.shut("Conversation #" + id + ": " + done);
+    const message = "Conversation #" + id + ": " + done;
+    if (action === "close" && this.id === id) {
+      // Still readable (and reopenable) by the rep who closed it: shown read only.
+      $("pane-notice").textContent = message;
+      try {
+        await this.open(id, { focus: false });
+      } catch (e) {
+        this.shut(message);
+      }
+    } else {
+      this.shut(message);
+    }
     this.app.announce(done);
     this.app.refresh();
   }
