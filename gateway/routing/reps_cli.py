@@ -117,6 +117,18 @@ async def _open(settings: Settings) -> tuple[Store, bool]:
     return SqliteStore(path, synchronous=settings.sqlite_synchronous, exclusive=False), True
 
 
+def _done(command: str, rep: Rep) -> str:
+    if command == "add":
+        return (
+            f"added rep {rep.id} {rep.username} (skills: {', '.join(rep.skills)}, role {rep.role})"
+        )
+    if command == "update":
+        return (f"updated rep {rep.id} {rep.username}: {rep.display_name}, skills"
+                f" {','.join(rep.skills)}, phone {rep.phone or '-'}, role {rep.role}")  # fmt: skip
+    verb = {"disable": "disabled", "enable": "enabled", "passwd": "new password for"}[command]
+    return f"{verb} rep {rep.id} {rep.username}"
+
+
 def _line(rep: Rep) -> str:
     state = "disabled" if rep.disabled else rep.presence.value
     return (f"{rep.id}\t{rep.username}\t{rep.display_name}\t{','.join(rep.skills)}\t"
@@ -139,7 +151,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise _cli_error(exc) from exc
         if rep is None:
             return 0
-        print(f"{command if command != 'add' else 'added'}: {_line(rep)}")
+        print(_done(command, rep))
         if beside:
             print("the running gateway reads its reps again within a few seconds",
                   file=sys.stderr)  # fmt: skip
