@@ -210,6 +210,34 @@ async def contact(request: web.Request, me: Rep) -> Any:
     return await profile(request.app[STORE], store, request.app.get(BACKEND), cid)
 
 
+class AssignBody(_Body):
+    rep_id: int
+
+
+async def take_waiting(request: web.Request, me: Rep) -> Any:
+    """A rep takes a waiting conversation of a queue they serve (held by them at once)."""
+    return await _take(request, me.id, by_lead=False)
+
+
+async def assign_waiting(request: web.Request, me: Rep) -> Any:
+    """A supervisor gives a waiting conversation to a rep (held by that rep at once)."""
+    body: AssignBody = await _body(request, AssignBody)
+    return await _take(request, body.rep_id, by_lead=True)
+
+
+async def _take(request: web.Request, rep_id: int, *, by_lead: bool) -> Any:
+    front = request.app[ROUTING].ready()[0]
+    try:
+        entry_id = int(request.match_info["eid"])
+    except ValueError as exc:
+        raise NotFoundError("no such entry") from exc
+    data = {"entry_id": entry_id, "rep_id": rep_id, "by_lead": by_lead}
+    try:
+        return await front.run("take", data)
+    except RemoteError as exc:  # the leader refused (its Conflict/NotFound), or is away
+        return _error(409, "conflict", str(exc))
+
+
 async def whoami(request: web.Request, me: Rep) -> Any:
     return {"role": me.role.value}
 
@@ -219,6 +247,9 @@ def add_routes(app: web.Application) -> None:
     base = "/console/api/admin"
     r.add_get("/console/api/role", with_role(whoami, Role.REP, write=False))
     r.add_get("/console/api/conversations", with_role(search, Role.REP, write=False))
+    r.add_post("/console/api/waiting/{eid}/take", with_role(take_waiting, Role.REP, write=True))
+    r.add_post("/console/api/waiting/{eid}/assign",
+               with_role(assign_waiting, Role.SUPERVISOR, write=True))  # fmt: skip
     r.add_post("/console/api/conversations/{cid}/reopen", with_role(reopen, Role.REP, write=True))
     r.add_get("/console/api/conversations/{cid}/profile", with_role(contact, Role.REP, write=False))
     r.add_get(f"{base}/reps", with_role(list_reps, Role.ADMIN, write=False))

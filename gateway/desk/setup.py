@@ -15,6 +15,7 @@ from gateway.desk.admin import RepAdmin, known_skills
 from gateway.desk.reopen import reopen
 from gateway.desk.state import DESK, DeskState
 from gateway.desk.store import DeskStore
+from gateway.desk.take import take
 from gateway.errors import ConfigError, NotFoundError
 from gateway.protocols import Store
 from gateway.routing.models import Rep
@@ -69,6 +70,13 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
         return conv.model_dump(mode="json", exclude={"agent_state"})
 
     front.register("reopen", reopened)  # on the routing leader, which holds the queues
+
+    async def taken(d: Data) -> Data:
+        conv = await take(service, int(d["entry_id"]), int(d["rep_id"]),
+                          by_lead=bool(d["by_lead"]))  # fmt: skip
+        return conv.model_dump(mode="json", exclude={"agent_state"})
+
+    front.register("take", taken)
 
     async def refreshed(rep: Rep) -> None:
         auth.forget_rep(rep.id)  # other nodes read it back within auth.RECHECK_S

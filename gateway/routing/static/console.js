@@ -187,7 +187,7 @@ class Console {
     this.renderHeld();
     clear($("queues")).append(...Object.entries(me.queues).map(([q, n]) => this.queueItem(q, n)));
     const more = (me.waiting_total || 0) - me.waiting.length;
-    clear($("waiting")).append(...me.waiting.map((e) => this.entryItem(e, "Preview")),
+    clear($("waiting")).append(...me.waiting.map((e) => this.waitingItem(e)),
       ...(more > 0 ? [el("li", { class: "more", text: "and " + more + " more" })] : []));
     $("waiting-empty").hidden = me.waiting.length > 0;
   }
@@ -236,6 +236,25 @@ class Console {
       el("div", { class: "row" },
         el("button", { type: "button", "aria-label": verb + " " + who + (unread ? ", " + unread + " new" : ""), onclick: () => this.open(e.conversation_id) },
           verb, unread ? el("span", { class: "unread", text: String(unread) }) : null)));
+  }
+
+  // Waiting work: preview it, or take it now (it is yours at once).
+  waitingItem(e) {
+    const li = this.entryItem(e, "Preview");
+    const who = e.customer || "conversation " + e.conversation_id;
+    li.querySelector(".row").append(
+      el("button", { type: "button", "aria-label": "Take " + who, onclick: () => this.take(e.id) }, "Take"));
+    return li;
+  }
+
+  async take(entryId) {
+    try {
+      const conv = await this.api.post("/console/api/waiting/" + entryId + "/take", {});
+      this.refresh();
+      await this.open(conv.id);
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   queueItem(queue, waiting) {

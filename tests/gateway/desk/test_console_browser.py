@@ -185,3 +185,21 @@ async def test_a_canned_response_is_inserted_filled_and_the_profile_shows(
     )
     assert conv.id and ann.id
     await rep.close()
+
+
+async def test_a_rep_takes_a_conversation_from_the_waiting_list(
+    tmp_path: Path, aiohttp_client: MakeClient, browser: Browser
+) -> None:
+    desk, base = await _desk(tmp_path, aiohttp_client)
+    await desk.rep("ann", available=False)  # offline: nothing is offered to her
+    conv = await desk.handover("v1")
+    rep = await RepConsole.logged_in(browser, base, "ann")
+    page = rep.page
+    waiting = page.locator("#waiting > li")
+    await expect(waiting).to_have_count(1)
+    await waiting.get_by_role("button", name="Take").click()
+    await expect(page.locator("#held > li")).to_have_count(1)
+    await expect(page.locator("#waiting > li")).to_have_count(0)
+    await expect(page.get_by_label("Reply to the customer")).to_be_visible()
+    await expect(page.locator("#pane-meta")).to_contain_text(f"#{conv.id}")
+    await rep.close()

@@ -91,3 +91,35 @@ async def test_no_reopening_while_the_customer_has_an_open_conversation(desk: De
     refused = await desk.post(f"/console/api/conversations/{conv.id}/reopen", {}, csrf)
     assert refused.status == 409
     assert f"#{newer.id}" in (await refused.json())["message"]
+
+
+async def test_a_rep_takes_from_the_waiting_list_and_a_lead_assigns(desk: Desk) -> None:
+    ann = await desk.rep("ann", "general", available=False)  # nothing is offered to her
+    await desk.rep("tom", "technical", available=False)
+    waiting = await desk.handover("v1", "general")
+    other = await desk.handover("v2", "technical")
+    entries = {e.conversation_id: e.id for e in desk.service.router.waiting.values()}
+    _, csrf = await desk.login("ann")
+    far = await desk.post(f"/console/api/waiting/{entries[other.id]}/take", {}, csrf)
+    assert far.status == 404  # not a queue she serves
+    took = await desk.post(f"/console/api/waiting/{entries[waiting.id]}/take", {}, csrf)
+    assert took.status == 200, await took.text()
+    assert (await took.json())["state"] == "with_rep"
+    assert desk.service.router.held[waiting.id].rep_id == ann.id
+    gone = await desk.post(f"/console/api/waiting/{entries[waiting.id]}/take", {}, csrf)
+    assert gone.status == 404  # no longer waiting
+
+    # A lead gives the technical one to Tom, although it is offered to Bea meanwhile.
+    bea = await desk.rep("bea", "technical")
+    _, offered = await desk.offer_for(bea.id)
+    assert offered == other.id
+    tom = next(r for r in desk.service.router.reps.values() if r.username == "tom")
+    assert (await desk.post(f"/console/api/waiting/{entries[other.id]}/assign",
+                            {"rep_id": tom.id}, csrf)).status == 403  # ann is no lead  # fmt: skip
+    await desk.rep("lead", role=Role.SUPERVISOR, available=False)
+    _, csrf = await desk.login("lead")
+    assigned = await desk.post(f"/console/api/waiting/{entries[other.id]}/assign",
+                               {"rep_id": tom.id}, csrf)  # fmt: skip
+    assert assigned.status == 200, await assigned.text()
+    assert desk.service.router.held[other.id].rep_id == tom.id
+    assert desk.offers_for(bea.id) == []  # her offer was withdrawn
