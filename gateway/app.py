@@ -116,6 +116,7 @@ def create_app(
     from channels.sms.setup import setup_sms
     from channels.webchat import setup_webchat
     from gateway.cluster import bus_ctx, cluster_ctx
+    from gateway.desk.setup import setup_desk
     from gateway.routing.setup import setup_routing
 
     app = web.Application(client_max_size=1024 * 1024, middlewares=[bad_body_middleware])
@@ -141,5 +142,6 @@ def create_app(
     setup_sms(app)
     setup_email(app)
     setup_routing(app)  # after the channels: it wraps their responders at start-up
+    setup_desk(app)  # after routing: rep admin refreshes its reps, closed conversations
     assert ChannelKind.WEBCHAT in app[CHANNELS], "the web chat channel registers itself"
     return app

@@ -22,7 +22,13 @@ from pydantic_settings import (
 )
 
 from gateway import settings_checks as check
-from gateway.settings_sources import ENV_PREFIX, EnvSource, config_error, toml_path
+from gateway.settings_sources import (
+    ENV_PREFIX,
+    EnvSource,
+    config_error,
+    secret_names,
+    toml_path,
+)
 
 
 class Settings(BaseSettings):
@@ -93,6 +99,11 @@ class Settings(BaseSettings):
     webchat_identity_secret: SecretStr | None = Field(
         None,
         description="Shared with the embedding site to HMAC-sign its user ids; unset: demo secret.",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the machine API (/api/v1/reports/...), at least 16 "
+        "characters; admins also create and revoke tokens in the console. Unset: only those.",
     )
 
     # --- web chat
@@ -419,6 +430,15 @@ class Settings(BaseSettings):
     rating_window_hours: float = Field(
         48.0, gt=0, description="How long after a close the customer may still rate it."
     )
+    sla_first_response_s: dict[str, float] = Field(
+        default_factory=dict,
+        description='Queue -> seconds from handover to the first rep reply, e.g. {"billing": '
+        "300}; a conversation answered later (or not yet, past it) breaches its SLA.",
+    )
+    sla_resolution_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Queue -> seconds from the conversation's start to its close (SLA).",
+    )
     approvals_queue: str = Field(
         "billing", max_length=50,
         description="Reps who serve this queue decide actions waiting for approval (refunds "
@@ -432,6 +452,8 @@ class Settings(BaseSettings):
     _check_email_tls = model_validator(mode="after")(check.email_tls)
     _check_llm_url = field_validator("llm_base_url")(check.llm_url)
     _check_queues = field_validator("queues")(check.queues)
+    _check_api_token = field_validator("api_token")(check.api_token)
+    _check_sla = field_validator("sla_first_response_s", "sla_resolution_s")(check.sla_targets)
     _check_timezone = field_validator("business_timezone")(check.time_zone)
     _check_hours = field_validator("business_hours")(check.business_hours)
     _check_email_address = field_validator("email_address")(check.email_address)
@@ -495,4 +517,4 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise config_error(exc) from exc
+        raise config_error(exc, secret_names(Settings.model_fields)) from exc

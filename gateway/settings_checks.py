@@ -253,6 +253,23 @@ def queues(value: dict[str, list[str]]) -> dict[str, list[str]]:
     return value
 
 
+def sla_targets(value: dict[str, float]) -> dict[str, float]:
+    """Queue -> a positive number of seconds."""
+    for queue, seconds in value.items():
+        if seconds <= 0:
+            raise ValueError(f"queue {queue!r}: the target must be more than 0 seconds")
+    return value
+
+
+def api_token(value: SecretStr | None) -> SecretStr | None:
+    """At least 16 characters; empty is unset."""
+    if value is None or not value.get_secret_value():
+        return None
+    if len(value.get_secret_value()) < 16:
+        raise ValueError("must be at least 16 characters")
+    return value
+
+
 def time_zone(value: str) -> str:
     """An IANA time zone name."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

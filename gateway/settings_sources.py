@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import EnvSettingsSource
 
@@ -22,18 +22,19 @@ from gateway.errors import ConfigError
 from gateway.redaction import redact_url
 
 ENV_PREFIX = "GATEWAY_"
-# Never echoed in an error message (a relay URL carries its password).
-_SECRET_SETTINGS = frozenset(
-    {
-        "secret_key",
-        "webchat_identity_secret",
-        "twilio_auth_token",
-        "email_relay",
-        "email_imap",
-        "llm_api_key",
-        "redis_url",
-    }
-)
+
+
+def is_secret(field: FieldInfo) -> bool:
+    """A setting typed `SecretStr` (a key, a token, a URL with a password in it): its
+    value is never echoed in an error message. Read from the type, so a new secret
+    setting cannot be forgotten in a hand-kept list."""
+    annotation = field.annotation
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+
+def secret_names(fields: dict[str, FieldInfo]) -> frozenset[str]:
+    """The names of the secret settings among `fields` (a model's `model_fields`)."""
+    return frozenset(name for name, field in fields.items() if is_secret(field))
 
 
 def toml_path() -> Path | None:
@@ -61,7 +62,7 @@ class EnvSource(EnvSettingsSource):
             return super().decode_complex_value(field_name, field, value)
         except ValueError as exc:
             env = f"{ENV_PREFIX}{field_name.upper()}"
-            got = "***" if field_name in _SECRET_SETTINGS else _shown(value)
+            got = "***" if is_secret(field) else _shown(value)
             raise ConfigError(
                 f"invalid configuration: {env}: expected {_expected_form(field)} (got {got})"
             ) from exc
@@ -81,8 +82,11 @@ def _expected_form(field: FieldInfo) -> str:
     return "JSON" + (f" such as {json.dumps(example)}" if example else "")
 
 
-def config_error(exc: tomllib.TOMLDecodeError | ValidationError) -> ConfigError:
-    """The ConfigError an operator reads for a bad TOML file or bad settings."""
+def config_error(
+    exc: tomllib.TOMLDecodeError | ValidationError, secrets: frozenset[str] = frozenset()
+) -> ConfigError:
+    """The ConfigError an operator reads for a bad TOML file or bad settings; the values
+    of the settings named in `secrets` are shown as ***."""
     if isinstance(exc, tomllib.TOMLDecodeError):
         where = os.environ.get(f"{ENV_PREFIX}CONFIG", "gateway.toml")
         return ConfigError(f"{ENV_PREFIX}CONFIG: {where} is not valid TOML: {exc}")
@@ -93,7 +97,7 @@ def config_error(exc: tomllib.TOMLDecodeError | ValidationError) -> ConfigError:
             continue
         name = ".".join(str(part) for part in err["loc"]) or "settings"
         env = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
-        got = "***" if name.split(".")[0] in _SECRET_SETTINGS else _shown(err.get("input"))
+        got = "***" if name.split(".")[0] in secrets else _shown(err.get("input"))
         msg = str(err["msg"]).removeprefix("Value error, ")
         lines.append(f"{env}: {msg} (got {got})")
     if len(lines) == 1:  # the common case reads as one line

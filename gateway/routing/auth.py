@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -28,6 +29,9 @@ from gateway.routing.throttle import LoginThrottle
 COOKIE = "gw_console"
 CSRF_HEADER = "X-CSRF-Token"
 _MEMORY_MAX = 10_000  # sessions cached in memory before a purge (they are in the store)
+# A cached session is read back from the store this often, so one revoked elsewhere
+# (a rep disabled or given a new password on another node, or by `gateway reps`) ends.
+RECHECK_S = 30.0
 
 
 def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
@@ -52,7 +56,7 @@ class ConsoleAuth:
         self.signer = URLSafeTimedSerializer(key, salt="console-session")
         self.max_age_s = max_age_s
         self.secure = secure
-        self._cache: dict[str, Session] = {}
+        self._cache: dict[str, tuple[Session, float]] = {}  # id -> (session, when read)
 
     async def login(
         self, username: str, password: str, remote: str | None = None
@@ -101,12 +105,15 @@ class ConsoleAuth:
         if not isinstance(raw, str):
             return None
         sid = hashlib.sha256(raw.encode()).hexdigest()
-        session = self._cache.get(sid)
-        if session is None:
+        cached = self._cache.get(sid)
+        if cached is None or time.monotonic() - cached[1] > RECHECK_S:
             session = await self.routing.get_session(sid)
             if session is None:
+                self._cache.pop(sid, None)
                 return None
             self._remember(session)
+        else:
+            session = cached[0]
         if session.expires_at <= datetime.now(UTC):
             self._cache.pop(sid, None)
             return None
@@ -115,7 +122,13 @@ class ConsoleAuth:
     def _remember(self, session: Session) -> None:
         if len(self._cache) > _MEMORY_MAX:
             self._cache.clear()  # a cache: sessions are read back from the store
-        self._cache[session.id] = session
+        self._cache[session.id] = (session, time.monotonic())
+
+    def forget_rep(self, rep_id: int) -> None:
+        """Read this rep's sessions back from the store (revoked there: disabled, new
+        password) at their next request on this node."""
+        for sid in [sid for sid, (s, _) in self._cache.items() if s.rep_id == rep_id]:
+            self._cache.pop(sid, None)
 
     async def require(self, request: web.Request, *, write: bool) -> Session:
         """401 without a live session; 403 on a write without the session's CSRF token."""

@@ -7,7 +7,9 @@ rebuilds the router from the store (queued work, pending offers re-issued),
 reads back the approvals that wait for a rep (routing/approvals.py), queues
 conversations a dead node left `queued` without an entry, and keeps doing so
 every GATEWAY_CLUSTER_RECOVER_AFTER_S. On PostgreSQL the leader also listens for
-reps added or changed while it runs (`gateway reps add` / `update`).
+reps added or changed while it runs (`gateway reps add` / `update`); on SQLite,
+where that command writes beside the running gateway, it reads them again every
+REPS_POLL_S.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REPS_POLL_S = 3.0
+
 
 class Leadership:
     def __init__(
@@ -41,6 +45,7 @@ class Leadership:
         self._lock: object | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._reps: PgListener | None = None
+        self._reps_poll: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from gateway.store.pg_locks import PgLeadership
@@ -71,6 +76,11 @@ class Leadership:
         if self._reps is not None:
             await self._reps.stop()
             self._reps = None
+        if self._reps_poll is not None:
+            self._reps_poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reps_poll
+            self._reps_poll = None
         await self._stop_reconciler()
         await self.router.stop()
         self.front.approvals.stop()
@@ -85,6 +95,17 @@ class Leadership:
         if isinstance(store, PostgresStore):
             self._reps = PgListener(store.url.dsn, REPS_CHANNEL, self.router.refresh_reps)
             self._reps.start()
+        else:
+            self._reps_poll = asyncio.create_task(self._poll_reps())
+
+    async def _poll_reps(self) -> None:
+        """SQLite: `gateway reps` writes the file beside this process (no NOTIFY there)."""
+        while True:
+            await asyncio.sleep(REPS_POLL_S)
+            try:
+                await self.router.refresh_reps()
+            except Exception as exc:
+                log.warning("routing: reading the reps again failed: %s", exc)
 
     async def _reconcile(self) -> None:
         while True:

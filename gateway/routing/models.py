@@ -47,6 +47,19 @@ class Outcome(enum.StrEnum):
     LEFT = "left"  # the conversation left the queue (closed elsewhere)
 
 
+class Role(enum.StrEnum):
+    """What a console user may do: a rep works conversations; a supervisor (a lead) also
+    reads every conversation and the reports; an admin also manages reps and API tokens."""
+
+    REP = "rep"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    @property
+    def supervises(self) -> bool:
+        return self is not Role.REP
+
+
 class RepDraft(Frozen):
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     display_name: str = Field(min_length=1, max_length=200)
@@ -55,17 +68,22 @@ class RepDraft(Frozen):
     phone: str | None = None
     max_text: int | None = Field(default=None, ge=0, le=50)
     max_calls: int | None = Field(default=None, ge=0, le=5)
+    role: Role = Role.REP
 
 
 class RepChanges(Frozen):
-    """What `gateway reps update` changes: None leaves a field as it is; a phone of ""
-    removes the rep's number."""
+    """What `gateway reps update` (or an admin in the console) changes: None leaves a
+    field as it is; a phone of "" removes the rep's number; `disabled` True disables the
+    rep (their sessions end, they can no longer log in), False enables them again."""
 
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     skills: tuple[str, ...] | None = None
     phone: str | None = None
     max_text: int | None = Field(default=None, ge=0, le=50)
     max_calls: int | None = Field(default=None, ge=0, le=5)
+    role: Role | None = None
+    password_hash: str | None = Field(default=None, repr=False)
+    disabled: bool | None = None
 
 
 class Rep(Frozen):
@@ -79,6 +97,8 @@ class Rep(Frozen):
     presence: Presence = Presence.OFFLINE
     last_busy_at: datetime | None = None
     created_at: datetime
+    role: Role = Role.REP
+    disabled: bool = False
 
 
 class RepCredentials(Frozen):

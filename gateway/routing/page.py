@@ -26,6 +26,10 @@ ASSETS = {
     "live.js": "text/javascript; charset=utf-8",
     "render.js": "text/javascript; charset=utf-8",
     "conversation.js": "text/javascript; charset=utf-8",
+    "desk.js": "text/javascript; charset=utf-8",
+    "search.js": "text/javascript; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
+    "desk.css": "text/css; charset=utf-8",
 }
 CSP = "; ".join(
     (
@@ -49,8 +53,17 @@ _SECURITY = {
 
 async def console_page(request: web.Request) -> web.FileResponse:
     """The console itself; it shows the login form until the API says who is in."""
+    return _page(PAGE)
+
+
+async def desk_page(request: web.Request) -> web.FileResponse:
+    """Reports (supervisors, admins) and the admin screens (admins): gateway/desk/."""
+    return _page("desk.html")
+
+
+def _page(name: str) -> web.FileResponse:
     return web.FileResponse(
-        STATIC_DIR / PAGE,
+        STATIC_DIR / name,
         headers={
             "Content-Type": "text/html; charset=utf-8",
             "Cache-Control": "no-store",
@@ -93,6 +106,7 @@ async def _to_page(request: web.Request) -> web.Response:
 def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/console", console_page)
     app.router.add_get("/console/", _to_page)
+    app.router.add_get("/console/desk", desk_page)
     app.router.add_get("/console/static/{name}", console_asset)
     app.on_response_prepare.append(security_headers)
 

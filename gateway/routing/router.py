@@ -210,19 +210,27 @@ class Router(RoutingPicture):
         return applied.rep
 
     async def refresh_reps(self) -> int:
-        """Read the reps again (one was added or changed outside this process, e.g. by
-        `gateway reps add` while nodes run); returns how many were new or changed.
-        What this picture holds of them mirrors their rows, so taking the rows as they
-        are loses nothing; read under the lock, so no change of ours is overwritten."""
+        """Read the reps again (one was added, changed or disabled outside this process,
+        e.g. by `gateway reps add` while the gateway runs); returns how many were new,
+        changed or gone. What this picture holds of them mirrors their rows, so taking
+        the rows as they are loses nothing; read under the lock, so no change of ours is
+        overwritten. A disabled rep goes offline first (their offers go to others)."""
         async with self.lock:
-            changed = [r for r in await self.routing.list_reps() if self.reps.get(r.id) != r]
+            listed = {r.id: r for r in await self.routing.list_reps()}
+            changed = [r for r in listed.values() if self.reps.get(r.id) != r]
+            gone = [rep_id for rep_id in self.reps if rep_id not in listed]
             for rep in changed:
                 self.reps[rep.id] = rep
-        if changed:
-            log.info("routing: reps %s added or changed",
-                     ", ".join(r.username for r in changed))  # fmt: skip
+        for rep_id in gone:
+            if self.reps[rep_id].presence is not Presence.OFFLINE:
+                await self.set_presence(rep_id, Presence.OFFLINE)
+            self.reps.pop(rep_id, None)
+        if changed or gone:
+            log.info("routing: reps %s added or changed, %s disabled",
+                     ", ".join(r.username for r in changed) or "none",
+                     len(gone))  # fmt: skip
             await self.pump()  # new skills or capacity may match waiting work
-        return len(changed)
+        return len(changed) + len(gone)
 
     # -------------------------------------------------------------- matching
 

@@ -64,11 +64,11 @@ class PostgresRoutingStore:
                 async with conn.transaction():  # a savepoint: the unique key answers
                     rep_id = await conn.fetchval(
                         "INSERT INTO reps (username, display_name, password_hash, skills, phone,"
-                        " max_text, max_calls, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
-                        " RETURNING id",
+                        " max_text, max_calls, created_at, role)"
+                        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING id",
                         draft.username, draft.display_name, draft.password_hash,
                         dumps(list(draft.skills)), draft.phone, draft.max_text, draft.max_calls,
-                        ts,
+                        ts, draft.role.value,
                     )  # fmt: skip
             except asyncpg.exceptions.UniqueViolationError as exc:
                 raise ConflictError(f"a rep named {draft.username!r} exists") from exc
@@ -82,12 +82,11 @@ class PostgresRoutingStore:
         return await self._store.write(op)
 
     async def update_rep(self, username: str, changes: RepChanges) -> Rep:
-        updates = rep_updates(changes)
-
         async def op(conn: Conn) -> Rep:
+            ts = now_ms()
+            updates = rep_updates(changes, ts)
             rep_id = await conn.fetchval(
-                "SELECT id FROM reps WHERE username=$1 AND disabled_at IS NULL FOR UPDATE",
-                username,
+                "SELECT id FROM reps WHERE username=$1 FOR UPDATE", username
             )
             if rep_id is None:
                 raise NotFoundError(f"no rep named {username!r}")
@@ -96,13 +95,21 @@ class PostgresRoutingStore:
                 await conn.execute(f"UPDATE reps SET {sets} WHERE id=$1", rep_id,
                                    *updates.values())  # fmt: skip
                 await _notify_reps(conn, rep_id)
+            if changes.disabled or changes.password_hash is not None:
+                # Disabled, or a new password: every login of theirs ends now.
+                await conn.execute(
+                    "UPDATE console_sessions SET revoked_at=$1 WHERE rep_id=$2"
+                    " AND revoked_at IS NULL", ts, rep_id,
+                )  # fmt: skip
             return await _rep(conn, rep_id)
 
         return await self._store.write(op)
 
-    async def list_reps(self) -> list[Rep]:
+    async def list_reps(self, *, include_disabled: bool = False) -> list[Rep]:
+        where = "" if include_disabled else " WHERE r.disabled_at IS NULL"
+
         async def op(conn: Conn) -> list[Rep]:
-            rows = await conn.fetch(f"{REP_SELECT} WHERE r.disabled_at IS NULL ORDER BY r.id")
+            rows = await conn.fetch(f"{REP_SELECT}{where} ORDER BY r.id")
             return [rep_from_row(r) for r in rows]
 
         return await self._store.read(op)

@@ -15,6 +15,7 @@ from gateway.routing.models import (
     QueueEntry,
     Rep,
     RepChanges,
+    Role,
     WorkKind,
 )
 from gateway.routing.store import RatingTarget
@@ -47,10 +48,12 @@ def rep_from_row(row: Row) -> Rep:
         presence=Presence(row["presence"] or Presence.OFFLINE.value),
         last_busy_at=_dt(row["last_busy_at"]),
         created_at=to_dt(row["created_at"]),
+        role=Role(row["role"] or Role.REP.value),
+        disabled=row["disabled_at"] is not None,
     )
 
 
-def rep_updates(changes: RepChanges) -> dict[str, Any]:
+def rep_updates(changes: RepChanges, ts: int) -> dict[str, Any]:
     """The `reps` columns `changes` sets (column -> value), in a fixed order."""
     updates: dict[str, Any] = {}
     if changes.display_name is not None:
@@ -63,6 +66,12 @@ def rep_updates(changes: RepChanges) -> dict[str, Any]:
         updates["max_text"] = changes.max_text
     if changes.max_calls is not None:
         updates["max_calls"] = changes.max_calls
+    if changes.role is not None:
+        updates["role"] = changes.role.value
+    if changes.password_hash is not None:
+        updates["password_hash"] = changes.password_hash
+    if changes.disabled is not None:
+        updates["disabled_at"] = ts if changes.disabled else None
     return updates
 
 

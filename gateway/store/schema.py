@@ -71,6 +71,8 @@ conversations = Table(
     Column("closed_at", BigInteger),
     Index("ix_conversations_customer_state", "customer_id", "state"),
     Index("ix_conversations_state_updated", "state", "updated_at"),
+    # Reports by period (0009): covering, so a period's conversations are read from it.
+    Index("ix_conversations_created_at", "created_at", "channel", "state", "queue", "closed_at"),
 )
 
 messages = Table(
@@ -98,6 +100,10 @@ messages = Table(
     # Gap-free per-customer numbering that clients resume from.
     UniqueConstraint("customer_id", "seq"),
     Index("ix_messages_unhandled", "handled", "direction"),
+    # Reports: the first reply by a rep of a range of conversations (0009).
+    Index(
+        "ix_messages_author_conversation", "author", "direction", "conversation_id", "created_at"
+    ),
 )
 
 events = Table(
@@ -129,6 +135,7 @@ reps = Table(
     Column("max_calls", Integer),
     Column("created_at", BigInteger, nullable=False),
     Column("disabled_at", BigInteger),
+    Column("role", String(20), nullable=False, server_default="rep"),  # rep|supervisor|admin
 )
 
 rep_presence = Table(
@@ -251,4 +258,27 @@ login_failures = Table(
     Column("failed_at", BigInteger, nullable=False),
     Index("ix_login_failures_key_failed_at", "key", "failed_at"),
     Index("ix_login_failures_failed_at", "failed_at"),
+)
+
+# ------------------------------------------------------------ the desk (0009)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("created_by", Integer, ForeignKey("reps.id")),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("text", Text, nullable=False),  # with {first_name}, {order}, {rep_name}
+    Column("created_by", Integer, ForeignKey("reps.id")),
+    Column("created_at", BigInteger, nullable=False),
 )

@@ -74,14 +74,22 @@ _INSERT_MESSAGE = (
 class SqliteStore:
     """`Store` on an SQLite file. Open with `SqliteStore.open(path)`."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL", batch_max: int = 256) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", batch_max: int = 256,
+        exclusive: bool = True,
+    ) -> None:  # fmt: skip
+        """`exclusive` False (only `gateway reps`, beside a running gateway): no lock and
+        no migration; only the routing store's own rows may then be written (reps, which
+        hold no writer cache; SQLite's own locking orders the two writers' commits)."""
         self.path = path
         self._synchronous = synchronous
-        self._lock_file = acquire_lock(path)
+        self._lock_file = acquire_lock(path) if exclusive else None
         try:
-            migrate.upgrade(f"sqlite:///{path}")
+            if exclusive:
+                migrate.upgrade(f"sqlite:///{path}")
         except Exception as exc:
-            self._lock_file.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
             raise StoreError(f"cannot migrate the database at {path}: {exc}") from exc
         self._sessions = Sessions()  # the writer thread's caches; touched only from it
         self._writer = GroupCommitWriter(
@@ -118,7 +126,8 @@ class SqliteStore:
         self._readers.shutdown(wait=True)
         for conn in self._reader_conns:
             conn.close()
-        self._lock_file.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
 
     # ---------------------------------------------------------------- ingest
 

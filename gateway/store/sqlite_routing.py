@@ -51,10 +51,10 @@ class SqliteRoutingStore:
             try:
                 cur = conn.execute(
                     "INSERT INTO reps (username, display_name, password_hash, skills, phone,"
-                    " max_text, max_calls, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                    " max_text, max_calls, created_at, role) VALUES (?,?,?,?,?,?,?,?,?)",
                     (draft.username, draft.display_name, draft.password_hash,
                      dumps(list(draft.skills)), draft.phone, draft.max_text, draft.max_calls,
-                     ts),
+                     ts, draft.role.value),
                 )  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 raise ConflictError(f"a rep named {draft.username!r} exists") from exc
@@ -68,24 +68,30 @@ class SqliteRoutingStore:
         return await self._store.write(op)
 
     async def update_rep(self, username: str, changes: RepChanges) -> Rep:
-        updates = rep_updates(changes)
-
         def op(conn: sqlite3.Connection) -> Rep:
-            row = conn.execute(
-                "SELECT id FROM reps WHERE username=? AND disabled_at IS NULL", (username,)
-            ).fetchone()
+            ts = now_ms()
+            updates = rep_updates(changes, ts)
+            row = conn.execute("SELECT id FROM reps WHERE username=?", (username,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no rep named {username!r}")
             if updates:
                 sets = ", ".join(f"{k}=?" for k in updates)
                 conn.execute(f"UPDATE reps SET {sets} WHERE id=?", (*updates.values(), row["id"]))
+            if changes.disabled or changes.password_hash is not None:
+                # Disabled, or a new password: every login of theirs ends now.
+                conn.execute(
+                    "UPDATE console_sessions SET revoked_at=? WHERE rep_id=? AND revoked_at"
+                    " IS NULL", (ts, row["id"]),
+                )  # fmt: skip
             return _rep(conn, row["id"])
 
         return await self._store.write(op)
 
-    async def list_reps(self) -> list[Rep]:
+    async def list_reps(self, *, include_disabled: bool = False) -> list[Rep]:
+        where = "" if include_disabled else " WHERE r.disabled_at IS NULL"
+
         def op(conn: sqlite3.Connection) -> list[Rep]:
-            rows = conn.execute(f"{REP_SELECT} WHERE r.disabled_at IS NULL ORDER BY r.id")
+            rows = conn.execute(f"{REP_SELECT}{where} ORDER BY r.id")
             return [rep_from_row(r) for r in rows.fetchall()]
 
         return await self._store.read(op)

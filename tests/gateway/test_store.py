@@ -86,7 +86,10 @@ def test_migrations_match_the_schema_and_go_both_ways(empty_db_url: str) -> None
     } <= migrate.current_tables(url)
     engine = create_engine(url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        # Full-text search of messages (0009) is raw SQL per store, not in schema.py.
+        raw = ("messages_fts", "ix_messages_text_search")
+        opts = {"include_name": lambda name, kind, _: not (name or "").startswith(raw)}
+        diff = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
     engine.dispose()
     assert diff == [], f"migrations and schema.py disagree: {diff}"
     migrate.downgrade(url, "base")

@@ -4,6 +4,7 @@
 import { Api, Unauthorized } from "./api.js";
 import { Live } from "./live.js";
 import { Pane } from "./conversation.js";
+import { Search } from "./search.js";
 import { channelLabel, clear, el, time } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +23,7 @@ class Console {
       stillIn: () => this.stillIn(),
     });
     this.pane = new Pane(this);
+    this.search = new Search(this);
     this.me = null;
     this.directory = { queues: [], reps: [] };
     this.offerIds = new Set();
@@ -31,11 +33,15 @@ class Console {
   }
 
   async start() {
+    // A first visit (no session yet) is not a session that ended: a plain login.
+    let me;
     try {
-      await this.enter(await this.api.get("/console/api/me"));
+      me = await this.api.request("GET", "/console/api/me", null, { session: false });
     } catch (e) {
-      if (!(e instanceof Unauthorized)) this.showLogin(e.message);
+      this.showLogin(e.status === 401 ? "" : e.message);
+      return;
     }
+    await this.enter(me);
   }
 
   // -------------------------------------------------------------- session
@@ -83,7 +89,9 @@ class Console {
     this.offerIds = new Set();
     this.unread = new Map();
     for (const id of ["offers", "held", "approvals", "queues", "waiting", "me-name", "console-error"]) clear($(id));
+    this.search.clear();
     $("console-view").hidden = true;
+    $("desk-link").hidden = true;
     $("login-view").hidden = false;
     $("login-error").textContent = message || "";
     $("login-username").focus();
@@ -95,6 +103,10 @@ class Console {
     $("console-view").hidden = false;
     this.apply(me, true);
     this.live.start(me.seq);
+    // Supervisors and admins also have the reports (and admins the admin screens).
+    this.api.get("/console/api/role")
+      .then((r) => { $("desk-link").hidden = r.role === "rep"; })
+      .catch(() => {});
     await Promise.all([this.loadDirectory(), this.loadApprovals()]);
     const first = document.querySelector("#offers button, #held button");
     (first || $("presence")).focus();
@@ -175,7 +187,7 @@ class Console {
     this.renderHeld();
     clear($("queues")).append(...Object.entries(me.queues).map(([q, n]) => this.queueItem(q, n)));
     const more = (me.waiting_total || 0) - me.waiting.length;
-    clear($("waiting")).append(...me.waiting.map((e) => this.entryItem(e, "Preview")),
+    clear($("waiting")).append(...me.waiting.map((e) => this.waitingItem(e)),
       ...(more > 0 ? [el("li", { class: "more", text: "and " + more + " more" })] : []));
     $("waiting-empty").hidden = me.waiting.length > 0;
   }
@@ -224,6 +236,25 @@ class Console {
       el("div", { class: "row" },
         el("button", { type: "button", "aria-label": verb + " " + who + (unread ? ", " + unread + " new" : ""), onclick: () => this.open(e.conversation_id) },
           verb, unread ? el("span", { class: "unread", text: String(unread) }) : null)));
+  }
+
+  // Waiting work: preview it, or take it now (it is yours at once).
+  waitingItem(e) {
+    const li = this.entryItem(e, "Preview");
+    const who = e.customer || "conversation " + e.conversation_id;
+    li.querySelector(".row").append(
+      el("button", { type: "button", "aria-label": "Take " + who, onclick: () => this.take(e.id) }, "Take"));
+    return li;
+  }
+
+  async take(entryId) {
+    try {
+      const conv = await this.api.post("/console/api/waiting/" + entryId + "/take", {});
+      this.refresh();
+      await this.open(conv.id);
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   queueItem(queue, waiting) {

@@ -57,7 +57,7 @@ export class Pane {
     const empty = $("pane-empty");
     empty.hidden = false;
     empty.textContent = message || "Open an offer or one of your conversations.";
-    for (const id of ["timeline", "brief", "customer", "events", "pane-offer", "pane-approval-list"]) clear($(id));
+    for (const id of ["timeline", "brief", "customer", "profile", "events", "pane-offer", "pane-approval-list"]) clear($(id));
     for (const id of ["reply-text", "note-text", "transfer-note", "close-note"]) $(id).value = "";
     this.app.markCurrent(null);
   }
@@ -74,10 +74,16 @@ export class Pane {
     if (!same) $("pane-notice").textContent = "";
     this.renderOffer(view.offers || []);
     if (!held && !(view.offers || []).length) {
-      $("pane-notice").textContent = "Read only: you do not hold this conversation.";
+      const notice = $("pane-notice");
+      const closedHere = notice.textContent.startsWith("Conversation #" + conv.id + ": Closed");
+      if (!(conv.state === "closed" && closedHere)) {
+        notice.textContent = conv.state === "closed"
+          ? "Closed: read only." : "Read only: you do not hold this conversation.";
+      }
     }
     clear($("brief")).append(briefBlock(conv.brief));
     clear($("customer")).append(customerBlock(view.customer, conv));
+    if (!same) this.loadProfile(conv.id);
     clear($("events")).append(...view.events.slice().reverse().map(eventItem));
     this.ids = new Set();
     clear($("timeline"));
@@ -85,6 +91,7 @@ export class Pane {
     this.renderCall(view.events);
     $("reply-label").textContent = "Reply to the customer " + (BY[conv.channel] || "");
     for (const id of ["reply-form", "note-form", "actions"]) $(id).hidden = !held;
+    $("reopen").hidden = conv.state !== "closed";
     if (!same) $("typing").textContent = "";
     if (held) this.app.fillTargets($("transfer-target"));
   }
@@ -174,7 +181,76 @@ export class Pane {
   }
 
   // ---------------------------------------------------------------- forms
+  // Contact profile: tier and orders from the business backend, other conversations, ratings.
+  async loadProfile(id) {
+    const box = clear($("profile"));
+    let p;
+    try {
+      p = await this.api.get("/console/api/conversations/" + id + "/profile");
+    } catch (e) {
+      return; // the pane still shows what the conversation view has
+    }
+    if (this.id !== id) return;
+    const rows = [];
+    const put = (label, value) => { if (value) rows.push(el("dt", { text: label }), el("dd", { text: value })); };
+    put("Email", p.emails.join(", "));
+    put("Phone", p.phones.join(", "));
+    put("Tier", p.tier);
+    put("Ratings", p.ratings.map((r) => r.score + "/5").join(", "));
+    box.append(el("dl", { class: "brief" }, rows));
+    if (p.backend_error) box.append(el("p", { class: "error", text: p.backend_error }));
+    if (p.orders.length) {
+      box.append(el("h4", { text: "Orders" }), el("ul", { class: "identities", "aria-label": "Orders" },
+        p.orders.map((o) => el("li", { text: `${o.id} · ${o.status} · ${o.total} · ${o.placed_on}` }))));
+    }
+    if (p.conversations.length) {
+      box.append(el("h4", { text: "Other conversations" }), el("ul", { class: "identities", "aria-label": "Other conversations" },
+        p.conversations.map((c) => el("li", {}, el("button", { type: "button", class: "link", onclick: () => this.open(c.id) },
+          `#${c.id} · ${channelLabel(c.channel)} · ${stateLabel(c.state)}`)))));
+    }
+  }
+
+  // A closed conversation waits in its queue again, offered like any handover.
+  async reopen() {
+    const id = this.id;
+    try {
+      await this.api.post("/console/api/conversations/" + id + "/reopen", {});
+      $("pane-notice").textContent = "Reopened: it waits in its queue and is offered to its reps.";
+      if (this.id === id) await this.open(id, { focus: false });
+    } catch (e) {
+      $("pane-notice").textContent = e.message;
+    }
+  }
+
+  // Canned responses: the list once per page; the chosen one is filled for this
+  // conversation ({first_name}, {order}, {rep_name}) by the gateway and inserted.
+  async loadCanned() {
+    const select = $("canned");
+    try {
+      const data = await this.api.get("/console/api/canned");
+      select.replaceChildren(el("option", { value: "", text: "Canned response…" }),
+        ...data.canned.map((c) => el("option", { value: String(c.id), text: c.name })));
+    } catch (e) { /* no canned responses: the list stays empty */ }
+  }
+
+  async insertCanned(select) {
+    const id = select.value;
+    select.value = "";
+    if (!id || this.id === null) return;
+    try {
+      const { text } = await this.api.get(`/console/api/conversations/${this.id}/canned/${id}`);
+      const box = $("reply-text");
+      box.value = box.value ? box.value + " " + text : text;
+      box.focus();
+    } catch (e) {
+      this.app.fail(e);
+    }
+  }
+
   bind() {
+    $("reopen").addEventListener("click", () => this.reopen());
+    $("canned").addEventListener("focus", () => this.loadCanned(), { once: true });
+    $("canned").addEventListener("change", (ev) => this.insertCanned(ev.target));
     const reply = $("reply-text");
     $("reply-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -271,7 +347,18 @@ export class Pane {
       this.app.fail(e);
       return;
     }
-    this.shut("Conversation #" + id + ": " + done);
+    const message = "Conversation #" + id + ": " + done;
+    if (action === "close" && this.id === id) {
+      // Still readable (and reopenable) by the rep who closed it: shown read only.
+      $("pane-notice").textContent = message;
+      try {
+        await this.open(id, { focus: false });
+      } catch (e) {
+        this.shut(message);
+      }
+    } else {
+      this.shut(message);
+    }
     this.app.announce(done);
     this.app.refresh();
   }

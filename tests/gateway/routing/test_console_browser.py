@@ -94,7 +94,9 @@ async def test_a_chat_customer_is_handed_over_and_answered_from_the_console(
 
     # Closing asks the customer for a rating; the console lets go of it.
     await page.get_by_role("button", name="Close conversation").click()
-    await expect(page.get_by_text("Closed (resolved).")).to_be_visible()
+    # ... and keeps showing it, read only (its rep may read and reopen it).
+    await expect(page.locator("#pane-notice")).to_have_text("Conversation #1: Closed (resolved).")
+    await expect(page.get_by_role("button", name="Reopen")).to_be_visible()
     await expect(customer.page.get_by_role("group", name=re.compile("Rate"))).to_be_visible()
     await expect(page.locator("#held > li")).to_have_count(0)
 

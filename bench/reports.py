@@ -1,0 +1,186 @@
+"""Reports over a large store: the summary of `GET /api/v1/reports/summary` and the
+desk's conversation search over 100,000 generated conversations.
+
+    .venv/bin/python bench/reports.py --conversations 100000 [--postgres URL]
+
+Generates the rows directly (customers, conversations on the four channels over 30
+days, 4 messages each, the agent's `conversation.resolved` or a `handover` and a
+rep's reply, ratings on a fifth) in a fresh SQLite file migrated to the current
+schema (or the PostgreSQL database URL given, which must be empty: it is migrated
+and filled). Then times the store's read of the reports' facts and the summary
+over the whole 30 days and over one day, and searches (a word in 1% of the
+conversations, one order number, a word with a channel filter) through the
+store's full-text engine (p50 and max of --repeat runs). The
+gateway's own code reads them (gateway/store/*_desk.py, gateway/desk/summary.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.desk.store import DeskStore, SearchQuery
+from gateway.desk.summary import summarize
+from gateway.models import ChannelKind
+
+CHANNELS = ("webchat", "sms", "email", "phone")
+DAY_MS = 86_400_000
+
+
+def rows(n: int, start_ms: int, seed: int = 7) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of `n` conversations (one customer each) over 30 days from start_ms."""
+    rnd = random.Random(seed)
+    out: dict[str, list[tuple[Any, ...]]] = {k: [] for k in
+                                              ("customers", "conversations", "messages",
+                                               "events", "ratings")}  # fmt: skip
+    # Conversations are numbered in the order they start (as the store numbers them).
+    starts = sorted(start_ms + rnd.randrange(30 * DAY_MS) for _ in range(n))
+    for cid in range(1, n + 1):
+        t0 = starts[cid - 1]
+        channel = CHANNELS[cid % 4]
+        handed = rnd.random() < 0.35
+        closed_at = t0 + rnd.randrange(60_000, 3_600_000) if handed or rnd.random() < 0.3 else None
+        state = "closed" if closed_at else "bot"
+        out["customers"].append((cid, f"Customer {cid}", 4, t0))
+        out["conversations"].append((cid, cid, state, channel, json.dumps([channel]),
+                                     "general" if handed else None, t0, closed_at or t0,
+                                     closed_at))  # fmt: skip
+        for seq in range(1, 5):
+            author = ("customer", "agent", "customer", "rep" if handed else "agent")[seq - 1]
+            direction = "inbound" if author == "customer" else "outbound"
+            text = f"message {seq} about order {cid}"
+            if seq == 1 and cid % 97 == 0:
+                text += " where is my refund"  # about 1% of the conversations
+            out["messages"].append((cid, cid, seq, direction, author, channel,
+                                    text, t0 + seq * 20_000))  # fmt: skip
+        if handed:
+            out["events"].append((cid, cid, "handover", "{}", t0 + 45_000))
+        elif rnd.random() < 0.6:
+            how = "confirmed" if rnd.random() < 0.5 else "assumed"
+            out["events"].append((cid, cid, "conversation.resolved",
+                                  json.dumps({"how": how}), t0 + 50_000))  # fmt: skip
+        out["events"].append((cid, cid, "agent.turn", "{}", t0 + 20_000))
+        if closed_at and rnd.random() < 0.5:
+            out["ratings"].append((cid, cid, channel, rnd.randint(1, 5), closed_at, closed_at))
+    return out
+
+
+INSERTS = {
+    "customers": "INSERT INTO customers (id, display_name, last_seq, created_at) VALUES (?,?,?,?)",
+    "conversations": "INSERT INTO conversations (id, customer_id, state, channel, channels,"
+    " queue, created_at, updated_at, closed_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    "messages": "INSERT INTO messages (conversation_id, customer_id, seq, direction, author,"
+    " channel, text, created_at) VALUES (?,?,?,?,?,?,?,?)",
+    "events": "INSERT INTO events (conversation_id, customer_id, kind, data, created_at)"
+    " VALUES (?,?,?,?,?)",
+    "ratings": "INSERT INTO ratings (conversation_id, customer_id, channel, score,"
+    " requested_at, rated_at) VALUES (?,?,?,?,?,?)",
+}
+
+
+async def open_sqlite(path: Path, data: dict[str, list[tuple[Any, ...]]]) -> tuple[Any, DeskStore]:
+    import sqlite3
+
+    from gateway.store.sqlite import SqliteStore
+    from gateway.store.sqlite_desk import SqliteDeskStore
+
+    store = SqliteStore.open(path)  # migrated to the current schema
+    await store.close()
+    conn = sqlite3.connect(path)
+    with conn:
+        for table, sql in INSERTS.items():
+            conn.executemany(sql, data[table])
+    conn.execute("ANALYZE")
+    conn.close()
+    store = SqliteStore.open(path)
+    return store, SqliteDeskStore(store)
+
+
+async def open_postgres(url: str, data: dict[str, list[tuple[Any, ...]]]) -> tuple[Any, DeskStore]:
+    from gateway.store.desk_sql import numbered
+    from gateway.store.pg_desk import PostgresDeskStore
+    from gateway.store.postgres import PostgresStore
+
+    store = await PostgresStore.open(url)
+    async with store.pool.acquire() as conn:
+        for table, sql in INSERTS.items():
+            await conn.executemany(numbered(sql), data[table])
+        await conn.execute("ANALYZE")
+    return store, PostgresDeskStore(store)
+
+
+async def timed(
+    fn: Callable[[], Awaitable[Any]], repeat: int
+) -> tuple[list[float], list[float], Any]:
+    """Wall-clock and CPU seconds (this process, all threads) of each run."""
+    times, cpu, result = [], [], None
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        result = await fn()
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return times, cpu, result
+
+
+def fmt(times: list[float]) -> str:
+    return f"p50 {statistics.median(times) * 1000:7.1f} ms  max {max(times) * 1000:7.1f} ms"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conversations", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--postgres", help="an empty PostgreSQL database URL (else SQLite)")
+    args = parser.parse_args()
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    t = time.perf_counter()
+    data = rows(args.conversations, int(start.timestamp() * 1000))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.postgres:
+            store, desk = await open_postgres(args.postgres, data)
+        else:
+            store, desk = await open_sqlite(Path(tmp) / "bench.sqlite3", data)
+        kind = "PostgreSQL" if args.postgres else "SQLite"
+        print(f"{args.conversations} conversations, {len(data['messages'])} messages,"
+              f" {len(data['events'])} events generated and stored in"
+              f" {time.perf_counter() - t:.1f} s ({kind})")  # fmt: skip
+        try:
+            for label, days in (("30 days", 30), ("1 day", 1)):
+                until = start + timedelta(days=days)
+
+                async def summary(until: datetime = until) -> Any:
+                    facts = await desk.facts(start, until)
+                    targets = {"general": 300.0}
+                    return summarize(facts, start, until, now=until,
+                                     first_response_s=targets, resolution_s={})  # fmt: skip
+
+                times, cpu, result = await timed(summary, args.repeat)
+                print(f"summary, {label:7} ({result.conversations:6} conversations):"
+                      f" wall {fmt(times)}; CPU {fmt(cpu)}")  # fmt: skip
+            for label, query in (
+                ("'refund'", SearchQuery(text="refund")),
+                ("'order 4242'", SearchQuery(text="order 4242")),
+                ("'refund' on sms", SearchQuery(text="refund", channel=ChannelKind.SMS)),
+            ):
+
+                async def find(query: SearchQuery = query) -> Any:
+                    return await desk.search(query)
+
+                times, cpu, hits = await timed(find, args.repeat)
+                print(f"search {label:16} ({len(hits):2} shown): wall {fmt(times)};"
+                      f" CPU {fmt(cpu)}")  # fmt: skip
+        finally:
+            await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

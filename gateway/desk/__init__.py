@@ -1,0 +1,1 @@
+"""The desk a support team runs on: rep admin, API tokens and reports from the store."""

@@ -1,0 +1,27 @@
+"""The desk's app state (one `web.AppKey`), filled at start-up (desk/setup.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.api_auth import BearerAuth
+from gateway.desk.admin import RepAdmin
+from gateway.desk.store import DeskStore
+from gateway.errors import GatewayError
+
+
+@dataclass
+class DeskState:
+    store: DeskStore | None = None
+    bearer: BearerAuth | None = None
+    admin: RepAdmin | None = None
+
+    def ready(self) -> tuple[DeskStore, BearerAuth, RepAdmin]:
+        if self.store is None or self.bearer is None or self.admin is None:
+            raise GatewayError("the desk is not started")
+        return self.store, self.bearer, self.admin
+
+
+DESK = web.AppKey("desk", DeskState)

@@ -1,0 +1,227 @@
+"""The reports' figures for a period, computed from what the store holds.
+
+Counted over the conversations created in [since, until):
+
+- `bot_resolved`: never handed over, and resolved by the agent (a
+  `conversation.resolved` event, `how` confirmed or assumed) or closed;
+- `handed_over`: with a `handover` event (the agent passed it to a person);
+- `first_response_seconds`: from the (first) handover to the first reply a rep wrote;
+- `resolution_seconds`: from the conversation's start to its close or, for the
+  agent's, to its `conversation.resolved` event;
+- `csat`: the customers' ratings (1-5) of these conversations;
+- `sla_breaches`: handed-over conversations of a queue with targets
+  (GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S) that missed one: answered
+  or closed later than the target, or not yet and already past it at `until`
+  (or now, whichever is earlier). Wall-clock time.
+
+Percentiles interpolate linearly between the closest ranks (as PostgreSQL's
+`percentile_cont` and numpy's default do); null when nothing was measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
+
+from pydantic import Field
+
+from gateway.desk.store import ConversationFacts
+from gateway.models import ChannelKind, Frozen
+
+CHANNELS = (ChannelKind.WEBCHAT, ChannelKind.SMS, ChannelKind.EMAIL, ChannelKind.PHONE)
+
+
+class Percentiles(Frozen):
+    p50: float | None = Field(description="Median, seconds (null: nothing measured).")
+    p90: float | None = Field(description="90th percentile, seconds.")
+    count: int = Field(description="How many conversations were measured.")
+
+
+class Csat(Frozen):
+    count: int = Field(description="Conversations rated.")
+    average: float | None = Field(description="Mean score 1-5, two decimals (null: none).")
+    distribution: dict[str, int] = Field(description='Score ("1".."5") -> how many.')
+
+
+class SlaFigures(Frozen):
+    first_response: int = Field(description="Conversations past their first-response target.")
+    resolution: int = Field(description="Conversations past their resolution target.")
+
+
+class Summary(Frozen):
+    """`GET /api/v1/reports/summary`."""
+
+    since: datetime
+    until: datetime
+    conversations: int = Field(description="Conversations started in the period.")
+    by_channel: dict[str, int] = Field(
+        description="Conversations by the channel they are on: webchat, sms, email, phone."
+    )
+    bot_resolved: int = Field(description="Resolved by the agent alone (never handed over).")
+    bot_resolved_how: dict[str, int] = Field(
+        description="The agent's resolutions by how they were known: confirmed by the "
+        "customer, assumed (no reply after an answer), closed."
+    )
+    handed_over: int = Field(description="Handed over to a person by the agent.")
+    resolution_rate: float | None = Field(description="bot_resolved / conversations.")
+    handover_rate: float | None = Field(description="handed_over / conversations.")
+    first_response_seconds: Percentiles = Field(
+        description="From the handover to the first reply a rep wrote."
+    )
+    resolution_seconds: Percentiles = Field(
+        description="From the start to the close (or the agent's resolution)."
+    )
+    by_hour: list[int] = Field(
+        description="Conversations by the hour of day they started (0-23, in "
+        "GATEWAY_BUSINESS_TIMEZONE)."
+    )
+    csat: Csat
+    sla_breaches: int = Field(description="Conversations that missed an SLA target.")
+    sla: SlaFigures
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th quantile (0..1) of sorted `values`, linearly interpolated."""
+    if not values:
+        return None
+    pos = (len(values) - 1) * q
+    low, high = math.floor(pos), math.ceil(pos)
+    return values[low] + (values[high] - values[low]) * (pos - low)
+
+
+def _spread(values: list[float]) -> Percentiles:
+    values.sort()
+    p50, p90 = percentile(values, 0.5), percentile(values, 0.9)
+    return Percentiles(
+        p50=None if p50 is None else round(p50, 3),
+        p90=None if p90 is None else round(p90, 3),
+        count=len(values),
+    )
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def summarize(
+    facts: Sequence[ConversationFacts],
+    since: datetime,
+    until: datetime,
+    *,
+    now: datetime,
+    first_response_s: Mapping[str, float],
+    resolution_s: Mapping[str, float],
+    tz: tzinfo = UTC,
+) -> Summary:
+    """The summary of `facts` (the conversations created in [since, until)); hours of
+    day in `tz`."""
+    end_ms = int(min(until, now).timestamp() * 1000)
+    by_channel = {c.value: 0 for c in CHANNELS}
+    how = {"confirmed": 0, "assumed": 0, "closed": 0}
+    bot = handed = late_first = late_resolution = breaches = 0
+    first: list[float] = []
+    resolution: list[float] = []
+    scores = {str(s): 0 for s in range(1, 6)}
+    rated = total_score = 0
+    by_hour = [0] * 24
+    local_hour: dict[int, int] = {}  # hours since the epoch -> hour of day in tz
+    for f in facts:
+        hour = f.created_at // 3_600_000
+        if hour not in local_hour:
+            local_hour[hour] = datetime.fromtimestamp(hour * 3600, tz).hour
+        by_hour[local_hour[hour]] += 1
+        by_channel[f.channel] = by_channel.get(f.channel, 0) + 1
+        done_at = f.closed_at if f.closed_at is not None else f.resolved_at
+        if f.handover_at is None:
+            if f.resolved_at is not None or f.closed_at is not None:
+                bot += 1
+                kind = f.resolved_how if f.resolved_at is not None else "closed"
+                how[kind or "confirmed"] = how.get(kind or "confirmed", 0) + 1
+        else:
+            handed += 1
+            if f.rep_reply_at is not None:
+                first.append((f.rep_reply_at - f.handover_at) / 1000)
+            missed = False
+            target = first_response_s.get(f.queue or "")
+            if target is not None:
+                answered = f.rep_reply_at if f.rep_reply_at is not None else end_ms
+                if (answered - f.handover_at) / 1000 > target:
+                    late_first += 1
+                    missed = True
+            target = resolution_s.get(f.queue or "")
+            if target is not None:
+                finished = f.closed_at if f.closed_at is not None else end_ms
+                if (finished - f.created_at) / 1000 > target:
+                    late_resolution += 1
+                    missed = True
+            breaches += missed
+        if done_at is not None:
+            resolution.append((done_at - f.created_at) / 1000)
+        if f.score is not None and 1 <= f.score <= 5:
+            rated += 1
+            total_score += f.score
+            scores[str(f.score)] += 1
+    count = len(facts)
+    return Summary(
+        since=since,
+        until=until,
+        conversations=count,
+        by_channel=by_channel,
+        bot_resolved=bot,
+        bot_resolved_how=how,
+        handed_over=handed,
+        resolution_rate=_ratio(bot, count),
+        handover_rate=_ratio(handed, count),
+        first_response_seconds=_spread(first),
+        resolution_seconds=_spread(resolution),
+        by_hour=by_hour,
+        csat=Csat(
+            count=rated,
+            average=round(total_score / rated, 2) if rated else None,
+            distribution=scores,
+        ),
+        sla_breaches=breaches,
+        sla=SlaFigures(first_response=late_first, resolution=late_resolution),
+    )
+
+
+def csv_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The summary as (figure, value) rows, for a CSV export."""
+    out: list[tuple[str, str]] = []
+
+    def put(name: str, value: object) -> None:
+        out.append((name, "" if value is None else str(value)))
+
+    put("since", summary.since.isoformat())
+    put("until", summary.until.isoformat())
+    put("conversations", summary.conversations)
+    for channel, count in summary.by_channel.items():
+        put(f"conversations.{channel}", count)
+    for hour, count in enumerate(summary.by_hour):
+        put(f"conversations.hour_{hour:02d}", count)
+    put("bot_resolved", summary.bot_resolved)
+    for how, count in summary.bot_resolved_how.items():
+        put(f"bot_resolved.{how}", count)
+    put("handed_over", summary.handed_over)
+    put("resolution_rate", summary.resolution_rate)
+    put("handover_rate", summary.handover_rate)
+    for name in ("first_response_seconds", "resolution_seconds"):
+        spread: Percentiles = getattr(summary, name)
+        put(f"{name}.p50", spread.p50)
+        put(f"{name}.p90", spread.p90)
+        put(f"{name}.count", spread.count)
+    put("csat.count", summary.csat.count)
+    put("csat.average", summary.csat.average)
+    for score, count in summary.csat.distribution.items():
+        put(f"csat.score_{score}", count)
+    put("sla_breaches", summary.sla_breaches)
+    put("sla.first_response", summary.sla.first_response)
+    put("sla.resolution", summary.sla.resolution)
+    return out
+
+
+__all__ = [
+    "CHANNELS", "Csat", "Percentiles", "SlaFigures", "Summary", "csv_rows", "percentile",
+    "summarize",
+]  # fmt: skip

@@ -1,0 +1,221 @@
+// Reports (supervisors and admins) and admin screens (admins): reps and API tokens.
+
+import { Api } from "./api.js";
+import { bars } from "./charts.js";
+import { channelLabel, clear, el, percent } from "./render.js";
+
+const $ = (id) => document.getElementById(id);
+const DAY_MS = 86400000;
+
+function isoDay(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+function startOf(value) {
+  const [y, m, d] = value.split("-").map(Number);
+  return new Date(y, m - 1, d);
+}
+
+function seconds(x) {
+  return typeof x === "number" ? x.toFixed(1) : "–";
+}
+
+class Desk {
+  constructor() {
+    this.api = new Api(() => this.loggedOut());
+    this.skills = [];
+  }
+
+  async start() {
+    let role;
+    try {
+      const me = await this.api.get("/console/api/me");
+      this.api.csrf = me.csrf;
+      role = (await this.api.get("/console/api/role")).role;
+    } catch (e) {
+      if (e.status) this.fail(e);
+      return;
+    }
+    if (role === "rep") {
+      $("desk-error").textContent = "Reports and admin are for supervisors and admins.";
+      return;
+    }
+    $("reports").hidden = false;
+    const today = new Date();
+    $("until").value = isoDay(today);
+    $("since").value = isoDay(new Date(today.getTime() - 6 * DAY_MS));
+    $("period").addEventListener("submit", (ev) => { ev.preventDefault(); this.report(); });
+    await this.report();
+    if (role === "admin") {
+      $("admin").hidden = false;
+      $("add-rep").addEventListener("submit", (ev) => { ev.preventDefault(); this.addRep(); });
+      $("add-token").addEventListener("submit", (ev) => { ev.preventDefault(); this.addToken(); });
+      $("add-canned").addEventListener("submit", (ev) => { ev.preventDefault(); this.addCanned(); });
+      await Promise.all([this.loadReps(), this.loadTokens(), this.loadCanned()]);
+    }
+  }
+
+  loggedOut() {
+    $("reports").hidden = true;
+    $("admin").hidden = true;
+    $("desk-login").hidden = false;
+  }
+
+  fail(e) {
+    $("desk-error").textContent = e.message || String(e);
+  }
+
+  // ------------------------------------------------------------- reports
+  period() {
+    const since = startOf($("since").value);
+    const until = new Date(startOf($("until").value).getTime() + DAY_MS);
+    return new URLSearchParams({ since: since.toISOString(), until: until.toISOString() });
+  }
+
+  async report() {
+    $("desk-error").textContent = "";
+    const query = this.period();
+    $("csv").href = "/console/api/reports/summary.csv?" + query;
+    let s;
+    try {
+      s = await this.api.get("/console/api/reports/summary?" + query);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    const tile = (label, value) => el("div", { class: "tile" },
+      el("span", { class: "value", text: value }), el("span", { class: "label", text: label }));
+    clear($("tiles")).append(
+      tile("Conversations", String(s.conversations)),
+      tile("Resolved by the agent", `${s.bot_resolved} (${percent(s.resolution_rate) || "–"})`),
+      tile("Handed over", `${s.handed_over} (${percent(s.handover_rate) || "–"})`),
+      tile("CSAT average", s.csat.average === null ? "–" : `${s.csat.average} / 5 (${s.csat.count})`),
+      tile("SLA breaches", String(s.sla_breaches)),
+    );
+    bars($("chart-channel"), Object.entries(s.by_channel).map(([c, n]) => [channelLabel(c), n]),
+      { title: "Conversations by channel" });
+    bars($("chart-hour"), s.by_hour.map((n, h) => [String(h), n]), { title: "Conversations by hour" });
+    const other = s.conversations - s.bot_resolved - s.handed_over;
+    bars($("chart-outcome"), [["Agent", s.bot_resolved], ["Person", s.handed_over], ["Open", other]],
+      { title: "Outcome" });
+    bars($("chart-csat"), Object.entries(s.csat.distribution), { title: "Ratings" });
+    const row = (label, p) => el("tr", {}, el("th", { scope: "row", text: label }),
+      el("td", { text: seconds(p.p50) }), el("td", { text: seconds(p.p90) }), el("td", { text: String(p.count) }));
+    clear($("speed").tBodies[0]).append(
+      row("First response by a rep", s.first_response_seconds),
+      row("Resolution", s.resolution_seconds),
+    );
+  }
+
+  // --------------------------------------------------------------- admin
+  async loadReps() {
+    const data = await this.api.get("/console/api/admin/reps");
+    this.skills = data.skills;
+    const box = $("rep-skills");
+    for (const node of [...box.querySelectorAll("label")]) node.remove();
+    for (const skill of data.skills) {
+      box.append(el("label", {}, el("input", { type: "checkbox", value: skill, checked: skill === "general" }), " " + skill));
+    }
+    const body = clear($("reps").tBodies[0]);
+    for (const rep of data.reps) {
+      const toggle = el("button", { type: "button", onclick: () => this.update(rep.username, { disabled: !rep.disabled }) },
+        rep.disabled ? "Enable" : "Disable");
+      const reset = el("button", { type: "button", onclick: () => this.resetPassword(rep.username) }, "Reset password");
+      body.append(el("tr", {},
+        el("td", { text: rep.username }), el("td", { text: rep.display_name }), el("td", { text: rep.role }),
+        el("td", { text: rep.skills.join(", ") }), el("td", { text: rep.disabled ? "disabled" : rep.presence }),
+        el("td", {}, toggle, " ", reset)));
+    }
+  }
+
+  async addRep() {
+    const result = $("add-rep-result");
+    result.textContent = "";
+    const skills = [...$("rep-skills").querySelectorAll("input:checked")].map((i) => i.value);
+    try {
+      const rep = await this.api.post("/console/api/admin/reps", {
+        username: $("rep-username").value.trim(), display_name: $("rep-name").value.trim() || null,
+        password: $("rep-password").value, role: $("rep-role").value, skills,
+      });
+      result.textContent = `Added ${rep.username}.`;
+      $("add-rep").reset();
+      await this.loadReps();
+    } catch (e) {
+      result.textContent = e.message;
+    }
+  }
+
+  async update(username, changes) {
+    try {
+      await this.api.request("PATCH", "/console/api/admin/reps/" + encodeURIComponent(username), changes);
+      await this.loadReps();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async resetPassword(username) {
+    const password = window.prompt(`New password for ${username} (8 characters or more):`);
+    if (password) await this.update(username, { password });
+  }
+
+  async loadCanned() {
+    const data = await this.api.get("/console/api/canned");
+    clear($("canned-list")).append(...data.canned.map((c) => el("li", {},
+      el("strong", { text: c.name }), el("div", { class: "what", text: c.text }),
+      el("button", { type: "button", onclick: () => this.deleteCanned(c.id) }, "Delete"))));
+  }
+
+  async addCanned() {
+    try {
+      await this.api.post("/console/api/admin/canned", { name: $("canned-name").value.trim(), text: $("canned-text").value });
+      $("add-canned").reset();
+      await this.loadCanned();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async deleteCanned(id) {
+    try {
+      await this.api.request("DELETE", "/console/api/admin/canned/" + id);
+      await this.loadCanned();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async loadTokens() {
+    const data = await this.api.get("/console/api/admin/tokens");
+    const list = clear($("tokens"));
+    for (const t of data.tokens) {
+      const revoke = t.revoked_at ? el("span", { text: " (revoked)" })
+        : el("button", { type: "button", onclick: () => this.revoke(t.id) }, "Revoke");
+      list.append(el("li", {}, el("span", { text: `${t.name} · created ${t.created_at.slice(0, 10)} ` }), revoke));
+    }
+  }
+
+  async addToken() {
+    try {
+      const t = await this.api.post("/console/api/admin/tokens", { name: $("token-name").value.trim() });
+      clear($("new-token")).append("Copy it now, it is not shown again: ",
+        el("span", { class: "token-value", text: t.token }));
+      $("add-token").reset();
+      await this.loadTokens();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async revoke(id) {
+    try {
+      await this.api.request("DELETE", "/console/api/admin/tokens/" + id);
+      await this.loadTokens();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+}
+
+new Desk().start();

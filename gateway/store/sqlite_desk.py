@@ -1,0 +1,126 @@
+"""`DeskStore` on the SQLite store's file (writes through its one writer)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
+from gateway.errors import ConflictError
+from gateway.routing.models import Rep
+from gateway.store import desk_sql as q
+from gateway.store.routing_rows import REP_SELECT, rep_from_row
+from gateway.store.rows import now_ms, to_ms
+from gateway.store.sqlite import SqliteStore
+
+
+class SqliteDeskStore:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def get_rep(self, rep_id: int) -> Rep | None:
+        def op(conn: sqlite3.Connection) -> Rep | None:
+            row = conn.execute(f"{REP_SELECT} WHERE r.id=?", (rep_id,)).fetchone()
+            return None if row is None else rep_from_row(row)
+
+        return await self._store.read(op)
+
+    async def canned(self) -> list[Canned]:
+        def op(conn: sqlite3.Connection) -> list[Canned]:
+            return [Canned.model_validate(r) for r in conn.execute(q.CANNED).fetchall()]
+
+        return await self._store.read(op)
+
+    async def add_canned(self, name: str, text: str, created_by: int) -> Canned:
+        def op(conn: sqlite3.Connection) -> Canned:
+            try:
+                cur = conn.execute(q.ADD_CANNED, (name, text, created_by, now_ms()))
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"a canned response named {name!r} exists") from exc
+            return Canned(id=int(cur.lastrowid or 0), name=name, text=text)
+
+        return await self._store.write(op)
+
+    async def delete_canned(self, canned_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(q.DELETE_CANNED, (canned_id,)).rowcount == 1
+
+        return await self._store.write(op)
+
+    async def ratings_of(self, customer_id: int) -> list[tuple[int, int]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+            rows = conn.execute(q.RATINGS_OF, (customer_id,)).fetchall()
+            return [(r["conversation_id"], r["score"]) for r in rows]
+
+        return await self._store.read(op)
+
+    async def open_conversation_of(self, customer_id: int) -> int | None:
+        def op(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(q.OPEN_CONVERSATION, (customer_id,)).fetchone()
+            return None if row is None else int(row["id"])
+
+        return await self._store.read(op)
+
+    async def worked_on(self, rep_id: int, conversation_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(q.WORKED_ON, (conversation_id, rep_id)).fetchone() is not None
+
+        return await self._store.read(op)
+
+    async def add_token(self, name: str, token_hash: str, created_by: int | None) -> ApiToken:
+        def op(conn: sqlite3.Connection) -> ApiToken:
+            cur = conn.execute(q.ADD_TOKEN, (name, token_hash, created_by, now_ms()))
+            row = conn.execute("SELECT * FROM api_tokens WHERE id=?", (cur.lastrowid,))
+            return q.token_from_row(row.fetchone())
+
+        return await self._store.write(op)
+
+    async def tokens(self) -> list[ApiToken]:
+        def op(conn: sqlite3.Connection) -> list[ApiToken]:
+            return [q.token_from_row(r) for r in conn.execute(q.TOKENS).fetchall()]
+
+        return await self._store.read(op)
+
+    async def revoke_token(self, token_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(q.REVOKE_TOKEN, (now_ms(), token_id)).rowcount == 1
+
+        return await self._store.write(op)
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        def op(conn: sqlite3.Connection) -> ApiToken | None:
+            row = conn.execute(q.TOKEN_BY_HASH, (token_hash,)).fetchone()
+            return None if row is None else q.token_from_row(row)
+
+        return await self._store.read(op)
+
+    async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
+        def op(conn: sqlite3.Connection) -> list[ConversationFacts]:
+            def rows(sql: str, args: tuple[int, int]) -> list[Any]:
+                cur = conn.cursor()
+                cur.row_factory = None  # plain tuples: a report reads 100,000s of rows
+                return cur.execute(sql, args).fetchall()
+
+            # One read transaction for the five reads (WAL: one snapshot), so they agree.
+            conn.execute("BEGIN")
+            try:
+                convs = rows(q.CONVERSATIONS, (to_ms(since), to_ms(until)))
+                ids = q.id_range(convs)
+                ranged = [] if ids is None else [rows(sql, ids) for sql in q.RANGED]
+            finally:
+                conn.execute("COMMIT")
+            return q.merge_facts(convs, *ranged) if ranged else []
+
+        return await self._store.read(op)
+
+    async def search(self, query: SearchQuery) -> list[ConversationHit]:
+        sql, args = q.search_sql(query, sqlite=True)
+
+        def op(conn: sqlite3.Connection) -> list[ConversationHit]:
+            return [q.hit_from_row(r) for r in conn.execute(sql, args).fetchall()]
+
+        return await self._store.read(op)
+
+
+__all__ = ["SqliteDeskStore"]
