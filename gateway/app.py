@@ -19,6 +19,7 @@ from gateway.errors import ConfigError
 from gateway.linking import AccountLinker, link_channels
 from gateway.metrics import Metrics
 from gateway.models import ChannelKind
+from gateway.outbox import Outbox
 from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
 from gateway.secrets import load_secret_key
 from gateway.settings import Settings
@@ -34,6 +35,7 @@ STORE = web.AppKey("store", Store)
 BRAIN = web.AppKey("brain", Brain)
 CHANNELS = web.AppKey("channels", ChannelRegistry)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+OUTBOX = web.AppKey("outbox", Outbox)
 BACKEND = web.AppKey("backend", object)
 TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
 BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
@@ -87,6 +89,15 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         app[METRICS],
         agent_timeout_s=settings.agent_timeout_s,
     )
+    dispatcher.outbox = outbox = Outbox(
+        app[STORE],
+        app[CHANNELS],
+        retry_base_s=settings.outbox_retry_base_s,
+        retry_max_s=settings.outbox_retry_max_s,
+        max_attempts=settings.outbox_max_attempts,
+        poll_s=settings.outbox_poll_s,
+    )
+    app[OUTBOX] = outbox
     backend = app.get(BACKEND)
     channels = link_channels(sms=settings.sms_link_accounts, email=settings.email_link_accounts)
     if channels and callable(getattr(backend, "find_account", None)):
@@ -99,7 +110,17 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _recover(app: web.Application) -> None:
     # An on_startup hook runs after every cleanup_ctx has started: each channel is
     # ready (and has registered its responders) before old messages are answered.
-    await app[DISPATCHER].recover()
+    dispatcher = app[DISPATCHER]
+    await dispatcher.recover()
+    # Replies stored but not sent before a crash (or a provider error) go out now.
+    await app[OUTBOX].start(single_node=dispatcher.gate is None)
+
+
+async def _stop_outbox(app: web.Application) -> None:
+    # Before the channels close (on_shutdown runs before every cleanup_ctx ends).
+    outbox = app.get(OUTBOX)
+    if outbox is not None:
+        await outbox.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -139,6 +160,7 @@ def create_app(
     app.cleanup_ctx.append(_dispatcher_ctx)
     app.cleanup_ctx.append(cluster_ctx)
     app.on_startup.append(_recover)
+    app.on_shutdown.append(_stop_outbox)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     setup_webchat(app)

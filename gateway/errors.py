@@ -41,6 +41,17 @@ class ChannelError(GatewayError):
     """A channel could not deliver to the customer."""
 
 
+class DeliveryError(ChannelError):
+    """A stored reply was not delivered. `code` names why (the provider's error code,
+    `timeout`, ...); `retry` says whether trying again later may succeed (the provider
+    was unreachable or busy and surely did not accept it), else it failed for good."""
+
+    def __init__(self, code: str, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry = retry
+
+
 class BackendError(GatewayError):
     """The business backend failed or refused a call."""
 

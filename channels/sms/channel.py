@@ -7,15 +7,21 @@ REST API, as one message of at most `GATEWAY_SMS_MAX_SEGMENTS` segments
 to what was sent and the original kept in its `message.cut` event). The
 customer's own messages, echoed by the dispatcher, are not sent back.
 
-Every outcome is recorded on the stored message (`Store.set_delivery`):
-Twilio's sid and first status when it accepted the message, else FAILED with
-an error code, which the store also writes as a `delivery.failed` event, so a
-reply that did not go out is visible to reps:
+Every outcome is recorded on the stored message: Twilio's sid and first status
+when it accepted the message (the outbox then marks it sent); otherwise a
+`DeliveryError` tells the outbox (gateway/outbox.py) to try again later (Twilio
+unreachable, 429, 5xx) or to mark it FAILED with the code, which the store also
+writes as a `delivery.failed` event, so a reply that did not go out is visible
+to reps:
 
 - `opted_out`: the number sent STOP (or Twilio refused with 21610); nothing is
   sent to it until it sends START;
 - Twilio's error code when it refused (21610 also marks the number opted out);
-- `timeout` / `unreachable`: Twilio did not answer in `GATEWAY_SMS_SEND_TIMEOUT_S`;
+- `timeout` / `broken`: Twilio did not answer in `GATEWAY_SMS_SEND_TIMEOUT_S`,
+  or the connection broke after the request: it may have sent it, so it is not
+  resent (at most once);
+- `outcome_unknown`: an earlier attempt asked Twilio and the process died before
+  the answer was recorded (the reply stayed `sending`): not resent either;
 - `no_sender`, `no_phone_number`, `sms_off`: nothing to send from or to, or
   the channel has no REST client (unset account SID or auth token).
 
@@ -29,12 +35,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import NoReturn
 
 from channels.sms import codec
 from channels.sms.codec import Keyword
 from channels.sms.rest import UNSUBSCRIBED, SendFailed, TwilioMessages
 from channels.sms.segments import fit_sms
-from gateway.errors import ChannelError
+from gateway.errors import ChannelError, DeliveryError
 from gateway.models import (
     Action,
     ChannelKind,
@@ -96,29 +103,31 @@ class SmsChannel:
     async def publish(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> None:
+        """Send one stored reply (an outbox attempt); DeliveryError when it was not sent."""
         if message.direction is not Direction.OUTBOUND or message.channel is not ChannelKind.SMS:
             return
         store = self.store
         if store is None:
-            log.warning("SMS message %s not sent: the channel is not started", message.id)
-            return
+            raise DeliveryError("sms_off", "the SMS channel is not started", retry=True)
+        if message.status is DeliveryStatus.SENDING:
+            # At most once: an earlier attempt asked Twilio and its outcome was never
+            # recorded (the process died): Twilio may have sent it, so it is not resent.
+            self._fail(message, "outcome_unknown", "an earlier attempt may have been sent")
         numbers = self.numbers(customer)
         if not numbers:
-            await self._fail(store, message, "no_phone_number", "the customer has no phone number")
-            return
+            self._fail(message, "no_phone_number", "the customer has no phone number")
         to = numbers[0]
         identity = Identity(kind=IdentityKind.PHONE, value=to)
         if await store.is_opted_out(identity):
-            await self._fail(store, message, "opted_out", f"{to} has opted out (STOP)")
-            return
+            self._fail(message, "opted_out", f"{to} has opted out (STOP)")
         sender = self.settings.twilio_sms_from or self._routes.get(to, (0, ""))[1]
         if self.api is None:
-            await self._fail(store, message, "sms_off", "no Twilio REST client (account SID?)")
-            return
+            self._fail(message, "sms_off", "no Twilio REST client (account SID?)")
         if not sender:
-            await self._fail(store, message, "no_sender", "set GATEWAY_TWILIO_SMS_FROM")
-            return
+            self._fail(message, "no_sender", "set GATEWAY_TWILIO_SMS_FROM")
         fitted = fit_sms(message.text, self.settings.sms_max_segments)
+        # Recorded before Twilio is asked: a crash from here on leaves it `sending`.
+        await store.set_delivery(message.id, DeliveryStatus.SENDING)
         try:
             sent = await self.api.send(
                 to=to,
@@ -129,8 +138,8 @@ class SmsChannel:
         except SendFailed as exc:
             if exc.twilio_code == UNSUBSCRIBED:
                 await store.set_opt_out(identity, True)
-            await self._fail(store, message, exc.code, str(exc))
-            return
+            log.warning("SMS message %s not sent (%s): %s", message.id, exc.code, exc)
+            raise DeliveryError(exc.code, str(exc), retry=exc.not_accepted) from exc
         if fitted.text != message.text:
             reason = (
                 f"sms: shortened to {fitted.segments} {fitted.encoding} segments"
@@ -138,6 +147,8 @@ class SmsChannel:
                 else "sms: plain text"
             )
             await store.amend_message(message.id, text=fitted.text, reason=reason)
+        # Twilio's own first status (queued, sending, sent) with its sid; the outbox
+        # then marks it sent (taken by the provider), callbacks move it on.
         await store.set_delivery(message.id, sent.status, external_id=sent.sid)
         log.info("SMS %s sent as %s (%d %s segments)", message.id, sent.sid,
                  fitted.segments, fitted.encoding)  # fmt: skip
@@ -171,9 +182,9 @@ class SmsChannel:
         """Typing, transfers and hang-ups mean nothing on SMS (a transfer's words are a Reply)."""
         return None
 
-    async def _fail(self, store: Store, message: Message, code: str, why: str) -> None:
+    def _fail(self, message: Message, code: str, why: str) -> NoReturn:
         log.warning("SMS message %s not sent (%s): %s", message.id, code, why)
-        await store.set_delivery(message.id, DeliveryStatus.FAILED, error_code=code)
+        raise DeliveryError(code, why)
 
     # ------------------------------------------------------------- keywords
 

@@ -144,7 +144,8 @@ class ConsoleApprovals:
                 raise RoutingError(exc.message) from exc
             self._forget(conversation_id, approval_id)
         customer = await self.store.get_customer(stored.conversation.customer_id)
-        await deliver(self.channels, customer, stored.conversation, stored.messages)
+        await deliver(self.service.intake.outbox, customer, stored.conversation,
+                      stored.messages)  # fmt: skip
         data = {
             "conversation_id": conversation_id,
             "approval_id": approval_id,

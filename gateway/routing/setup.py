@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 from aiohttp import web
 
 from agent.backend import Backend
-from gateway.app import BACKEND, BUS, CHANNELS, DISPATCHER, SECRET_KEY, SETTINGS, STORE
+from gateway.app import BACKEND, BUS, CHANNELS, DISPATCHER, OUTBOX, SECRET_KEY, SETTINGS, STORE
 from gateway.errors import ConfigError, GatewayError
 from gateway.models import ChannelKind, Customer
 from gateway.protocols import Store
@@ -142,7 +142,7 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         SharedFeed(state.hub, bus, routing) if bus.shared else LocalFeed(state.hub)
     )
     router = Router(settings, store, routing, feed)
-    intake = Intake(router, channels, tier_of=_tier_lookup(app))
+    intake = Intake(router, channels, app[OUTBOX], tier_of=_tier_lookup(app))
     router.on_orphan.append(intake.handover)
     service = RoutingService(
         router, intake, store, channels,

@@ -41,17 +41,18 @@ from gateway.protocols import (
     Ingested,
     Linked,
     OpenedSession,
+    Pending,
     TurnRecord,
     TurnStored,
 )
-from gateway.store import migrate
+from gateway.store import migrate, pg_outbox
 from gateway.store import pg_reads as reads
 from gateway.store.pg_ingest import ingest_known
 from gateway.store.pg_linking import IdentityMoved, link
 from gateway.store.pg_session import Conn, Sessions
 from gateway.store.pg_turns import fresh_turn, lock_turn, write_turn
 from gateway.store.rows import dumps, message_from_row, message_meta, now_ms, to_ms
-from gateway.store.rules import delivery_failed, delivery_moves, version_conflict
+from gateway.store.rules import delivery_failed, delivery_moves, leaves_outbox, version_conflict
 from gateway.store.urls import PgUrl
 
 log = logging.getLogger(__name__)
@@ -283,11 +284,27 @@ class PostgresStore:
                 "UPDATE messages SET status=$2, error_code=$3 WHERE id=$1 RETURNING *",
                 message_id, status.value, error_code,
             )  # fmt: skip
+            if leaves_outbox(status):
+                row = await conn.fetchrow(
+                    "UPDATE messages SET next_attempt_at=NULL, claimed_until=NULL WHERE id=$1"
+                    " RETURNING *", message_id,
+                )  # fmt: skip
             if delivery_failed(status):
                 data = {"message_id": message_id, "status": status.value, "error_code": error_code}
                 await self.sessions.event(conn, row["conversation_id"], row["customer_id"],
                                           "delivery.failed", data, now_ms())  # fmt: skip
         return message_from_row(row)
+
+    async def claim_outbox(self, limit: int) -> list[Pending]:
+        return await self.write(lambda conn: pg_outbox.claim_outbox(conn, limit))
+
+    async def retry_delivery(self, message_id: int, delay_ms: int, error_code: str) -> None:
+        await self.write(
+            lambda conn: pg_outbox.retry_delivery(conn, message_id, delay_ms, error_code)
+        )
+
+    async def release_outbox(self) -> int:
+        return await self.write(pg_outbox.release_outbox)
 
     async def set_opt_out(self, identity: Identity, opted_out: bool) -> bool:
         async def op(conn: Conn) -> bool:
