@@ -25,8 +25,8 @@ RETURNING *
 """
 
 
-async def claim_outbox(conn: Conn, limit: int) -> list[Pending]:
-    rows = await conn.fetch(_CLAIM, limit, now_ms(), OUTBOX_LEASE_MS)
+async def claim_outbox(conn: Conn, limit: int, lease_ms: int = OUTBOX_LEASE_MS) -> list[Pending]:
+    rows = await conn.fetch(_CLAIM, limit, now_ms(), lease_ms)
     rows = sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"]))
     return [Pending(message=message_from_row(dict(r)), attempts=r["attempts"]) for r in rows]
 

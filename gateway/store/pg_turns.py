@@ -77,12 +77,17 @@ async def lock_turn(conn: Conn, conversation_id: int) -> dict[str, Any]:
 
 
 async def write_turn(
-    conn: Conn, conv: dict[str, Any], turn: TurnRecord, events: list[tuple[str, str]], ts: int
+    conn: Conn,
+    conv: dict[str, Any],
+    turn: TurnRecord,
+    events: list[tuple[str, str]],
+    ts: int,
+    lease_ms: int = OUTBOX_LEASE_MS,
 ) -> TurnStored:
     """Write `turn` on the conversation locked by `lock_turn` (version checked by the
     caller): its messages, numbered after the customer's last, `events` (kind, JSON
     data) and the state.changed event the rules add, the handled flag, the
-    conversation's new columns."""
+    conversation's new columns. Its replies enter the outbox claimed for `lease_ms`."""
     cust = int(conv["customer_id"])
     first = int(conv["_last_seq"]) + 1
     drafts = turn.outbound
@@ -92,7 +97,7 @@ async def write_turn(
     updates = changes.updates
     sets = ", ".join(f"{k}=${i}" for i, k in enumerate(updates, start=_FIXED_PARAMS + 1))
     row = await conn.fetchrow(
-        _WRITE.format(sets=sets, lease=OUTBOX_LEASE_MS),
+        _WRITE.format(sets=sets, lease=int(lease_ms)),
         conv["id"], cust, ts, first + len(drafts) - 1,
         list(range(first, first + len(drafts))),
         [d.direction.value for d in drafts], [d.author.value for d in drafts],

@@ -52,7 +52,13 @@ from gateway.store.pg_linking import IdentityMoved, link
 from gateway.store.pg_session import Conn, Sessions
 from gateway.store.pg_turns import fresh_turn, lock_turn, write_turn
 from gateway.store.rows import dumps, message_from_row, message_meta, now_ms, to_ms
-from gateway.store.rules import delivery_failed, delivery_moves, leaves_outbox, version_conflict
+from gateway.store.rules import (
+    OUTBOX_LEASE_MS,
+    delivery_failed,
+    delivery_moves,
+    leaves_outbox,
+    version_conflict,
+)
 from gateway.store.urls import PgUrl
 
 log = logging.getLogger(__name__)
@@ -75,13 +81,18 @@ _INSERT_MESSAGE = (
 class PostgresStore:
     """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`."""
 
-    def __init__(self, url: PgUrl, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, url: PgUrl, pool: asyncpg.Pool, *, outbox_lease_ms: int = OUTBOX_LEASE_MS
+    ) -> None:
         self.url = url
         self.pool = pool
+        self.outbox_lease_ms = outbox_lease_ms  # see rules.OUTBOX_LEASE_MS
         self.sessions = Sessions(self)
 
     @classmethod
-    async def open(cls, url: str, *, pool_max: int = 20) -> PostgresStore:
+    async def open(
+        cls, url: str, *, pool_max: int = 20, outbox_lease_ms: int = OUTBOX_LEASE_MS
+    ) -> PostgresStore:
         """Migrate the database at `url` and open a connection pool. ConfigError naming
         GATEWAY_DATABASE_URL when it cannot be reached."""
         pg = PgUrl.parse(url)
@@ -100,7 +111,7 @@ class PostgresStore:
             raise ConfigError(
                 f"GATEWAY_DATABASE_URL: cannot connect to {pg.redacted}: {_first_line(exc)}"
             ) from exc
-        return cls(pg, pool)
+        return cls(pg, pool, outbox_lease_ms=outbox_lease_ms)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -199,7 +210,7 @@ class PostgresStore:
             if conflict is not None:
                 raise ConflictError(conflict)
         events = [(e.kind, dumps(e.data)) for e in turn.events]
-        return await write_turn(conn, conv, turn, events, now_ms())
+        return await write_turn(conn, conv, turn, events, now_ms(), self.outbox_lease_ms)
 
     async def fresh_turn(self, message: Message, history: int) -> FreshTurn | None:
         """See `TurnGate.fresh` (the turn gate's one read, pg_turns.py)."""
@@ -296,7 +307,8 @@ class PostgresStore:
         return message_from_row(row)
 
     async def claim_outbox(self, limit: int) -> list[Pending]:
-        return await self.write(lambda conn: pg_outbox.claim_outbox(conn, limit))
+        lease = self.outbox_lease_ms
+        return await self.write(lambda conn: pg_outbox.claim_outbox(conn, limit, lease))
 
     async def retry_delivery(self, message_id: int, delay_ms: int, error_code: str) -> None:
         await self.write(

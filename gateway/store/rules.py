@@ -69,8 +69,8 @@ def delivery_failed(status: DeliveryStatus) -> bool:
 
 # A reply stored by a turn is claimed by the node that stored it for this long (it
 # sends it at once); a node that dies holding claims leaves them to others after it.
-# Longer than any one send may take (the SMS and relay timeouts).
-OUTBOX_LEASE_MS = 120_000
+# Longer than one send takes (the SMS and relay timeouts); GATEWAY_OUTBOX_LEASE_S.
+OUTBOX_LEASE_MS = 60_000
 
 
 def leaves_outbox(status: DeliveryStatus) -> bool:

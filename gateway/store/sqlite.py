@@ -68,8 +68,12 @@ _INSERT_MESSAGE = (
 class SqliteStore:
     """`Store` on an SQLite file. Open with `SqliteStore.open(path)`."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL", batch_max: int = 256) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", batch_max: int = 256,
+        outbox_lease_ms: int = OUTBOX_LEASE_MS,
+    ) -> None:  # fmt: skip
         self.path = path
+        self.outbox_lease_ms = outbox_lease_ms  # see rules.OUTBOX_LEASE_MS
         self._synchronous = synchronous
         self._lock_file = acquire_lock(path)
         try:
@@ -234,7 +238,7 @@ class SqliteStore:
                 conv["id"], cust["id"], seq, draft.direction.value, draft.author.value,
                 draft.channel.value, draft.text, None, None, None, None, 1, None,
                 DeliveryStatus.QUEUED.value if out else None, ts if out else None,
-                ts + OUTBOX_LEASE_MS if out else None, ts,
+                ts + self.outbox_lease_ms if out else None, ts,
             )  # fmt: skip
             cur = conn.execute(_INSERT_MESSAGE, params)
             stored.append(
@@ -285,7 +289,8 @@ class SqliteStore:
         )
 
     async def claim_outbox(self, limit: int) -> list[Pending]:
-        return await self._writer.submit(lambda conn: delivery.claim_outbox(conn, limit))
+        lease = self.outbox_lease_ms
+        return await self._writer.submit(lambda conn: delivery.claim_outbox(conn, limit, lease))
 
     async def retry_delivery(self, message_id: int, delay_ms: int, error_code: str) -> None:
         await self._writer.submit(

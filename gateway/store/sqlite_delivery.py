@@ -57,7 +57,9 @@ def update_delivery(
     return set_delivery(conn, row["id"], status, None, error_code)
 
 
-def claim_outbox(conn: sqlite3.Connection, limit: int) -> list[Pending]:
+def claim_outbox(
+    conn: sqlite3.Connection, limit: int, lease_ms: int = OUTBOX_LEASE_MS
+) -> list[Pending]:
     """See `OutboxStore.claim_outbox` (one writer: the transaction is the claim)."""
     now = now_ms()
     rows = conn.execute(
@@ -68,7 +70,7 @@ def claim_outbox(conn: sqlite3.Connection, limit: int) -> list[Pending]:
     ).fetchall()
     conn.executemany(
         "UPDATE messages SET claimed_until=? WHERE id=?",
-        [(now + OUTBOX_LEASE_MS, row["id"]) for row in rows],
+        [(now + lease_ms, row["id"]) for row in rows],
     )
     return [Pending(message=message_from_row(row), attempts=row["attempts"]) for row in rows]
 

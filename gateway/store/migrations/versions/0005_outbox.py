@@ -18,9 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("attempts", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("next_attempt_at", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("claimed_until", sa.BigInteger(), nullable=True))
         batch_op.create_index("ix_messages_next_attempt_at", ["next_attempt_at"], unique=False)
