@@ -6,10 +6,11 @@ Point the real `twilio` client at it with `GATEWAY_TWILIO_API_URL`. It checks th
 account in the path and the Basic credentials like Twilio (401, error 20003), answers
 a created message with a realistic Message resource (`sid` SM..., `status` queued),
 and can be scripted to refuse the next sends with Twilio's JSON error body
-(`refuse_next(400, 21610, ...)`). A created call gets a Call resource (`sid` CA...,
-`status` queued) and is live until completed; a call update with `Twiml` is
-recorded in `redirects` and reported to `on_redirect` (as Twilio would then run
-that TwiML: a test plays what happens next).
+(`refuse_next(400, 21610, ...)`), or to answer slowly after accepting a message
+(`answer_delay_s`: a crash in between leaves the sender not knowing). A created
+call gets a Call resource (`sid` CA..., `status` queued) and is live until
+completed; a call update with `Twiml` is recorded in `redirects` and reported to
+`on_redirect` (as Twilio would then run that TwiML: a test plays what happens next).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class FakeTwilioRest:
         self.messages: list[dict[str, str]] = []  # accepted message creations (the form)
         self.refused: list[dict[str, str]] = []  # message creations answered with an error
         self._refusals: list[tuple[int, int, str]] = []
+        self.answer_delay_s = 0.0  # accept a message at once, answer only after this
         self._sids = (f"SM{n:032x}" for n in itertools.count(1))
         self.created: list[CreatedCall] = []  # accepted call creations
         self.redirects: list[tuple[str, str]] = []  # (call SID, TwiML) of accepted updates
@@ -184,7 +186,11 @@ class FakeTwilioRest:
                 self.refused.append(form)
                 return twilio_error(status, code, message)
             self.messages.append(form)
-            return web.json_response(self._resource(form), status=201)
+            resource = self._resource(form)
+            self._changed.set()
+            if self.answer_delay_s:  # created, but the answer is slow to come back
+                await asyncio.sleep(self.answer_delay_s)
+            return web.json_response(resource, status=201)
         finally:
             self._changed.set()
 
