@@ -361,11 +361,17 @@ async def report(url: str, tallies: dict[str, Tally], rest: TwilioStandIn,
         replies = [m for m in msgs if m["channel"] == channel and m["direction"] == "outbound"]
         failed = Counter(m["error_code"] for m in replies if m["status"] == "failed")
         lost_out = dup_out = 0
-        if channel == "sms":
-            want = Counter(phones.get(m["customer_id"]) for m in replies if m["status"] != "failed")
+        if channel == "sms":  # per number: what Twilio accepted against what was stored
+            sent = Counter(phones.get(m["customer_id"]) for m in replies if m["status"] != "failed")
+            unknown = Counter(phones.get(m["customer_id"]) for m in replies
+                              if m["error_code"] == "outcome_unknown")  # fmt: skip
             got = Counter(f.get("To") for f in rest.messages)
-            lost_out = sum(max(0, n - got[k]) for k, n in want.items())
-            dup_out = sum(max(0, n - want[k]) for k, n in got.items())
+            lost_out = sum(max(0, n - got[k]) for k, n in sent.items())
+            dup_out = sum(max(0, n - sent[k] - unknown[k]) for k, n in got.items())
+            reached = sum(min(unknown[k], max(0, got[k] - sent[k])) for k in unknown)
+            if reached:
+                failed["outcome_unknown (reached Twilio)"] = reached
+                failed["outcome_unknown"] -= reached
         elif channel == "email":
             ids = [str(m["external_id"] or "").removeprefix(f"{SUPPORT}:") for m in replies
                    if m["status"] != "failed"]  # fmt: skip
@@ -380,7 +386,7 @@ async def report(url: str, tallies: dict[str, Tally], rest: TwilioStandIn,
         lines.append(
             f"{channel:<8}{len(tally.tried):>6}{len(tally.acked):>6}{lost_in:>6}{dup_in:>6}"
             f"{len(replies):>9}{lost_out:>6}{dup_out:>6}  "
-            f"{', '.join(f'{n} {c}' for c, n in failed.items()) or '-'}"
+            f"{', '.join(f'{n} {c}' for c, n in failed.items() if n) or '-'}"
         )
     return lines, clean
 
@@ -462,9 +468,11 @@ async def run(store: str, args: argparse.Namespace) -> bool:
         f"{'replies':>9}{'lost':>6}{'dup':>6}  failed (given up)"
     )
     print("\n".join(lines))
-    print("(outbound email dup: extra copies of a reply under its one Message-ID, sent again"
-          " because the gateway died before the relay's answer; chat: the store is the"
-          " delivery, `lost` counts replies a tab never received live or on resume)")
+    print(
+        "(outbound email dup: extra copies of a reply under its one Message-ID, sent again"
+        " because the gateway died before the relay's answer; chat: the store is the"
+        " delivery, `lost` counts replies a tab never received live or on resume)"
+    )
     if errors:
         print(f"client errors: {errors[:3]}")
     return clean
