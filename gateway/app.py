@@ -115,9 +115,11 @@ async def _recover(app: web.Application) -> None:
     # An on_startup hook runs after every cleanup_ctx has started: each channel is
     # ready (and has registered its responders) before old messages are answered.
     dispatcher = app[DISPATCHER]
-    await dispatcher.recover()
-    # Replies stored but not sent before a crash (or a provider error) go out now.
+    # Replies stored but not sent before a crash (or a provider error) go out now. The
+    # claims of the dead process are dropped first: replies the recovered turns store
+    # next are claimed by this one, and are not sent twice.
     await app[OUTBOX].start(single_node=dispatcher.gate is None)
+    await dispatcher.recover()
 
 
 async def _stop_outbox(app: web.Application) -> None:

@@ -139,7 +139,8 @@ class Outbox:
 
     async def start(self, *, single_node: bool) -> None:
         """Start the loop. A single node first takes back every claim (the process
-        that held them is gone), so replies left by a crash go out at once."""
+        that held them is gone), so replies left by a crash go out at once: call it
+        before anything of this process stores a reply."""
         if single_node:
             waiting = await self.store.release_outbox()
             if waiting:
