@@ -90,9 +90,9 @@ class TwilioStandIn(FakeTwilioRest):
 
     async def start_on(self, port: int) -> str:
         app = web.Application()
-        app.router.add_post(
-            f"/{API_VERSION}/Accounts/{{account}}/Messages.json", self._create_message
-        )
+        path = f"/{API_VERSION}/Accounts/{{account}}/Messages.json"
+        app.router.add_post(path, self._create_message)
+        app.router.add_get(path, self._list_messages)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()

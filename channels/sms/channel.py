@@ -20,8 +20,11 @@ to reps:
 - `timeout` / `broken`: Twilio did not answer in `GATEWAY_SMS_SEND_TIMEOUT_S`,
   or the connection broke after the request: it may have sent it, so it is not
   resent (at most once);
-- `outcome_unknown`: an earlier attempt asked Twilio and the process died before
-  the answer was recorded (the reply stayed `sending`): not resent either;
+- a reply an earlier attempt left `sending` (the process died while Twilio was
+  asked) is first looked up in Twilio's list of messages to the number: found
+  (same body, created since, a sid no stored message has), it is marked sent
+  with that sid; not found, it is sent; when Twilio cannot be asked, it fails as
+  `outcome_unknown` (at most once);
 - `no_sender`, `no_phone_number`, `sms_off`: nothing to send from or to, or
   the channel has no REST client (unset account SID or auth token).
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from datetime import timedelta
 from typing import NoReturn
 
 from channels.sms import codec
@@ -60,6 +64,8 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway.sms.channel")
 
 STATUS_PATH = "/twilio/sms/status"
+# Clocks differ: Twilio's creation time of a message may be before our stored time.
+LOOKUP_MARGIN = timedelta(minutes=10)
 MAX_ROUTES = 50_000
 
 
@@ -109,10 +115,6 @@ class SmsChannel:
         store = self.store
         if store is None:
             raise DeliveryError("sms_off", "the SMS channel is not started", retry=True)
-        if message.status is DeliveryStatus.SENDING:
-            # At most once: an earlier attempt asked Twilio and its outcome was never
-            # recorded (the process died): Twilio may have sent it, so it is not resent.
-            self._fail(message, "outcome_unknown", "an earlier attempt may have been sent")
         numbers = self.numbers(customer)
         if not numbers:
             self._fail(message, "no_phone_number", "the customer has no phone number")
@@ -126,6 +128,14 @@ class SmsChannel:
         if not sender:
             self._fail(message, "no_sender", "set GATEWAY_TWILIO_SMS_FROM")
         fitted = fit_sms(message.text, self.settings.sms_max_segments)
+        if message.status is DeliveryStatus.SENDING:
+            # An earlier attempt asked Twilio and its outcome was never recorded (the
+            # process died): sent again only when Twilio's list shows it did not take it.
+            sid = await self._created_before(store, message, to, sender, fitted.text)
+            if sid is not None:
+                await store.set_delivery(message.id, DeliveryStatus.SENT, external_id=sid)
+                log.info("SMS %s had reached Twilio as %s before a restart", message.id, sid)
+                return
         # Recorded before Twilio is asked: a crash from here on leaves it `sending`.
         await store.set_delivery(message.id, DeliveryStatus.SENDING)
         try:
@@ -180,6 +190,25 @@ class SmsChannel:
 
     async def signal(self, customer: Customer, conversation: Conversation, action: Action) -> None:
         """Typing, transfers and hang-ups mean nothing on SMS (a transfer's words are a Reply)."""
+        return None
+
+    async def _created_before(
+        self, store: Store, message: Message, to: str, sender: str, body: str
+    ) -> str | None:
+        """The sid of the message an interrupted attempt at `message` created at Twilio,
+        or None when Twilio holds none: one to `to` from `sender` with this body, created
+        since shortly before the reply was stored, whose sid no stored message has."""
+        assert self.api is not None
+        try:
+            created = await self.api.recent(to=to, from_=sender)
+        except SendFailed as exc:  # cannot tell: at most once, so not sent again
+            self._fail(message, "outcome_unknown", f"Twilio's message list: {exc}")
+        since = message.created_at - LOOKUP_MARGIN
+        for found in reversed(created):  # oldest first
+            if found.body != body or (found.created is not None and found.created < since):
+                continue
+            if await store.find_message(ChannelKind.SMS, found.sid) is None:
+                return found.sid
         return None
 
     def _fail(self, message: Message, code: str, why: str) -> NoReturn:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 import aiohttp
 from twilio.base.exceptions import TwilioException
@@ -111,6 +112,35 @@ class TwilioMessages(TwilioRest):
         return Sent(sid=sid, status=status, segments=segments)
 
 
+    async def recent(self, *, to: str, from_: str, limit: int = 50) -> list[Created]:
+        """The newest messages Twilio holds from `from_` to `to` (GET Messages.json with
+        To and From), newest first; SendFailed when Twilio cannot be asked."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                found = await self.client.messages.list_async(to=to, from_=from_, limit=limit)
+        except TwilioException as exc:
+            code, detail = describe(exc)
+            raise SendFailed(str(code or "refused"), f"Twilio's message list: {detail}") from exc
+        except TimeoutError as exc:
+            raise SendFailed("timeout", f"Twilio did not answer in {self.timeout_s} s") from exc
+        except aiohttp.ClientError as exc:
+            raise SendFailed("unreachable", f"cannot reach Twilio: {exc!r}") from exc
+        return [
+            Created(sid=str(m.sid), body=str(m.body or ""), created=m.date_created)
+            for m in found
+            if m.sid
+        ]
+
+
+@dataclass(frozen=True)
+class Created:
+    """A message Twilio holds (for finding one whose creation we did not hear of)."""
+
+    sid: str
+    body: str
+    created: datetime | None
+
+
 _ACCEPTED = {
     "accepted": DeliveryStatus.QUEUED,
     "queued": DeliveryStatus.QUEUED,
@@ -118,4 +148,4 @@ _ACCEPTED = {
     "sent": DeliveryStatus.SENT,
 }
 
-__all__ = ["UNSUBSCRIBED", "SendFailed", "Sent", "TwilioMessages"]
+__all__ = ["UNSUBSCRIBED", "Created", "SendFailed", "Sent", "TwilioMessages"]

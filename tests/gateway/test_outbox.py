@@ -248,24 +248,61 @@ async def test_a_refusal_for_good_is_not_retried(
     assert len(twilio_rest.refused) == 1 and twilio_rest.messages == []
 
 
-async def test_sms_is_not_sent_again_when_a_crash_hid_whether_twilio_took_it(
+async def test_sms_twilio_took_before_a_crash_is_found_there_not_sent_again(
     open_desk: OpenDesk, twilio_rest: FakeTwilioRest
 ) -> None:
-    # At most once: Twilio accepted the message, the process died before our mark.
+    # Twilio accepted the message, the process died before our mark: Twilio's list of
+    # messages to the number shows it, so it is marked sent with its sid.
     first = await open_desk()
+    earlier = await reply(first.store, ChannelKind.SMS, "Your order ships today.")
+    await send(first, earlier)  # the same words, sent before: its sid is on record
     twilio_rest.answer_delay_s = 5.0
     message = await reply(first.store, ChannelKind.SMS, "Your order ships today.")
-    await crash_during(first, message, lambda: len(twilio_rest.messages) == 1)
+    await crash_during(first, message, lambda: len(twilio_rest.messages) == 2)
     twilio_rest.answer_delay_s = 0.0
+
+    again = await open_desk()
+    await again.outbox.start(single_node=True)
+    sent = await settled(again.store, message)
+    assert sent.status is DeliveryStatus.SENT
+    assert sent.external_id == twilio_rest.resources[-1]["sid"]  # not the earlier one's
+    assert len(twilio_rest.messages) == 2 and twilio_rest.lookups == 1
+    assert await delivery_failures(again.store, message) == []
+
+
+async def test_sms_a_crash_left_sending_that_twilio_never_got_is_sent(
+    open_desk: OpenDesk, twilio_rest: FakeTwilioRest
+) -> None:
+    first = await open_desk()
+    message = await reply(first.store, ChannelKind.SMS, "Your order ships today.")
+    # What a crash right after recording the attempt, before the request, leaves.
+    await first.store.set_delivery(message.id, DeliveryStatus.SENDING)
+    await first.close()
+
+    again = await open_desk()
+    await again.outbox.start(single_node=True)
+    sent = await settled(again.store, message)
+    assert sent.status is DeliveryStatus.SENT
+    [form] = twilio_rest.messages
+    assert form["Body"] == "Your order ships today." and twilio_rest.lookups == 1
+
+
+async def test_sms_is_not_sent_again_when_twilio_cannot_say_whether_it_took_it(
+    open_desk: OpenDesk, twilio_rest: FakeTwilioRest
+) -> None:
+    first = await open_desk()
+    message = await reply(first.store, ChannelKind.SMS, "Your order ships today.")
+    await first.store.set_delivery(message.id, DeliveryStatus.SENDING)
+    await first.close()
+    await twilio_rest.close()  # Twilio is unreachable after the restart
 
     again = await open_desk()
     await again.outbox.start(single_node=True)
     failed = await settled(again.store, message)
     assert (failed.status, failed.error_code) == (DeliveryStatus.FAILED, "outcome_unknown")
-    assert len(twilio_rest.messages) == 1  # the customer got it once, never twice
-    assert [e["error_code"] for e in await delivery_failures(again.store, message)] == [
-        "outcome_unknown"
-    ]
+    assert twilio_rest.messages == []
+    [event] = await delivery_failures(again.store, message)
+    assert event["error_code"] == "outcome_unknown"
 
 
 async def test_sms_that_timed_out_is_not_sent_again(

@@ -11,6 +11,7 @@ and can be scripted to refuse the next sends with Twilio's JSON error body
 call gets a Call resource (`sid` CA..., `status` queued) and is live until
 completed; a call update with `Twiml` is recorded in `redirects` and reported to
 `on_redirect` (as Twilio would then run that TwiML: a test plays what happens next).
+Created messages are listed (GET Messages.json, by `To` and `From`) as Twilio does.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class FakeTwilioRest:
         self.refused: list[dict[str, str]] = []  # message creations answered with an error
         self._refusals: list[tuple[int, int, str]] = []
         self.answer_delay_s = 0.0  # accept a message at once, answer only after this
+        self.resources: list[dict[str, object]] = []  # created Message resources, in order
+        self.lookups = 0  # message list reads
         self._sids = (f"SM{n:032x}" for n in itertools.count(1))
         self.created: list[CreatedCall] = []  # accepted call creations
         self.redirects: list[tuple[str, str]] = []  # (call SID, TwiML) of accepted updates
@@ -78,6 +81,7 @@ class FakeTwilioRest:
         base = f"/{API_VERSION}/Accounts/{{account}}"
         app.router.add_post(base + "/Calls/{call}.json", self._update_call)
         app.router.add_post(base + "/Messages.json", self._create_message)
+        app.router.add_get(base + "/Messages.json", self._list_messages)
         app.router.add_post(base + "/Calls.json", self._create_call)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -187,12 +191,29 @@ class FakeTwilioRest:
                 return twilio_error(status, code, message)
             self.messages.append(form)
             resource = self._resource(form)
+            self.resources.append(resource)
             self._changed.set()
             if self.answer_delay_s:  # created, but the answer is slow to come back
                 await asyncio.sleep(self.answer_delay_s)
             return web.json_response(resource, status=201)
         finally:
             self._changed.set()
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        """Twilio's message list, newest first, filtered by `To` and `From` (one page)."""
+        if not self._authorized(request):
+            return twilio_error(401, 20003, "Authenticate")
+        self.lookups += 1
+        q = request.query
+        found = [r for r in reversed(self.resources)
+                 if q.get("To") in (None, r["to"]) and q.get("From") in (None, r["from"])]
+        size = int(q.get("PageSize", "50"))
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        return web.json_response({
+            "messages": found[:size], "end": min(size, len(found)) - 1, "start": 0, "page": 0,
+            "page_size": size, "first_page_uri": uri, "next_page_uri": None,
+            "previous_page_uri": None, "uri": uri,
+        })  # fmt: skip
 
     def _resource(self, form: dict[str, str]) -> dict[str, object]:
         sid = next(self._sids)
