@@ -105,8 +105,9 @@ class OutboxStore(Protocol):
         ...
 
     async def retry_delivery(self, message_id: int, delay_ms: int, error_code: str) -> None:
-        """The attempt failed and may succeed later: back to `queued`, one more
-        attempt counted, due again in `delay_ms`, unclaimed."""
+        """The attempt failed and may succeed later: one more attempt counted, due
+        again in `delay_ms`, unclaimed. The status stays (`sending` tells the next
+        attempt that this one may have reached the provider)."""
         ...
 
     async def release_outbox(self) -> int:

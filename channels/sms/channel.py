@@ -18,8 +18,8 @@ to reps:
   sent to it until it sends START;
 - Twilio's error code when it refused (21610 also marks the number opted out);
 - `timeout` / `broken`: Twilio did not answer in `GATEWAY_SMS_SEND_TIMEOUT_S`,
-  or the connection broke after the request: it may have sent it, so it is not
-  resent (at most once);
+  or the connection broke after the request: it may have created the message,
+  so the next attempt first looks for it there (below);
 - a reply an earlier attempt left `sending` (the process died while Twilio was
   asked) is first looked up in Twilio's list of messages to the number: found
   (same body, created since, a sid no stored message has), it is marked sent
@@ -149,7 +149,11 @@ class SmsChannel:
             if exc.twilio_code == UNSUBSCRIBED:
                 await store.set_opt_out(identity, True)
             log.warning("SMS message %s not sent (%s): %s", message.id, exc.code, exc)
-            raise DeliveryError(exc.code, str(exc), retry=exc.not_accepted) from exc
+            # Twilio's refusals are final; anything else is tried again, and as the
+            # reply stays `sending`, the next attempt first looks for it at Twilio.
+            answered = exc.twilio_code is not None or (exc.http_status or 0) >= 400
+            final = answered and not exc.not_accepted
+            raise DeliveryError(exc.code, str(exc), retry=not final) from exc
         if fitted.text != message.text:
             reason = (
                 f"sms: shortened to {fitted.segments} {fitted.encoding} segments"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.models import DeliveryStatus
 from gateway.protocols import Pending
 from gateway.store.rows import message_from_row, now_ms
 from gateway.store.rules import OUTBOX_LEASE_MS
@@ -33,9 +32,9 @@ async def claim_outbox(conn: Conn, limit: int, lease_ms: int = OUTBOX_LEASE_MS) 
 
 async def retry_delivery(conn: Conn, message_id: int, delay_ms: int, error_code: str) -> None:
     await conn.execute(
-        "UPDATE messages SET status=$2, error_code=$3, attempts=attempts+1,"
-        " next_attempt_at=$4, claimed_until=NULL WHERE id=$1 AND next_attempt_at IS NOT NULL",
-        message_id, DeliveryStatus.QUEUED.value, error_code[:20], now_ms() + delay_ms,
+        "UPDATE messages SET error_code=$2, attempts=attempts+1,"
+        " next_attempt_at=$3, claimed_until=NULL WHERE id=$1 AND next_attempt_at IS NOT NULL",
+        message_id, error_code[:20], now_ms() + delay_ms,
     )  # fmt: skip
 
 

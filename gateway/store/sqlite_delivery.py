@@ -80,9 +80,9 @@ def retry_delivery(
 ) -> None:
     """See `OutboxStore.retry_delivery`; a reply that left the outbox stays out."""
     conn.execute(
-        "UPDATE messages SET status=?, error_code=?, attempts=attempts+1, next_attempt_at=?,"
+        "UPDATE messages SET error_code=?, attempts=attempts+1, next_attempt_at=?,"
         " claimed_until=NULL WHERE id=? AND next_attempt_at IS NOT NULL",
-        (DeliveryStatus.QUEUED.value, error_code[:20], now_ms() + delay_ms, message_id),
+        (error_code[:20], now_ms() + delay_ms, message_id),
     )
 
 

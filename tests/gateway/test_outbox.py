@@ -205,13 +205,14 @@ async def test_a_provider_error_is_retried_with_backoff_until_sent(
     desk = await open_desk()
     twilio_rest.refuse_next(503, 20503, "Service unavailable", times=2)
     message = await reply(desk.store, ChannelKind.SMS, "Your order ships today.")
-    await send(desk, message)  # the first attempt fails: queued again, due later
+    await send(desk, message)  # the first attempt fails: due again later
     waiting = await status_of(desk.store, message)
-    assert (waiting.status, waiting.error_code) == (DeliveryStatus.QUEUED, "20503")
+    assert (waiting.status, waiting.error_code) == (DeliveryStatus.SENDING, "20503")
     await desk.outbox.start(single_node=False)
     sent = await settled(desk.store, message)
     assert sent.status is DeliveryStatus.SENT
     assert (len(twilio_rest.refused), len(twilio_rest.messages)) == (2, 1)
+    assert twilio_rest.lookups == 2  # each retry first asked whether Twilio had it
     assert await delivery_failures(desk.store, message) == []
 
 
@@ -305,15 +306,20 @@ async def test_sms_is_not_sent_again_when_twilio_cannot_say_whether_it_took_it(
     assert event["error_code"] == "outcome_unknown"
 
 
-async def test_sms_that_timed_out_is_not_sent_again(
+async def test_sms_that_timed_out_is_found_at_twilio_not_sent_again(
     open_desk: OpenDesk, twilio_rest: FakeTwilioRest
 ) -> None:
     desk = await open_desk()
     twilio_rest.answer_delay_s = 3.0  # over the 2 s send timeout: Twilio took it, silently
     message = await reply(desk.store, ChannelKind.SMS, "Your order ships today.")
     await send(desk, message)
-    failed = await status_of(desk.store, message)
-    assert (failed.status, failed.error_code) == (DeliveryStatus.FAILED, "timeout")
+    waiting = await status_of(desk.store, message)
+    assert (waiting.status, waiting.error_code) == (DeliveryStatus.SENDING, "timeout")
+    twilio_rest.answer_delay_s = 0.0
+    await desk.outbox.start(single_node=True)
+    sent = await settled(desk.store, message)
+    assert sent.status is DeliveryStatus.SENT
+    assert sent.external_id == twilio_rest.resources[0]["sid"]
     assert len(twilio_rest.messages) == 1
 
 
