@@ -336,7 +336,7 @@ async def settled(url: str) -> bool:
 async def report(url: str, tallies: dict[str, Tally], rest: TwilioStandIn,
                  relay: SlowRelay) -> tuple[list[str], bool]:  # fmt: skip
     msgs = await rows(url, "SELECT id, customer_id, channel, direction, author, external_id,"
-                           " handled, status, error_code, seq FROM messages")  # fmt: skip
+                           " handled, status, error_code, seq, text FROM messages")  # fmt: skip
     turns = Counter(
         json.loads(e["data"]).get("message_id")
         for e in await rows(url, "SELECT data FROM events WHERE kind='agent.turn'")
@@ -368,6 +368,12 @@ async def report(url: str, tallies: dict[str, Tally], rest: TwilioStandIn,
             got = Counter(f.get("To") for f in rest.messages)
             lost_out = sum(max(0, n - got[k]) for k, n in sent.items())
             dup_out = sum(max(0, n - sent[k] - unknown[k]) for k, n in got.items())
+            for k, n in got.items():  # name what was sent twice, for the one reading this
+                if n > sent[k] + unknown[k]:
+                    bodies = Counter(f["Body"] for f in rest.messages if f.get("To") == k)
+                    stored = Counter(m["text"] for m in replies
+                                     if phones.get(m["customer_id"]) == k)  # fmt: skip
+                    lines.append(f"  sms to {k}: {dict(bodies - stored)} sent beyond the stored")
             reached = sum(min(unknown[k], max(0, got[k] - sent[k])) for k in unknown)
             if reached:
                 failed["outcome_unknown (reached Twilio)"] = reached

@@ -88,7 +88,9 @@ class Outbox:
                 raise DeliveryError("no_channel", f"no {message.channel.value} channel here")
             await channel.publish(customer, conversation, message)
         except DeliveryError as exc:
-            return await self._failed(message, attempts, exc.code, str(exc), retry=exc.retry)
+            return await self._failed(message, attempts, exc.code, str(exc), retry=exc.retry,
+                                      not_before_s=exc.not_before_s,
+                                      not_taken=exc.not_taken)  # fmt: skip
         except GatewayError as exc:  # a store hiccup, a channel's own error: try again
             return await self._failed(message, attempts, "error", str(exc), retry=True)
         except Exception as exc:  # never let one reply take the sender down
@@ -98,14 +100,16 @@ class Outbox:
         return DeliveryStatus.SENT
 
     async def _failed(
-        self, message: Message, attempts: int, code: str, why: str, *, retry: bool
-    ) -> DeliveryStatus | None:
+        self, message: Message, attempts: int, code: str, why: str, *, retry: bool,
+        not_before_s: float = 0.0, not_taken: bool = False,
+    ) -> DeliveryStatus | None:  # fmt: skip
         tried = attempts + 1
         if retry and tried < self.max_attempts:
-            delay = self.backoff_s(tried)
+            delay = max(self.backoff_s(tried), not_before_s)
             log.info("message %s not delivered (%s, attempt %d): again in %.1f s: %s",
                      message.id, code, tried, delay, why)  # fmt: skip
-            await self.store.retry_delivery(message.id, int(delay * 1000), code)
+            await self.store.retry_delivery(message.id, int(delay * 1000), code,
+                                            not_taken=not_taken)  # fmt: skip
             return None
         log.warning("message %s not delivered (%s) after %d attempt(s): %s",
                     message.id, code, tried, why)  # fmt: skip

@@ -104,9 +104,12 @@ class OutboxStore(Protocol):
         (several nodes: each row goes to one of them)."""
         ...
 
-    async def retry_delivery(self, message_id: int, delay_ms: int, error_code: str) -> None:
+    async def retry_delivery(
+        self, message_id: int, delay_ms: int, error_code: str, *, not_taken: bool = False
+    ) -> None:
         """The attempt failed and may succeed later: one more attempt counted, due
-        again in `delay_ms`, unclaimed. The status stays (`sending` tells the next
+        again in `delay_ms`, unclaimed. Back to `queued` when the provider surely did
+        not take it (`not_taken`); else the status stays (`sending` tells the next
         attempt that this one may have reached the provider)."""
         ...
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from channels.sms import codec
@@ -81,6 +81,12 @@ class SmsChannel:
         # customer's number -> (recency, the number of ours they texted)
         self._routes: dict[str, tuple[int, str]] = {}
         self._clock = itertools.count()
+
+    @property
+    def settle_s(self) -> float:
+        """How long after an unanswered request Twilio's list is trusted to show
+        whether it created the message (three send timeouts)."""
+        return 3 * self.settings.sms_send_timeout_s
 
     def attach(self, store: Store, api: TwilioMessages | None) -> None:
         self.store, self.api = store, api
@@ -130,7 +136,12 @@ class SmsChannel:
         fitted = fit_sms(message.text, self.settings.sms_max_segments)
         if message.status is DeliveryStatus.SENDING:
             # An earlier attempt asked Twilio and its outcome was never recorded (the
-            # process died): sent again only when Twilio's list shows it did not take it.
+            # process died): sent again only when Twilio's list shows it did not take it,
+            # read once that attempt is surely over at Twilio.
+            age = (datetime.now(UTC) - message.created_at).total_seconds()
+            if age < self.settle_s:
+                raise DeliveryError("unsettled", "an earlier attempt may still be running",
+                                    retry=True, not_before_s=self.settle_s - age)  # fmt: skip
             sid = await self._created_before(store, message, to, sender, fitted.text)
             if sid is not None:
                 await store.set_delivery(message.id, DeliveryStatus.SENT, external_id=sid)
@@ -153,7 +164,10 @@ class SmsChannel:
             # reply stays `sending`, the next attempt first looks for it at Twilio.
             answered = exc.twilio_code is not None or (exc.http_status or 0) >= 400
             final = answered and not exc.not_accepted
-            raise DeliveryError(exc.code, str(exc), retry=not final) from exc
+            # Unanswered, Twilio may still be creating it: look only once it is done.
+            settle = 0.0 if answered or exc.not_accepted else self.settle_s
+            raise DeliveryError(exc.code, str(exc), retry=not final, not_before_s=settle,
+                                not_taken=answered or exc.not_accepted) from exc  # fmt: skip
         if fitted.text != message.text:
             reason = (
                 f"sms: shortened to {fitted.segments} {fitted.encoding} segments"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.models import DeliveryStatus
 from gateway.protocols import Pending
 from gateway.store.rows import message_from_row, now_ms
 from gateway.store.rules import OUTBOX_LEASE_MS
@@ -30,11 +31,15 @@ async def claim_outbox(conn: Conn, limit: int, lease_ms: int = OUTBOX_LEASE_MS) 
     return [Pending(message=message_from_row(dict(r)), attempts=r["attempts"]) for r in rows]
 
 
-async def retry_delivery(conn: Conn, message_id: int, delay_ms: int, error_code: str) -> None:
+async def retry_delivery(
+    conn: Conn, message_id: int, delay_ms: int, error_code: str, not_taken: bool
+) -> None:
     await conn.execute(
-        "UPDATE messages SET error_code=$2, attempts=attempts+1,"
-        " next_attempt_at=$3, claimed_until=NULL WHERE id=$1 AND next_attempt_at IS NOT NULL",
-        message_id, error_code[:20], now_ms() + delay_ms,
+        "UPDATE messages SET error_code=$2, attempts=attempts+1, next_attempt_at=$3,"
+        " claimed_until=NULL, status=CASE WHEN $4 THEN $5 ELSE status END"
+        " WHERE id=$1 AND next_attempt_at IS NOT NULL",
+        message_id, error_code[:20], now_ms() + delay_ms, not_taken,
+        DeliveryStatus.QUEUED.value,
     )  # fmt: skip
 
 

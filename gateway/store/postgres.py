@@ -310,9 +310,11 @@ class PostgresStore:
         lease = self.outbox_lease_ms
         return await self.write(lambda conn: pg_outbox.claim_outbox(conn, limit, lease))
 
-    async def retry_delivery(self, message_id: int, delay_ms: int, error_code: str) -> None:
+    async def retry_delivery(
+        self, message_id: int, delay_ms: int, error_code: str, *, not_taken: bool = False
+    ) -> None:
         await self.write(
-            lambda conn: pg_outbox.retry_delivery(conn, message_id, delay_ms, error_code)
+            lambda conn: pg_outbox.retry_delivery(conn, message_id, delay_ms, error_code, not_taken)
         )
 
     async def release_outbox(self) -> int:

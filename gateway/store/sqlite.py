@@ -292,9 +292,11 @@ class SqliteStore:
         lease = self.outbox_lease_ms
         return await self._writer.submit(lambda conn: delivery.claim_outbox(conn, limit, lease))
 
-    async def retry_delivery(self, message_id: int, delay_ms: int, error_code: str) -> None:
+    async def retry_delivery(
+        self, message_id: int, delay_ms: int, error_code: str, *, not_taken: bool = False
+    ) -> None:
         await self._writer.submit(
-            lambda conn: delivery.retry_delivery(conn, message_id, delay_ms, error_code)
+            lambda conn: delivery.retry_delivery(conn, message_id, delay_ms, error_code, not_taken)
         )
 
     async def release_outbox(self) -> int:

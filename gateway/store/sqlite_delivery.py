@@ -76,14 +76,16 @@ def claim_outbox(
 
 
 def retry_delivery(
-    conn: sqlite3.Connection, message_id: int, delay_ms: int, error_code: str
+    conn: sqlite3.Connection, message_id: int, delay_ms: int, error_code: str, not_taken: bool
 ) -> None:
     """See `OutboxStore.retry_delivery`; a reply that left the outbox stays out."""
     conn.execute(
         "UPDATE messages SET error_code=?, attempts=attempts+1, next_attempt_at=?,"
-        " claimed_until=NULL WHERE id=? AND next_attempt_at IS NOT NULL",
-        (error_code[:20], now_ms() + delay_ms, message_id),
-    )
+        " claimed_until=NULL, status=CASE WHEN ? THEN ? ELSE status END"
+        " WHERE id=? AND next_attempt_at IS NOT NULL",
+        (error_code[:20], now_ms() + delay_ms, not_taken, DeliveryStatus.QUEUED.value,
+         message_id),
+    )  # fmt: skip
 
 
 def release_outbox(conn: sqlite3.Connection) -> int:
