@@ -65,7 +65,7 @@ log = logging.getLogger("gateway.sms.channel")
 
 STATUS_PATH = "/twilio/sms/status"
 # Clocks differ: Twilio's creation time of a message may be before our stored time.
-LOOKUP_MARGIN = timedelta(minutes=10)
+LOOKUP_MARGIN = timedelta(minutes=2)
 MAX_ROUTES = 50_000
 
 
@@ -218,12 +218,13 @@ class SmsChannel:
         since shortly before the reply was stored, whose sid no stored message has."""
         assert self.api is not None
         try:
-            created = await self.api.recent(to=to, from_=sender)
+            created = await self.api.recent(
+                to=to, from_=sender, since=message.created_at - LOOKUP_MARGIN
+            )
         except SendFailed as exc:  # cannot tell: at most once, so not sent again
             self._fail(message, "outcome_unknown", f"Twilio's message list: {exc}")
-        since = message.created_at - LOOKUP_MARGIN
         for found in reversed(created):  # oldest first
-            if found.body != body or (found.created is not None and found.created < since):
+            if found.body != body:
                 continue
             if await store.find_message(ChannelKind.SMS, found.sid) is None:
                 return found.sid

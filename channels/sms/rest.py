@@ -111,25 +111,27 @@ class TwilioMessages(TwilioRest):
         segments = int(created.num_segments) if str(created.num_segments or "").isdigit() else None
         return Sent(sid=sid, status=status, segments=segments)
 
-
-    async def recent(self, *, to: str, from_: str, limit: int = 50) -> list[Created]:
-        """The newest messages Twilio holds from `from_` to `to` (GET Messages.json with
-        To and From), newest first; SendFailed when Twilio cannot be asked."""
+    async def recent(self, *, to: str, from_: str, since: datetime) -> list[Created]:
+        """The messages Twilio holds from `from_` to `to` (GET Messages.json with To and
+        From, page by page, newest first) created since `since`; SendFailed when Twilio
+        cannot be asked."""
+        found: list[Created] = []
         try:
-            async with asyncio.timeout(self.timeout_s):
-                found = await self.client.messages.list_async(to=to, from_=from_, limit=limit)
+            async with asyncio.timeout(self.timeout_s * 3):
+                pages = await self.client.messages.stream_async(to=to, from_=from_, page_size=100)
+                async for m in pages:
+                    if m.date_created is not None and m.date_created < since:
+                        break  # newest first: the rest is older still
+                    if m.sid:
+                        found.append(Created(str(m.sid), str(m.body or ""), m.date_created))
         except TwilioException as exc:
             code, detail = describe(exc)
             raise SendFailed(str(code or "refused"), f"Twilio's message list: {detail}") from exc
         except TimeoutError as exc:
-            raise SendFailed("timeout", f"Twilio did not answer in {self.timeout_s} s") from exc
+            raise SendFailed("timeout", "Twilio did not list messages in time") from exc
         except aiohttp.ClientError as exc:
             raise SendFailed("unreachable", f"cannot reach Twilio: {exc!r}") from exc
-        return [
-            Created(sid=str(m.sid), body=str(m.body or ""), created=m.date_created)
-            for m in found
-            if m.sid
-        ]
+        return found
 
 
 @dataclass(frozen=True)

@@ -263,11 +263,15 @@ async def test_sms_twilio_took_before_a_crash_is_found_there_not_sent_again(
     twilio_rest.answer_delay_s = 0.0
 
     again = await open_desk()
+    taken = twilio_rest.resources[-1]["sid"]
+    for n in range(150):  # texts sent since push it off the first page of Twilio's list
+        await again.api.send(to=JANE_PHONE, from_=OUR_NUMBER, body=f"later {n}",
+                             status_callback="https://support.example.com/s")  # fmt: skip
     await again.outbox.start(single_node=True)
     sent = await settled(again.store, message)
     assert sent.status is DeliveryStatus.SENT
-    assert sent.external_id == twilio_rest.resources[-1]["sid"]  # not the earlier one's
-    assert len(twilio_rest.messages) == 2 and twilio_rest.lookups == 1
+    assert sent.external_id == taken  # not the earlier one's
+    assert len(twilio_rest.messages) == 152 and twilio_rest.lookups == 2  # two pages
     assert await delivery_failures(again.store, message) == []
 
 

@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -200,19 +201,29 @@ class FakeTwilioRest:
             self._changed.set()
 
     async def _list_messages(self, request: web.Request) -> web.Response:
-        """Twilio's message list, newest first, filtered by `To` and `From` (one page)."""
+        """Twilio's message list, newest first, filtered by `To` and `From`, in pages."""
         if not self._authorized(request):
             return twilio_error(401, 20003, "Authenticate")
         self.lookups += 1
         q = request.query
-        found = [r for r in reversed(self.resources)
-                 if q.get("To") in (None, r["to"]) and q.get("From") in (None, r["from"])]
-        size = int(q.get("PageSize", "50"))
+        found = [
+            r
+            for r in reversed(self.resources)
+            if q.get("To") in (None, r["to"]) and q.get("From") in (None, r["from"])
+        ]
+        size, page = int(q.get("PageSize", "50")), int(q.get("Page", "0"))
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        rest = {k: v for k, v in q.items() if k not in ("Page", "PageSize")}
+        more = len(found) > (page + 1) * size
+
+        def page_uri(n: int) -> str:
+            return f"{uri}?{urlencode({**rest, 'PageSize': size, 'Page': n})}"
+
         return web.json_response({
-            "messages": found[:size], "end": min(size, len(found)) - 1, "start": 0, "page": 0,
-            "page_size": size, "first_page_uri": uri, "next_page_uri": None,
-            "previous_page_uri": None, "uri": uri,
+            "messages": found[page * size:(page + 1) * size], "start": page * size,
+            "end": min((page + 1) * size, len(found)) - 1, "page": page, "page_size": size,
+            "first_page_uri": page_uri(0), "next_page_uri": page_uri(page + 1) if more else None,
+            "previous_page_uri": page_uri(page - 1) if page else None, "uri": page_uri(page),
         })  # fmt: skip
 
     def _resource(self, form: dict[str, str]) -> dict[str, object]:
