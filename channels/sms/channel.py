@@ -121,6 +121,8 @@ class SmsChannel:
         store = self.store
         if store is None:
             raise DeliveryError("sms_off", "the SMS channel is not started", retry=True)
+        if message.external_id is not None:
+            return  # Twilio's sid is on record: it took it (a crash came before our mark)
         numbers = self.numbers(customer)
         if not numbers:
             self._fail(message, "no_phone_number", "the customer has no phone number")
@@ -175,9 +177,9 @@ class SmsChannel:
                 else "sms: plain text"
             )
             await store.amend_message(message.id, text=fitted.text, reason=reason)
-        # Twilio's own first status (queued, sending, sent) with its sid; the outbox
-        # then marks it sent (taken by the provider), callbacks move it on.
-        await store.set_delivery(message.id, sent.status, external_id=sent.sid)
+        # Taken by Twilio: sent, with its sid, in one write (callbacks move it on).
+        status = max(sent.status, DeliveryStatus.SENT, key=lambda s: s.rank)
+        await store.set_delivery(message.id, status, external_id=sent.sid)
         log.info("SMS %s sent as %s (%d %s segments)", message.id, sent.sid,
                  fitted.segments, fitted.encoding)  # fmt: skip
 

@@ -275,6 +275,37 @@ async def test_sms_twilio_took_before_a_crash_is_found_there_not_sent_again(
     assert await delivery_failures(again.store, message) == []
 
 
+async def test_sms_whose_sid_is_on_record_is_not_sent_again(
+    open_desk: OpenDesk, twilio_rest: FakeTwilioRest
+) -> None:
+    # Twilio's sid recorded, the reply still in the outbox (a crash before the mark).
+    first = await open_desk()
+    message = await reply(first.store, ChannelKind.SMS, "Your order ships today.")
+    sid = "SM" + "ab" * 16
+    await first.store.set_delivery(message.id, DeliveryStatus.SENDING, external_id=sid)
+    await first.close()
+    again = await open_desk()
+    await again.outbox.start(single_node=True)
+    sent = await settled(again.store, message)
+    assert (sent.status, sent.external_id) == (DeliveryStatus.SENT, sid)
+    assert twilio_rest.messages == [] and twilio_rest.lookups == 0
+
+
+async def test_a_reply_twilio_took_leaves_the_outbox_in_one_write(
+    open_desk: OpenDesk, twilio_rest: FakeTwilioRest
+) -> None:
+    desk = await open_desk()
+    message = await reply(desk.store, ChannelKind.SMS, "Your order ships today.")
+    await desk.sms.publish(
+        await desk.store.get_customer(message.customer_id),
+        await desk.store.get_conversation(message.conversation_id),
+        message,
+    )  # the channel alone, without the outbox's mark after it
+    done = await status_of(desk.store, message)
+    assert (done.status, done.external_id) == (DeliveryStatus.SENT, twilio_rest.resources[0]["sid"])
+    assert await desk.store.release_outbox() == 0  # nothing left to send after a crash
+
+
 async def test_sms_a_crash_left_sending_that_twilio_never_got_is_sent(
     open_desk: OpenDesk, twilio_rest: FakeTwilioRest
 ) -> None:
