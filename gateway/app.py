@@ -21,6 +21,7 @@ from gateway.keys import (
     CHANNELS,
     DISPATCHER,
     METRICS,
+    OUTBOX,
     SECRET_KEY,
     SETTINGS,
     STORE,
@@ -29,6 +30,7 @@ from gateway.keys import (
 from gateway.linking import AccountLinker, link_channels
 from gateway.metrics import Metrics
 from gateway.models import ChannelKind
+from gateway.outbox import Outbox
 from gateway.protocols import Brain, Transcriber
 from gateway.secrets import load_secret_key
 from gateway.settings import Settings
@@ -45,6 +47,7 @@ __all__ = [
     "CHANNELS",
     "DISPATCHER",
     "METRICS",
+    "OUTBOX",
     "SECRET_KEY",
     "SETTINGS",
     "STORE",
@@ -82,6 +85,15 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         app[METRICS],
         agent_timeout_s=settings.agent_timeout_s,
     )
+    dispatcher.outbox = outbox = Outbox(
+        app[STORE],
+        app[CHANNELS],
+        retry_base_s=settings.outbox_retry_base_s,
+        retry_max_s=settings.outbox_retry_max_s,
+        max_attempts=settings.outbox_max_attempts,
+        poll_s=settings.outbox_poll_s,
+    )
+    app[OUTBOX] = outbox
     backend = app.get(BACKEND)
     channels = link_channels(sms=settings.sms_link_accounts, email=settings.email_link_accounts)
     if channels and callable(getattr(backend, "find_account", None)):
@@ -94,7 +106,19 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _recover(app: web.Application) -> None:
     # An on_startup hook runs after every cleanup_ctx has started: each channel is
     # ready (and has registered its responders) before old messages are answered.
-    await app[DISPATCHER].recover()
+    dispatcher = app[DISPATCHER]
+    # Replies stored but not sent before a crash (or a provider error) go out now. The
+    # claims of the dead process are dropped first: replies the recovered turns store
+    # next are claimed by this one, and are not sent twice.
+    await app[OUTBOX].start(single_node=dispatcher.gate is None)
+    await dispatcher.recover()
+
+
+async def _stop_outbox(app: web.Application) -> None:
+    # Before the channels close (on_shutdown runs before every cleanup_ctx ends).
+    outbox = app.get(OUTBOX)
+    if outbox is not None:
+        await outbox.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -135,6 +159,7 @@ def create_app(
     app.cleanup_ctx.append(_dispatcher_ctx)
     app.cleanup_ctx.append(cluster_ctx)
     app.on_startup.append(_recover)
+    app.on_shutdown.append(_stop_outbox)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     setup_webchat(app)

@@ -25,7 +25,8 @@ the turn is stored as before and the live view, not `publish`, says the rest
 `Notify` actions (a one-time code for another phone number or address) go to
 the channel registered in `notifiers` for the target's identity kind, before
 the turn is stored (gateway/delivery.py). What a turn stores is built in
-gateway/turn_record.py.
+gateway/turn_record.py. Its replies are stored `queued` and sent through the
+outbox (gateway/outbox.py), which retries them after a provider error or a crash.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from gateway.models import (
     Transfer,
     Typing,
 )
+from gateway.outbox import Outbox
 from gateway.protocols import (
     Brain,
     ChannelRegistry,
@@ -124,6 +126,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # inbound message ids being answered
         self.gate: TurnGate | None = None  # several nodes: one turn of a conversation at a time
+        # Replies are stored queued with their turn and sent through it (gateway/outbox.py).
+        self.outbox = Outbox(store, channels)
 
     # ------------------------------------------------------------------ intake
 
@@ -285,8 +289,9 @@ class Dispatcher:
         rest = stored.messages if relay is None else relay.deliver(stored.messages)
         for out in stored.messages:
             self.metrics.messages.labels(out.channel.value, "outbound").inc()
-            if out in rest:  # the streamed reply was said already, by the live view
-                await publish(self.channels, out.channel, customer, stored.conversation, out)
+        # The streamed reply was said already, by the live view; the rest goes out now.
+        await self.outbox.mark_sent([m for m in stored.messages if m not in rest])
+        await self.outbox.send(customer, stored.conversation, rest)
         self.metrics.reply_latency.labels(channel.value).observe(time.perf_counter() - received)
         for action in decision.actions:
             if not isinstance(action, Reply):
@@ -317,7 +322,7 @@ class Dispatcher:
         stored = await record_turn(self.store, record, conversation)
         for out in stored.messages:
             self.metrics.messages.labels(out.channel.value, "outbound").inc()
-            await publish(self.channels, out.channel, customer, stored.conversation, out)
+        await self.outbox.send(customer, stored.conversation, stored.messages)
         return stored.conversation
 
     async def _decide(

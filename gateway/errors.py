@@ -41,6 +41,22 @@ class ChannelError(GatewayError):
     """A channel could not deliver to the customer."""
 
 
+class DeliveryError(ChannelError):
+    """A stored reply was not delivered. `code` names why (the provider's error code,
+    `timeout`, ...); `retry` says whether trying again later may succeed (the provider
+    was unreachable or busy and surely did not accept it), else it failed for good."""
+
+    def __init__(
+        self, code: str, message: str, *, retry: bool = False, not_before_s: float = 0.0,
+        not_taken: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.code = code
+        self.retry = retry
+        self.not_before_s = not_before_s  # the next attempt waits at least this long
+        self.not_taken = not_taken  # the provider surely did not take it (no doubt left)
+
+
 class BackendError(GatewayError):
     """The business backend failed or refused a call."""
 

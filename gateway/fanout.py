@@ -21,6 +21,7 @@ a socket opening on another node meanwhile gets the message one way or the other
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from gateway.bus import Bus, Data
+from gateway.errors import DeliveryError
 from gateway.models import Action, Conversation, Customer, Message
 from gateway.protocols import Channel
 
@@ -58,7 +60,13 @@ class FanoutChannel:
     async def publish(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> None:
-        await self.local.publish(customer, conversation, message)
+        """Deliver here and broadcast; a local DeliveryError (no live call here) stands
+        only when no other node may hold the customer."""
+        try:
+            await self.local.publish(customer, conversation, message)
+        except DeliveryError:
+            if not await self._elsewhere(customer):
+                raise
         if await self._elsewhere(customer):
             data = {"op": "publish", **_parties(customer, conversation),
                     "message": message.model_dump(mode="json")}  # fmt: skip
@@ -92,7 +100,8 @@ class FanoutChannel:
         conversation = Conversation.model_validate(data["conversation"])
         if op == "publish":
             message = Message.model_validate(data["message"])
-            await self.local.publish(customer, conversation, message)
+            with contextlib.suppress(DeliveryError):  # not held here: another node's
+                await self.local.publish(customer, conversation, message)
         elif op == "signal":
             await self.local.signal(customer, conversation, _ACTION.validate_python(data["action"]))
         else:

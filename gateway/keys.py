@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
+from gateway.outbox import Outbox
 from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
 from gateway.settings import Settings
 
@@ -22,6 +23,7 @@ STORE = web.AppKey("store", Store)
 BRAIN = web.AppKey("brain", Brain)
 CHANNELS = web.AppKey("channels", ChannelRegistry)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+OUTBOX = web.AppKey("outbox", Outbox)  # replies waiting to be sent (gateway/outbox.py)
 BACKEND = web.AppKey("backend", object)
 TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
 BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
@@ -33,6 +35,7 @@ __all__ = [
     "CHANNELS",
     "DISPATCHER",
     "METRICS",
+    "OUTBOX",
     "SECRET_KEY",
     "SETTINGS",
     "STORE",

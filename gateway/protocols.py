@@ -88,6 +88,38 @@ class TurnStored(Frozen):
     messages: tuple[Message, ...]
 
 
+class Pending(Frozen):
+    """A reply the outbox claimed to send: the message and how often it was tried."""
+
+    message: Message
+    attempts: int
+
+
+class OutboxStore(Protocol):
+    """The outbox's side of the store (gateway/outbox.py). A reply enters it when its
+    turn is stored (status `queued`, claimed by the storing node for
+    `rules.OUTBOX_LEASE_MS`) and leaves it with `set_delivery` to sent or beyond."""
+
+    async def claim_outbox(self, limit: int) -> list[Pending]:
+        """Claim up to `limit` replies that are due and not claimed by a live sender
+        (several nodes: each row goes to one of them)."""
+        ...
+
+    async def retry_delivery(
+        self, message_id: int, delay_ms: int, error_code: str, *, not_taken: bool = False
+    ) -> None:
+        """The attempt failed and may succeed later: one more attempt counted, due
+        again in `delay_ms`, unclaimed. Back to `queued` when the provider surely did
+        not take it (`not_taken`); else the status stays (`sending` tells the next
+        attempt that this one may have reached the provider)."""
+        ...
+
+    async def release_outbox(self) -> int:
+        """Drop every claim (a single node starting: no other sender holds any);
+        returns how many replies wait."""
+        ...
+
+
 class LinkResult(enum.StrEnum):
     """What `Store.link_identity` did."""
 
@@ -102,7 +134,7 @@ class Linked(Frozen):
     customer: Customer  # the customer as it is after the call
 
 
-class Store(Protocol):
+class Store(OutboxStore, Protocol):
     """Durable state. Every write is committed before its coroutine returns."""
 
     async def ingest(self, message: InboundMessage) -> Ingested: ...
@@ -354,6 +386,8 @@ __all__ = [
     "Notifier",
     "OpenedSession",
     "OutboundDraft",
+    "OutboxStore",
+    "Pending",
     "Speech",
     "Store",
     "StreamingBrain",

@@ -316,6 +316,35 @@ class Settings(BaseSettings):
         10.0, gt=0, le=60, description="Longest wait for Twilio to accept one SMS."
     )
 
+    # --- outbound delivery (the outbox, gateway/outbox.py)
+    outbox_retry_base_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="Wait before the first retry of a reply the provider did not take; "
+        "doubles with each attempt.",
+    )
+    outbox_retry_max_s: float = Field(
+        300.0, gt=0, le=86400, description="Longest wait between two attempts of one reply."
+    )
+    outbox_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Attempts before a reply is given up (marked failed, with a "
+        "`delivery.failed` event reps see).",
+    )
+    outbox_lease_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="How long a node holds a reply it is sending; a reply held by a node "
+        "that died is sent by another after this (keep it above the send timeouts).",
+    )
+    outbox_poll_s: float = Field(
+        1.0, gt=0, le=60, description="How often each node looks for replies due for sending."
+    )
+
     # --- email
     email_address: str = Field(
         "",

@@ -27,13 +27,14 @@ import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from channels.email import codec
 from channels.email.files import refusal_note, save_attachments
 from channels.email.limits import AnswerLimits
 from channels.email.parsing import MailParser
 from channels.email.relay import Relay, RelayFailed
-from gateway.errors import ChannelError, NotFoundError
+from gateway.errors import ChannelError, DeliveryError, NotFoundError
 from gateway.models import (
     MAX_TEXT_CHARS,
     Action,
@@ -237,19 +238,19 @@ class EmailChannel:
     async def publish(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> None:
+        """Send one stored reply (an outbox attempt); DeliveryError when it was not sent.
+        At least once: a reply sent again (its first attempt's outcome unknown, or the
+        relay failed) keeps the Message-ID recorded before the first attempt."""
         if message.direction is not Direction.OUTBOUND or message.channel is not ChannelKind.EMAIL:
             return
         store = self.store
         if store is None:
-            log.warning("email message %s not sent: the channel is not started", message.id)
-            return
+            raise DeliveryError("email_off", "the email channel is not started", retry=True)
         thread = await self._thread_for(store, customer, conversation.id)
         if not thread.to:
-            await self._fail(store, message, "no_email_address", "the customer has no address")
-            return
+            self._fail(message, "no_email_address", "the customer has no address")
         if self.relay is None:
-            await self._fail(store, message, "email_off", "GATEWAY_EMAIL_RELAY is unset")
-            return
+            self._fail(message, "email_off", "GATEWAY_EMAIL_RELAY is unset")
         reply_to = codec.plus_address(self.address, codec.make_token(self._secret, conversation.id))
         note = refusal_note(thread.refused, self.settings.email_max_attachment_bytes)
         text = f"{message.text}\n\n{note}" if note else message.text
@@ -262,22 +263,33 @@ class EmailChannel:
             in_reply_to=thread.last_id,
             references=tuple(thread.references),
             reply_to=reply_to,
+            message_id=self._sent_id(message),
+        )
+        sent_id = str(mail["Message-ID"])
+        # The Message-ID is recorded before the relay is asked: a resend reuses it.
+        await store.set_delivery(
+            message.id, DeliveryStatus.SENDING, external_id=self.external_id(sent_id)
         )
         try:
             await self.relay.send(mail, sender=self.address, to=thread.to)
         except RelayFailed as exc:
-            await self._fail(store, message, exc.code, str(exc))
-            return
-        sent_id = str(mail["Message-ID"])
+            log.warning("email message %s not sent (%s): %s", message.id, exc.code, exc)
+            raise DeliveryError(exc.code, str(exc), retry=_transient(exc.code)) from exc
         if note:  # told once; the stored reply is what was sent
             thread.refused = ()
             await store.amend_message(message.id, text=text, reason="attachments_refused_note")
         if thread.last_id and thread.last_id not in thread.references:
             thread.references.append(thread.last_id)
-        await store.set_delivery(
-            message.id, DeliveryStatus.SENT, external_id=self.external_id(sent_id)
-        )
+        await store.set_delivery(message.id, DeliveryStatus.SENT)
         log.info("email %s sent to %s as %s", message.id, thread.to, sent_id)
+
+    def _sent_id(self, message: Message) -> str | None:
+        """The Message-ID an earlier attempt at `message` recorded, if any."""
+        prefix = f"{self.address}:"
+        known = message.external_id or ""
+        if known.startswith(prefix + "<"):
+            return known.removeprefix(prefix)
+        return None
 
     async def notify(self, to: Identity, text: str, *, subject: str) -> str:
         """A `Notifier`: mail `text` to `to` (a one-time code) as a new message outside
@@ -299,9 +311,9 @@ class EmailChannel:
         """Typing, transfers and hang-ups mean nothing by email (a transfer's words are a Reply)."""
         return None
 
-    async def _fail(self, store: Store, message: Message, code: str, why: str) -> None:
+    def _fail(self, message: Message, code: str, why: str) -> NoReturn:
         log.warning("email message %s not sent (%s): %s", message.id, code, why)
-        await store.set_delivery(message.id, DeliveryStatus.FAILED, error_code=code)
+        raise DeliveryError(code, why)
 
     # ------------------------------------------------------------ rate limit
 
@@ -328,6 +340,11 @@ class EmailChannel:
             data={"message_id": message.id, "limit": held, "per_hour": caps[held]},
         )
         return Decision(actions=(), events=(event,), intent="email.rate_limited", confidence=1.0)
+
+
+def _transient(code: str) -> bool:
+    """Whether a relay failure may pass: unreachable, timed out, or a 4xx answer."""
+    return code == "unreachable" or code.startswith("smtp_4")
 
 
 __all__ = ["Accepted", "EmailChannel", "Thread"]

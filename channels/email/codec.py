@@ -223,13 +223,15 @@ def build_reply(
     references: tuple[str, ...] = (),
     reply_to: str | None = None,
     sender_name: str = "Support",
+    message_id: str | None = None,
 ) -> EmailMessage:
-    """The agent's answer, threaded under `in_reply_to` and marked as automatic."""
+    """The agent's answer, threaded under `in_reply_to` and marked as automatic;
+    `message_id` when it is sent again (the first attempt's, so it is recognisable)."""
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = Address(display_name=sender_name, addr_spec=sender)
     msg["To"] = to
     msg["Subject"] = reply_subject(subject)
-    msg["Message-ID"] = make_msgid(domain=domain)
+    msg["Message-ID"] = message_id or make_msgid(domain=domain)
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         refs = [r for r in references if r != in_reply_to][-(MAX_REFERENCES - 1) :]

@@ -66,8 +66,10 @@ class Relay:
             raise RelayFailed("recipient_refused", str(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise RelayFailed(f"smtp_{exc.code}", exc.message) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:  # no connection, or it broke: try later
             raise RelayFailed("unreachable", f"{type(exc).__name__}: {exc}") from exc
+        except aiosmtplib.SMTPException as exc:  # the relay cannot do what we need (TLS)
+            raise RelayFailed("smtp_error", f"{type(exc).__name__}: {exc}") from exc
 
 
 __all__ = ["Relay", "RelayFailed"]

@@ -2,7 +2,8 @@
 (which goes through the dispatcher):
 
 - the prompts it says (greeting, hold, goodbye) as agent messages, with events
-  such as `phone.call_started`;
+  such as `phone.call_started`, marked `sent` at once (the call says them, not
+  the outbox);
 - once an agent message has been spoken (its last mark came back, or it was
   cut), its voice timing, and when it was cut, the text the caller heard;
 - events alone (`phone.call_ended`).
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from channels.phone.playback import Played
 from channels.phone.services import CallInfo
 from gateway.errors import ConflictError
-from gateway.models import ChannelKind, Message, VoiceTiming
+from gateway.models import ChannelKind, DeliveryStatus, Message, VoiceTiming
 from gateway.protocols import EventDraft, OutboundDraft, Store, TurnRecord, TurnStored
 
 
@@ -34,6 +35,8 @@ class CallStore:
         outbound = (OutboundDraft(text=text, channel=ChannelKind.PHONE),)
         stored = await self.record(outbound, tuple(events))
         message = stored.messages[0]
+        # The call says it itself, now: it leaves the outbox as handed to the call.
+        message = await self._store.set_delivery(message.id, DeliveryStatus.SENT)
         self._info.message_ids.append(message.id)
         return message
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from channels.phone.call import PhoneCall
 from channels.phone.services import CallInfo
 from channels.phone.transfer_routing import CallRouting
+from gateway.errors import DeliveryError
 from gateway.models import (
     Action,
     ChannelKind,
@@ -150,8 +151,10 @@ class PhoneChannel:
             return  # the caller's own words, or an internal note
         call = self._call_of(customer)
         if call is None:
+            # Said only on a live call: after the call (or a crash, which ends the
+            # stream with the process) there is no one to say it to.
             log.info("no live call for customer %s: message %s not spoken", customer.id, message.id)
-            return
+            raise DeliveryError("no_call", f"no live call for customer {customer.id}")
         call.speak(message)
 
     def open_live(

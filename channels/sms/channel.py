@@ -7,15 +7,24 @@ REST API, as one message of at most `GATEWAY_SMS_MAX_SEGMENTS` segments
 to what was sent and the original kept in its `message.cut` event). The
 customer's own messages, echoed by the dispatcher, are not sent back.
 
-Every outcome is recorded on the stored message (`Store.set_delivery`):
-Twilio's sid and first status when it accepted the message, else FAILED with
-an error code, which the store also writes as a `delivery.failed` event, so a
-reply that did not go out is visible to reps:
+Every outcome is recorded on the stored message: Twilio's sid and first status
+when it accepted the message (the outbox then marks it sent); otherwise a
+`DeliveryError` tells the outbox (gateway/outbox.py) to try again later (Twilio
+unreachable, 429, 5xx) or to mark it FAILED with the code, which the store also
+writes as a `delivery.failed` event, so a reply that did not go out is visible
+to reps:
 
 - `opted_out`: the number sent STOP (or Twilio refused with 21610); nothing is
   sent to it until it sends START;
 - Twilio's error code when it refused (21610 also marks the number opted out);
-- `timeout` / `unreachable`: Twilio did not answer in `GATEWAY_SMS_SEND_TIMEOUT_S`;
+- `timeout` / `broken`: Twilio did not answer in `GATEWAY_SMS_SEND_TIMEOUT_S`,
+  or the connection broke after the request: it may have created the message,
+  so the next attempt first looks for it there (below);
+- a reply an earlier attempt left `sending` (the process died while Twilio was
+  asked) is first looked up in Twilio's list of messages to the number: found
+  (same body, created since, a sid no stored message has), it is marked sent
+  with that sid; not found, it is sent; when Twilio cannot be asked, it fails as
+  `outcome_unknown` (at most once);
 - `no_sender`, `no_phone_number`, `sms_off`: nothing to send from or to, or
   the channel has no REST client (unset account SID or auth token).
 
@@ -29,12 +38,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from channels.sms import codec
 from channels.sms.codec import Keyword
 from channels.sms.rest import UNSUBSCRIBED, SendFailed, TwilioMessages
 from channels.sms.segments import fit_sms
-from gateway.errors import ChannelError
+from gateway.errors import ChannelError, DeliveryError
 from gateway.models import (
     Action,
     ChannelKind,
@@ -53,6 +64,8 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway.sms.channel")
 
 STATUS_PATH = "/twilio/sms/status"
+# Clocks differ: Twilio's creation time of a message may be before our stored time.
+LOOKUP_MARGIN = timedelta(minutes=2)
 MAX_ROUTES = 50_000
 
 
@@ -68,6 +81,12 @@ class SmsChannel:
         # customer's number -> (recency, the number of ours they texted)
         self._routes: dict[str, tuple[int, str]] = {}
         self._clock = itertools.count()
+
+    @property
+    def settle_s(self) -> float:
+        """How long after an unanswered request Twilio's list is trusted to show
+        whether it created the message (three send timeouts)."""
+        return 3 * self.settings.sms_send_timeout_s
 
     def attach(self, store: Store, api: TwilioMessages | None) -> None:
         self.store, self.api = store, api
@@ -96,29 +115,42 @@ class SmsChannel:
     async def publish(
         self, customer: Customer, conversation: Conversation, message: Message
     ) -> None:
+        """Send one stored reply (an outbox attempt); DeliveryError when it was not sent."""
         if message.direction is not Direction.OUTBOUND or message.channel is not ChannelKind.SMS:
             return
         store = self.store
         if store is None:
-            log.warning("SMS message %s not sent: the channel is not started", message.id)
-            return
+            raise DeliveryError("sms_off", "the SMS channel is not started", retry=True)
+        if message.external_id is not None:
+            return  # Twilio's sid is on record: it took it (a crash came before our mark)
         numbers = self.numbers(customer)
         if not numbers:
-            await self._fail(store, message, "no_phone_number", "the customer has no phone number")
-            return
+            self._fail(message, "no_phone_number", "the customer has no phone number")
         to = numbers[0]
         identity = Identity(kind=IdentityKind.PHONE, value=to)
         if await store.is_opted_out(identity):
-            await self._fail(store, message, "opted_out", f"{to} has opted out (STOP)")
-            return
+            self._fail(message, "opted_out", f"{to} has opted out (STOP)")
         sender = self.settings.twilio_sms_from or self._routes.get(to, (0, ""))[1]
         if self.api is None:
-            await self._fail(store, message, "sms_off", "no Twilio REST client (account SID?)")
-            return
+            self._fail(message, "sms_off", "no Twilio REST client (account SID?)")
         if not sender:
-            await self._fail(store, message, "no_sender", "set GATEWAY_TWILIO_SMS_FROM")
-            return
+            self._fail(message, "no_sender", "set GATEWAY_TWILIO_SMS_FROM")
         fitted = fit_sms(message.text, self.settings.sms_max_segments)
+        if message.status is DeliveryStatus.SENDING:
+            # An earlier attempt asked Twilio and its outcome was never recorded (the
+            # process died): sent again only when Twilio's list shows it did not take it,
+            # read once that attempt is surely over at Twilio.
+            age = (datetime.now(UTC) - message.created_at).total_seconds()
+            if age < self.settle_s:
+                raise DeliveryError("unsettled", "an earlier attempt may still be running",
+                                    retry=True, not_before_s=self.settle_s - age)  # fmt: skip
+            sid = await self._created_before(store, message, to, sender, fitted.text)
+            if sid is not None:
+                await store.set_delivery(message.id, DeliveryStatus.SENT, external_id=sid)
+                log.info("SMS %s had reached Twilio as %s before a restart", message.id, sid)
+                return
+        # Recorded before Twilio is asked: a crash from here on leaves it `sending`.
+        await store.set_delivery(message.id, DeliveryStatus.SENDING)
         try:
             sent = await self.api.send(
                 to=to,
@@ -129,8 +161,15 @@ class SmsChannel:
         except SendFailed as exc:
             if exc.twilio_code == UNSUBSCRIBED:
                 await store.set_opt_out(identity, True)
-            await self._fail(store, message, exc.code, str(exc))
-            return
+            log.warning("SMS message %s not sent (%s): %s", message.id, exc.code, exc)
+            # Twilio's refusals are final; anything else is tried again, and as the
+            # reply stays `sending`, the next attempt first looks for it at Twilio.
+            answered = exc.twilio_code is not None or (exc.http_status or 0) >= 400
+            final = answered and not exc.not_accepted
+            # Unanswered, Twilio may still be creating it: look only once it is done.
+            settle = 0.0 if answered or exc.not_accepted else self.settle_s
+            raise DeliveryError(exc.code, str(exc), retry=not final, not_before_s=settle,
+                                not_taken=answered or exc.not_accepted) from exc  # fmt: skip
         if fitted.text != message.text:
             reason = (
                 f"sms: shortened to {fitted.segments} {fitted.encoding} segments"
@@ -138,7 +177,9 @@ class SmsChannel:
                 else "sms: plain text"
             )
             await store.amend_message(message.id, text=fitted.text, reason=reason)
-        await store.set_delivery(message.id, sent.status, external_id=sent.sid)
+        # Taken by Twilio: sent, with its sid, in one write (callbacks move it on).
+        status = max(sent.status, DeliveryStatus.SENT, key=lambda s: s.rank)
+        await store.set_delivery(message.id, status, external_id=sent.sid)
         log.info("SMS %s sent as %s (%d %s segments)", message.id, sent.sid,
                  fitted.segments, fitted.encoding)  # fmt: skip
 
@@ -171,9 +212,29 @@ class SmsChannel:
         """Typing, transfers and hang-ups mean nothing on SMS (a transfer's words are a Reply)."""
         return None
 
-    async def _fail(self, store: Store, message: Message, code: str, why: str) -> None:
+    async def _created_before(
+        self, store: Store, message: Message, to: str, sender: str, body: str
+    ) -> str | None:
+        """The sid of the message an interrupted attempt at `message` created at Twilio,
+        or None when Twilio holds none: one to `to` from `sender` with this body, created
+        since shortly before the reply was stored, whose sid no stored message has."""
+        assert self.api is not None
+        try:
+            created = await self.api.recent(
+                to=to, from_=sender, since=message.created_at - LOOKUP_MARGIN
+            )
+        except SendFailed as exc:  # cannot tell: at most once, so not sent again
+            self._fail(message, "outcome_unknown", f"Twilio's message list: {exc}")
+        for found in reversed(created):  # oldest first
+            if found.body != body:
+                continue
+            if await store.find_message(ChannelKind.SMS, found.sid) is None:
+                return found.sid
+        return None
+
+    def _fail(self, message: Message, code: str, why: str) -> NoReturn:
         log.warning("SMS message %s not sent (%s): %s", message.id, code, why)
-        await store.set_delivery(message.id, DeliveryStatus.FAILED, error_code=code)
+        raise DeliveryError(code, why)
 
     # ------------------------------------------------------------- keywords
 

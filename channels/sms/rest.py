@@ -5,15 +5,17 @@
 with the new Message resource (`sid`, `status` "queued" or "accepted"). A
 refusal (HTTP 4xx/5xx with Twilio's JSON error body) becomes `SendFailed`
 with Twilio's error code (21610: the recipient has opted out; 21211: not a
-valid number, ...); no answer in time, or none at all, becomes `SendFailed`
-with code `timeout` or `unreachable`. Nothing from the `twilio` package
-escapes this module.
+valid number, ...); no answer in time becomes `SendFailed` with code `timeout`,
+no connection `unreachable`, a connection lost after the request `broken`
+(`SendFailed.not_accepted` says which of these Twilio surely did not take).
+Nothing from the `twilio` package escapes this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 import aiohttp
 from twilio.base.exceptions import TwilioException
@@ -39,10 +41,22 @@ class SendFailed(ChannelError):
     """The message was not sent. `code`: Twilio's error code when it refused (as text;
     `refused` when it gave none), else `timeout` or `unreachable`."""
 
-    def __init__(self, code: str, detail: str, *, twilio_code: int | None = None) -> None:
+    def __init__(
+        self, code: str, detail: str, *, twilio_code: int | None = None,
+        http_status: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(detail)
         self.code = code
         self.twilio_code = twilio_code
+        self.http_status = http_status
+
+    @property
+    def not_accepted(self) -> bool:
+        """Twilio surely did not take the message and may later: it could not be reached,
+        or it answered "too many requests" or a server error. (A timeout is not: Twilio
+        may have created the message without our hearing of it.)"""
+        status = self.http_status or 0
+        return self.code == "unreachable" or status == 429 or status >= 500
 
 
 class TwilioMessages(TwilioRest):
@@ -76,15 +90,19 @@ class TwilioMessages(TwilioRest):
                 )
         except TwilioException as exc:
             code, detail = describe(exc)
+            status = getattr(exc, "status", None)
             raise SendFailed(
                 str(code) if code is not None else "refused",
                 f"Twilio refused an SMS to {to}: {detail}",
                 twilio_code=code,
+                http_status=status if isinstance(status, int) else None,
             ) from exc
         except TimeoutError as exc:
             raise SendFailed("timeout", f"Twilio did not answer in {self.timeout_s} s") from exc
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
             raise SendFailed("unreachable", f"cannot reach Twilio: {exc!r}") from exc
+        except aiohttp.ClientError as exc:  # the request may have reached Twilio
+            raise SendFailed("broken", f"Twilio's answer was lost: {exc!r}") from exc
         sid = str(created.sid or "")
         if not sid:
             raise SendFailed("refused", "Twilio answered without a message sid")
@@ -92,6 +110,37 @@ class TwilioMessages(TwilioRest):
         status = _ACCEPTED.get(raw, DeliveryStatus.QUEUED)
         segments = int(created.num_segments) if str(created.num_segments or "").isdigit() else None
         return Sent(sid=sid, status=status, segments=segments)
+
+    async def recent(self, *, to: str, from_: str, since: datetime) -> list[Created]:
+        """The messages Twilio holds from `from_` to `to` (GET Messages.json with To and
+        From, page by page, newest first) created since `since`; SendFailed when Twilio
+        cannot be asked."""
+        found: list[Created] = []
+        try:
+            async with asyncio.timeout(self.timeout_s * 3):
+                pages = await self.client.messages.stream_async(to=to, from_=from_, page_size=100)
+                async for m in pages:
+                    if m.date_created is not None and m.date_created < since:
+                        break  # newest first: the rest is older still
+                    if m.sid:
+                        found.append(Created(str(m.sid), str(m.body or ""), m.date_created))
+        except TwilioException as exc:
+            code, detail = describe(exc)
+            raise SendFailed(str(code or "refused"), f"Twilio's message list: {detail}") from exc
+        except TimeoutError as exc:
+            raise SendFailed("timeout", "Twilio did not list messages in time") from exc
+        except aiohttp.ClientError as exc:
+            raise SendFailed("unreachable", f"cannot reach Twilio: {exc!r}") from exc
+        return found
+
+
+@dataclass(frozen=True)
+class Created:
+    """A message Twilio holds (for finding one whose creation we did not hear of)."""
+
+    sid: str
+    body: str
+    created: datetime | None
 
 
 _ACCEPTED = {
@@ -101,4 +150,4 @@ _ACCEPTED = {
     "sent": DeliveryStatus.SENT,
 }
 
-__all__ = ["UNSUBSCRIBED", "SendFailed", "Sent", "TwilioMessages"]
+__all__ = ["UNSUBSCRIBED", "Created", "SendFailed", "Sent", "TwilioMessages"]

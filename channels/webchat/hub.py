@@ -9,6 +9,8 @@ A session is registered under the identity key it chats as (`webchat:<visitor
 id>` or `account:<user id>`) before its history is read; live messages that
 arrive meanwhile are held back and released after the history, minus those the
 history already contained, so the switch-over neither loses nor repeats one.
+Live messages may arrive out of `seq` order (several nodes write for one
+customer): each is sent once, whatever its place (clients order by `seq`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gateway.models import (
 log = logging.getLogger(__name__)
 
 OUTBOX_MAX = 512
+SENT_MAX = 2048  # seqs above the history a socket remembers having sent
 SEND_TIMEOUT_S = 10.0
 
 
@@ -47,6 +50,11 @@ class Session:
         self.ws = ws
         self.key: str | None = None  # hub key once registered
         self.last_seq = 0  # newest message seq sent to this socket
+        # Every seq up to `_floor` was sent (the history); above it, those in `_sent`.
+        # Live messages from several writers (nodes) arrive out of order: a lower seq
+        # not sent yet still goes out, and none goes out twice.
+        self._floor = 0
+        self._sent: set[int] = set()
         self._live = False
         self._held: list[Message] = []
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=outbox_max)
@@ -73,12 +81,24 @@ class Session:
         """A stored message for this socket: held until history is sent, never repeated."""
         if not self._live:
             self._held.append(message)
-        elif message.seq > self.last_seq:
-            self.last_seq = message.seq
-            self.send(codec.message_frame(message))
+            return
+        seq = message.seq
+        if seq <= self._floor or seq in self._sent:
+            return
+        self._sent.add(seq)
+        self.last_seq = max(self.last_seq, seq)
+        if len(self._sent) > SENT_MAX:
+            # Bounded memory: the oldest half counts as sent from now on (a message
+            # that far behind the others would be lost to this socket only).
+            ordered = sorted(self._sent)
+            half = len(ordered) // 2
+            self._floor = ordered[half - 1]
+            self._sent = set(ordered[half:])
+        self.send(codec.message_frame(message))
 
     def go_live(self, last_seq: int) -> None:
-        """History up to `last_seq` is queued: release held messages newer than it."""
+        """History up to `last_seq` is queued: release held messages not in it."""
+        self._floor = max(self._floor, last_seq)
         self.last_seq = max(self.last_seq, last_seq)
         self._live = True
         held, self._held = sorted(self._held, key=lambda m: m.seq), []

@@ -146,7 +146,8 @@ class ConsoleApprovals:
         customer = await self.store.get_customer(stored.conversation.customer_id)
         if self.service.router.metrics is not None:
             self.service.router.metrics.count_stored(stored.messages)
-        await deliver(self.channels, customer, stored.conversation, stored.messages)
+        await deliver(self.service.intake.outbox, customer, stored.conversation,
+                      stored.messages)  # fmt: skip
         data = {
             "conversation_id": conversation_id,
             "approval_id": approval_id,

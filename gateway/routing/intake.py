@@ -19,6 +19,7 @@ from gateway.models import (
     Identity,
     Message,
 )
+from gateway.outbox import Outbox
 from gateway.protocols import ChannelRegistry, EventDraft, OutboundDraft
 from gateway.routing import policy
 from gateway.routing.models import ConsoleEventDraft, WorkKind
@@ -41,21 +42,14 @@ _CHOICES = {"callback": "callback", "call": "callback", "sms": "sms", "text": "s
 
 
 async def deliver(
-    channels: ChannelRegistry,
+    outbox: Outbox,
     customer: Customer,
     conversation: Conversation,
     messages: Sequence[Message],
 ) -> None:
     """Send stored messages exactly as the agent's replies are sent: through the
-    channel each was stored for (the customer's current one)."""
-    for message in messages:
-        channel = channels.get(message.channel)
-        if channel is None:
-            continue
-        try:
-            await channel.publish(customer, conversation, message)
-        except GatewayError as exc:
-            log.warning("delivery on %s failed: %s", message.channel.value, exc)
+    outbox, on the channel each was stored for (the customer's current one)."""
+    await outbox.send(customer, conversation, messages)
 
 
 def message_json(message: Message) -> dict[str, object]:
@@ -92,10 +86,12 @@ class Intake:
     """Puts handed-over conversations in their queue and tells the customer what next."""
 
     def __init__(
-        self, router: Router, channels: ChannelRegistry, *, account_of: AccountLookup | None = None
-    ) -> None:
+        self, router: Router, channels: ChannelRegistry, outbox: Outbox, *,
+        account_of: AccountLookup | None = None,
+    ) -> None:  # fmt: skip
         self.router = router
         self.channels = channels
+        self.outbox = outbox
         self.account_of = account_of
         settings = router.settings
         self.hours = policy.parse_hours(settings.business_hours)
@@ -145,7 +141,7 @@ class Intake:
             assert applied.entry is not None
             router.add_waiting(applied.entry)
         assert applied.conversation is not None
-        await deliver(self.channels, customer, applied.conversation, applied.messages)
+        await deliver(self.outbox, customer, applied.conversation, applied.messages)
         await router.pump()
 
     async def call_step(self, conversation_id: int, kind: str, data: dict[str, Any]) -> None:
@@ -249,4 +245,4 @@ class Intake:
             )
         )  # fmt: skip
         assert applied.conversation is not None
-        await deliver(self.channels, customer, applied.conversation, applied.messages)
+        await deliver(self.outbox, customer, applied.conversation, applied.messages)

@@ -347,4 +347,4 @@ class RoutingService:
     async def _deliver(self, conversation: Conversation, messages: tuple[Message, ...]) -> None:
         if messages:
             customer = await self.store.get_customer(conversation.customer_id)
-            await deliver(self.channels, customer, conversation, messages)
+            await deliver(self.intake.outbox, customer, conversation, messages)

@@ -25,6 +25,7 @@ from gateway.keys import (
     CHANNELS,
     DISPATCHER,
     METRICS,
+    OUTBOX,
     SECRET_KEY,
     SETTINGS,
     STORE,
@@ -162,7 +163,7 @@ async def _routing_ctx(app: web.Application) -> AsyncIterator[None]:
         SharedFeed(state.hub, bus, routing) if bus.shared else LocalFeed(state.hub)
     )
     router = Router(settings, store, routing, feed, app[METRICS])
-    intake = Intake(router, channels, account_of=_account_lookup(app))
+    intake = Intake(router, channels, app[OUTBOX], account_of=_account_lookup(app))
     router.on_orphan.append(intake.handover)
     service = RoutingService(
         router, intake, store, channels,

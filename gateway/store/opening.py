@@ -24,11 +24,15 @@ async def open_store(settings: Settings) -> Store:
             Path(url.removeprefix("sqlite:///")),
             synchronous=settings.sqlite_synchronous,
             batch_max=settings.store_batch_max,
+            outbox_lease_ms=int(settings.outbox_lease_s * 1000),
         )
     if is_postgres(url):
         from gateway.store.postgres import PostgresStore
 
-        return await PostgresStore.open(url, pool_max=settings.database_pool_max)
+        return await PostgresStore.open(
+            url, pool_max=settings.database_pool_max,
+            outbox_lease_ms=int(settings.outbox_lease_s * 1000),
+        )  # fmt: skip
     raise ConfigError(
         f"GATEWAY_DATABASE_URL: unsupported database {url.split(':', 1)[0]!r};"
         " use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import NotFoundError
-from gateway.models import Direction, Message
+from gateway.models import DeliveryStatus, Direction, Message
 from gateway.protocols import FreshTurn, TurnRecord, TurnStored
 from gateway.store.pg_linking import IdentityMoved
 from gateway.store.rows import (
@@ -24,7 +24,7 @@ from gateway.store.rows import (
     identity_from_row,
     message_from_row,
 )
-from gateway.store.rules import turn_changes
+from gateway.store.rules import OUTBOX_LEASE_MS, turn_changes
 
 Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
 
@@ -42,8 +42,12 @@ WITH s AS (
     UPDATE customers SET last_seq = $4 WHERE id = $2 AND cardinality($5::bigint[]) > 0
 ), m AS (
     INSERT INTO messages (conversation_id, customer_id, seq, direction, author, channel,
-                          text, meta, handled, created_at)
-    SELECT $1, $2, t.seq, t.direction, t.author, t.channel, t.text, t.meta, true, $3
+                          text, meta, handled, status, next_attempt_at, claimed_until,
+                          created_at)
+    SELECT $1, $2, t.seq, t.direction, t.author, t.channel, t.text, t.meta, true,
+           CASE WHEN t.direction = 'outbound' THEN 'queued' END,
+           CASE WHEN t.direction = 'outbound' THEN $3::bigint END,
+           CASE WHEN t.direction = 'outbound' THEN $3::bigint + {lease} END, $3
     FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $13::text[])
          WITH ORDINALITY AS t(seq, direction, author, channel, text, meta, n)
     ORDER BY t.n
@@ -75,12 +79,17 @@ async def lock_turn(conn: Conn, conversation_id: int) -> dict[str, Any]:
 
 
 async def write_turn(
-    conn: Conn, conv: dict[str, Any], turn: TurnRecord, events: list[tuple[str, str]], ts: int
+    conn: Conn,
+    conv: dict[str, Any],
+    turn: TurnRecord,
+    events: list[tuple[str, str]],
+    ts: int,
+    lease_ms: int = OUTBOX_LEASE_MS,
 ) -> TurnStored:
     """Write `turn` on the conversation locked by `lock_turn` (version checked by the
     caller): its messages, numbered after the customer's last, `events` (kind, JSON
     data) and the state.changed event the rules add, the handled flag, the
-    conversation's new columns."""
+    conversation's new columns. Its replies enter the outbox claimed for `lease_ms`."""
     cust = int(conv["customer_id"])
     first = int(conv["_last_seq"]) + 1
     drafts = turn.outbound
@@ -90,7 +99,7 @@ async def write_turn(
     updates = changes.updates
     sets = ", ".join(f"{k}=${i}" for i, k in enumerate(updates, start=_FIXED_PARAMS + 1))
     row = await conn.fetchrow(
-        _WRITE.format(sets=sets),
+        _WRITE.format(sets=sets, lease=int(lease_ms)),
         conv["id"], cust, ts, first + len(drafts) - 1,
         list(range(first, first + len(drafts))),
         [d.direction.value for d in drafts], [d.author.value for d in drafts],
@@ -106,7 +115,8 @@ async def write_turn(
             "direction": d.direction.value, "author": d.author.value,
             "channel": d.channel.value, "text": d.text, "external_id": None,
             "confidence": None, "start_ms": None, "end_ms": None, "meta": draft_meta(d),
-            "status": None, "error_code": None, "created_at": ts,
+            "status": DeliveryStatus.QUEUED.value if d.direction is Direction.OUTBOUND else None,
+            "error_code": None, "created_at": ts,
         })
         for mid, seq, d in zip(row["_message_ids"], range(first, first + len(drafts)), drafts,
                                strict=True)

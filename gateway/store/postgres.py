@@ -41,17 +41,24 @@ from gateway.protocols import (
     Ingested,
     Linked,
     OpenedSession,
+    Pending,
     TurnRecord,
     TurnStored,
 )
-from gateway.store import migrate
+from gateway.store import migrate, pg_outbox
 from gateway.store import pg_reads as reads
 from gateway.store.pg_ingest import ingest_known
 from gateway.store.pg_linking import IdentityMoved, link
 from gateway.store.pg_session import Conn, Sessions
 from gateway.store.pg_turns import fresh_turn, lock_turn, write_turn
 from gateway.store.rows import dumps, message_from_row, message_meta, now_ms, to_ms
-from gateway.store.rules import delivery_failed, delivery_moves, version_conflict
+from gateway.store.rules import (
+    OUTBOX_LEASE_MS,
+    delivery_failed,
+    delivery_moves,
+    leaves_outbox,
+    version_conflict,
+)
 from gateway.store.urls import PgUrl
 
 log = logging.getLogger(__name__)
@@ -74,13 +81,18 @@ _INSERT_MESSAGE = (
 class PostgresStore:
     """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`."""
 
-    def __init__(self, url: PgUrl, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, url: PgUrl, pool: asyncpg.Pool, *, outbox_lease_ms: int = OUTBOX_LEASE_MS
+    ) -> None:
         self.url = url
         self.pool = pool
+        self.outbox_lease_ms = outbox_lease_ms  # see rules.OUTBOX_LEASE_MS
         self.sessions = Sessions(self)
 
     @classmethod
-    async def open(cls, url: str, *, pool_max: int = 20) -> PostgresStore:
+    async def open(
+        cls, url: str, *, pool_max: int = 20, outbox_lease_ms: int = OUTBOX_LEASE_MS
+    ) -> PostgresStore:
         """Migrate the database at `url` and open a connection pool. ConfigError naming
         GATEWAY_DATABASE_URL when it cannot be reached."""
         pg = PgUrl.parse(url)
@@ -99,7 +111,7 @@ class PostgresStore:
             raise ConfigError(
                 f"GATEWAY_DATABASE_URL: cannot connect to {pg.redacted}: {_first_line(exc)}"
             ) from exc
-        return cls(pg, pool)
+        return cls(pg, pool, outbox_lease_ms=outbox_lease_ms)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -198,7 +210,7 @@ class PostgresStore:
             if conflict is not None:
                 raise ConflictError(conflict)
         events = [(e.kind, dumps(e.data)) for e in turn.events]
-        return await write_turn(conn, conv, turn, events, now_ms())
+        return await write_turn(conn, conv, turn, events, now_ms(), self.outbox_lease_ms)
 
     async def fresh_turn(self, message: Message, history: int) -> FreshTurn | None:
         """See `TurnGate.fresh` (the turn gate's one read, pg_turns.py)."""
@@ -283,11 +295,30 @@ class PostgresStore:
                 "UPDATE messages SET status=$2, error_code=$3 WHERE id=$1 RETURNING *",
                 message_id, status.value, error_code,
             )  # fmt: skip
+            if leaves_outbox(status):
+                row = await conn.fetchrow(
+                    "UPDATE messages SET next_attempt_at=NULL, claimed_until=NULL WHERE id=$1"
+                    " RETURNING *", message_id,
+                )  # fmt: skip
             if delivery_failed(status):
                 data = {"message_id": message_id, "status": status.value, "error_code": error_code}
                 await self.sessions.event(conn, row["conversation_id"], row["customer_id"],
                                           "delivery.failed", data, now_ms())  # fmt: skip
         return message_from_row(row)
+
+    async def claim_outbox(self, limit: int) -> list[Pending]:
+        lease = self.outbox_lease_ms
+        return await self.write(lambda conn: pg_outbox.claim_outbox(conn, limit, lease))
+
+    async def retry_delivery(
+        self, message_id: int, delay_ms: int, error_code: str, *, not_taken: bool = False
+    ) -> None:
+        await self.write(
+            lambda conn: pg_outbox.retry_delivery(conn, message_id, delay_ms, error_code, not_taken)
+        )
+
+    async def release_outbox(self) -> int:
+        return await self.write(pg_outbox.release_outbox)
 
     async def set_opt_out(self, identity: Identity, opted_out: bool) -> bool:
         async def op(conn: Conn) -> bool:

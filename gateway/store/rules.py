@@ -67,6 +67,18 @@ def delivery_failed(status: DeliveryStatus) -> bool:
     return status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
 
 
+# A reply stored by a turn is claimed by the node that stored it for this long (it
+# sends it at once); a node that dies holding claims leaves them to others after it.
+# Longer than one send takes (the SMS and relay timeouts); GATEWAY_OUTBOX_LEASE_S.
+OUTBOX_LEASE_MS = 60_000
+
+
+def leaves_outbox(status: DeliveryStatus) -> bool:
+    """Whether a reply marked `status` is done with the outbox (the provider took it,
+    or it failed for good); `sending` stays in it: the attempt's outcome is unknown."""
+    return status.rank >= DeliveryStatus.SENT.rank
+
+
 # ---------------------------------------------------------------- linking
 
 

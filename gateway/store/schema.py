@@ -94,12 +94,18 @@ messages = Table(
     Column("meta", Text),  # JSON: attachments, channel headers, ...
     Column("status", String(20)),  # outbound delivery status
     Column("error_code", String(20)),
+    # The outbox (0005): a reply is in it while `next_attempt_at` is set; a sender
+    # claims it until `claimed_until`, so two nodes never send the same reply at once.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger),
+    Column("claimed_until", BigInteger),
     Column("created_at", BigInteger, nullable=False),
     # De-duplication of provider retries: the database decides, not a cache.
     UniqueConstraint("channel", "external_id"),
     # Gap-free per-customer numbering that clients resume from.
     UniqueConstraint("customer_id", "seq"),
     Index("ix_messages_unhandled", "handled", "direction"),
+    Index("ix_messages_next_attempt_at", "next_attempt_at"),
     # Reports: the first reply by a rep of a range of conversations (0009).
     Index(
         "ix_messages_author_conversation", "author", "direction", "conversation_id", "created_at"

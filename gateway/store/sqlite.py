@@ -41,6 +41,7 @@ from gateway.protocols import (
     Linked,
     LinkResult,
     OpenedSession,
+    Pending,
     TurnRecord,
     TurnStored,
 )
@@ -55,7 +56,7 @@ from gateway.store.rows import (
     now_ms,
     to_ms,
 )
-from gateway.store.rules import turn_changes, version_conflict
+from gateway.store.rules import OUTBOX_LEASE_MS, turn_changes, version_conflict
 from gateway.store.sqlite_connect import acquire_lock, connect_reader, connect_writer
 from gateway.store.sqlite_session import Sessions, insert_event
 from gateway.store.writer import GroupCommitWriter
@@ -66,8 +67,8 @@ T = TypeVar("T")
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (conversation_id, customer_id, seq, direction, author, channel, text,"
-    " external_id, confidence, start_ms, end_ms, handled, meta, created_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " external_id, confidence, start_ms, end_ms, handled, meta, status, next_attempt_at,"
+    " claimed_until, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -76,12 +77,13 @@ class SqliteStore:
 
     def __init__(
         self, path: Path, *, synchronous: str = "FULL", batch_max: int = 256,
-        exclusive: bool = True,
+        exclusive: bool = True, outbox_lease_ms: int = OUTBOX_LEASE_MS,
     ) -> None:  # fmt: skip
         """`exclusive` False (only `gateway reps`, beside a running gateway): no lock and
         no migration; only the routing store's own rows may then be written (reps, which
         hold no writer cache; SQLite's own locking orders the two writers' commits)."""
         self.path = path
+        self.outbox_lease_ms = outbox_lease_ms  # see rules.OUTBOX_LEASE_MS
         self._synchronous = synchronous
         self._lock_file = acquire_lock(path) if exclusive else None
         try:
@@ -162,7 +164,7 @@ class SqliteStore:
             conv["id"], cust["id"], seq, Direction.INBOUND.value, "customer",
             msg.channel.value, msg.text, msg.external_id, msg.confidence,
             timing.start_ms if timing else None, timing.end_ms if timing else None,
-            0, message_meta(msg.attachments), ts,
+            0, message_meta(msg.attachments), None, None, None, ts,
         )  # fmt: skip
         cur = conn.execute(_INSERT_MESSAGE, params)
         row = dict(zip(_MESSAGE_COLUMNS, (cur.lastrowid, *params), strict=True))
@@ -243,9 +245,13 @@ class SqliteStore:
         stored: list[Message] = []
         for draft in turn.outbound:
             seq = self._sessions.next_seq(conn, cust)
+            # A reply enters the outbox with its turn, claimed by this node (it sends it now).
+            out = draft.direction is Direction.OUTBOUND
             params = (
                 conv["id"], cust["id"], seq, draft.direction.value, draft.author.value,
-                draft.channel.value, draft.text, None, None, None, None, 1, draft_meta(draft), ts,
+                draft.channel.value, draft.text, None, None, None, None, 1, draft_meta(draft),
+                DeliveryStatus.QUEUED.value if out else None, ts if out else None,
+                ts + self.outbox_lease_ms if out else None, ts,
             )  # fmt: skip
             cur = conn.execute(_INSERT_MESSAGE, params)
             stored.append(
@@ -294,6 +300,20 @@ class SqliteStore:
         return await self._writer.submit(
             lambda conn: delivery.update_delivery(conn, channel, external_id, status, error_code)
         )
+
+    async def claim_outbox(self, limit: int) -> list[Pending]:
+        lease = self.outbox_lease_ms
+        return await self._writer.submit(lambda conn: delivery.claim_outbox(conn, limit, lease))
+
+    async def retry_delivery(
+        self, message_id: int, delay_ms: int, error_code: str, *, not_taken: bool = False
+    ) -> None:
+        await self._writer.submit(
+            lambda conn: delivery.retry_delivery(conn, message_id, delay_ms, error_code, not_taken)
+        )
+
+    async def release_outbox(self) -> int:
+        return await self._writer.submit(delivery.release_outbox)
 
     async def set_opt_out(self, identity: Identity, opted_out: bool) -> bool:
         return await self._writer.submit(
@@ -385,7 +405,8 @@ class SqliteStore:
 
 _MESSAGE_COLUMNS = (
     "id", "conversation_id", "customer_id", "seq", "direction", "author", "channel", "text",
-    "external_id", "confidence", "start_ms", "end_ms", "handled", "meta", "created_at",
+    "external_id", "confidence", "start_ms", "end_ms", "handled", "meta", "status",
+    "next_attempt_at", "claimed_until", "created_at",
 )  # fmt: skip
 
 

@@ -124,6 +124,32 @@ async def test_held_messages_are_released_after_history_without_repeats() -> Non
     assert len(sock.sent) == 4
 
 
+async def test_out_of_order_live_messages_are_each_sent_once() -> None:
+    # Two writers (nodes) for one customer: seq 9 may reach the socket after 10.
+    sock = FakeSocket()
+    s = session(sock)
+    s.go_live(4)
+    for seq in (6, 8, 5, 7, 8, 6, 4, 3, 9):
+        s.deliver(msg(seq))
+    await settle()
+    assert [f.get("seq") for f in sock.sent] == [6, 8, 5, 7, 9]
+    await s.stop()
+
+
+async def test_many_out_of_order_messages_stay_bounded_and_unrepeated() -> None:
+    sock = FakeSocket()
+    s = session(sock, outbox_max=100_000)
+    s.go_live(0)
+    order = [seq for pair in zip(range(2, 6002, 2), range(1, 6001, 2), strict=True)
+             for seq in pair]  # fmt: skip
+    for seq in order + order[-50:]:
+        s.deliver(msg(seq))
+    await settle()
+    sent = [f.get("seq") for f in sock.sent]
+    assert sorted(sent) == list(range(1, 6001))
+    await s.stop()
+
+
 async def test_channel_signals_and_internal_messages() -> None:
     hub = Hub()
     channel = WebchatChannel(hub)

@@ -6,10 +6,12 @@ Point the real `twilio` client at it with `GATEWAY_TWILIO_API_URL`. It checks th
 account in the path and the Basic credentials like Twilio (401, error 20003), answers
 a created message with a realistic Message resource (`sid` SM..., `status` queued),
 and can be scripted to refuse the next sends with Twilio's JSON error body
-(`refuse_next(400, 21610, ...)`). A created call gets a Call resource (`sid` CA...,
-`status` queued) and is live until completed; a call update with `Twiml` is
-recorded in `redirects` and reported to `on_redirect` (as Twilio would then run
-that TwiML: a test plays what happens next).
+(`refuse_next(400, 21610, ...)`), or to answer slowly after accepting a message
+(`answer_delay_s`: a crash in between leaves the sender not knowing). A created
+call gets a Call resource (`sid` CA..., `status` queued) and is live until
+completed; a call update with `Twiml` is recorded in `redirects` and reported to
+`on_redirect` (as Twilio would then run that TwiML: a test plays what happens next).
+Created messages are listed (GET Messages.json, by `To` and `From`) as Twilio does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -62,6 +65,9 @@ class FakeTwilioRest:
         self.messages: list[dict[str, str]] = []  # accepted message creations (the form)
         self.refused: list[dict[str, str]] = []  # message creations answered with an error
         self._refusals: list[tuple[int, int, str]] = []
+        self.answer_delay_s = 0.0  # accept a message at once, answer only after this
+        self.resources: list[dict[str, object]] = []  # created Message resources, in order
+        self.lookups = 0  # message list reads
         self._sids = (f"SM{n:032x}" for n in itertools.count(1))
         self.created: list[CreatedCall] = []  # accepted call creations
         self.redirects: list[tuple[str, str]] = []  # (call SID, TwiML) of accepted updates
@@ -76,6 +82,7 @@ class FakeTwilioRest:
         base = f"/{API_VERSION}/Accounts/{{account}}"
         app.router.add_post(base + "/Calls/{call}.json", self._update_call)
         app.router.add_post(base + "/Messages.json", self._create_message)
+        app.router.add_get(base + "/Messages.json", self._list_messages)
         app.router.add_post(base + "/Calls.json", self._create_call)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -184,9 +191,40 @@ class FakeTwilioRest:
                 self.refused.append(form)
                 return twilio_error(status, code, message)
             self.messages.append(form)
-            return web.json_response(self._resource(form), status=201)
+            resource = self._resource(form)
+            self.resources.append(resource)
+            self._changed.set()
+            if self.answer_delay_s:  # created, but the answer is slow to come back
+                await asyncio.sleep(self.answer_delay_s)
+            return web.json_response(resource, status=201)
         finally:
             self._changed.set()
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        """Twilio's message list, newest first, filtered by `To` and `From`, in pages."""
+        if not self._authorized(request):
+            return twilio_error(401, 20003, "Authenticate")
+        self.lookups += 1
+        q = request.query
+        found = [
+            r
+            for r in reversed(self.resources)
+            if q.get("To") in (None, r["to"]) and q.get("From") in (None, r["from"])
+        ]
+        size, page = int(q.get("PageSize", "50")), int(q.get("Page", "0"))
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        rest = {k: v for k, v in q.items() if k not in ("Page", "PageSize")}
+        more = len(found) > (page + 1) * size
+
+        def page_uri(n: int) -> str:
+            return f"{uri}?{urlencode({**rest, 'PageSize': size, 'Page': n})}"
+
+        return web.json_response({
+            "messages": found[page * size:(page + 1) * size], "start": page * size,
+            "end": min((page + 1) * size, len(found)) - 1, "page": page, "page_size": size,
+            "first_page_uri": page_uri(0), "next_page_uri": page_uri(page + 1) if more else None,
+            "previous_page_uri": page_uri(page - 1) if page else None, "uri": page_uri(page),
+        })  # fmt: skip
 
     def _resource(self, form: dict[str, str]) -> dict[str, object]:
         sid = next(self._sids)

@@ -280,5 +280,5 @@ async def test_credentials_are_never_sent_without_tls(
     jane = await mailer.store.find_customer(email(JANE))
     assert jane is not None
     out = (await mailer.store.history(jane.id))[-1]
-    assert out.status is DeliveryStatus.FAILED and out.error_code == "unreachable"
+    assert out.status is DeliveryStatus.FAILED and out.error_code == "smtp_error"
     assert relay.mails == []
