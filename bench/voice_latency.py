@@ -96,16 +96,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from channels.phone.audio import (  # noqa: E402
+from channels.phone.tools.simulate import speech_end_s  # noqa: E402
+from channels.phone.tools.simulator import TwilioApiStandIn, TwilioSimulator  # noqa: E402
+from channels.speech.audio import (  # noqa: E402
     MULAW_RATE,
     STT_RATE,
     mulaw_decode,
     read_mulaw_wav,
     split_frames,
 )
-from channels.phone.simulate import speech_end_s  # noqa: E402
-from channels.phone.simulator import TwilioApiStandIn, TwilioSimulator  # noqa: E402
-from channels.phone.stt import WhisperTranscriber  # noqa: E402
+from channels.speech.stt import WhisperTranscriber  # noqa: E402
 from gateway.protocols import Transcript  # noqa: E402
 
 try:
@@ -186,7 +186,7 @@ def likeness(heard: Any, reference: Any, shift: int = 30) -> float:
 
 def fixture_references(fixtures: dict[str, Fixture]) -> list[tuple[int, Any, str]]:
     """(samples at 16 kHz, envelope, words) of each fixture as the real endpointer cuts it."""
-    from channels.phone.vad import Endpointer, UtteranceEnded
+    from channels.speech.vad import Endpointer, UtteranceEnded
 
     known = []
     silence = bytes([0xFF]) * (MULAW_RATE // 2)

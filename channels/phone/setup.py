@@ -21,19 +21,18 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.phone.call.voice import PhonePrompts
 from channels.phone.channel import PhoneChannel
-from channels.phone.rest import TwilioCalls
 from channels.phone.services import AccountLookup, CallServices
-from channels.phone.silero import SileroVad
 from channels.phone.state import PHONE, PhoneState
-from channels.phone.stt import WhisperTranscriber
-from channels.phone.transfer import WarmTransfers
-from channels.phone.transfer_audio import SignedAudio
-from channels.phone.transfer_routing import RoutingTargets
-from channels.phone.transfer_state import ConfiguredTargets
-from channels.phone.transfer_web import add_routes as add_transfer_routes
-from channels.phone.transfer_web import transfer_audio, transfer_callback
-from channels.phone.transport import (
+from channels.phone.transfer.audio import SignedAudio
+from channels.phone.transfer.routing import RoutingTargets
+from channels.phone.transfer.state import ConfiguredTargets
+from channels.phone.transfer.warm import WarmTransfers
+from channels.phone.transfer.web import add_routes as add_transfer_routes
+from channels.phone.transfer.web import transfer_audio, transfer_callback
+from channels.phone.twilio.rest import TwilioCalls
+from channels.phone.twilio.transport import (
     CALL_PATH,
     MEDIA_PATH,
     STATUS_PATH,
@@ -44,9 +43,10 @@ from channels.phone.transport import (
     status_callback,
     voice_webhook,
 )
-from channels.phone.tts import EspeakSynthesizer
-from channels.phone.vad import EndpointerConfig
-from channels.phone.voice import PhonePrompts
+from channels.speech.silero import SileroVad
+from channels.speech.stt import WhisperTranscriber
+from channels.speech.tts import EspeakSynthesizer
+from channels.speech.vad import EndpointerConfig
 from channels.twilio.signature import TwilioSignatures
 from gateway.app import (
     BACKEND,

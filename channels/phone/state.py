@@ -8,7 +8,7 @@ from aiohttp import web
 
 from channels.phone.channel import PhoneChannel
 from channels.phone.services import CallServices
-from channels.phone.transfer import WarmTransfers
+from channels.phone.transfer.warm import WarmTransfers
 from channels.twilio.signature import TwilioSignatures
 from gateway.settings import Settings
 

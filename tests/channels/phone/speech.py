@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from channels.phone.audio import (
+from channels.speech.audio import (
     MULAW_RATE,
     Int16Array,
     mulaw_encode,
@@ -20,7 +20,7 @@ from channels.phone.audio import (
     resample,
     split_frames,
 )
-from channels.phone.vad import Endpointer, EndpointerConfig, EndpointEvent
+from channels.speech.vad import Endpointer, EndpointerConfig, EndpointEvent
 
 SPEECH_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "speech"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.simulator import TwilioSimulator
+from channels.phone.tools.simulator import TwilioSimulator
 from gateway.app import DISPATCHER, STORE
 from gateway.models import (
     AuthorKind,
@@ -217,7 +217,7 @@ async def test_the_agent_hangs_up_after_its_goodbye_has_been_heard(
     assert not sim.received.clears
 
     # Completing a call that has already ended (Twilio error 20404) is not an error.
-    from channels.phone.rest import TwilioCalls
+    from channels.phone.twilio.rest import TwilioCalls
 
     calls = TwilioCalls(ACCOUNT_SID, "test-auth-token-0123456789abcdef", api)
     try:

@@ -1,5 +1,5 @@
 """A turn whose words read as finished ends after the short quick-end silence;
-anything else waits the whole end-of-turn silence (channels/phone/turns.py)."""
+anything else waits the whole end-of-turn silence (channels/speech/turns.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from numpy.typing import NDArray
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.audio import STT_RATE
-from channels.phone.simulator import TwilioSimulator
-from channels.phone.turns import looks_complete
+from channels.phone.tools.simulator import TwilioSimulator
+from channels.speech.audio import STT_RATE
+from channels.speech.turns import looks_complete
 from gateway.app import STORE
 from gateway.models import ChannelKind
 from gateway.protocols import Transcript

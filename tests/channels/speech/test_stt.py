@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from channels.phone.audio import mulaw_to_pcm, pcm16_to_float32, read_mulaw_wav
-from channels.phone.stt import (
+from channels.speech.audio import mulaw_to_pcm, pcm16_to_float32, read_mulaw_wav
+from channels.speech.stt import (
     MAX_TOKENS,
     ModelLoadError,
     ModelMissing,

@@ -6,7 +6,7 @@ with a progress bar; on a machine without internet it fails with one clear line.
 
 Wiring into `gateway.cli` (argparse):
 
-    from channels.phone import models_cli
+    from channels.speech import models_cli
     models_cli.add_models_parser(sub)                 # adds `models pull NAME` / `models list`
     ...
     if args.command == "models":
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from channels.phone.stt import (
+from channels.speech.stt import (
     REPO_ID,
     ModelMissing,
     known_models,
@@ -162,7 +162,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m channels.phone.models_cli pull tiny.en` without the gateway CLI."""
+    """`python -m channels.speech.models_cli pull tiny.en` without the gateway CLI."""
     from gateway.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="gateway")

@@ -23,10 +23,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from channels.phone import codec, twiml
-from channels.phone.call import PhoneCall
+from channels.phone.call.phone_call import PhoneCall
 from channels.phone.services import CallInfo
 from channels.phone.state import PHONE
+from channels.phone.twilio import codec, twiml
 from channels.twilio.signature import check_account, refuse
 from gateway.app import BUS, METRICS, STORE
 from gateway.errors import AuthError, GatewayError, ProtocolError

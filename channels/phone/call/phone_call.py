@@ -4,14 +4,14 @@
 lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 `Player`; the speech model, synthesizer, prompts and VAD session are shared.
 
-- Start: the caller is looked up (channels/phone/caller.py) and greeted by
+- Start: the caller is looked up (channels/phone/call/caller.py) and greeted by
   name when their account has one.
 - Audio: every 20 ms frame goes through the endpointer inline (~0.1 ms). An
   ended utterance is queued; one worker per call transcribes the queue in
   order (off the loop, in the shared bounded pool) and hands each non-empty
   transcript to the dispatcher with its timing and confidence. Keypad input
   joins the same queue, so the agent sees everything in the order it came.
-- Early transcription (channels/phone/early.py): the speech a silence in
+- Early transcription (channels/phone/call/early.py): the speech a silence in
   progress will end is transcribed while the end-of-turn silence runs out; a
   transcript that reads as a finished turn ends the turn after `quick_end_ms`.
 - Barge-in: while the agent's audio is queued or playing, caller speech that
@@ -20,12 +20,12 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
   answer, and cuts each stored agent message to what the caller heard.
 - Every agent message spoken gets its voice timing stored once its last mark
   comes back (or when it is cut); the greeting, hold and goodbye prompts are
-  stored as agent messages too (channels/phone/call_store.py).
+  stored as agent messages too (channels/phone/call/store.py).
 - Hang-up (the agent's `Hangup`): wait until the goodbye has been heard (its
   last mark), then complete the call through the REST API and close the
   stream. A caller who speaks over the goodbye keeps the line.
 - Latency: each spoken turn keeps a `TurnTiming` in `CallInfo.turns`
-  (channels/phone/latency.py).
+  (channels/phone/call/latency.py).
 """
 
 from __future__ import annotations
@@ -35,16 +35,16 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
-from channels.phone.call_store import CallStore
-from channels.phone.caller import first_name, identify
-from channels.phone.early import EarlyTranscription
-from channels.phone.keypad import KeyInput, Keypad
-from channels.phone.latency import TurnClock
-from channels.phone.live import LiveAnswer
-from channels.phone.playback import Chunk, Played, Player, Utterance
+from channels.phone.call.caller import first_name, identify
+from channels.phone.call.early import EarlyTranscription
+from channels.phone.call.keypad import KeyInput, Keypad
+from channels.phone.call.latency import TurnClock
+from channels.phone.call.live import LiveAnswer
+from channels.phone.call.playback import Chunk, Played, Player, Utterance
+from channels.phone.call.store import CallStore
+from channels.phone.call.voice import chunks_of, speak
 from channels.phone.services import CallInfo, CallServices, TurnTiming
-from channels.phone.vad import Endpointer, UtteranceEnded
-from channels.phone.voice import chunks_of, speak
+from channels.speech.vad import Endpointer, UtteranceEnded
 from gateway.errors import GatewayError
 from gateway.models import (
     MAX_TEXT_CHARS,

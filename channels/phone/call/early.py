@@ -7,11 +7,11 @@
   it) the transcript is used as is; when the caller speaks on, it is dropped (a
   decode not started yet is cancelled).
 - Quick end: when that early transcript reads as a finished turn
-  (channels/phone/turns.py) the turn may end after `quick_end_ms` of silence
+  (channels/speech/turns.py) the turn may end after `quick_end_ms` of silence
   rather than the full end-of-turn silence; anything else waits it out.
 
 `EarlyTranscription` holds at most one such transcription for one call; the
-call (channels/phone/call.py) drives it frame by frame and ends the turn.
+call (channels/phone/call/phone_call.py) drives it frame by frame and ends the turn.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels.phone.turns import looks_complete
-from channels.phone.vad import Endpointer, UtteranceEnded
+from channels.speech.turns import looks_complete
+from channels.speech.vad import Endpointer, UtteranceEnded
 from gateway.metrics import Metrics
 from gateway.protocols import Transcriber, Transcript
 
@@ -65,7 +65,7 @@ class EarlyTranscription:
 
     def complete(self) -> bool:
         """Whether to end the turn now: the silence has lasted `quick_end_ms` and the
-        early transcript of what it ends reads as a whole turn (channels/phone/turns.py)."""
+        early transcript of what it ends reads as a whole turn (channels/speech/turns.py)."""
         early, quick = self._early, self._quick_end_ms
         if early is None or quick <= 0 or not early.task.done() or early.task.cancelled():
             return False
