@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         0, ge=0, le=64, description="Threads per transcription; 0: CPU cores / STT_WORKERS."
     )
     stt_timeout_s: float = Field(15.0, gt=0, description="Longest wait for one transcript.")
+    stt_window: Literal["utterance", "full"] = Field(
+        "utterance",
+        description="What the recogniser encodes: `utterance`, the caller's words plus 1 s of "
+        "silence (several times less CPU per turn), or `full`, Whisper's whole 30 s window.",
+    )
     tts_voice: str = Field("en-us", min_length=1, description="espeak-ng voice name.")
     tts_rate: int = Field(170, ge=80, le=450, description="Speaking rate, words per minute.")
     tts_timeout_s: float = Field(10.0, gt=0, description="Longest wait for one utterance.")
