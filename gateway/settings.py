@@ -209,6 +209,27 @@ class Settings(BaseSettings):
         "finished sentence (transcribed while the silence runs); 0: always wait "
         "GATEWAY_PHONE_END_SILENCE_MS.",
     )
+    phone_end_of_turn: Literal["smart", "text"] = Field(
+        "text",
+        description="How a caller's pause is judged: `smart`, from the audio by the Smart Turn "
+        "v3.2 model (pipecat-ai's ONNX file); `text`, from the early transcript's punctuation.",
+    )
+    phone_smart_turn_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Smart Turn probability that ends a turn early."
+    )
+    phone_smart_turn_ms: int = Field(
+        200,
+        ge=100,
+        le=5000,
+        description="Caller silence after which a turn Smart Turn judges complete ends.",
+    )
+    phone_smart_turn_max_ms: int = Field(
+        1000,
+        ge=100,
+        le=5000,
+        description="Caller silence that ends a turn Smart Turn judges unfinished (in place "
+        "of GATEWAY_PHONE_END_SILENCE_MS when GATEWAY_PHONE_END_OF_TURN=smart).",
+    )
     phone_min_speech_ms: int = Field(
         250, ge=0, le=5000, description="Shorter caller sounds are noise, not an utterance."
     )

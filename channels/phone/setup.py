@@ -43,6 +43,7 @@ from channels.phone.twilio.transport import (
     status_callback,
     voice_webhook,
 )
+from channels.speech.end_of_turn import AudioTurnJudge, SmartTurn
 from channels.speech.silero import SileroVad
 from channels.speech.stt import WhisperTranscriber
 from channels.speech.tts import EspeakSynthesizer
@@ -69,8 +70,11 @@ log = logging.getLogger("gateway.phone")
 def endpointer_config(settings: Settings) -> EndpointerConfig:
     """The endpointer tuning from GATEWAY_PHONE_* settings (ConfigError naming them)."""
     try:
+        smart = settings.phone_end_of_turn == "smart"
         return EndpointerConfig(
-            end_silence_ms=settings.phone_end_silence_ms,
+            end_silence_ms=(
+                settings.phone_smart_turn_max_ms if smart else settings.phone_end_silence_ms
+            ),
             min_speech_ms=settings.phone_min_speech_ms,
             max_utterance_ms=settings.phone_max_utterance_ms,
         )
@@ -143,6 +147,15 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         resources.push_async_callback(loaded.close)
         transcriber = loaded
     vad = await asyncio.to_thread(SileroVad)
+    judge: AudioTurnJudge | None = None
+    if settings.phone_end_of_turn == "smart":
+        model = await asyncio.to_thread(SmartTurn.load)
+        judge = AudioTurnJudge(
+            model,
+            threshold=settings.phone_smart_turn_threshold,
+            short_ms=settings.phone_smart_turn_ms,
+        )
+        resources.push_async_callback(judge.close)
     synthesizer = EspeakSynthesizer.from_settings(settings)
     resources.push_async_callback(synthesizer.close)
     await synthesizer.start()
@@ -170,6 +183,7 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         endpointer=endpointer_config(settings),
         barge_in_ms=settings.barge_in_min_speech_ms,
         quick_end_ms=settings.phone_quick_end_ms,
+        end_of_turn=judge,
         registry=state.channel,
         calls_api=calls_api,
         accounts=accounts,

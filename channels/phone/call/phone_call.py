@@ -88,6 +88,7 @@ class PhoneCall:
         self.early = EarlyTranscription(
             self.endpointer, services.transcriber,
             quick_end_ms=services.quick_end_ms, metrics=services.metrics,
+            judge=services.end_of_turn,
         )  # fmt: skip
         self.stored = CallStore(services.store, info)
         self._inbox: asyncio.Queue[_Heard | KeyInput | None] = asyncio.Queue()

@@ -3,7 +3,8 @@
 The real app over a real media websocket (`TwilioSimulator`), with the real
 `WhisperTranscriber` on tiny.en instead of the fixture transcriber: the
 caller's recorded words are recognised, stored with the recogniser's
-confidence and answered, the keypad works alongside speech, and a spoken
+confidence and answered (the end of each turn judged from the audio by Smart
+Turn), the keypad works alongside speech, and a spoken
 request for a person hands the call over.
 """
 
@@ -52,7 +53,8 @@ async def test_a_call_recognised_by_real_tiny_en_with_keys_and_speech(
     recordings: dict[str, Recording],
     real_stt: WhisperTranscriber,
 ) -> None:
-    app = phone_app(phone_settings(tmp_path), real_stt)
+    # End of turn judged from the audio (Smart Turn), as GATEWAY_PHONE_END_OF_TURN=smart does.
+    app = phone_app(phone_settings(tmp_path, phone_end_of_turn="smart"), real_stt)
     client = await aiohttp_client(app)
     store = app[STORE]
     sim = TwilioSimulator(
