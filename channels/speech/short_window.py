@@ -34,6 +34,7 @@ HOP = 160  # samples per mel frame (10 ms)
 MAX_FRAMES = 3000  # Whisper's window
 DEFAULT_PAD_S = 1.0
 MIN_REPEAT_WORDS = 3
+RAGGED_WORDS = 2
 # faster-whisper's own thresholds for a window that holds no speech.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -124,14 +125,23 @@ def drop_repeats(text: str) -> str:
     """`text` up to where it starts saying its own last words again and goes on doing
     so to the end (at least MIN_REPEAT_WORDS repeated, in units of 2 words or more:
     "mend the coat before you go out before you go out before" -> "mend the coat
-    before you go out"); `text` unchanged otherwise ("five five", "no no", and
-    digits, which do repeat in order and phone numbers)."""
+    before you go out"); a loop said twice more may end in up to RAGGED_WORDS others
+    (where the token cap stopped it). `text` is unchanged otherwise ("five five",
+    "no no", and digits, which do repeat in order and phone numbers)."""
     words = text.split()
     plain = [_word(word) for word in words]
     for cut in range(2, len(words) - MIN_REPEAT_WORDS + 1):
         for unit in range(2, cut + 1):
             if all(word.isdigit() for word in plain[cut - unit : cut]):
                 continue  # digits do repeat: order numbers, phone numbers
-            if all(plain[i] == plain[i - unit] for i in range(cut, len(words))):
+            matched = 0
+            while (
+                cut + matched < len(words) and plain[cut + matched] == plain[cut + matched - unit]
+            ):
+                matched += 1
+            ragged = len(words) - cut - matched
+            if matched >= MIN_REPEAT_WORDS and (
+                ragged == 0 or (ragged <= RAGGED_WORDS and matched >= 2 * unit)
+            ):
                 return " ".join(words[:cut])
     return text

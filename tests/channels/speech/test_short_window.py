@@ -28,6 +28,7 @@ from tests.channels.phone.speech import speech_dir
             "mend the coat before you go out",
         ),
         ("ten of clubs ten of clubs ten of clubs", "ten of clubs"),
+        ("ten of clubs ten of clubs ten of clubs ten of clubs clubs ten", "ten of clubs"),
         ("five five", "five five"),  # too short to be a loop
         ("no no no", "no no no"),
         ("My order is 1 0 0 1 0 0 1 0 0", "My order is 1 0 0 1 0 0 1 0 0"),  # digits repeat
