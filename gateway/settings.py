@@ -237,10 +237,11 @@ class Settings(BaseSettings):
         15_000, ge=1000, le=30_000, description="Longest caller utterance before it is cut."
     )
     barge_in_min_speech_ms: int = Field(
-        200,
+        120,
         ge=0,
         le=2000,
-        description="Caller speech this long while the agent talks interrupts the agent.",
+        description="Caller speech this long while the agent talks stops the agent's audio "
+        "(a backchannel or a sound without words then resumes it).",
     )
     phone_link_accounts: bool = Field(
         True,

@@ -17,7 +17,9 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 - Barge-in: while the agent's audio is queued or playing, caller speech that
   has lasted `barge_in_ms` (not a cough: the endpointer's `speech_ms` stops
   growing in silence) or any key press sends `clear`, drops the rest of the
-  answer, and cuts each stored agent message to what the caller heard.
+  answer, and cuts each stored agent message to what the caller heard. A
+  backchannel ("mm-hm") or a sound without words resumes the answer where it
+  stopped instead (channels/phone/call/interruption.py).
 - Every agent message spoken gets its voice timing stored once its last mark
   comes back (or when it is cut); the greeting, hold and goodbye prompts are
   stored as agent messages too (channels/phone/call/store.py).
@@ -37,6 +39,7 @@ from typing import Any
 
 from channels.phone.call.caller import first_name, identify
 from channels.phone.call.early import EarlyTranscription
+from channels.phone.call.interruption import Interruptions
 from channels.phone.call.keypad import KeyInput, Keypad
 from channels.phone.call.latency import TurnClock
 from channels.phone.call.live import LiveAnswer
@@ -44,7 +47,7 @@ from channels.phone.call.playback import Chunk, Played, Player, Utterance
 from channels.phone.call.store import CallStore
 from channels.phone.call.voice import chunks_of, speak
 from channels.phone.services import CallInfo, CallServices, TurnTiming
-from channels.speech.vad import Endpointer, UtteranceEnded
+from channels.speech.vad import Endpointer, SpeechDiscarded, UtteranceEnded
 from gateway.errors import GatewayError
 from gateway.models import (
     MAX_TEXT_CHARS,
@@ -91,6 +94,9 @@ class PhoneCall:
             judge=services.end_of_turn,
         )  # fmt: skip
         self.stored = CallStore(services.store, info)
+        self.interruptions = Interruptions(
+            resume=self._resume, store=lambda played: self._spawn(self.stored.played(played))
+        )
         self._inbox: asyncio.Queue[_Heard | KeyInput | None] = asyncio.Queue()
         self._live: dict[int, LiveAnswer] = {}  # streamed answers not stored yet
         self._live_ids = 0  # provisional message ids of streamed answers: -1, -2, ...
@@ -150,7 +156,9 @@ class PhoneCall:
         for event in self.endpointer.feed_mulaw(mulaw):
             if isinstance(event, UtteranceEnded):
                 self._heard(event)
-            # SpeechStarted / SpeechDiscarded: barge-in watches speech_ms instead.
+            elif isinstance(event, SpeechDiscarded) and self.interruptions.open:
+                self.interruptions.settle(None)  # too short to be words: resume the answer
+            # SpeechStarted: barge-in watches speech_ms instead.
         self.early.update(ended=self.info.ended is not None)
         if self.early.complete():
             for event in self.endpointer.end_now():
@@ -173,6 +181,8 @@ class PhoneCall:
 
     async def _barge_in(self, cause: str) -> None:
         self.barge_ins += 1
+        if cause == "speech":  # held until heard: see channels/phone/call/interruption.py
+            self.interruptions.begin()
         cut = await self.player.interrupt()
         log.info("barge-in (%s) on call %s: %d message(s) cut", cause, self.call_sid, len(cut))
 
@@ -223,6 +233,9 @@ class PhoneCall:
         else:
             transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
         self.clock.transcribed(turn)
+        if self.interruptions.open and self.interruptions.settle(transcript):
+            log.info("call %s: %r over the answer, which goes on", self.call_sid, transcript.text)
+            return
         text = transcript.text.strip()
         if not text:
             log.info("call %s: %d ms of sound without words", self.call_sid, utterance.duration_ms)
@@ -334,7 +347,14 @@ class PhoneCall:
             if live is not None:
                 live.played(played)
             return
-        self._spawn(self.stored.played(played))
+        self.interruptions.played(played)
+
+    def _resume(self, played: Played) -> None:
+        """Say the rest of a message a backchannel or a noise interrupted."""
+        if self.info.ended is None:
+            rest = self.interruptions.rest(played)
+            chunks = speak(self.services.synthesizer, rest)
+            self.player.enqueue(Utterance(played.message_id, played.text, chunks))
 
     # ------------------------------------------------------------------ end
 
@@ -355,6 +375,7 @@ class PhoneCall:
         self.early.drop()
         self._inbox.put_nowait(None)
         await self.player.close()
+        self.interruptions.close()  # a barge-in not heard out stays a cut
         try:
             async with asyncio.timeout(DRAIN_WAIT_S):
                 await asyncio.wait([self._worker])
