@@ -175,9 +175,10 @@ class Settings(BaseSettings):
     )
     stt_timeout_s: float = Field(15.0, gt=0, description="Longest wait for one transcript.")
     stt_window: Literal["utterance", "full"] = Field(
-        "utterance",
-        description="What the recogniser encodes: `utterance`, the caller's words plus 1 s of "
-        "silence (several times less CPU per turn), or `full`, Whisper's whole 30 s window.",
+        "full",
+        description="What the recogniser encodes: `full`, Whisper's whole 30 s window, or "
+        "`utterance`, the caller's words plus 1 s of silence (~4x less CPU per turn; measured "
+        "as accurate with tiny.en on the phone line, not with base: see docs/voice.md).",
     )
     tts_voice: str = Field("en-us", min_length=1, description="espeak-ng voice name.")
     tts_rate: int = Field(170, ge=80, le=450, description="Speaking rate, words per minute.")
@@ -210,15 +211,16 @@ class Settings(BaseSettings):
         "GATEWAY_PHONE_END_SILENCE_MS.",
     )
     phone_end_of_turn: Literal["smart", "text"] = Field(
-        "text",
+        "smart",
         description="How a caller's pause is judged: `smart`, from the audio by the Smart Turn "
-        "v3.2 model (pipecat-ai's ONNX file); `text`, from the early transcript's punctuation.",
+        "v3.2 model (pipecat-ai's ONNX file; `text` with a warning when it is not installed); "
+        "`text`, from the early transcript's punctuation.",
     )
     phone_smart_turn_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="Smart Turn probability that ends a turn early."
+        0.3, ge=0.0, le=1.0, description="Smart Turn probability that ends a turn early."
     )
     phone_smart_turn_ms: int = Field(
-        200,
+        300,
         ge=100,
         le=5000,
         description="Caller silence after which a turn Smart Turn judges complete ends.",

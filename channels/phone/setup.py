@@ -43,7 +43,7 @@ from channels.phone.twilio.transport import (
     status_callback,
     voice_webhook,
 )
-from channels.speech.end_of_turn import AudioTurnJudge, SmartTurn
+from channels.speech.end_of_turn import AudioTurnJudge, EndOfTurnModelMissing, SmartTurn
 from channels.speech.silero import SileroVad
 from channels.speech.stt import WhisperTranscriber
 from channels.speech.tts import EspeakSynthesizer
@@ -67,10 +67,13 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway.phone")
 
 
-def endpointer_config(settings: Settings) -> EndpointerConfig:
-    """The endpointer tuning from GATEWAY_PHONE_* settings (ConfigError naming them)."""
-    try:
+def endpointer_config(settings: Settings, *, smart: bool | None = None) -> EndpointerConfig:
+    """The endpointer tuning from GATEWAY_PHONE_* settings (ConfigError naming them);
+    `smart`: the audio judges the end of turn (default: GATEWAY_PHONE_END_OF_TURN), so
+    an unfinished turn waits GATEWAY_PHONE_SMART_TURN_MAX_MS."""
+    if smart is None:
         smart = settings.phone_end_of_turn == "smart"
+    try:
         return EndpointerConfig(
             end_silence_ms=(
                 settings.phone_smart_turn_max_ms if smart else settings.phone_end_silence_ms
@@ -147,14 +150,8 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         resources.push_async_callback(loaded.close)
         transcriber = loaded
     vad = await asyncio.to_thread(SileroVad)
-    judge: AudioTurnJudge | None = None
-    if settings.phone_end_of_turn == "smart":
-        model = await asyncio.to_thread(SmartTurn.load)
-        judge = AudioTurnJudge(
-            model,
-            threshold=settings.phone_smart_turn_threshold,
-            short_ms=settings.phone_smart_turn_ms,
-        )
+    judge = await _end_of_turn(settings)
+    if judge is not None:
         resources.push_async_callback(judge.close)
     synthesizer = EspeakSynthesizer.from_settings(settings)
     resources.push_async_callback(synthesizer.close)
@@ -180,7 +177,7 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         synthesizer=synthesizer,
         prompts=prompts,
         vad=vad,
-        endpointer=endpointer_config(settings),
+        endpointer=endpointer_config(settings, smart=judge is not None),
         barge_in_ms=settings.barge_in_min_speech_ms,
         quick_end_ms=settings.phone_quick_end_ms,
         end_of_turn=judge,
@@ -188,6 +185,22 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         calls_api=calls_api,
         accounts=accounts,
         metrics=app[METRICS],
+    )
+
+
+async def _end_of_turn(settings: Settings) -> AudioTurnJudge | None:
+    """The audio end-of-turn judge (GATEWAY_PHONE_END_OF_TURN=smart), or None for the
+    text rule; a model file that is missing falls back to the text rule with a warning,
+    one that differs from the release stops start-up (ModelHashMismatch)."""
+    if settings.phone_end_of_turn != "smart":
+        return None
+    try:
+        model = await asyncio.to_thread(SmartTurn.load)
+    except EndOfTurnModelMissing as exc:
+        log.warning("%s; judging the end of turn from the transcript instead", exc)
+        return None
+    return AudioTurnJudge(
+        model, threshold=settings.phone_smart_turn_threshold, short_ms=settings.phone_smart_turn_ms
     )
 
 

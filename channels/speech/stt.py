@@ -6,9 +6,9 @@ utterances decode at once and the rest wait their turn (as coroutines, not as
 threads), each within a timeout. Decoding is greedy (beam size 1) by default,
 without timestamps and without conditioning on earlier text, and the number of
 tokens decoded is capped in proportion to the audio length, because Whisper can
-loop forever on line noise. By default only the utterance itself (plus 1 s of
-silence) is encoded, not Whisper's 30 s window (channels/speech/short_window.py;
-GATEWAY_STT_WINDOW=full restores faster-whisper's own path).
+loop forever on line noise. GATEWAY_STT_WINDOW=utterance encodes only the
+utterance itself (plus 1 s of silence), not Whisper's 30 s window
+(channels/speech/short_window.py); the default `full` is faster-whisper's own path.
 
 Models are never downloaded here. `resolve_model` finds one offline (a
 CTranslate2 directory, DATA_DIR/models/NAME, or the Hugging Face cache) or
@@ -200,7 +200,7 @@ class WhisperTranscriber:
         timeout_s: float = 15.0,
         max_waiting: int = 64,
         beam_size: int = 1,
-        window: str = "utterance",
+        window: str = "full",
         pad_s: float = DEFAULT_PAD_S,
     ) -> None:
         self.model = model
@@ -238,7 +238,7 @@ class WhisperTranscriber:
         workers: int = 2,
         cpu_threads: int = 0,
         timeout_s: float = 15.0,
-        window: str = "utterance",
+        window: str = "full",
     ) -> WhisperTranscriber:
         """Resolve (offline) and load a model; blocking, so call it via asyncio.to_thread.
         Raises ModelMissing or ModelLoadError (both ConfigError) with a readable message."""

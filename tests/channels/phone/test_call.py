@@ -51,7 +51,7 @@ async def test_a_whole_call_with_keys_and_barge_in(
 ) -> None:
     api = await twilio_rest.start()
     stt = FixtureTranscriber(recordings)
-    app = phone_app(phone_settings(tmp_path, api), stt)
+    app = phone_app(phone_settings(tmp_path, api, phone_end_of_turn="text"), stt)
     client = await aiohttp_client(app)
     store, dispatcher = app[STORE], app[DISPATCHER]
 
@@ -113,7 +113,8 @@ async def test_a_whole_call_with_keys_and_barge_in(
     assert all(isinstance(t, int) for t in times) and times == sorted(times), turn
     assert asked.timing.end_ms - 100 <= turn["speech_end_ms"] <= asked.timing.end_ms + 300
     stages = turn["stages_ms"]
-    # A finished sentence ends the turn after GATEWAY_PHONE_QUICK_END_MS (300), well
+    # With the text rule (GATEWAY_PHONE_END_OF_TURN=text) a finished sentence ends the
+    # turn after GATEWAY_PHONE_QUICK_END_MS (300), well
     # before GATEWAY_PHONE_END_SILENCE_MS (600): see test_quick_end.py.
     assert 250 <= stages["endpointing"] < 500
     assert turn["early_transcript"] is True  # transcribed while the end of turn ran

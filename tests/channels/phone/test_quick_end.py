@@ -82,7 +82,7 @@ async def test_the_turn_ends_early_only_when_its_words_are_finished(
     quick_end_ms: int,
     quick: bool,
 ) -> None:
-    settings = phone_settings(tmp_path, phone_quick_end_ms=quick_end_ms)
+    settings = phone_settings(tmp_path, phone_quick_end_ms=quick_end_ms, phone_end_of_turn="text")
     app = phone_app(settings, OneLine(text))
     client = await aiohttp_client(app)
     sim = TwilioSimulator(str(client.make_url("")), signatures(), account_sid=ACCOUNT_SID)
