@@ -5,7 +5,7 @@
 
 Speech is rendered by the gateway's own `EspeakSynthesizer` (pyttsx3 driving
 espeak-ng, the same code path the phone channel speaks with), then resampled
-and μ-law encoded by `channels.phone.audio` exactly as a phone line would carry
+and μ-law encoded by `channels.speech.audio` exactly as a phone line would carry
 it. Silence, line noise and a cough are synthesized with seeded numpy. Output is
 deterministic for a given espeak-ng version. Every clip except the silence has
 250 ms of silence before and after it, as an utterance cut from a call would.
@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from channels.phone.audio import (
+from channels.speech.audio import (
     MULAW_RATE,
     pcm_to_mulaw,
     read_mulaw_wav,
     resample,
     write_mulaw_wav,
 )
-from channels.phone.tts import EspeakSynthesizer, VoiceStyle, speech_samples
+from channels.speech.tts import EspeakSynthesizer, VoiceStyle, speech_samples
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.json"

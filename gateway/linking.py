@@ -14,7 +14,7 @@ Linking never loses a message: a backend that fails or does not answer within
 `timeout_s` leaves the message unlinked (logged), and the sender's next
 message tries again. A sender the backend does not know is not asked about
 again for `miss_ttl_s` (a stranger texting ten times costs one lookup). Calls
-are linked when they start (channels/phone/caller.py), not per utterance, so no
+are linked when they start (channels/phone/call/caller.py), not per utterance, so no
 lookup ever delays a spoken turn. It does not make the sender more trusted either: the
 identity keeps the verification its channel gave it (`sender` for SMS and
 email, `caller_id` for calls), and the agent's tools decide what a weakly

@@ -203,6 +203,12 @@ class Settings(BaseSettings):
         0, ge=0, le=64, description="Threads per transcription; 0: CPU cores / STT_WORKERS."
     )
     stt_timeout_s: float = Field(15.0, gt=0, description="Longest wait for one transcript.")
+    stt_window: Literal["utterance", "full"] = Field(
+        "full",
+        description="What the recogniser encodes: `full`, Whisper's whole 30 s window, or "
+        "`utterance`, the caller's words plus 1 s of silence (~4x less CPU per turn; measured "
+        "as accurate with tiny.en on the phone line, not with base: see docs/voice.md).",
+    )
     tts_voice: str = Field("en-us", min_length=1, description="espeak-ng voice name.")
     tts_rate: int = Field(170, ge=80, le=450, description="Speaking rate, words per minute.")
     tts_timeout_s: float = Field(10.0, gt=0, description="Longest wait for one utterance.")
@@ -233,6 +239,28 @@ class Settings(BaseSettings):
         "finished sentence (transcribed while the silence runs); 0: always wait "
         "GATEWAY_PHONE_END_SILENCE_MS.",
     )
+    phone_end_of_turn: Literal["smart", "text"] = Field(
+        "smart",
+        description="How a caller's pause is judged: `smart`, from the audio by the Smart Turn "
+        "v3.2 model (pipecat-ai's ONNX file; `text` with a warning when it is not installed); "
+        "`text`, from the early transcript's punctuation.",
+    )
+    phone_smart_turn_threshold: float = Field(
+        0.3, ge=0.0, le=1.0, description="Smart Turn probability that ends a turn early."
+    )
+    phone_smart_turn_ms: int = Field(
+        300,
+        ge=100,
+        le=5000,
+        description="Caller silence after which a turn Smart Turn judges complete ends.",
+    )
+    phone_smart_turn_max_ms: int = Field(
+        1000,
+        ge=100,
+        le=5000,
+        description="Caller silence that ends a turn Smart Turn judges unfinished (in place "
+        "of GATEWAY_PHONE_END_SILENCE_MS when GATEWAY_PHONE_END_OF_TURN=smart).",
+    )
     phone_min_speech_ms: int = Field(
         250, ge=0, le=5000, description="Shorter caller sounds are noise, not an utterance."
     )
@@ -240,10 +268,11 @@ class Settings(BaseSettings):
         15_000, ge=1000, le=30_000, description="Longest caller utterance before it is cut."
     )
     barge_in_min_speech_ms: int = Field(
-        200,
+        120,
         ge=0,
         le=2000,
-        description="Caller speech this long while the agent talks interrupts the agent.",
+        description="Caller speech this long while the agent talks stops the agent's audio "
+        "(a backchannel or a sound without words then resumes it).",
     )
     phone_link_accounts: bool = Field(
         True,

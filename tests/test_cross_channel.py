@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.simulator import TwilioSimulator
+from channels.phone.tools.simulator import TwilioSimulator
 from gateway.app import STORE, create_app
 from gateway.models import AuthorKind, ChannelKind, Identity, IdentityKind
 from tests.channels.phone.calls import (

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from channels.phone.simulator import TwilioSimulator
+from channels.phone.tools.simulator import TwilioSimulator
 from channels.twilio.signature import SIGNATURE_HEADER, TwilioSignatures
 from gateway.models import AuthorKind, ConversationState, Event, Identity, IdentityKind
 from gateway.store.postgres import PostgresStore

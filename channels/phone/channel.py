@@ -9,7 +9,7 @@ dispatcher, are not. `Hangup` ends the call once the goodbye has been heard,
 on a call. A message
 for a customer with no live call stays stored and is simply not spoken.
 With a streaming agent, `open_live` lets the call speak an answer sentence by
-sentence while it is written (channels/phone/live.py).
+sentence while it is written (channels/phone/call/live.py).
 
 It is also the registry of live calls (by customer and by call SID) and
 remembers the last few finished ones, for `GET /twilio/calls/{sid}`.
@@ -24,9 +24,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from channels.phone.call import PhoneCall
+from channels.phone.call.phone_call import PhoneCall
 from channels.phone.services import CallInfo
-from channels.phone.transfer_routing import CallRouting
+from channels.phone.transfer.routing import CallRouting
 from gateway.errors import DeliveryError
 from gateway.models import (
     Action,

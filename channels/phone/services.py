@@ -5,17 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from channels.phone.rest import TwilioCalls
-from channels.phone.silero import SileroVad
-from channels.phone.vad import EndpointerConfig
-from channels.phone.voice import PhonePrompts
+from channels.phone.call.voice import PhonePrompts
+from channels.phone.twilio.rest import TwilioCalls
+from channels.speech.end_of_turn import AudioTurnJudge
+from channels.speech.silero import SileroVad
+from channels.speech.vad import EndpointerConfig
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
 from gateway.models import Conversation, Customer, Identity
 from gateway.protocols import Store, Synthesizer, Transcriber
 
 if TYPE_CHECKING:
-    from channels.phone.call import PhoneCall
+    from channels.phone.call.phone_call import PhoneCall
 
 
 class AccountLookup(Protocol):
@@ -46,6 +47,7 @@ class CallServices:
     barge_in_ms: int
     registry: CallRegistry
     quick_end_ms: int = 0  # end a turn that reads as complete after this silence; 0: off
+    end_of_turn: AudioTurnJudge | None = None  # judges pauses from the audio (Smart Turn)
     calls_api: TwilioCalls | None = None
     accounts: AccountLookup | None = None
     metrics: Metrics | None = None  # per-turn stage timings (gateway_voice_stage_seconds)

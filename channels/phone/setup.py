@@ -21,20 +21,19 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.phone.call.voice import PhonePrompts
 from channels.phone.channel import PhoneChannel
-from channels.phone.rest import TwilioCalls
 from channels.phone.services import AccountLookup, CallServices
-from channels.phone.silero import SileroVad
 from channels.phone.state import PHONE, PhoneState
-from channels.phone.stream_token import StreamTokens
-from channels.phone.stt import WhisperTranscriber
-from channels.phone.transfer import WarmTransfers
-from channels.phone.transfer_audio import SignedAudio
-from channels.phone.transfer_routing import RoutingTargets
-from channels.phone.transfer_state import ConfiguredTargets
-from channels.phone.transfer_web import add_routes as add_transfer_routes
-from channels.phone.transfer_web import transfer_audio, transfer_callback
-from channels.phone.transport import (
+from channels.phone.transfer.audio import SignedAudio
+from channels.phone.transfer.routing import RoutingTargets
+from channels.phone.transfer.state import ConfiguredTargets
+from channels.phone.transfer.warm import WarmTransfers
+from channels.phone.transfer.web import add_routes as add_transfer_routes
+from channels.phone.transfer.web import transfer_audio, transfer_callback
+from channels.phone.twilio.rest import TwilioCalls
+from channels.phone.twilio.stream_token import StreamTokens
+from channels.phone.twilio.transport import (
     CALL_PATH,
     MEDIA_PATH,
     STATUS_PATH,
@@ -45,9 +44,11 @@ from channels.phone.transport import (
     status_callback,
     voice_webhook,
 )
-from channels.phone.tts import EspeakSynthesizer
-from channels.phone.vad import EndpointerConfig
-from channels.phone.voice import PhonePrompts
+from channels.speech.end_of_turn import AudioTurnJudge, EndOfTurnModelMissing, SmartTurn
+from channels.speech.silero import SileroVad
+from channels.speech.stt import WhisperTranscriber
+from channels.speech.tts import EspeakSynthesizer
+from channels.speech.vad import EndpointerConfig
 from channels.twilio.signature import TwilioSignatures
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import (
@@ -67,11 +68,17 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway.phone")
 
 
-def endpointer_config(settings: Settings) -> EndpointerConfig:
-    """The endpointer tuning from GATEWAY_PHONE_* settings (ConfigError naming them)."""
+def endpointer_config(settings: Settings, *, smart: bool | None = None) -> EndpointerConfig:
+    """The endpointer tuning from GATEWAY_PHONE_* settings (ConfigError naming them);
+    `smart`: the audio judges the end of turn (default: GATEWAY_PHONE_END_OF_TURN), so
+    an unfinished turn waits GATEWAY_PHONE_SMART_TURN_MAX_MS."""
+    if smart is None:
+        smart = settings.phone_end_of_turn == "smart"
     try:
         return EndpointerConfig(
-            end_silence_ms=settings.phone_end_silence_ms,
+            end_silence_ms=(
+                settings.phone_smart_turn_max_ms if smart else settings.phone_end_silence_ms
+            ),
             min_speech_ms=settings.phone_min_speech_ms,
             max_utterance_ms=settings.phone_max_utterance_ms,
         )
@@ -145,6 +152,9 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         resources.push_async_callback(loaded.close)
         transcriber = loaded
     vad = await asyncio.to_thread(SileroVad)
+    judge = await _end_of_turn(settings)
+    if judge is not None:
+        resources.push_async_callback(judge.close)
     synthesizer = EspeakSynthesizer.from_settings(settings)
     resources.push_async_callback(synthesizer.close)
     await synthesizer.start()
@@ -169,13 +179,30 @@ async def _start(app: web.Application, resources: contextlib.AsyncExitStack) -> 
         synthesizer=synthesizer,
         prompts=prompts,
         vad=vad,
-        endpointer=endpointer_config(settings),
+        endpointer=endpointer_config(settings, smart=judge is not None),
         barge_in_ms=settings.barge_in_min_speech_ms,
         quick_end_ms=settings.phone_quick_end_ms,
+        end_of_turn=judge,
         registry=state.channel,
         calls_api=calls_api,
         accounts=accounts,
         metrics=app[METRICS],
+    )
+
+
+async def _end_of_turn(settings: Settings) -> AudioTurnJudge | None:
+    """The audio end-of-turn judge (GATEWAY_PHONE_END_OF_TURN=smart), or None for the
+    text rule; a model file that is missing falls back to the text rule with a warning,
+    one that differs from the release stops start-up (ModelHashMismatch)."""
+    if settings.phone_end_of_turn != "smart":
+        return None
+    try:
+        model = await asyncio.to_thread(SmartTurn.load)
+    except EndOfTurnModelMissing as exc:
+        log.warning("%s; judging the end of turn from the transcript instead", exc)
+        return None
+    return AudioTurnJudge(
+        model, threshold=settings.phone_smart_turn_threshold, short_ms=settings.phone_smart_turn_ms
     )
 
 

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from channels.phone.channel import PhoneChannel
 from channels.phone.services import CallServices
-from channels.phone.stream_token import StreamTokens
-from channels.phone.transfer import WarmTransfers
+from channels.phone.transfer.warm import WarmTransfers
+from channels.phone.twilio.stream_token import StreamTokens
 from channels.twilio.signature import TwilioSignatures
 from gateway.settings import Settings
 

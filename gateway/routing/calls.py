@@ -1,6 +1,6 @@
 """A call's warm transfer as routing sees it: a rep's ringing phone is their offer.
 
-When the agent hands a call over, the phone channel (channels/phone/transfer.py)
+When the agent hands a call over, the phone channel (channels/phone/transfer/warm.py)
 reserves the conversation here (`open`) before the dispatcher queues it: the
 conversation is `claimed`, so the router never offers its queue entry on a
 console alone. The transfer then asks for reps one at a time (`next`): the best

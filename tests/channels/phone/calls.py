@@ -16,7 +16,7 @@ import numpy as np
 from aiohttp import web
 from numpy.typing import NDArray
 
-from channels.phone.audio import (
+from channels.speech.audio import (
     MULAW_RATE,
     STT_RATE,
     mulaw_decode,
@@ -26,7 +26,7 @@ from channels.phone.audio import (
     resample,
     split_frames,
 )
-from channels.phone.vad import Endpointer, EndpointerConfig, UtteranceEnded
+from channels.speech.vad import Endpointer, EndpointerConfig, UtteranceEnded
 from channels.twilio.signature import TwilioSignatures
 from gateway.app import create_app
 from gateway.protocols import Transcriber, Transcript

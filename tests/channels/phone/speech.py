@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from channels.phone.audio import (
+from channels.speech.audio import (
     MULAW_RATE,
     Int16Array,
     mulaw_encode,
@@ -20,16 +20,16 @@ from channels.phone.audio import (
     resample,
     split_frames,
 )
-from channels.phone.vad import Endpointer, EndpointerConfig, EndpointEvent
-
-SPEECH_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "speech"
+from channels.speech.vad import Endpointer, EndpointerConfig, EndpointEvent
+from tests.support.real_whisper import SPEECH_ENV, shared_speech_dir
 
 
 def speech_dir() -> Path:
-    """The shared recordings, or skip the test."""
-    if not (SPEECH_DIR / "items.json").is_file():
-        pytest.skip(f"real speech recordings not found at {SPEECH_DIR}")
-    return SPEECH_DIR
+    """The shared recordings (GATEWAY_TEST_SPEECH_DIR or ../shared/speech), or skip."""
+    found = shared_speech_dir()
+    if found is None:
+        pytest.skip(f"real speech recordings not found (../shared/speech or {SPEECH_ENV})")
+    return found
 
 
 def load_phone(item_id: str) -> Int16Array:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from channels.phone.audio import (
+from channels.speech.audio import (
     FRAME_BYTES,
     MULAW_SILENCE,
     MulawFramer,

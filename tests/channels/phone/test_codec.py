@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from channels.phone.codec import (
+from channels.phone.twilio.codec import (
     MAX_MESSAGE_CHARS,
     MAX_PAYLOAD_BYTES,
     TwilioConnected,

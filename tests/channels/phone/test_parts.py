@@ -9,11 +9,11 @@ from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
-from channels.phone.audio import MULAW_SILENCE
-from channels.phone.keypad import OPERATOR_TEXT, Keypad
-from channels.phone.playback import Chunk, Played, Player, Utterance
-from channels.phone.rest import TwilioCalls
-from channels.phone.twiml import connect_stream, unavailable
+from channels.phone.call.keypad import OPERATOR_TEXT, Keypad
+from channels.phone.call.playback import Chunk, Played, Player, Utterance
+from channels.phone.twilio.rest import TwilioCalls
+from channels.phone.twilio.twiml import connect_stream, unavailable
+from channels.speech.audio import MULAW_SILENCE
 from channels.twilio.signature import TwilioSignatures
 from gateway.errors import AuthError, ChannelError
 from tests.channels.phone.calls import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioRest

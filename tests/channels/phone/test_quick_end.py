@@ -1,5 +1,5 @@
 """A turn whose words read as finished ends after the short quick-end silence;
-anything else waits the whole end-of-turn silence (channels/phone/turns.py)."""
+anything else waits the whole end-of-turn silence (channels/speech/turns.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from numpy.typing import NDArray
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.audio import STT_RATE
-from channels.phone.simulator import TwilioSimulator
-from channels.phone.turns import looks_complete
+from channels.phone.tools.simulator import TwilioSimulator
+from channels.speech.audio import STT_RATE
+from channels.speech.turns import looks_complete
 from gateway.app import STORE
 from gateway.models import ChannelKind
 from gateway.protocols import Transcript
@@ -82,7 +82,7 @@ async def test_the_turn_ends_early_only_when_its_words_are_finished(
     quick_end_ms: int,
     quick: bool,
 ) -> None:
-    settings = phone_settings(tmp_path, phone_quick_end_ms=quick_end_ms)
+    settings = phone_settings(tmp_path, phone_quick_end_ms=quick_end_ms, phone_end_of_turn="text")
     app = phone_app(settings, OneLine(text))
     client = await aiohttp_client(app)
     sim = TwilioSimulator(str(client.make_url("")), signatures(), account_sid=ACCOUNT_SID)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.audio import read_mulaw_wav, write_mulaw_wav
-from channels.phone.simulate import load_turn, simulate
+from channels.phone.tools.simulate import load_turn, simulate
+from channels.speech.audio import read_mulaw_wav, write_mulaw_wav
 from gateway.errors import ConfigError
 from tests.channels.phone.calls import FixtureTranscriber, Recording, phone_app, phone_settings
 

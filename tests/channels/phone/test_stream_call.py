@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.simulator import TwilioSimulator
+from channels.phone.tools.simulator import TwilioSimulator
 from gateway.app import STORE
 from gateway.models import AuthorKind, ConversationState, Customer, Identity, IdentityKind, Message
 from gateway.store.sqlite import SqliteStore

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.simulator import TwilioSimulator
-from channels.phone.stream_token import StreamTokens
-from channels.phone.transport import caller_identity
+from channels.phone.tools.simulator import TwilioSimulator
+from channels.phone.twilio.stream_token import StreamTokens
+from channels.phone.twilio.transport import caller_identity
 from gateway.app import METRICS, STORE
 from gateway.errors import AuthError
 from tests.channels.phone.calls import (

@@ -19,9 +19,9 @@ import pytest
 from numpy.typing import NDArray
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.audio import MULAW_RATE, resample
-from channels.phone.transfer_state import TransferState
-from channels.phone.tts import EspeakSynthesizer, split_sentences
+from channels.phone.transfer.state import TransferState
+from channels.speech.audio import MULAW_RATE, resample
+from channels.speech.tts import EspeakSynthesizer, split_sentences
 from gateway.app import SETTINGS, STORE
 from gateway.models import ConversationState
 from tests.channels.phone.calls import PUBLIC_URL, FakeTwilioRest, signatures

@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.simulator import TwilioSimulator
-from channels.phone.transfer_state import TransferState
+from channels.phone.tools.simulator import TwilioSimulator
+from channels.phone.transfer.state import TransferState
 from gateway.app import STORE
 from gateway.models import AuthorKind, ConversationState, Identity, IdentityKind
 from gateway.routing.models import Presence, RepDraft

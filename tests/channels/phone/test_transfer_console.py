@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.transfer_state import TransferState
+from channels.phone.transfer.state import TransferState
 from gateway.app import DISPATCHER, STORE
 from gateway.models import ChannelKind, Identity, IdentityKind, InboundMessage, Verification
 from gateway.routing.models import Presence, RepDraft

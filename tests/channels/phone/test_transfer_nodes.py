@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.transfer_state import TransferState
+from channels.phone.transfer.state import TransferState
 from gateway.app import BUS, STORE
 from gateway.models import ConversationState
 from gateway.routing.models import Presence, Rep, RepDraft

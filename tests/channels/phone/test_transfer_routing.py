@@ -19,8 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.transfer import WarmTransfers
-from channels.phone.transfer_state import TransferState
+from channels.phone.transfer.state import TransferState
+from channels.phone.transfer.warm import WarmTransfers
 from gateway.app import DISPATCHER, STORE
 from gateway.models import (
     AuthorKind,

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from channels.phone.audio import mulaw_decode
-from channels.phone.simulator import TwilioSimulator
-from channels.phone.transport import caller_identity
+from channels.phone.tools.simulator import TwilioSimulator
+from channels.phone.twilio.transport import caller_identity
+from channels.speech.audio import mulaw_decode
 from channels.twilio.signature import SIGNATURE_HEADER, TwilioSignatures
 from gateway.app import METRICS, STORE
 from gateway.models import AuthorKind, Identity, IdentityKind, Message, Verification

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from channels.phone.audio import (
+from channels.speech.audio import (
     MULAW_RATE,
     STT_RATE,
     Int16Array,
@@ -25,8 +25,8 @@ from channels.phone.audio import (
     resample,
     split_frames,
 )
-from channels.phone.silero import WINDOW, SileroVad, VadState, shared_vad, vad_model_path
-from channels.phone.vad import (
+from channels.speech.silero import WINDOW, SileroVad, VadState, shared_vad, vad_model_path
+from channels.speech.vad import (
     Endpointer,
     EndpointerConfig,
     EndpointEvent,

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from numpy.typing import NDArray
 
 from channels.phone.state import PHONE
-from channels.phone.transfer import WarmTransfers
+from channels.phone.transfer.warm import WarmTransfers
 from channels.twilio.signature import SIGNATURE_HEADER
 from gateway.app import STORE
 from gateway.models import (

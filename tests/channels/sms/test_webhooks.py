@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.phone.transport import caller_identity
+from channels.phone.twilio.transport import caller_identity
 from channels.sms.segments import count_segments, encoding
 from channels.sms.transport import EMPTY_TWIML
 from gateway.app import SETTINGS

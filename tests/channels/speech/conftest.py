@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from channels.phone.stt import WhisperTranscriber, load_whisper_model
-from channels.phone.tts import EspeakSynthesizer
+from channels.speech.stt import WhisperTranscriber, load_whisper_model
+from channels.speech.tts import EspeakSynthesizer
 from tests.support.whisper_model import build_random_whisper
 
 

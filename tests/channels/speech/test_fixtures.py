@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from channels.phone.audio import mulaw_decode, read_mulaw_wav
+from channels.speech.audio import mulaw_decode, read_mulaw_wav
 
 FIXTURES = Path(__file__).resolve().parents[3] / "audio_fixtures"
 EXPECTED = {

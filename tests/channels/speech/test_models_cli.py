@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from channels.phone import models_cli
-from channels.phone.models_cli import ModelDownloadError, add_models_parser, pull, run_models
+from channels.speech import models_cli
+from channels.speech.models_cli import ModelDownloadError, add_models_parser, pull, run_models
 from gateway.settings import load_settings
 
 

@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pytest
 
-from channels.phone.tts import (
+from channels.speech.tts import (
     DEFAULT_PROMPTS,
     EspeakSynthesizer,
     PromptCache,

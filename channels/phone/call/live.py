@@ -27,10 +27,10 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
-from channels.phone.playback import Chunk, Played, Player, Utterance
+from channels.phone.call.playback import Chunk, Played, Player, Utterance
+from channels.phone.call.voice import to_mulaw
 from channels.phone.services import TurnTiming
-from channels.phone.tts import split_sentences
-from channels.phone.voice import to_mulaw
+from channels.speech.tts import split_sentences
 from gateway.errors import GatewayError
 from gateway.models import Message
 from gateway.protocols import LiveReply, Speech, Synthesizer

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from channels.phone.playback import Played
+from channels.phone.call.playback import Played
 from channels.phone.services import CallInfo
 from gateway.errors import ConflictError
 from gateway.models import ChannelKind, DeliveryStatus, Message, VoiceTiming

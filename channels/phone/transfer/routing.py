@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from channels.phone.transfer_state import ConfiguredTargets, RepContact, Transfer
+from channels.phone.transfer.state import ConfiguredTargets, RepContact, Transfer
 from gateway.errors import GatewayError
 from gateway.routing.models import CallNext, CallTarget, OfferClosed
 

@@ -1,7 +1,7 @@
 """The speech worker process: one pyttsx3 engine driving espeak-ng, one utterance at a time.
 
-`EspeakSynthesizer` (channels/phone/tts.py) starts it as `python -m
-channels.phone.tts_worker --worker-fd N`, a fresh interpreter on one end of a
+`EspeakSynthesizer` (channels/speech/tts.py) starts it as `python -m
+channels.speech.tts_worker --worker-fd N`, a fresh interpreter on one end of a
 socket pair, and talks to it with `multiprocessing.connection` messages:
 
 - at start the worker sends ("ready", pid), or ("error", why) and exits;
@@ -86,6 +86,6 @@ def _render(
 if __name__ == "__main__":  # pragma: no cover - the worker process
     if sys.argv[1:2] != ["--worker-fd"] or len(sys.argv) != 3:
         sys.exit(
-            "usage: python -m channels.phone.tts_worker --worker-fd FD (started by the gateway)"
+            "usage: python -m channels.speech.tts_worker --worker-fd FD (started by the gateway)"
         )
     _worker_main(Connection(int(sys.argv[2])))

@@ -4,28 +4,30 @@
 lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 `Player`; the speech model, synthesizer, prompts and VAD session are shared.
 
-- Start: the caller is looked up (channels/phone/caller.py) and greeted by
+- Start: the caller is looked up (channels/phone/call/caller.py) and greeted by
   name when their account has one.
 - Audio: every 20 ms frame goes through the endpointer inline (~0.1 ms). An
   ended utterance is queued; one worker per call transcribes the queue in
   order (off the loop, in the shared bounded pool) and hands each non-empty
   transcript to the dispatcher with its timing and confidence. Keypad input
   joins the same queue, so the agent sees everything in the order it came.
-- Early transcription (channels/phone/early.py): the speech a silence in
+- Early transcription (channels/phone/call/early.py): the speech a silence in
   progress will end is transcribed while the end-of-turn silence runs out; a
   transcript that reads as a finished turn ends the turn after `quick_end_ms`.
 - Barge-in: while the agent's audio is queued or playing, caller speech that
   has lasted `barge_in_ms` (not a cough: the endpointer's `speech_ms` stops
   growing in silence) or any key press sends `clear`, drops the rest of the
-  answer, and cuts each stored agent message to what the caller heard.
+  answer, and cuts each stored agent message to what the caller heard. A
+  backchannel ("mm-hm") or a sound without words resumes the answer where it
+  stopped instead (channels/phone/call/interruption.py).
 - Every agent message spoken gets its voice timing stored once its last mark
   comes back (or when it is cut); the greeting, hold and goodbye prompts are
-  stored as agent messages too (channels/phone/call_store.py).
+  stored as agent messages too (channels/phone/call/store.py).
 - Hang-up (the agent's `Hangup`): wait until the goodbye has been heard (its
   last mark), then complete the call through the REST API and close the
   stream. A caller who speaks over the goodbye keeps the line.
 - Latency: each spoken turn keeps a `TurnTiming` in `CallInfo.turns`
-  (channels/phone/latency.py).
+  (channels/phone/call/latency.py).
 """
 
 from __future__ import annotations
@@ -35,16 +37,17 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
-from channels.phone.call_store import CallStore
-from channels.phone.caller import first_name, identify
-from channels.phone.early import EarlyTranscription
-from channels.phone.keypad import KeyInput, Keypad
-from channels.phone.latency import TurnClock
-from channels.phone.live import LiveAnswer
-from channels.phone.playback import Chunk, Played, Player, Utterance
+from channels.phone.call.caller import first_name, identify
+from channels.phone.call.early import EarlyTranscription
+from channels.phone.call.interruption import Interruptions
+from channels.phone.call.keypad import KeyInput, Keypad
+from channels.phone.call.latency import TurnClock
+from channels.phone.call.live import LiveAnswer
+from channels.phone.call.playback import Chunk, Played, Player, Utterance
+from channels.phone.call.store import CallStore
+from channels.phone.call.voice import chunks_of, speak
 from channels.phone.services import CallInfo, CallServices, TurnTiming
-from channels.phone.vad import Endpointer, UtteranceEnded
-from channels.phone.voice import chunks_of, speak
+from channels.speech.vad import Endpointer, SpeechDiscarded, UtteranceEnded
 from gateway.errors import GatewayError
 from gateway.models import (
     MAX_TEXT_CHARS,
@@ -88,8 +91,12 @@ class PhoneCall:
         self.early = EarlyTranscription(
             self.endpointer, services.transcriber,
             quick_end_ms=services.quick_end_ms, metrics=services.metrics,
+            judge=services.end_of_turn,
         )  # fmt: skip
         self.stored = CallStore(services.store, info)
+        self.interruptions = Interruptions(
+            resume=self._resume, store=lambda played: self._spawn(self.stored.played(played))
+        )
         self._inbox: asyncio.Queue[_Heard | KeyInput | None] = asyncio.Queue()
         self._live: dict[int, LiveAnswer] = {}  # streamed answers not stored yet
         self._live_ids = 0  # provisional message ids of streamed answers: -1, -2, ...
@@ -149,7 +156,9 @@ class PhoneCall:
         for event in self.endpointer.feed_mulaw(mulaw):
             if isinstance(event, UtteranceEnded):
                 self._heard(event)
-            # SpeechStarted / SpeechDiscarded: barge-in watches speech_ms instead.
+            elif isinstance(event, SpeechDiscarded) and self.interruptions.open:
+                self.interruptions.settle(None)  # too short to be words: resume the answer
+            # SpeechStarted: barge-in watches speech_ms instead.
         self.early.update(ended=self.info.ended is not None)
         if self.early.complete():
             for event in self.endpointer.end_now():
@@ -172,6 +181,8 @@ class PhoneCall:
 
     async def _barge_in(self, cause: str) -> None:
         self.barge_ins += 1
+        if cause == "speech":  # held until heard: see channels/phone/call/interruption.py
+            self.interruptions.begin()
         cut = await self.player.interrupt()
         log.info("barge-in (%s) on call %s: %d message(s) cut", cause, self.call_sid, len(cut))
 
@@ -222,6 +233,9 @@ class PhoneCall:
         else:
             transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
         self.clock.transcribed(turn)
+        if self.interruptions.open and self.interruptions.settle(transcript):
+            log.info("call %s: %r over the answer, which goes on", self.call_sid, transcript.text)
+            return
         text = transcript.text.strip()
         if not text:
             log.info("call %s: %d ms of sound without words", self.call_sid, utterance.duration_ms)
@@ -333,7 +347,14 @@ class PhoneCall:
             if live is not None:
                 live.played(played)
             return
-        self._spawn(self.stored.played(played))
+        self.interruptions.played(played)
+
+    def _resume(self, played: Played) -> None:
+        """Say the rest of a message a backchannel or a noise interrupted."""
+        if self.info.ended is None:
+            rest = self.interruptions.rest(played)
+            chunks = speak(self.services.synthesizer, rest)
+            self.player.enqueue(Utterance(played.message_id, played.text, chunks))
 
     # ------------------------------------------------------------------ end
 
@@ -354,6 +375,7 @@ class PhoneCall:
         self.early.drop()
         self._inbox.put_nowait(None)
         await self.player.close()
+        self.interruptions.close()  # a barge-in not heard out stays a cut
         try:
             async with asyncio.timeout(DRAIN_WAIT_S):
                 await asyncio.wait([self._worker])

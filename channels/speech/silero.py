@@ -10,7 +10,7 @@ the state kept per call; fed the same audio window by window this gives
 exactly the probabilities faster-whisper computes in one batch.
 
 One session run costs ~90 µs per window. The endpointer that turns these
-probabilities into a call's events is `channels.phone.vad.Endpointer`.
+probabilities into a call's events is `channels.speech.vad.Endpointer`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from channels.phone.audio import STT_RATE, Float32Array
+from channels.speech.audio import STT_RATE, Float32Array
 from gateway.errors import ConfigError
 
 WINDOW = 512

@@ -29,7 +29,8 @@ import aiohttp
 import numpy as np
 from websockets.exceptions import InvalidStatus
 
-from channels.phone.audio import (
+from channels.phone.tools.simulator import TwilioApiStandIn, TwilioSimulator
+from channels.speech.audio import (
     MULAW_RATE,
     MULAW_SILENCE,
     mulaw_decode,
@@ -39,7 +40,6 @@ from channels.phone.audio import (
     resample,
     write_mulaw_wav,
 )
-from channels.phone.simulator import TwilioApiStandIn, TwilioSimulator
 from channels.twilio.signature import TwilioSignatures
 from gateway.errors import ChannelError, ConfigError, GatewayError
 from gateway.settings import Settings

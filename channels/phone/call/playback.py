@@ -33,8 +33,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from channels.phone import codec
-from channels.phone.audio import FRAME_MS, split_frames
+from channels.phone.twilio import codec
+from channels.speech.audio import FRAME_MS, split_frames
 
 log = logging.getLogger("gateway.phone.playback")
 

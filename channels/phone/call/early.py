@@ -7,11 +7,16 @@
   it) the transcript is used as is; when the caller speaks on, it is dropped (a
   decode not started yet is cancelled).
 - Quick end: when that early transcript reads as a finished turn
-  (channels/phone/turns.py) the turn may end after `quick_end_ms` of silence
+  (channels/speech/turns.py) the turn may end after `quick_end_ms` of silence
   rather than the full end-of-turn silence; anything else waits it out.
+- With an audio judge (GATEWAY_PHONE_END_OF_TURN=smart, channels/speech/
+  end_of_turn.py) the same settled audio is also scored by Smart Turn, and that
+  score decides instead of the transcript's punctuation: complete ends the turn
+  after the judge's `short_ms` of silence, incomplete waits out the (longer)
+  end-of-turn silence.
 
 `EarlyTranscription` holds at most one such transcription for one call; the
-call (channels/phone/call.py) drives it frame by frame and ends the turn.
+call (channels/phone/call/phone_call.py) drives it frame by frame and ends the turn.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels.phone.turns import looks_complete
-from channels.phone.vad import Endpointer, UtteranceEnded
+from channels.speech.end_of_turn import AudioTurnJudge
+from channels.speech.turns import looks_complete
+from channels.speech.vad import Endpointer, UtteranceEnded
 from gateway.metrics import Metrics
 from gateway.protocols import Transcriber, Transcript
 
@@ -35,11 +41,13 @@ class EarlyTranscription:
         *,
         quick_end_ms: int,
         metrics: Metrics | None,
+        judge: AudioTurnJudge | None = None,
     ) -> None:
         self._endpointer = endpointer
         self._transcriber = transcriber
         self._quick_end_ms = quick_end_ms
         self._metrics = metrics
+        self._judge = judge
         self._early: _Early | None = None  # transcribing what the silence may end
 
     def update(self, *, ended: bool) -> None:
@@ -58,19 +66,34 @@ class EarlyTranscription:
         utterance = self._endpointer.tentative()
         if utterance is None:
             return
-        transcribing = self._transcriber.transcribe(utterance.audio_float32())
-        task = asyncio.ensure_future(transcribing)
+        audio = utterance.audio_float32()
+        task = asyncio.ensure_future(self._transcriber.transcribe(audio))
         task.add_done_callback(_quietly)
+        judged: asyncio.Future[float] | None = None
+        if self._judge is not None:
+            judged = asyncio.ensure_future(self._judge.probability(audio))
+            judged.add_done_callback(_quietly)
         self._early = _Early(bounds, utterance.audio_start_ms, utterance.audio.size, task)
+        self._early.judged = judged
 
     def complete(self) -> bool:
         """Whether to end the turn now: the silence has lasted `quick_end_ms` and the
-        early transcript of what it ends reads as a whole turn (channels/phone/turns.py)."""
+        early transcript of what it ends reads as a whole turn (channels/speech/turns.py)."""
         early, quick = self._early, self._quick_end_ms
-        if early is None or quick <= 0 or not early.task.done() or early.task.cancelled():
+        if early is None:
             return False
         bounds = self._endpointer.settling
-        if bounds != early.bounds or self._endpointer.position_ms - bounds[1] < quick:
+        if bounds != early.bounds:
+            return False
+        silent_ms = self._endpointer.position_ms - bounds[1]
+        if self._judge is not None:
+            judged = early.judged
+            if judged is None or not judged.done() or judged.cancelled():
+                return False
+            if silent_ms < self._judge.short_ms or judged.exception() is not None:
+                return False
+            return judged.result() >= self._judge.threshold
+        if quick <= 0 or not early.task.done() or early.task.cancelled() or silent_ms < quick:
             return False
         return early.task.exception() is None and looks_complete(early.task.result().text)
 
@@ -96,13 +119,15 @@ class EarlyTranscription:
 
     def _drop(self, early: _Early) -> None:
         early.task.cancel()  # a decode already running finishes in its thread, unused
+        if early.judged is not None:
+            early.judged.cancel()
         self.count("dropped")
 
 
 class _Early:
     """A transcription started before its utterance ended (see `EarlyTranscription.update`)."""
 
-    __slots__ = ("audio_start_ms", "bounds", "samples", "task")
+    __slots__ = ("audio_start_ms", "bounds", "judged", "samples", "task")
 
     def __init__(
         self, bounds: tuple[int, int], audio_start_ms: int, samples: int,
@@ -112,6 +137,7 @@ class _Early:
         self.audio_start_ms = audio_start_ms
         self.samples = samples
         self.task = task
+        self.judged: asyncio.Future[float] | None = None  # the audio judge's probability
 
     def matches(self, utterance: UtteranceEnded) -> bool:
         """Whether `utterance` is the audio this transcription started on: the same

@@ -24,16 +24,16 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from channels.phone import twiml
 from channels.phone.state import PHONE
-from channels.phone.transfer import (
+from channels.phone.transfer.audio import AUDIO_PATH, CONTENT_TYPE, PROMPTS, audio_owner
+from channels.phone.transfer.twiml import hang_up
+from channels.phone.transfer.warm import (
     ANSWER_PATH,
     CALLBACK_PATH,
     CONFERENCE_PATH,
     REP_STATUS_PATH,
 )
-from channels.phone.transfer_audio import AUDIO_PATH, CONTENT_TYPE, PROMPTS, audio_owner
-from channels.phone.transfer_twiml import hang_up
+from channels.phone.twilio import twiml
 from channels.twilio.signature import check_account, refuse
 from gateway.bus import Data
 from gateway.errors import AuthError, GatewayError, NotFoundError

@@ -27,8 +27,8 @@ import numpy as np
 from itsdangerous import BadSignature, URLSafeSerializer
 from numpy.typing import NDArray
 
-from channels.phone.audio import MULAW_RATE, resample, write_pcm_wav
-from channels.phone.tts import split_sentences
+from channels.speech.audio import MULAW_RATE, resample, write_pcm_wav
+from channels.speech.tts import split_sentences
 from gateway.errors import AuthError, ChannelError, NotFoundError
 from gateway.models import Conversation, Customer, Sentiment
 from gateway.protocols import Synthesizer

@@ -31,7 +31,7 @@ from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from channels.phone.audio import FRAME_BYTES, MULAW_RATE, MULAW_SILENCE, split_frames
+from channels.speech.audio import FRAME_BYTES, MULAW_RATE, MULAW_SILENCE, split_frames
 from channels.twilio.signature import SIGNATURE_HEADER, TwilioSignatures
 from gateway.errors import ConfigError
 

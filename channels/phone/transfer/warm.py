@@ -36,12 +36,12 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from channels.phone import transfer_twiml as twiml
-from channels.phone.rest import TwilioCalls
-from channels.phone.transfer_audio import PROMPTS, SignedAudio, spoken_brief
-from channels.phone.transfer_events import TransferEvents
-from channels.phone.transfer_routing import CallRouting, RoutingTargets
-from channels.phone.transfer_state import Transfer, TransferState, TransferTargets
+from channels.phone.transfer import twiml
+from channels.phone.transfer.audio import PROMPTS, SignedAudio, spoken_brief
+from channels.phone.transfer.events import TransferEvents
+from channels.phone.transfer.routing import CallRouting, RoutingTargets
+from channels.phone.transfer.state import Transfer, TransferState, TransferTargets
+from channels.phone.twilio.rest import TwilioCalls
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.models import Conversation, ConversationState, IdentityKind
@@ -50,7 +50,7 @@ from gateway.routing.models import OfferClosed
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    from channels.phone.call import PhoneCall
+    from channels.phone.call.phone_call import PhoneCall
     from channels.phone.channel import TransferListener
 
 log = logging.getLogger("gateway.phone.transfer")

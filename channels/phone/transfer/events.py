@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from channels.phone.transfer_state import Transfer, TransferState
+from channels.phone.transfer.state import Transfer, TransferState
 from gateway.errors import ConflictError
 from gateway.metrics import Metrics
 from gateway.models import ConversationState

@@ -28,10 +28,10 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from channels.phone import codec, stream_token, twiml
-from channels.phone.call import PhoneCall
+from channels.phone.call.phone_call import PhoneCall
 from channels.phone.services import CallInfo
 from channels.phone.state import PHONE
+from channels.phone.twilio import codec, stream_token, twiml
 from channels.twilio import ids
 from channels.twilio.signature import check_account, refuse
 from gateway.errors import AuthError, GatewayError, ProtocolError

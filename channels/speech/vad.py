@@ -1,7 +1,7 @@
 """End-of-turn detection for phone calls, on the Silero VAD's speech probabilities.
 
 The VAD itself (the model, its per-call state, the shared session) is
-channels/phone/silero.py.
+channels/speech/silero.py.
 
 `Endpointer` turns 20 ms frames of one call into events:
 
@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from channels.phone.audio import (
+from channels.speech.audio import (
     MULAW_RATE,
     STT_RATE,
     Float32Array,
@@ -38,7 +38,7 @@ from channels.phone.audio import (
     pcm16_to_float32,
     resample,
 )
-from channels.phone.silero import WINDOW, WINDOW_MS, SileroVad, VadState, shared_vad
+from channels.speech.silero import WINDOW, WINDOW_MS, SileroVad, VadState, shared_vad
 from gateway.errors import ConfigError
 
 # -------------------------------------------------------------------- events

@@ -17,9 +17,9 @@ from collections.abc import AsyncGenerator, Mapping
 
 import numpy as np
 
-from channels.phone.audio import pcm_to_mulaw
-from channels.phone.playback import Chunk
-from channels.phone.tts import DEFAULT_PROMPTS, PromptCache, split_sentences
+from channels.phone.call.playback import Chunk
+from channels.speech.audio import pcm_to_mulaw
+from channels.speech.tts import DEFAULT_PROMPTS, PromptCache, split_sentences
 from gateway.errors import GatewayError
 from gateway.protocols import Speech, Synthesizer
 

@@ -1,0 +1,1 @@
+"""One live phone call: turns, playback, keypad, early transcription, timing, storage."""

@@ -1,0 +1,1 @@
+"""Tools around the phone channel: the local call simulator (`gateway simulate-call`)."""

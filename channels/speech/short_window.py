@@ -1,0 +1,147 @@
+"""Whisper on only what was said: the utterance's mel frames, not a 30 s window.
+
+faster-whisper pads every window to Whisper's 30 s (3000 mel frames) before the
+encoder runs, so a 2 s phone utterance costs as much to encode as 30 s of audio,
+and the decoder then cross-attends to 1500 encoder positions at every token.
+CTranslate2 accepts fewer frames, so `ShortWindowDecoder` computes the log-mel of
+the utterance plus `pad_s` of trailing silence (faster-whisper's own
+`FeatureExtractor`, the same features) and calls the CTranslate2 model directly
+with the same decoding options the gateway gives faster-whisper (greedy or beam,
+no timestamps, the same suppressed tokens, token cap). Utterances longer than
+one window are left to faster-whisper.
+
+Without the silence of a full window after the words, Whisper sometimes does not
+say <|endoftext|> where the speech ends and says the utterance again ("go forward
+ten meters. Go forward ten meters. Go"). Two guards, both measured: at least
+`pad_s` of silence after the speech, and `drop_repeats`, which keeps one copy of
+a transcript from where it starts saying its last words again to the end (units
+of 2 words or more, 3 words repeated at least, so "five five" stays). The
+accuracy cost of the shorter window is measured, not assumed:
+bench/stt_accuracy.py compares both on real recordings through the phone path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+SAMPLE_RATE = 16000
+HOP = 160  # samples per mel frame (10 ms)
+MAX_FRAMES = 3000  # Whisper's window
+DEFAULT_PAD_S = 1.0
+MIN_REPEAT_WORDS = 3
+RAGGED_WORDS = 2
+# faster-whisper's own thresholds for a window that holds no speech.
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded utterance."""
+
+    text: str
+    tokens: int
+    avg_logprob: float
+    no_speech_prob: float
+
+
+class ShortWindowDecoder:
+    """Decode an utterance from its own frames with a loaded faster_whisper.WhisperModel.
+
+    Thread-safe: concurrent `decode` calls run in parallel on the model's workers."""
+
+    def __init__(self, model: Any, language: str = "en", *, pad_s: float = DEFAULT_PAD_S) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self._model = model
+        multilingual = bool(model.model.is_multilingual)
+        self._tokenizer = Tokenizer(
+            model.hf_tokenizer,
+            multilingual,
+            task="transcribe",
+            language=language if multilingual else "en",
+        )
+        self._prompt: list[int] = list(
+            model.get_prompt(self._tokenizer, [], without_timestamps=True)
+        )
+        self._suppress: list[int] = list(get_suppressed_tokens(self._tokenizer, (-1,)) or [])
+        self.pad_samples = round(pad_s * SAMPLE_RATE)
+
+    def fits(self, samples: int) -> bool:
+        """Whether an utterance of `samples` (16 kHz) fits one short window."""
+        return (samples + self.pad_samples) // HOP <= MAX_FRAMES
+
+    def features(self, audio: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The utterance's log-mel (1, 80, frames), `pad_s` of silence after it."""
+        mel = self._model.feature_extractor(audio, padding=self.pad_samples)
+        frames = min(MAX_FRAMES, mel.shape[-1] - mel.shape[-1] % 2)  # the encoder halves it
+        return np.ascontiguousarray(mel[np.newaxis, :, :frames], dtype=np.float32)
+
+    def decode(
+        self, audio: NDArray[np.float32], *, max_new_tokens: int, beam_size: int = 1
+    ) -> Decoded:
+        """Greedy (beam_size 1) or beam-search decode of one utterance (< 30 s)."""
+        import ctranslate2
+
+        features = ctranslate2.StorageView.from_array(self.features(audio))
+        result = self._model.model.generate(
+            features,
+            [self._prompt],
+            beam_size=beam_size,
+            patience=1.0,
+            length_penalty=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            # CTranslate2 decodes at most max_length / 2 new tokens for Whisper (see stt.py).
+            max_length=2 * max_new_tokens,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        tokens = list(result.sequences_ids[0])
+        # The score is length-normalised; recover the mean log-probability as faster-whisper does.
+        avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+        no_speech = float(result.no_speech_prob)
+        text = drop_repeats(self._tokenizer.decode(tokens).strip())
+        if no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
+            return Decoded(text="", tokens=0, avg_logprob=avg_logprob, no_speech_prob=no_speech)
+        return Decoded(
+            text=text, tokens=len(tokens), avg_logprob=avg_logprob, no_speech_prob=no_speech
+        )
+
+
+def _word(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def drop_repeats(text: str) -> str:
+    """`text` up to where it starts saying its own last words again and goes on doing
+    so to the end (at least MIN_REPEAT_WORDS repeated, in units of 2 words or more:
+    "mend the coat before you go out before you go out before" -> "mend the coat
+    before you go out"); a loop said twice more may end in up to RAGGED_WORDS others
+    (where the token cap stopped it). `text` is unchanged otherwise ("five five",
+    "no no", and digits, which do repeat in order and phone numbers)."""
+    words = text.split()
+    plain = [_word(word) for word in words]
+    for cut in range(2, len(words) - MIN_REPEAT_WORDS + 1):
+        for unit in range(2, cut + 1):
+            if all(word.isdigit() for word in plain[cut - unit : cut]):
+                continue  # digits do repeat: order numbers, phone numbers
+            matched = 0
+            while (
+                cut + matched < len(words) and plain[cut + matched] == plain[cut + matched - unit]
+            ):
+                matched += 1
+            ragged = len(words) - cut - matched
+            if matched >= MIN_REPEAT_WORDS and (
+                ragged == 0 or (ragged <= RAGGED_WORDS and matched >= 2 * unit)
+            ):
+                return " ".join(words[:cut])
+    return text

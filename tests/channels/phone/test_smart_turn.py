@@ -1,0 +1,93 @@
+"""End of turn from the audio in a call (GATEWAY_PHONE_END_OF_TURN=smart): the call's
+own endpointer and early transcription, fed a real recording through the phone line
+frame by frame, with Smart Turn as the judge.
+
+A caller who stops mid-sentence for 700 ms is not cut off (the silence-only rule,
+600 ms, cuts them), and a finished sentence ends after the judge's short silence
+instead of the long limit. The recording is one the model is sure about on the phone
+line; how often it is right over many recordings is bench/end_of_turn.py's question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from channels.phone.call.early import EarlyTranscription
+from channels.speech.audio import MULAW_RATE, mulaw_encode, split_frames
+from channels.speech.end_of_turn import AudioTurnJudge, SmartTurn
+from channels.speech.vad import Endpointer, EndpointerConfig, UtteranceEnded
+from tests.channels.phone.speech import load_phone, silence, speech_bounds
+
+
+class Silent:
+    """A transcriber that hears nothing: only the audio judge decides here."""
+
+    async def transcribe(self, pcm16k: object) -> object:
+        raise AssertionError("not used: the transcript is not awaited in this test")
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def smart_turn() -> SmartTurn:
+    return SmartTurn.load()
+
+
+async def _ends(audio: np.ndarray, end_silence_ms: int, judge: AudioTurnJudge | None) -> list[int]:
+    """Where (ms into the audio) each turn ended, driven as PhoneCall.on_audio drives it."""
+    endpointer = Endpointer(EndpointerConfig(end_silence_ms=end_silence_ms))
+    early = EarlyTranscription(
+        endpointer,
+        Silent(),
+        quick_end_ms=0,
+        metrics=None,
+        judge=judge,  # type: ignore[arg-type]
+    )
+    ends: list[int] = []
+    for frame in split_frames(mulaw_encode(audio)):
+        events = endpointer.feed_mulaw(frame)
+        early.update(ended=False)
+        pending = early._early  # the judge takes ~30 ms, well inside one frame's 20 ms x 10
+        if pending is not None and pending.judged is not None:
+            await asyncio.wait({pending.judged})
+        if early.complete():
+            events += endpointer.end_now()
+        for event in events:
+            if isinstance(event, UtteranceEnded):
+                ends.append(endpointer.position_ms)
+                early.take(event)
+    early.drop()
+    return ends
+
+
+async def test_a_pause_mid_sentence_is_not_cut_and_the_end_comes_quickly(
+    smart_turn: SmartTurn,
+) -> None:
+    pcm = load_phone("librivox_0870")
+    first, last = speech_bounds(pcm)
+    speech = pcm[first:last]
+    step = MULAW_RATE // 50
+    energy = (speech[: speech.size // step * step].astype(np.float64).reshape(-1, step) ** 2).mean(
+        1
+    )
+    lo, hi = int(energy.size * 0.4), int(energy.size * 0.7)
+    cut = (lo + int(np.argmin(energy[lo:hi]))) * step + step // 2
+    audio = np.concatenate([silence(300), speech[:cut], silence(700), speech[cut:], silence(1500)])
+    spoken_until_ms = (
+        (300 * MULAW_RATE // 1000 + speech.size + 700 * MULAW_RATE // 1000) * 1000 // MULAW_RATE
+    )
+
+    judge = AudioTurnJudge(smart_turn, threshold=0.5, short_ms=200, workers=1)
+    try:
+        [smart_end] = await _ends(audio, 1000, judge)  # one turn: not cut at the pause
+    finally:
+        await judge.close()
+    assert spoken_until_ms < smart_end < spoken_until_ms + 600, (smart_end, spoken_until_ms)
+
+    silence_only = await _ends(audio, 600, None)
+    assert len(silence_only) == 2  # today's silence rule cuts the caller off mid-sentence
+    assert silence_only[-1] > smart_end  # ... and ends the finished turn later
