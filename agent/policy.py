@@ -47,7 +47,7 @@ from agent import flows, replies, verify
 from agent.backend import Backend
 from agent.brief import quote
 from agent.intents import Intent, parse
-from agent.kb import KnowledgeBase, terms
+from agent.kb import KbHit, KnowledgeBase, terms
 from agent.recall import earlier_contact
 from agent.sentiment import SentimentAnalyzer, worse
 from agent.tools import Toolbox
@@ -61,6 +61,7 @@ from agent.turn import (
     say,
     search,
 )
+from agent.understand import ArticleIndex, Matcher
 from gateway.errors import BackendError
 from gateway.models import ChannelKind, Hangup, Sentiment
 from gateway.protocols import Decision, TurnContext, UsageLedger
@@ -89,6 +90,7 @@ class EmbeddedPolicy:
         sentiment: SentimentAnalyzer | None = None,
         clock: Callable[[], datetime] | None = None,
         verifier: verify.Verifier | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
         self.backend = backend
         # Slots and what was tried live in agent_state; the history is read for the
@@ -101,6 +103,8 @@ class EmbeddedPolicy:
         self.sentiment = sentiment or SentimentAnalyzer()
         self.clock = clock
         self.verifier = verifier  # one-time codes (agent/verify.py); None: none sent
+        self.matcher = matcher  # nearest-exemplar understanding; None: patterns only
+        self.articles = ArticleIndex(matcher, kb.articles.values()) if matcher else None
         self._handlers: dict[Intent, Handler] = {
             Intent.ORDER_STATUS: flows.order,
             Intent.ORDER_CANCEL: flows.order,
@@ -114,6 +118,10 @@ class EmbeddedPolicy:
             Intent.GOODBYE: _small_talk,
             Intent.AFFIRM: _small_talk,
             Intent.DENY: _small_talk,
+            Intent.COMPLAINT: _complaint,
+            Intent.SECURITY: _security,
+            Intent.HELP: _help_centre,
+            Intent.OUT_OF_SCOPE: _out_of_scope,
         }
 
     async def respond(self, turn: TurnContext) -> Decision:
@@ -122,7 +130,8 @@ class EmbeddedPolicy:
         text = turn.message.text
         mood = self.sentiment.analyze(text)
         state.sentiment = worse(state.sentiment, mood.label)
-        parsed = parse(text, expecting_order=state.pending == "order_number")
+        match = self.matcher.match(text) if self.matcher is not None else None
+        parsed = parse(text, expecting_order=state.pending == "order_number", match=match)
         now = self.clock() if self.clock is not None else datetime.now(UTC)
         box = Toolbox(
             self.backend,
@@ -150,6 +159,7 @@ class EmbeddedPolicy:
             state.topic, state.words = parsed.topic, quote(text)
         if state.words is None:
             state.words = quote(text)
+        t.articles = self.articles
         try:
             return await self._route(t)
         except BackendError:
@@ -192,7 +202,7 @@ class EmbeddedPolicy:
 
 async def _small_talk(t: Turn) -> Decision:
     p = t.parsed
-    if p.intent in (Intent.GREETING, Intent.THANKS) and terms(t.text):
+    if p.intent is Intent.GREETING and terms(t.text):
         hit = await search(t)  # "hi, do you ship to Canada?"
         if hit is not None:
             return kb_reply(t, hit, intent="knowledge_base")
@@ -216,6 +226,61 @@ async def _small_talk(t: Turn) -> Decision:
             bye = Hangup(reason="customer said goodbye")
             return say(t, text, intent=p.intent.value, confidence=p.confidence, extra=(bye,))
     return say(t, text, intent=p.intent.value, confidence=p.confidence)
+
+
+async def _complaint(t: Turn) -> Decision:
+    """Complaints, legal threats and compensation demands are a person's to handle."""
+    t.state.note("the customer complained or asked for compensation")
+    return handover(
+        t,
+        "complaint",
+        reason="a complaint, legal threat or compensation demand needs a person",
+        confidence=t.parsed.confidence,
+        message="I'm sorry about this. I'm passing you to a member of our team, who can"
+        " look into it properly; they'll see this conversation, so you won't need to"
+        " repeat yourself.",
+    )
+
+
+async def _security(t: Turn) -> Decision:
+    """A hacked account goes to a person at once; no reset link is sent (it would go to
+    whatever address the intruder may have put on the account)."""
+    t.state.note("the customer reported that their account was taken over")
+    return handover(
+        t,
+        "security",
+        reason="the customer reports their account was compromised",
+        confidence=t.parsed.confidence,
+        next_step="Secure the account (sessions, contact details, recent orders), then"
+        " help the customer regain access.",
+        message="That needs our security team: I'm passing you to a person now, who will"
+        " secure your account with you. Please don't share your password with anyone.",
+    )
+
+
+ARTICLE_MIN = 0.5  # cosine similarity at which the nearest article answers (hybrid search)
+
+
+async def _help_centre(t: Turn) -> Decision:
+    """A question the help centre answers, for anyone, signed in or not: the FTS5
+    ranking first, then the article nearest in meaning (agent/understand.py)."""
+    hit = await search(t)
+    if hit is None and t.articles is not None:
+        near = t.articles.nearest(t.text)
+        if near is not None and near[1] >= ARTICLE_MIN:
+            article, sim = near
+            hit = KbHit(slug=article.slug, title=article.title, body=article.body, score=sim)
+    if hit is not None:
+        return kb_reply(t, hit, intent="knowledge_base")
+    return await _unknown(t)
+
+
+async def _out_of_scope(t: Turn) -> Decision:
+    return not_understood(
+        t,
+        f"Sorry, that's not something I can help with. {replies.CAPABILITIES}",
+        intent="out_of_scope",
+    )
 
 
 async def _unknown(t: Turn) -> Decision:

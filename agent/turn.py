@@ -28,6 +28,7 @@ from gateway.models import Action, ChannelKind, Reply, Sentiment, Transfer
 from gateway.protocols import Decision, TurnContext
 
 if TYPE_CHECKING:
+    from agent.understand import ArticleIndex
     from agent.verify import Verifier
 
 MAX_FAILURES = 2  # consecutive not-understood turns before handing over
@@ -77,6 +78,7 @@ class Turn:
     resets_per_day: int
     recall: str | None = None  # the earlier contact to mention first (agent/recall.py), once
     verifier: Verifier | None = None  # one-time codes; None: none can be sent
+    articles: ArticleIndex | None = None  # help articles by meaning; None: FTS5 only
 
     @property
     def text(self) -> str:

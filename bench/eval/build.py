@@ -7,7 +7,8 @@ clone of them works: `<mirrors>/<owner>+<name>/repo`), maps each source label to
 one of our intent families with the fixed table below (no utterance is
 labelled by hand, and none of them was written by us), and assigns the split by
 a hash of the text: `dev` when sha1(text) % 3 == 0, else `train`. Nothing may
-be tuned on `dev`; `train` is what the understanding layer's exemplars may use.
+be tuned on `dev`; `train` is written to agent/exemplars/train.jsonl, the
+understanding layer's exemplars (agent/understand.py).
 
 Sources (licence recorded per row):
 - HWU64, xliuhw/NLU-Evaluation-Data (CC BY 4.0): small talk, complaints,
@@ -180,6 +181,11 @@ def main() -> None:
     with out.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    train = HERE.parents[1] / "agent" / "exemplars" / "train.jsonl"
+    with train.open("w", encoding="utf-8") as f:
+        for row in rows:
+            if row["split"] == "train":
+                f.write(json.dumps({"text": row["text"], "family": row["family"]}) + "\n")
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
         counts[(row["family"], row["split"])] = counts.get((row["family"], row["split"]), 0) + 1
