@@ -164,7 +164,8 @@ _INFO_QUESTION = re.compile(
 _PERSONAL = re.compile(r"\b(my|mine)\b", _I)
 _DISPUTE = re.compile(
     r"\b(twice|two times|double|duplicate|overcharged|unauthori[sz]ed|fraud\w*|"
-    r"recogni[sz]e|wrong (amount|charge)|didn'?t (order|buy|authori[sz]e))\b",
+    r"recogni[sz]e|wrong (amount|charge)|didn'?t (order|buy|authori[sz]e|make)|"
+    r"never (made|authori[sz]ed|ordered|bought|placed)|wasn'?t me)\b",
     _I,
 )
 

@@ -62,7 +62,7 @@ from agent.turn import (
     search,
 )
 from agent.understand import ArticleIndex, Matcher
-from gateway.errors import BackendError
+from gateway.errors import BackendError, GuardrailRefusal
 from gateway.models import ChannelKind, Hangup, Sentiment
 from gateway.protocols import Decision, TurnContext, UsageLedger
 
@@ -162,6 +162,10 @@ class EmbeddedPolicy:
         t.articles = self.articles
         try:
             return await self._route(t)
+        except GuardrailRefusal as exc:
+            # A refusal is an answer, not a failure: say what the rule allows.
+            state.note(f"a tool refused: {exc.rule}")
+            return say(t, f"{exc.message} {ANYTHING_ELSE}", intent="refused", confidence=0.5)
         except BackendError:
             # The backend is down or refused: a person can still help; never guess.
             state.note("a system error stopped the agent")

@@ -46,6 +46,7 @@ class AgentState(BaseModel):
     pending: Literal["order_number", "confirm_cancel"] | None = None
     topic: Intent | None = None
     order_id: str | None = None
+    offered: str | None = None  # the subscription id the pending confirmation is about
     failures: int = 0
     tried: list[str] = Field(default_factory=list)
     words: str | None = None  # the customer's first words on the current topic, PII masked
