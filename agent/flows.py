@@ -286,9 +286,6 @@ async def cancel_subscription(t: Turn) -> Decision:
             intent="cancel_subscription",
             confidence=conf,
         )
-    gate = await verify.confirm_gate(t, Intent.CANCEL_SUBSCRIPTION)
-    if gate is not None:
-        return gate
     try:
         sub = (await t.box.call(SUBSCRIPTION_GET, NoArgs())).subscription
     except GuardrailRefusal:
@@ -304,6 +301,10 @@ async def cancel_subscription(t: Turn) -> Decision:
             intent="cancel_subscription",
             confidence=conf,
         )
+    # Reading is allowed where the sender can be forged; the change waits for the code.
+    gate = await verify.confirm_gate(t, Intent.CANCEL_SUBSCRIPTION)
+    if gate is not None:
+        return gate
     if sub is None or sub.status != "active":
         t.state.note("checked the subscription: none active")
         return say(

@@ -308,13 +308,19 @@ def _with_match(parsed: Parsed, match: Match, text: str) -> Parsed:
         return parsed
     if parsed.intent in _REPLIES and len(text.split()) <= _SHORT_REPLY:
         return parsed  # "yes", "no", "I don't know": answers to the agent's question
+    if intent is Intent.THANKS and parsed.intent in _SMALL_TALK:
+        return parsed  # "bye" and "hello" are small talk the patterns already name
     dispute = match.family == "billing_dispute"
     person = intent in _PERSON or dispute
     sure = parsed.intent in BUSINESS and parsed.confidence >= STRONG_PATTERN
     if parsed.order_id and intent not in (Intent.ORDER_STATUS, Intent.ORDER_CANCEL) and not person:
         return parsed  # a number with a vague sentence is an order question
+    if person and parsed.intent in BUSINESS and match.score < ESCALATE_MIN:
+        return parsed  # "what are my recent charges?" is near a dispute, not one
     if sure and not (person and match.score >= ESCALATE_MIN):
         return parsed
+    if intent is Intent.ORDER_STATUS and parsed.info_question and not parsed.order_id:
+        intent = Intent.HELP  # "how long does shipping take?": no order of theirs named
     topic = parsed.topic if intent in _PERSON else intent if intent in BUSINESS else parsed.topic
     if intent is Intent.SECURITY:
         topic = Intent.SECURITY
