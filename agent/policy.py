@@ -32,7 +32,10 @@ Every channel. The gateway hands the policy the customer's last
 `HISTORY_WINDOW` messages from every channel. On the first message after a
 switch of channel the reply starts by mentioning the earlier contact ("I see
 you called us earlier today about order 1001."; agent/recall.py), and an order
-question without a number means the order of that contact. Requests arriving
+question without a number means the order of that contact. The history is
+read only where it can matter (`wants_history`): not on the later turns of a
+conversation that has stayed on one channel, which saves the gateway a store
+read on most turns. Requests arriving
 by email may read the account but change it only once a code sent to the
 contact on record confirmed it (agent/verify.py; until then
 `Toolbox(sender_only=True)`: `From` can be forged).
@@ -63,7 +66,7 @@ from agent.turn import (
 )
 from agent.understand import ArticleIndex, Matcher
 from gateway.errors import BackendError, GuardrailRefusal
-from gateway.models import ChannelKind, Hangup, Sentiment
+from gateway.models import ChannelKind, Conversation, Hangup, Sentiment
 from gateway.protocols import Decision, TurnContext, UsageLedger
 
 Handler = Callable[[Turn], Awaitable[Decision]]
@@ -124,9 +127,19 @@ class EmbeddedPolicy:
             Intent.OUT_OF_SCOPE: _out_of_scope,
         }
 
+    def wants_history(self, conversation: Conversation) -> bool:
+        """Whether this turn needs the customer's history (read by the gateway before
+        `respond`). It is used only to mention an earlier contact on another channel; a
+        conversation that has only ever been on one channel, whose last message the agent
+        already answered here, has none to mention (a customer has one open conversation),
+        so the read is skipped."""
+        seen = conversation.agent_state.get("seen_on")
+        return not (seen == conversation.channel and set(conversation.channels) <= {seen})
+
     async def respond(self, turn: TurnContext) -> Decision:
         """Decide the reply (and any handover) for one customer message."""
         state = AgentState.load(turn.conversation.agent_state)
+        state.seen_on = turn.message.channel
         text = turn.message.text
         mood = self.sentiment.analyze(text)
         state.sentiment = worse(state.sentiment, mood.label)

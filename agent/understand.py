@@ -31,6 +31,7 @@ from gateway.models import Frozen
 
 EXEMPLARS = Path(__file__).resolve().parent / "exemplars"
 K = 5
+CACHE_MAX = 10_000  # memoized matches, cleared when full (as agent/kb.py's results)
 
 
 class Match(Frozen):
@@ -50,6 +51,7 @@ class Matcher:
         self._model = model
         self._families = [family for _, family in exemplars]
         self._vectors = self.embed([text for text, _ in exemplars])
+        self._cache: dict[str, Match] = {}
 
     @classmethod
     def load(cls, folder: Path = EXEMPLARS) -> Matcher:
@@ -67,10 +69,33 @@ class Matcher:
         vectors = np.asarray(self._model.embed(texts, norm=True), dtype=np.float32)
         return vectors.reshape(len(texts), -1)
 
+    def embed_one(self, text: str) -> np.ndarray:
+        """`embed([text])[0]` without the batch machinery (padding, masks): a customer
+        turn embeds one short text, and this is most of its cost."""
+        table: np.ndarray = self._model.embedding
+        rows = table.shape[0]
+        ids = [
+            i for i in self._model.tokenizer.encode(text, add_special_tokens=False).ids if i < rows
+        ]
+        if not ids:
+            return np.zeros(table.shape[1], dtype=np.float32)
+        vector: np.ndarray = table[ids].sum(axis=0)  # the mean's direction: normalised next
+        norm = float(np.sqrt(vector @ vector))
+        return (vector / norm if norm else vector).astype(np.float32, copy=False)
+
     def match(self, text: str) -> Match:
-        """The family `text` is nearest to."""
-        sims = self._vectors @ self.embed([text])[0]
-        top = np.argsort(-sims)[:K]
+        """The family `text` is nearest to (memoized: short messages repeat)."""
+        found = self._cache.get(text)
+        if found is None:
+            found = self._match(text)
+            if len(self._cache) >= CACHE_MAX:
+                self._cache.clear()
+            self._cache[text] = found
+        return found
+
+    def _match(self, text: str) -> Match:
+        sims = self._vectors @ self.embed_one(text)
+        top = np.argpartition(-sims, K)[:K] if len(sims) > K else np.arange(len(sims))
         votes: dict[str, float] = {}
         best: dict[str, float] = {}
         for i in top:
@@ -107,7 +132,7 @@ class ArticleIndex:
         """The closest article and its cosine similarity; None without articles."""
         if not self._articles:
             return None
-        sims = self._vectors @ self._matcher.embed([text])[0]
+        sims = self._vectors @ self._matcher.embed_one(text)
         i = int(np.argmax(sims))
         return self._articles[i], float(sims[i])
 
