@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from agent import flows, replies, verify
+from agent import flows, replies, resolution, verify
 from agent.backend import Backend
 from agent.brief import quote
 from agent.intents import Intent, parse
@@ -173,8 +173,9 @@ class EmbeddedPolicy:
         if state.words is None:
             state.words = quote(text)
         t.articles = self.articles
+        previous, state.answered = state.answered, None
         try:
-            return await self._route(t)
+            decision = await self._route(t)
         except GuardrailRefusal as exc:
             # A refusal is an answer, not a failure: say what the rule allows.
             state.note(f"a tool refused: {exc.rule}")
@@ -183,6 +184,7 @@ class EmbeddedPolicy:
             # The backend is down or refused: a person can still help; never guess.
             state.note("a system error stopped the agent")
             return handover(t, "backend", reason="the business backend failed", confidence=0.2)
+        return _with_resolution(decision, previous)
 
     async def _route(self, t: Turn) -> Decision:
         p, state = t.parsed, t.state
@@ -310,6 +312,17 @@ async def _unknown(t: Turn) -> Decision:
 
 
 __all__ = ["AgentState", "EmbeddedPolicy"]
+
+
+def _with_resolution(decision: Decision, previous: str | None) -> Decision:
+    """Record the resolution signal (agent/resolution.py): the customer confirming the
+    last answer is an event; an answer that settles a need is remembered for the next."""
+    asked_back = decision.agent_state.get("pending") is not None
+    state = {**decision.agent_state, "answered": resolution.answered(
+        decision.intent, asked_back=asked_back)}  # fmt: skip
+    event = resolution.confirmed_event(previous, decision.intent)
+    events = (*decision.events, event) if event is not None else decision.events
+    return decision.model_copy(update={"agent_state": state, "events": events})
 
 
 def _confirmed(state: AgentState, now: datetime) -> bool:

@@ -47,6 +47,7 @@ class AgentState(BaseModel):
     topic: Intent | None = None
     order_id: str | None = None
     offered: str | None = None  # the subscription id the pending confirmation is about
+    answered: str | None = None  # the need the last answer settled (agent/resolution.py)
     seen_on: ChannelKind | None = None  # the channel of the last message the agent answered
     failures: int = 0
     tried: list[str] = Field(default_factory=list)
