@@ -308,8 +308,8 @@ def _with_match(parsed: Parsed, match: Match, text: str) -> Parsed:
         return parsed
     if parsed.intent in _REPLIES and len(text.split()) <= _SHORT_REPLY:
         return parsed  # "yes", "no", "I don't know": answers to the agent's question
-    if intent is Intent.THANKS and parsed.intent in _SMALL_TALK:
-        return parsed  # "bye" and "hello" are small talk the patterns already name
+    if intent in (Intent.THANKS, Intent.OUT_OF_SCOPE) and parsed.intent in _SMALL_TALK:
+        return parsed  # "bye", "good morning, thanks!": small talk the patterns already name
     dispute = match.family == "billing_dispute"
     person = intent in _PERSON or dispute
     sure = parsed.intent in BUSINESS and parsed.confidence >= STRONG_PATTERN

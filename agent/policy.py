@@ -295,10 +295,15 @@ async def _help_centre(t: Turn) -> Decision:
 
 
 async def _out_of_scope(t: Turn) -> Decision:
-    return not_understood(
+    """Understood, and not ours: say so. It is not a failure to understand, so it
+    neither counts towards nor clears the misses that hand over."""
+    t.state.note("the customer asked for something we don't do")
+    return say(
         t,
         f"Sorry, that's not something I can help with. {replies.CAPABILITIES}",
         intent="out_of_scope",
+        confidence=t.parsed.confidence,
+        keep_failures=True,
     )
 
 

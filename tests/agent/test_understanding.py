@@ -164,3 +164,14 @@ def test_the_matcher_places_paraphrases_it_was_not_given(matcher: Matcher) -> No
         "subscription_cancel",
     )
     assert matcher.match("what's the capital of peru").family == "out_of_scope"
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+async def test_out_of_scope_and_small_talk_never_hand_over(
+    policy: EmbeddedPolicy, ledger: MemoryLedger, channel: ChannelKind
+) -> None:
+    chat = Chat(policy, ledger, ANON, channel)
+    for text in ("tell me a joke", "what's the weather tomorrow", "good morning, thanks!",
+                 "good morning, hello", "play some music"):  # fmt: skip
+        decision = await chat.send(text)
+        assert transfer(decision) is None, (text, reply_text(decision))
