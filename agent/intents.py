@@ -294,6 +294,7 @@ _FAMILY = {
 }
 _PERSON = (Intent.HUMAN, Intent.SECURITY, Intent.COMPLAINT)
 _SHORT_REPLY = 4  # words: "yes please do" is a reply; "yeah, hi, I need to ..." is not
+_SHORT_SMALL_TALK = 5  # words: "good morning, thanks!" is only small talk
 MATCH_MIN = 0.5  # below this the nearest exemplar is too far to mean anything
 STRONG_PATTERN = 0.9  # a pattern this sure is kept unless the match needs a person
 ESCALATE_MIN = 0.7  # how close a match must be to override a sure pattern with a person
@@ -308,7 +309,10 @@ def _with_match(parsed: Parsed, match: Match, text: str) -> Parsed:
         return parsed
     if parsed.intent in _REPLIES and len(text.split()) <= _SHORT_REPLY:
         return parsed  # "yes", "no", "I don't know": answers to the agent's question
-    if intent in (Intent.THANKS, Intent.OUT_OF_SCOPE) and parsed.intent in _SMALL_TALK:
+    if parsed.intent in _SMALL_TALK and (
+        intent is Intent.THANKS
+        or (intent is Intent.OUT_OF_SCOPE and len(text.split()) <= _SHORT_SMALL_TALK)
+    ):
         return parsed  # "bye", "good morning, thanks!": small talk the patterns already name
     dispute = match.family == "billing_dispute"
     person = intent in _PERSON or dispute
