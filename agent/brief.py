@@ -22,6 +22,7 @@ _QUEUE = {
     Intent.BILLING: "billing",
     Intent.CANCEL_SUBSCRIPTION: "billing",
     Intent.PASSWORD_RESET: "technical",
+    Intent.SECURITY: "technical",
 }
 
 _NEED = {
@@ -31,6 +32,7 @@ _NEED = {
     Intent.REFUND: "Wants a refund",
     Intent.BILLING: "Has a billing question",
     Intent.CANCEL_SUBSCRIPTION: "Wants to cancel their subscription",
+    Intent.SECURITY: "Reports their account was compromised",
 }
 
 _NEXT = {

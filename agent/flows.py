@@ -8,6 +8,7 @@ from __future__ import annotations
 from agent import replies, verify
 from agent.backend import Order
 from agent.intents import Intent, has
+from agent.targets import targets
 from agent.tool_models import CancelSubscriptionArgs, ListOrdersArgs, LookupOrderArgs, NoArgs
 from agent.tools import (
     BILLING_SUMMARY,
@@ -50,9 +51,12 @@ async def on_confirm_cancel(t: Turn) -> Decision | None:
         )
     if has(Intent.AFFIRM, t.text) and p.intent in (Intent.AFFIRM, Intent.CANCEL_SUBSCRIPTION):
         state.pending = None
-        # The only place confirmed=True is ever set: the customer just said yes.
+        # The only place confirmed=True is ever set: the customer just said yes, to the
+        # subscription named in the question (the tool refuses any other).
+        args = CancelSubscriptionArgs(confirmed=True, subscription_id=state.offered)
+        state.offered = None
         try:
-            done = await t.box.call(SUBSCRIPTION_CANCEL, CancelSubscriptionArgs(confirmed=True))
+            done = await t.box.call(SUBSCRIPTION_CANCEL, args)
         except GuardrailRefusal as exc:  # e.g. asked by email: a person confirms it
             t.state.note(f"cancellation refused: {exc.rule}")
             return handover(t, "refused", reason=f"cancellation refused: {exc.rule}",
@@ -208,10 +212,29 @@ async def find_order(t: Turn, order_id: str) -> Order | Decision | None:
 # ------------------------------------------------------------------ account actions
 
 
+NOT_YOURS = "I can't find {what} on your account, so I haven't changed anything."
+
+
 async def password_reset(t: Turn) -> Decision:
     """Send a reset link to the address on file, within the daily limit (asked for on a
-    channel whose sender can be forged: once a code to the contact on record is back)."""
+    channel whose sender can be forged: once a code to the contact on record is back).
+    A reset for an address that is not the account's sends nothing."""
     conf = t.parsed.confidence
+    named = targets(t.text).email
+    if named is not None and t.box.verified:
+        try:
+            mine = (await t.box.account()).email.lower()
+        except GuardrailRefusal:
+            mine = None
+        if named != mine:
+            t.state.note("asked to reset the password of an address not on the account")
+            return say(
+                t,
+                f"{NOT_YOURS.format(what='that email address')} I can only send a reset"
+                " link to the address on your own account.",
+                intent="password_reset",
+                confidence=conf,
+            )
     gate = await verify.confirm_gate(t, Intent.PASSWORD_RESET)
     if gate is not None:
         return gate
@@ -252,14 +275,36 @@ async def cancel_subscription(t: Turn) -> Decision:
     """Offer the cancellation and wait for a yes (see `on_confirm_cancel`); on a channel
     whose sender can be forged, only once a code to the contact on record is back."""
     conf = t.parsed.confidence
-    gate = await verify.confirm_gate(t, Intent.CANCEL_SUBSCRIPTION)
-    if gate is not None:
-        return gate
+    named = targets(t.text)
+    if named.not_plan is not None and named.subscription_id is None:
+        t.state.note(f"asked to stop the {named.not_plan}, not the paid plan")
+        return say(
+            t,
+            f"To stop the {named.not_plan}, use the unsubscribe link at the bottom of any"
+            " of those messages, or turn it off under Account > Notifications. That"
+            f" doesn't touch your paid plan. {ANYTHING_ELSE}",
+            intent="cancel_subscription",
+            confidence=conf,
+        )
     try:
         sub = (await t.box.call(SUBSCRIPTION_GET, NoArgs())).subscription
     except GuardrailRefusal:
         t.state.note("could not check the subscription: customer not signed in")
         return say(t, SIGN_IN, intent="cancel_subscription", confidence=conf)
+    if named.subscription_id is not None and (
+        sub is None or sub.id.lower() != named.subscription_id.lower()
+    ):
+        t.state.note(f"subscription {named.subscription_id} is not on the customer's account")
+        return say(
+            t,
+            f"{NOT_YOURS.format(what=f'subscription {named.subscription_id}')} {ANYTHING_ELSE}",
+            intent="cancel_subscription",
+            confidence=conf,
+        )
+    # Reading is allowed where the sender can be forged; the change waits for the code.
+    gate = await verify.confirm_gate(t, Intent.CANCEL_SUBSCRIPTION)
+    if gate is not None:
+        return gate
     if sub is None or sub.status != "active":
         t.state.note("checked the subscription: none active")
         return say(
@@ -269,7 +314,7 @@ async def cancel_subscription(t: Turn) -> Decision:
             intent="cancel_subscription",
             confidence=conf,
         )
-    t.state.pending = "confirm_cancel"
+    t.state.pending, t.state.offered = "confirm_cancel", sub.id
     t.state.note(f"asked the customer to confirm cancelling {sub.plan}")
     return say(t, replies.subscription_offer(sub), intent="cancel_subscription", confidence=conf)
 
@@ -313,8 +358,11 @@ async def billing(t: Turn) -> Decision:
     p = t.parsed
     summary = None
     if t.box.verified:
-        summary = await t.box.call(BILLING_SUMMARY, NoArgs())
-        t.state.note("checked the billing summary")
+        try:
+            summary = await t.box.call(BILLING_SUMMARY, NoArgs())
+            t.state.note("checked the billing summary")
+        except GuardrailRefusal as exc:  # e.g. an account the backend does not know
+            t.state.note(f"could not read the billing summary: {exc.rule}")
     if p.dispute:
         if summary is not None:
             t.state.note(f"recent charges: {replies.charges_for_rep(summary)}")

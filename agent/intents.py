@@ -16,6 +16,7 @@ import enum
 import re
 
 from agent.pii import mask_pii
+from agent.understand import Match
 from gateway.models import Frozen
 
 
@@ -34,6 +35,10 @@ class Intent(enum.StrEnum):
     AFFIRM = "affirm"
     DENY = "deny"
     DONT_KNOW = "dont_know"
+    COMPLAINT = "complaint"  # a complaint, legal threat or compensation demand: a person
+    SECURITY = "security"  # an account taken over: a person, never an automatic reset
+    HELP = "help"  # a question the help centre answers (policy, payment methods, ...)
+    OUT_OF_SCOPE = "out_of_scope"  # nothing a support desk does ("what's the weather")
     UNKNOWN = "unknown"
 
 
@@ -78,7 +83,17 @@ _PATTERNS: dict[Intent, list[tuple[re.Pattern[str], float]]] = {
         (re.compile(r"\bmy (order|package|parcel|delivery|shipment)\b", _I), 0.7),
     ],
     Intent.ORDER_CANCEL: [
-        (re.compile(r"\bcancel\b.{0,20}\b(order|purchase)\b", _I), 0.9),
+        (re.compile(r"\bcancel\w*\b.{0,20}\b(order|purchase)\b", _I), 0.9),
+    ],
+    Intent.COMPLAINT: [
+        (re.compile(r"\b(complain\w*|complaint|lawyers?|solicitors?|attorneys?|sue|suing|"
+                    r"legal action|court|ombudsman|trading standards|small claims|"
+                    r"compensat\w+)\b", _I), 0.95),
+    ],
+    Intent.SECURITY: [
+        (re.compile(r"\b(hack\w*|compromised|identity theft|"
+                    r"(someone|somebody|stranger)\b.{0,20}\b(got|logged|broke|getting) (in|into)|"
+                    r"unauthori[sz]ed (access|log ?ins?|sign ?ins?))", _I), 0.95),
     ],
     Intent.PASSWORD_RESET: [
         (re.compile(r"\b(reset|forgot|forgotten|change|recover|lost)\b.{0,20}\bpass ?word\b",
@@ -88,7 +103,7 @@ _PATTERNS: dict[Intent, list[tuple[re.Pattern[str], float]]] = {
         (re.compile(r"\b(can'?t|cannot|unable to|couldn'?t|won'?t let me|not able to)\s+"
                     r"(log ?in|sign ?in|access|get in)", _I), 0.9),
         (re.compile(r"\blocked out\b", _I), 0.9),
-        (re.compile(r"\bpass ?word\b", _I), 0.7),
+        (re.compile(r"\b(pass ?word|pwd)\b", _I), 0.7),
         (re.compile(r"\b(log ?in|sign ?in)\b", _I), 0.55),
     ],
     Intent.REFUND: [
@@ -149,7 +164,8 @@ _INFO_QUESTION = re.compile(
 _PERSONAL = re.compile(r"\b(my|mine)\b", _I)
 _DISPUTE = re.compile(
     r"\b(twice|two times|double|duplicate|overcharged|unauthori[sz]ed|fraud\w*|"
-    r"recogni[sz]e|wrong (amount|charge)|didn'?t (order|buy|authori[sz]e))\b",
+    r"recogni[sz]e|wrong (amount|charge)|didn'?t (order|buy|authori[sz]e|make)|"
+    r"never (made|authori[sz]ed|ordered|bought|placed)|wasn'?t me)\b",
     _I,
 )
 
@@ -224,8 +240,16 @@ def _score(intent: Intent, text: str) -> float:
     return next((s for p, s in _BY_STRENGTH[intent] if p.search(text)), 0.0)
 
 
-def parse(text: str, *, expecting_order: bool = False) -> Parsed:
-    """Classify one message. `expecting_order`: the agent just asked for an order number."""
+def parse(text: str, *, expecting_order: bool = False, match: Match | None = None) -> Parsed:
+    """Classify one message. `expecting_order`: the agent just asked for an order number;
+    `match`: the nearest exemplar family (agent/understand.py), when a matcher is loaded."""
+    parsed = _parse_patterns(text, expecting_order=expecting_order)
+    if match is None:
+        return parsed
+    return _with_match(parsed, match, text)
+
+
+def _parse_patterns(text: str, *, expecting_order: bool) -> Parsed:
     scores = {intent: _score(intent, text) for intent in _PATTERNS}
     order_id = extract_order_id(text, expecting=expecting_order)
     # "What is my last invoice?" asks about the customer's own things, not policy.
@@ -236,8 +260,11 @@ def parse(text: str, *, expecting_order: bool = False) -> Parsed:
     # A bare number names no topic of its own: it answers whatever was asked.
     topic = best if scores[best] > 0.0 else None
     common = {"order_id": order_id, "info_question": info, "dispute": dispute, "topic": topic}
-    if scores[Intent.HUMAN]:
-        return Parsed(intent=Intent.HUMAN, confidence=scores[Intent.HUMAN], **common)
+    for person in (Intent.HUMAN, Intent.SECURITY, Intent.COMPLAINT):
+        if scores[person]:
+            if person is Intent.SECURITY:  # routes to the security/technical team
+                common["topic"] = Intent.SECURITY
+            return Parsed(intent=person, confidence=scores[person], **common)
     if topic is not None:
         confidence = scores[topic]
         if topic is Intent.ORDER_STATUS and order_id:
@@ -249,6 +276,66 @@ def parse(text: str, *, expecting_order: bool = False) -> Parsed:
         if scores[intent]:
             return Parsed(intent=intent, confidence=scores[intent], **common)
     return Parsed(intent=Intent.UNKNOWN, confidence=0.0, **common)
+
+
+# What a matched family means. A dispute is billing with `dispute` set.
+_FAMILY = {
+    "order_status": Intent.ORDER_STATUS,
+    "order_cancel": Intent.ORDER_CANCEL,
+    "account_billing": Intent.BILLING,
+    "billing_dispute": Intent.BILLING,
+    "needs_person": Intent.COMPLAINT,
+    "security": Intent.SECURITY,
+    "help_centre": Intent.HELP,
+    "password": Intent.PASSWORD_RESET,
+    "subscription_cancel": Intent.CANCEL_SUBSCRIPTION,
+    "small_talk": Intent.THANKS,
+    "out_of_scope": Intent.OUT_OF_SCOPE,
+}
+_PERSON = (Intent.HUMAN, Intent.SECURITY, Intent.COMPLAINT)
+_SHORT_REPLY = 4  # words: "yes please do" is a reply; "yeah, hi, I need to ..." is not
+_SHORT_SMALL_TALK = 5  # words: "good morning, thanks!" is only small talk
+MATCH_MIN = 0.5  # below this the nearest exemplar is too far to mean anything
+STRONG_PATTERN = 0.9  # a pattern this sure is kept unless the match needs a person
+ESCALATE_MIN = 0.7  # how close a match must be to override a sure pattern with a person
+
+
+def _with_match(parsed: Parsed, match: Match, text: str) -> Parsed:
+    """Combine the patterns' reading with the nearest exemplars'. Patterns keep what
+    they are good at (order numbers, explicit requests for a person, replies to a
+    question); the match decides when the patterns are unsure or only saw small talk."""
+    intent = _FAMILY.get(match.family)
+    if intent is None or match.score < MATCH_MIN or parsed.intent in _PERSON:
+        return parsed
+    if parsed.intent in _REPLIES and len(text.split()) <= _SHORT_REPLY:
+        return parsed  # "yes", "no", "I don't know": answers to the agent's question
+    if parsed.intent in _SMALL_TALK and (
+        intent is Intent.THANKS
+        or (intent is Intent.OUT_OF_SCOPE and len(text.split()) <= _SHORT_SMALL_TALK)
+    ):
+        return parsed  # "bye", "good morning, thanks!": small talk the patterns already name
+    dispute = match.family == "billing_dispute"
+    person = intent in _PERSON or dispute
+    sure = parsed.intent in BUSINESS and parsed.confidence >= STRONG_PATTERN
+    if parsed.order_id and intent not in (Intent.ORDER_STATUS, Intent.ORDER_CANCEL) and not person:
+        return parsed  # a number with a vague sentence is an order question
+    if person and parsed.intent in BUSINESS and match.score < ESCALATE_MIN:
+        return parsed  # "what are my recent charges?" is near a dispute, not one
+    if sure and not (person and match.score >= ESCALATE_MIN):
+        return parsed
+    if intent is Intent.ORDER_STATUS and parsed.info_question and not parsed.order_id:
+        intent = Intent.HELP  # "how long does shipping take?": no order of theirs named
+    topic = parsed.topic if intent in _PERSON else intent if intent in BUSINESS else parsed.topic
+    if intent is Intent.SECURITY:
+        topic = Intent.SECURITY
+    return parsed.model_copy(
+        update={
+            "intent": intent,
+            "confidence": max(match.score, 0.5),
+            "topic": topic,
+            "dispute": parsed.dispute or dispute,
+        }
+    )
 
 
 def has(intent: Intent, text: str) -> bool:

@@ -32,7 +32,10 @@ Every channel. The gateway hands the policy the customer's last
 `HISTORY_WINDOW` messages from every channel. On the first message after a
 switch of channel the reply starts by mentioning the earlier contact ("I see
 you called us earlier today about order 1001."; agent/recall.py), and an order
-question without a number means the order of that contact. Requests arriving
+question without a number means the order of that contact. The history is
+read only where it can matter (`wants_history`): not on the later turns of a
+conversation that has stayed on one channel, which saves the gateway a store
+read on most turns. Requests arriving
 by email may read the account but change it only once a code sent to the
 contact on record confirmed it (agent/verify.py; until then
 `Toolbox(sender_only=True)`: `From` can be forged).
@@ -43,11 +46,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from agent import flows, replies, verify
+from agent import flows, replies, resolution, verify
 from agent.backend import Backend
 from agent.brief import quote
 from agent.intents import Intent, parse
-from agent.kb import KnowledgeBase, terms
+from agent.kb import KbHit, KnowledgeBase, terms
 from agent.recall import earlier_contact
 from agent.sentiment import SentimentAnalyzer, worse
 from agent.tools import Toolbox
@@ -61,8 +64,9 @@ from agent.turn import (
     say,
     search,
 )
-from gateway.errors import BackendError
-from gateway.models import ChannelKind, Hangup, Sentiment
+from agent.understand import ArticleIndex, Matcher
+from gateway.errors import BackendError, GuardrailRefusal
+from gateway.models import ChannelKind, Conversation, Hangup, Sentiment
 from gateway.protocols import Decision, TurnContext, UsageLedger
 
 Handler = Callable[[Turn], Awaitable[Decision]]
@@ -89,6 +93,7 @@ class EmbeddedPolicy:
         sentiment: SentimentAnalyzer | None = None,
         clock: Callable[[], datetime] | None = None,
         verifier: verify.Verifier | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
         self.backend = backend
         # Slots and what was tried live in agent_state; the history is read for the
@@ -101,6 +106,8 @@ class EmbeddedPolicy:
         self.sentiment = sentiment or SentimentAnalyzer()
         self.clock = clock
         self.verifier = verifier  # one-time codes (agent/verify.py); None: none sent
+        self.matcher = matcher  # nearest-exemplar understanding; None: patterns only
+        self.articles = ArticleIndex(matcher, kb.articles.values()) if matcher else None
         self._handlers: dict[Intent, Handler] = {
             Intent.ORDER_STATUS: flows.order,
             Intent.ORDER_CANCEL: flows.order,
@@ -114,15 +121,30 @@ class EmbeddedPolicy:
             Intent.GOODBYE: _small_talk,
             Intent.AFFIRM: _small_talk,
             Intent.DENY: _small_talk,
+            Intent.COMPLAINT: _complaint,
+            Intent.SECURITY: _security,
+            Intent.HELP: _help_centre,
+            Intent.OUT_OF_SCOPE: _out_of_scope,
         }
+
+    def wants_history(self, conversation: Conversation) -> bool:
+        """Whether this turn needs the customer's history (read by the gateway before
+        `respond`). It is used only to mention an earlier contact on another channel; a
+        conversation that has only ever been on one channel, whose last message the agent
+        already answered here, has none to mention (a customer has one open conversation),
+        so the read is skipped."""
+        seen = conversation.agent_state.get("seen_on")
+        return not (seen == conversation.channel and set(conversation.channels) <= {seen})
 
     async def respond(self, turn: TurnContext) -> Decision:
         """Decide the reply (and any handover) for one customer message."""
         state = AgentState.load(turn.conversation.agent_state)
+        state.seen_on = turn.message.channel
         text = turn.message.text
         mood = self.sentiment.analyze(text)
         state.sentiment = worse(state.sentiment, mood.label)
-        parsed = parse(text, expecting_order=state.pending == "order_number")
+        match = self.matcher.match(text) if self.matcher is not None else None
+        parsed = parse(text, expecting_order=state.pending == "order_number", match=match)
         now = self.clock() if self.clock is not None else datetime.now(UTC)
         box = Toolbox(
             self.backend,
@@ -150,12 +172,19 @@ class EmbeddedPolicy:
             state.topic, state.words = parsed.topic, quote(text)
         if state.words is None:
             state.words = quote(text)
+        t.articles = self.articles
+        previous, state.answered = state.answered, None
         try:
-            return await self._route(t)
+            decision = await self._route(t)
+        except GuardrailRefusal as exc:
+            # A refusal is an answer, not a failure: say what the rule allows.
+            state.note(f"a tool refused: {exc.rule}")
+            return say(t, f"{exc.message} {ANYTHING_ELSE}", intent="refused", confidence=0.5)
         except BackendError:
             # The backend is down or refused: a person can still help; never guess.
             state.note("a system error stopped the agent")
             return handover(t, "backend", reason="the business backend failed", confidence=0.2)
+        return _with_resolution(decision, previous)
 
     async def _route(self, t: Turn) -> Decision:
         p, state = t.parsed, t.state
@@ -192,7 +221,7 @@ class EmbeddedPolicy:
 
 async def _small_talk(t: Turn) -> Decision:
     p = t.parsed
-    if p.intent in (Intent.GREETING, Intent.THANKS) and terms(t.text):
+    if p.intent is Intent.GREETING and terms(t.text):
         hit = await search(t)  # "hi, do you ship to Canada?"
         if hit is not None:
             return kb_reply(t, hit, intent="knowledge_base")
@@ -218,6 +247,66 @@ async def _small_talk(t: Turn) -> Decision:
     return say(t, text, intent=p.intent.value, confidence=p.confidence)
 
 
+async def _complaint(t: Turn) -> Decision:
+    """Complaints, legal threats and compensation demands are a person's to handle."""
+    t.state.note("the customer complained or asked for compensation")
+    return handover(
+        t,
+        "complaint",
+        reason="a complaint, legal threat or compensation demand needs a person",
+        confidence=t.parsed.confidence,
+        message="I'm sorry about this. I'm passing you to a member of our team, who can"
+        " look into it properly; they'll see this conversation, so you won't need to"
+        " repeat yourself.",
+    )
+
+
+async def _security(t: Turn) -> Decision:
+    """A hacked account goes to a person at once; no reset link is sent (it would go to
+    whatever address the intruder may have put on the account)."""
+    t.state.note("the customer reported that their account was taken over")
+    return handover(
+        t,
+        "security",
+        reason="the customer reports their account was compromised",
+        confidence=t.parsed.confidence,
+        next_step="Secure the account (sessions, contact details, recent orders), then"
+        " help the customer regain access.",
+        message="That needs our security team: I'm passing you to a person now, who will"
+        " secure your account with you. Please don't share your password with anyone.",
+    )
+
+
+ARTICLE_MIN = 0.5  # cosine similarity at which the nearest article answers (hybrid search)
+
+
+async def _help_centre(t: Turn) -> Decision:
+    """A question the help centre answers, for anyone, signed in or not: the FTS5
+    ranking first, then the article nearest in meaning (agent/understand.py)."""
+    hit = await search(t)
+    if hit is None and t.articles is not None:
+        near = t.articles.nearest(t.text)
+        if near is not None and near[1] >= ARTICLE_MIN:
+            article, sim = near
+            hit = KbHit(slug=article.slug, title=article.title, body=article.body, score=sim)
+    if hit is not None:
+        return kb_reply(t, hit, intent="knowledge_base")
+    return await _unknown(t)
+
+
+async def _out_of_scope(t: Turn) -> Decision:
+    """Understood, and not ours: say so. It is not a failure to understand, so it
+    neither counts towards nor clears the misses that hand over."""
+    t.state.note("the customer asked for something we don't do")
+    return say(
+        t,
+        f"Sorry, that's not something I can help with. {replies.CAPABILITIES}",
+        intent="out_of_scope",
+        confidence=t.parsed.confidence,
+        keep_failures=True,
+    )
+
+
 async def _unknown(t: Turn) -> Decision:
     hit = await search(t)
     if hit is not None:
@@ -228,6 +317,17 @@ async def _unknown(t: Turn) -> Decision:
 
 
 __all__ = ["AgentState", "EmbeddedPolicy"]
+
+
+def _with_resolution(decision: Decision, previous: str | None) -> Decision:
+    """Record the resolution signal (agent/resolution.py): the customer confirming the
+    last answer is an event; an answer that settles a need is remembered for the next."""
+    asked_back = decision.agent_state.get("pending") is not None
+    state = {**decision.agent_state, "answered": resolution.answered(
+        decision.intent, asked_back=asked_back)}  # fmt: skip
+    event = resolution.confirmed_event(previous, decision.intent)
+    events = (*decision.events, event) if event is not None else decision.events
+    return decision.model_copy(update={"agent_state": state, "events": events})
 
 
 def _confirmed(state: AgentState, now: datetime) -> bool:

@@ -151,12 +151,13 @@ def order_line(order: Order) -> str:
 
 
 def subscription_offer(sub: Subscription) -> str:
-    renews = f", next renewal on {day(sub.renews_on)}" if sub.renews_on else ""
-    until = f" until {day(sub.renews_on)}" if sub.renews_on else ""
+    """The confirmation question: exactly what will be cancelled, at what price, from when."""
+    when = f", from {day(sub.renews_on)}" if sub.renews_on else ""
+    keep = f" You keep access until {day(sub.renews_on)}" if sub.renews_on else " You"
+    keep += " and won't be charged again." if sub.renews_on else " won't be charged again."
     return (
-        f"Your {sub.plan} subscription costs {sub.price} a {sub.interval}{renews}. If you"
-        f" cancel, you keep access{until} and won't be charged again."
-        " Shall I cancel it? Please answer yes or no."
+        f"Cancel your {sub.plan} plan, {sub.price} a {sub.interval}{when}?{keep}"
+        " Please answer yes or no."
     )
 
 

@@ -35,6 +35,12 @@ class CancelSubscriptionArgs(Frozen):
     confirmed: bool = Field(
         description="True only after the customer explicitly said yes to cancelling.",
     )
+    subscription_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]{1,32}$",
+        description="The subscription the customer confirmed cancelling (its id, e.g."
+        " SUB-1001); the cancellation is refused when it is not the customer's current one.",
+    )
 
 
 class SearchKbArgs(Frozen):

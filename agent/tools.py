@@ -266,6 +266,13 @@ async def _cancel_subscription(box: Toolbox, args: CancelSubscriptionArgs) -> Ca
     account = await box.account()
     box.require_trusted_sender()
     current = await box.backend.get_subscription(account.id)
+    if args.subscription_id is not None and (
+        current is None or current.id.lower() != args.subscription_id.lower()
+    ):
+        raise GuardrailRefusal(
+            "other_customer",
+            f"Subscription {args.subscription_id} is not this customer's; cancel nothing.",
+        )
     if current is None or current.status != "active":
         return CancelResult(cancelled=False, subscription=current)
     return CancelResult(

@@ -28,6 +28,7 @@ from gateway.models import Action, ChannelKind, Reply, Sentiment, Transfer
 from gateway.protocols import Decision, TurnContext
 
 if TYPE_CHECKING:
+    from agent.understand import ArticleIndex
     from agent.verify import Verifier
 
 MAX_FAILURES = 2  # consecutive not-understood turns before handing over
@@ -45,6 +46,9 @@ class AgentState(BaseModel):
     pending: Literal["order_number", "confirm_cancel"] | None = None
     topic: Intent | None = None
     order_id: str | None = None
+    offered: str | None = None  # the subscription id the pending confirmation is about
+    answered: str | None = None  # the need the last answer settled (agent/resolution.py)
+    seen_on: ChannelKind | None = None  # the channel of the last message the agent answered
     failures: int = 0
     tried: list[str] = Field(default_factory=list)
     words: str | None = None  # the customer's first words on the current topic, PII masked
@@ -77,6 +81,7 @@ class Turn:
     resets_per_day: int
     recall: str | None = None  # the earlier contact to mention first (agent/recall.py), once
     verifier: Verifier | None = None  # one-time codes; None: none can be sent
+    articles: ArticleIndex | None = None  # help articles by meaning; None: FTS5 only
 
     @property
     def text(self) -> str:

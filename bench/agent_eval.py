@@ -1,6 +1,17 @@
 """Scripted support scenarios against the agent: which ones end right, with no wrong action.
 
-    .venv/bin/python bench/agent_eval.py [--scenarios bench/scenarios] [-v]
+    .venv/bin/python bench/agent_eval.py [--scenarios bench/scenarios] [-v] [--split dev]
+
+Real customer wording. `bench/eval/utterances.jsonl` holds utterances from
+public data sets (source and licence on every row; bench/eval/build.py rebuilds
+it), each mapped to one of our intent families with what the agent must do:
+answer it under one of the family's intents, or hand over (to the family's
+queue). Each runs as the first message of a signed web chat of customer C-1001.
+Only the `dev` split is reported by default (nothing is tuned on it; `train`
+feeds the exemplars). Columns: right (the expected end: right intent answered,
+or handed over to the right queue, and no wrong action), right queue (of the
+handovers expected), unneeded handovers (of the rows that needed no person),
+missed handovers (of those that did), wrong actions (changes not asked for).
 
 Each `bench/scenarios/*.toml` is one conversation: the customer's account (or
 none), the channel, the customer's turns, and one or more acceptable outcomes
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import tomllib
@@ -34,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from agent.demo_backend import DemoBackend  # noqa: E402
 from agent.kb import KnowledgeBase  # noqa: E402
 from agent.policy import EmbeddedPolicy  # noqa: E402
+from agent.understand import Matcher  # noqa: E402
 from gateway.models import (  # noqa: E402
     AuthorKind,
     ChannelKind,
@@ -187,12 +200,13 @@ def _message(
 def brains() -> list[tuple[str, Any]]:
     """(label, factory) for the embedded policy and, when configured, the LLM."""
     kb = KnowledgeBase()
+    matcher = Matcher.load()
 
     async def policy(backend: DemoBackend, ledger: Ledger) -> tuple[Brain, Any]:
         async def close() -> None:
             return None
 
-        return EmbeddedPolicy(backend, ledger, kb), close
+        return EmbeddedPolicy(backend, ledger, kb, matcher=matcher), close
 
     found: list[tuple[str, Any]] = [("embedded policy", policy)]
     settings = load_settings()
@@ -209,10 +223,87 @@ def brains() -> list[tuple[str, Any]]:
     return found
 
 
+@dataclass
+class Graded:
+    family: str
+    right: bool
+    handed: bool
+    queue_ok: bool
+    wrong: int
+    said: str
+
+
+async def run_utterance(row: dict[str, Any], make: Any) -> Graded:
+    """One real utterance as the first message of a signed web chat, graded."""
+    spec = {"account": "C-1001", "turns": [row["text"]], "expect": [{"outcome": "resolved"}]}
+    captured: dict[str, Any] = {}
+
+    async def wrapped(backend: DemoBackend, ledger: Ledger) -> tuple[Brain, Any]:
+        brain, close = await make(backend, ledger)
+
+        class Spy:
+            history_window = brain.history_window
+
+            async def respond(self, turn: TurnContext) -> Any:
+                decision = await brain.respond(turn)
+                captured["decision"] = decision
+                return decision
+
+        return Spy(), close
+
+    await run_scenario(row["family"], spec, wrapped)
+    decision = captured["decision"]
+    transfer = next((a for a in decision.actions if isinstance(a, Transfer)), None)
+    kinds = {e.kind for e in decision.events}
+    expected = {"tool.password_reset"} if row["family"] == "password" else set()
+    wrong = len((kinds & CHANGES) - expected)
+    handed = transfer is not None
+    queue_ok = handed and row.get("queue") in (None, transfer.queue if transfer else None)
+    answered = not handed and decision.intent in row["intents"]
+    right = queue_ok if row["handover"] else answered
+    return Graded(row["family"], right and not wrong, handed, queue_ok, wrong, decision.intent)
+
+
+async def evaluate_set(path: Path, split: str, verbose: bool) -> None:
+    lines = path.read_text("utf-8").splitlines()  # noqa: ASYNC240 - a benchmark's input
+    rows = [json.loads(line) for line in lines if line.strip()]
+    rows = [r for r in rows if split == "all" or r["split"] == split]
+    print(f"\n{len(rows)} real utterances ({split} split) from {path.relative_to(ROOT)}")
+    for label, make in brains():
+        graded = []
+        for row in rows:
+            g = await run_utterance(row, make)
+            graded.append(g)
+            if verbose and not g.right:
+                print(f"  [{label}] BAD {row['family']:<20} -> {g.said:<24} {row['text']!r}")
+        need = [g for g in graded if g.family in _NEEDS_PERSON]
+        calm = [g for g in graded if g.family not in _NEEDS_PERSON]
+        print(f"{label}: right {_pct(sum(g.right for g in graded), len(graded))}"
+              f"  right queue {_pct(sum(g.queue_ok for g in need), len(need))}"
+              f"  unneeded handovers {_pct(sum(g.handed for g in calm), len(calm))}"
+              f"  missed handovers {_pct(sum(not g.handed for g in need), len(need))}"
+              f"  wrong actions {sum(g.wrong for g in graded)}")  # fmt: skip
+        families = sorted({g.family for g in graded})
+        parts = []
+        for f in families:
+            mine = [g for g in graded if g.family == f]
+            parts.append(f"{f} {_pct(sum(g.right for g in mine), len(mine))}")
+        print("  by family: " + ", ".join(parts))
+
+
+_NEEDS_PERSON = frozenset({"billing_dispute", "needs_person"})
+
+
+def _pct(n: int, total: int) -> str:
+    return f"{100 * n / total:.0f}% ({n}/{total})" if total else "n/a"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenarios", type=Path, default=ROOT / "bench" / "scenarios")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per scenario")
+    parser.add_argument("--utterances", type=Path, default=ROOT / "bench/eval/utterances.jsonl")
+    parser.add_argument("--split", choices=("dev", "train", "all", "none"), default="dev")
     args = parser.parse_args()
     specs = {
         p.stem: tomllib.loads(p.read_text("utf-8")) for p in sorted(args.scenarios.glob("*.toml"))
@@ -238,6 +329,8 @@ async def main() -> None:
         )
     print(header)
     print("\n".join(rows))
+    if args.split != "none":
+        await evaluate_set(args.utterances, args.split, args.verbose)
 
 
 if __name__ == "__main__":

@@ -354,7 +354,7 @@ class Dispatcher:
             recent: list[Message] | tuple[Message, ...] = ()
             if history is not None:  # read with the turn's gate
                 recent = history
-            elif self.brain.history_window:
+            elif self.brain.history_window and _wants_history(self.brain, conversation):
                 recent = await self.store.history(customer.id, limit=self.brain.history_window)
             context = TurnContext(
                 customer=customer,
@@ -387,3 +387,10 @@ class Dispatcher:
                     conversation,
                     Typing(active=False),
                 )
+
+
+def _wants_history(brain: Brain, conversation: Conversation) -> bool:
+    """Whether to read the history for this turn: a brain may say, from the
+    conversation alone, that it will not use it (`wants_history`, optional)."""
+    wants = getattr(brain, "wants_history", None)
+    return wants is None or bool(wants(conversation))

@@ -41,6 +41,7 @@ from agent.llm.context import build_messages
 from agent.llm.fallback import apology, fall_back
 from agent.llm.guard import LlmTools, Pending
 from agent.llm.loop import run_loop
+from agent.llm.output_check import OutputCheck
 from agent.llm.prompts import Prompts
 from agent.llm.speaker import Speaker
 from agent.llm.tools import LLM_TOOLS
@@ -122,6 +123,7 @@ class LlmBrain:
         self.policy = policy
         self.backend, self.ledger, self.kb = backend, ledger, kb
         self.prompts = prompts or Prompts()
+        self.check = OutputCheck(self.prompts.all_system())
         self.config = config or LlmConfig()
         self.history_window = self.config.history_window
         self.sentiment = sentiment or SentimentAnalyzer()
@@ -129,13 +131,15 @@ class LlmBrain:
 
     async def respond(self, turn: TurnContext) -> Decision:
         """Decide the reply (and any actions or handover) for one customer message."""
-        return await self._turn(turn, Speaker())
+        return await self._turn(turn, Speaker(check=self.check))
 
     async def respond_stream(self, turn: TurnContext) -> AsyncIterator[str | Decision]:
         """The same turn, yielding each finished sentence as it is written, then the
         `Decision` (whose reply is the whole text, sentences included)."""
         queue: asyncio.Queue[str | Decision | BaseException] = asyncio.Queue()
-        task = asyncio.create_task(self._turn(turn, Speaker(queue.put_nowait, stream=True)))
+        task = asyncio.create_task(
+            self._turn(turn, Speaker(queue.put_nowait, stream=True, check=self.check))
+        )
 
         def done(t: asyncio.Task[Decision]) -> None:
             if not t.cancelled():
@@ -249,6 +253,9 @@ class LlmBrain:
                     on_hold=speaker.hold if speaker.stream else None,
                     hold_after_s=self.config.hold_after_s,
                 )  # fmt: skip
+            problem = None if result.escalation is not None else self.check.problem(result.text)
+            if problem is not None:  # a finished answer must pass the output check too
+                raise LlmError("unsafe_output", f"the model wrote {problem.replace('_', ' ')}")
         except (LlmError, TimeoutError) as exc:
             kind = exc.kind if isinstance(exc, LlmError) else "budget"
             log.warning("LLM turn failed on conversation %s: %s", turn.conversation.id, kind)
@@ -268,9 +275,10 @@ class LlmBrain:
             if brief is None and left > 0.5:
                 async with asyncio.timeout(left):
                     brief = await structured_brief(self.client, messages, sentiment=state.sentiment)
+            said = result.text if self.check.problem(result.text) is None else ""
             return self._handover(
                 turn, state, speaker, tools, "model", "the assistant escalated",
-                brief=brief, said=result.text,
+                brief=brief, said=said,
             )  # fmt: skip
         reply = speaker.reply_text(result.text)
         if tools.pending is not None:

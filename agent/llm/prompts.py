@@ -37,6 +37,10 @@ class Prompts:
         style = self._texts[_STYLE.get(channel, "chat")]
         return f"{self._texts['base'].strip()}\n\n{style.strip()}\n"
 
+    def all_system(self) -> list[str]:
+        """Every channel's system prompt: text a reply must never repeat."""
+        return [self.system(channel) for channel in _STYLE]
+
 
 def _read(name: str, override_dir: Path | None) -> str:
     if override_dir is not None:

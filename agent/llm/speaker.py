@@ -3,14 +3,20 @@ emits each sentence the moment it is complete (the phone speaks it at once).
 
 A half-written sentence is never emitted: when the turn fails mid-answer the
 partial sentence is dropped (`abandon`) and the fallback's sentences follow.
-The final reply is the whole text, so the stored message matches what was said.
+Every sentence the model writes passes the output check (agent/llm/output_check.py)
+before it is emitted; the first that fails ends the model's turn (`LlmError`
+"unsafe_output"), so the brain falls back. A fallback decision carries only the
+fallback's words, except on a live call, where checked sentences were already
+spoken: they stay in front, so the stored message is what the caller heard.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from agent.llm.output_check import OutputCheck
 from agent.llm.sentences import SentenceSplitter
+from gateway.errors import LlmError
 from gateway.models import Reply
 from gateway.protocols import Decision
 
@@ -20,9 +26,16 @@ HOLD = "One moment while I check that."
 class Speaker:
     """`emit` receives each sentence; `stream` says a consumer is listening live."""
 
-    def __init__(self, emit: Callable[[str], None] | None = None, *, stream: bool = False) -> None:
+    def __init__(
+        self,
+        emit: Callable[[str], None] | None = None,
+        *,
+        stream: bool = False,
+        check: OutputCheck | None = None,
+    ) -> None:
         self._emit = emit
         self.stream = stream
+        self._check = check
         self._splitter = SentenceSplitter()
         self.spoken: list[str] = []
         self.held = False
@@ -30,7 +43,7 @@ class Speaker:
     async def text(self, piece: str) -> None:
         """A piece of the model's answer as it streams in."""
         for sentence in self._splitter.feed(piece):
-            self._say(sentence)
+            self._say_model(sentence)
 
     async def hold(self) -> None:
         """A slow tool is running: tell the caller so they don't sit in silence."""
@@ -40,7 +53,7 @@ class Speaker:
     def finish(self) -> None:
         """The answer is complete: the last sentence needs no full stop to be said."""
         for sentence in self._splitter.flush():
-            self._say(sentence)
+            self._say_model(sentence)
 
     def abandon(self) -> None:
         """The answer broke off: drop the unfinished sentence."""
@@ -57,8 +70,9 @@ class Speaker:
         return f"{HOLD} {model_text}" if self.held else model_text
 
     def finish_decision(self, decision: Decision) -> Decision:
-        """Emit a fallback decision's replies; what was already said stays in front."""
-        before = " ".join(self.spoken)
+        """Emit a fallback decision's replies. On a live call what was already said stays
+        in front (it was heard); elsewhere the customer gets the fallback's words only."""
+        before = " ".join(self.spoken) if self.stream else ""
         actions = list(decision.actions)
         for i, action in enumerate(actions):
             if isinstance(action, Reply):
@@ -67,6 +81,12 @@ class Speaker:
                     actions[i] = Reply(text=f"{before} {action.text}")
                     before = ""
         return decision.model_copy(update={"actions": tuple(actions)})
+
+    def _say_model(self, sentence: str) -> None:
+        problem = self._check.problem(sentence, finished=False) if self._check else None
+        if problem is not None:
+            raise LlmError("unsafe_output", f"the model wrote {problem.replace('_', ' ')}")
+        self._say(sentence)
 
     def _say(self, sentence: str) -> None:
         self.spoken.append(sentence)

@@ -10,12 +10,19 @@ import pytest
 from agent.demo_backend import DemoBackend
 from agent.kb import KnowledgeBase
 from agent.policy import EmbeddedPolicy
+from agent.understand import Matcher
 from tests.agent.harness import MemoryLedger
 
 
 @pytest.fixture(scope="session")
 def kb() -> KnowledgeBase:
     return KnowledgeBase()
+
+
+@pytest.fixture(scope="session")
+def matcher() -> Matcher:
+    """The real WordLlama model (from the installed wheel, never downloaded), loaded once."""
+    return Matcher.load()
 
 
 @pytest.fixture
@@ -31,5 +38,8 @@ def ledger() -> MemoryLedger:
 
 
 @pytest.fixture
-def policy(backend: DemoBackend, ledger: MemoryLedger, kb: KnowledgeBase) -> EmbeddedPolicy:
-    return EmbeddedPolicy(backend, ledger, kb, handover_threshold=0.45)
+def policy(
+    backend: DemoBackend, ledger: MemoryLedger, kb: KnowledgeBase, matcher: Matcher
+) -> EmbeddedPolicy:
+    """The policy as the gateway builds it: patterns plus the nearest-exemplar matcher."""
+    return EmbeddedPolicy(backend, ledger, kb, handover_threshold=0.45, matcher=matcher)

@@ -11,7 +11,14 @@ from agent.demo_backend import DemoBackend
 from agent.kb import KnowledgeBase
 from agent.policy import EmbeddedPolicy
 from agent.recall import earlier_contact
-from gateway.models import AuthorKind, ChannelKind, Direction, Message
+from gateway.models import (
+    AuthorKind,
+    ChannelKind,
+    Conversation,
+    ConversationState,
+    Direction,
+    Message,
+)
 from tests.agent.harness import NOW, Chat, MemoryLedger, customer, kinds, reply_text
 
 JANE = customer(1, account="C-1001", name="Jane Doe")
@@ -185,3 +192,21 @@ def _as_messages(chat: Chat, asked: str, answer: str) -> tuple[Message, ...]:
         said(base, chat.channel, asked),
         said(base + 1, chat.channel, answer, agent=True),
     )
+
+
+async def test_history_is_wanted_only_where_an_earlier_contact_can_be_mentioned(
+    policy: EmbeddedPolicy, ledger: MemoryLedger
+) -> None:
+    chat = Chat(policy, ledger, customer(1), ChannelKind.SMS)
+    fresh = Conversation(
+        id=1, customer_id=1, state=ConversationState.BOT, channel=ChannelKind.SMS,
+        channels=(ChannelKind.SMS,), agent_state={}, version=1, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    assert policy.wants_history(fresh)  # a first message may follow a call
+    await chat.send("where is my order 1001?")
+    later = fresh.model_copy(update={"agent_state": chat.state})
+    assert not policy.wants_history(later)  # same channel, already answered here
+    switched = later.model_copy(
+        update={"channel": ChannelKind.WEBCHAT, "channels": (ChannelKind.SMS, ChannelKind.WEBCHAT)}
+    )
+    assert policy.wants_history(switched)
