@@ -14,7 +14,6 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from gateway.api_auth import new_token
-from gateway.app import BACKEND, STORE
 from gateway.bus import RemoteError
 from gateway.desk.admin import AdminError, first_error
 from gateway.desk.profile import profile
@@ -23,6 +22,7 @@ from gateway.desk.state import DESK
 from gateway.desk.store import SearchQuery
 from gateway.desk.summary import csv_rows
 from gateway.errors import ConflictError, NotFoundError
+from gateway.keys import BACKEND, STORE
 from gateway.routing.api import _Body, _body, _error
 from gateway.routing.models import Rep, Role
 from gateway.routing.state import ROUTING

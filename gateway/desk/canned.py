@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from gateway.app import BACKEND, STORE
 from gateway.desk.admin_api import with_role
 from gateway.desk.state import DESK
 from gateway.errors import NotFoundError
+from gateway.keys import BACKEND, STORE
 from gateway.models import Customer
 from gateway.routing.api import _Body, _body
 from gateway.routing.models import Rep, Role

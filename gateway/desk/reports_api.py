@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from gateway.app import SETTINGS
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
+from gateway.keys import SETTINGS
 
 DEFAULT_PERIOD = timedelta(days=7)
 MAX_PERIOD = timedelta(days=366 * 2)

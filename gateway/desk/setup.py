@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api_auth import BearerAuth
-from gateway.app import SETTINGS, STORE
 from gateway.bus import Data
 from gateway.desk import admin_api, canned, reports_api
 from gateway.desk.admin import RepAdmin, known_skills
@@ -17,6 +16,7 @@ from gateway.desk.state import DESK, DeskState
 from gateway.desk.store import DeskStore
 from gateway.desk.take import take
 from gateway.errors import ConfigError, NotFoundError
+from gateway.keys import SETTINGS, STORE
 from gateway.protocols import Store
 from gateway.routing.models import Rep
 from gateway.routing.setup import open_routing_store
