@@ -170,17 +170,22 @@ async def play_webchat(
     turns: list[Turn] = []
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
         await ws.send_json({"type": "hello", "visitor_token": None, "user": user, "last_seq": None})
-        drain = asyncio.create_task(_drain(ws))
+        shown: list[str] = []  # what the widget would show besides the customer's own words
+        drain = asyncio.create_task(_drain(ws, shown))
         try:
             for text in script.turns:
                 turn = Turn(script.name, "webchat", text)
                 client_id = uuid.uuid4().hex
                 start = time.perf_counter()
+                seen = len(shown)
                 await ws.send_json({"type": "message", "text": text, "client_id": client_id})
                 inbound = await wait_handled(data_dir, client_id, timeout_s)
                 turn.seconds = time.perf_counter() - start
                 if inbound is not None:
                     read_turn(data_dir, inbound, turn, prompt)
+                # Frames not stored (notices) are checked too; stored ones repeat the store.
+                on_socket = llm_audit.all_leaks(shown[seen:], prompt)
+                turn.leaks += [leak for leak in on_socket if leak not in turn.leaks]
                 turns.append(turn)
                 if turn.handed_over or turn.outcome == "silence":
                     break
@@ -189,9 +194,13 @@ async def play_webchat(
     return turns
 
 
-async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
-    async for _ in ws:  # frames are read from the store instead; keep the socket flowing
-        pass
+async def _drain(ws: aiohttp.ClientWebSocketResponse, shown: list[str]) -> None:
+    async for raw in ws:
+        if raw.type is not aiohttp.WSMsgType.TEXT:
+            continue
+        frame = json.loads(raw.data)
+        if frame.get("type") in ("message", "notice") and frame.get("author") != "customer":
+            shown.append(str(frame.get("text", "")))
 
 
 async def play_sms(
