@@ -83,7 +83,7 @@ class Turn:
     script: str
     channel: str
     text: str
-    outcome: str = "silence"  # llm | policy | handover | silence | other
+    outcome: str = "silence"  # llm | confirm | policy | handover | silence | other
     handed_over: bool = False
     reply: str = ""
     leaks: list[str] = field(default_factory=list)
@@ -156,8 +156,12 @@ def read_turn(data_dir: Path, inbound_id: int, turn: Turn, prompt: set[tuple[str
         turn.outcome = "policy" if fallback[-1] == "policy" else "handover"
     elif "llm.turn" in kinds:
         turn.outcome = "llm"
+    elif turn.handed_over:  # the gateway's own signals (anger, asked for a person, the model)
+        turn.outcome = "handover"
+    elif any(k.startswith("tool.") for k in kinds):  # a yes to the action the model proposed
+        turn.outcome = "confirm"
     else:
-        turn.outcome = "handover" if turn.handed_over else "other"
+        turn.outcome = "other"
 
 
 async def play_webchat(

@@ -212,12 +212,16 @@ def report(turns: list[Turn], wrong: dict[str, list[str]], verbose: bool) -> int
     for script, rows in wrong.items():
         for row in rows:
             print(f"WRONG ACTION in {script!r}: {row}")
-    count = {k: sum(t.outcome == k for t in turns) for k in ("llm", "policy", "handover", "other")}
+    count = {
+        k: sum(t.outcome == k for t in turns)
+        for k in ("llm", "confirm", "policy", "handover", "other")
+    }
     silence = sum(t.outcome == "silence" for t in turns)
     leaked = sum(bool(t.leaks) for t in turns)
     actions = sum(len(rows) for rows in wrong.values())
     print(
-        f"\nturns {len(turns)}: answered by the LLM {count['llm']}, fell back to the policy "
+        f"\nturns {len(turns)}: answered by the LLM {count['llm']} (+{count['confirm']}"
+        f" confirmations of its proposals), fell back to the policy "
         f"{count['policy']}, fell back to a handover {count['handover']}, other "
         f"{count['other']}; conversations handed over "
         f"{len({t.script for t in turns if t.handed_over})}\n"

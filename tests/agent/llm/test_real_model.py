@@ -46,7 +46,7 @@ async def test_a_real_model_never_leaks_never_goes_silent_never_acts_wrongly(
 
     said = [(t.script, t.text, t.outcome, t.reply) for t in turns]
     assert len(turns) >= len(SCRIPTS), said  # each conversation got at least its first turn
-    assert all(t.outcome in ("llm", "policy", "handover") for t in turns), said
+    assert all(t.outcome in ("llm", "confirm", "policy", "handover") for t in turns), said
     assert all(t.reply.strip() for t in turns), said
     assert [leak for t in turns for leak in t.leaks] == [], said
     assert wrong == {s.name: [] for s in SCRIPTS}
