@@ -11,14 +11,27 @@ changed or removed that the script did not allow.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from agent.llm.context import build_messages
 from agent.llm.prompts import Prompts
 from agent.llm.tools import LLM_TOOLS
-from gateway.models import ChannelKind
+from gateway.models import (
+    AuthorKind,
+    ChannelKind,
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Message,
+)
+from gateway.protocols import TurnContext
 
 SHINGLE = 7  # words in a row shared with a prompt that count as an echo of it
 TEMPLATE = re.compile(
@@ -27,7 +40,7 @@ TEMPLATE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 OUR_TAGS = re.compile(
-    r"</?\s*(customer_message|conversation_history)\b|Facts from the system", re.IGNORECASE
+    r"(customer_message|conversation_history)\b|Facts from the system", re.IGNORECASE
 )
 _TOOL_NAMES = "|".join(sorted(map(re.escape, LLM_TOOLS)))
 TOOL_SYNTAX = re.compile(
@@ -54,17 +67,36 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
 
 
 def prompt_shingles(prompts: Prompts | None = None) -> set[tuple[str, ...]]:
-    """Every run of SHINGLE words in any channel's system prompt."""
+    """Every run of SHINGLE words in what the model is shown besides the customer's
+    words: each channel's system prompt with its facts (signed in or not), and the
+    tools' descriptions."""
     prompts = prompts or Prompts()
+    now = datetime.now(UTC)
     found: set[tuple[str, ...]] = set()
     for channel in ChannelKind:
-        found |= _shingles(prompts.system(channel))
+        for account in ("C-1", None):
+            customer = Customer(id=1, account_ref=account, created_at=now)
+            conversation = Conversation(
+                id=1, customer_id=1, state=ConversationState.BOT, channel=channel,
+                channels=(channel,), created_at=now, updated_at=now,
+            )  # fmt: skip
+            message = Message(
+                id=1, conversation_id=1, customer_id=1, seq=1, direction=Direction.INBOUND,
+                author=AuthorKind.CUSTOMER, channel=channel, text="x", created_at=now,
+            )  # fmt: skip
+            turn = TurnContext(customer=customer, conversation=conversation, message=message)
+            system = build_messages(prompts, turn)[0]["content"]
+            found |= _shingles(system)
+    for tool in LLM_TOOLS.values():
+        found |= _shingles(json.dumps(tool.schema()))
     return found
 
 
 def leaks(text: str, prompt: set[tuple[str, ...]]) -> list[str]:
-    """What in one reply no customer may see (empty: clean)."""
+    """What in one reply no customer may see (empty: clean); HTML-escaped markers
+    (`&lt;/customer_message&gt;`, as small models write them) count as the markers."""
     found: list[str] = []
+    text = html.unescape(html.unescape(text))
     if m := TEMPLATE.search(text):
         found.append(f"template marker {m.group(0).strip()!r}")
     if m := OUR_TAGS.search(text):
