@@ -26,7 +26,10 @@ from agent.pii import mask_pii
 from gateway.models import AuthorKind, Direction, Message
 from gateway.protocols import TurnContext
 
-_TAG = re.compile(r"</?\s*(customer_message|conversation_history)\b[^>]*>", re.IGNORECASE)
+# The tags that delimit outside text as data: defused in that text, and never let through
+# in what the model writes (agent/llm/output_check.py).
+DATA_TAGS = ("customer_message", "conversation_history")
+_TAG = re.compile(rf"</?\s*({'|'.join(DATA_TAGS)})\b[^>]*>", re.IGNORECASE)
 RECENT_IN_FULL = 8
 LINE_CHARS = 600
 OLDER_LINE_CHARS = 100

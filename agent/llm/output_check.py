@@ -1,9 +1,10 @@
 """The output check: nothing a model writes reaches a customer unless it passes.
 
-A small model (or a misconfigured server) can echo its own system prompt, leak
-chat-template markers ("<<SYS>>", "[INST]", "<|im_start|>"), write a tool call
-as prose ('{"name": "order_lookup", "arguments": ...}') or ramble on. `OutputCheck`
-refuses such text; the brain then falls back (agent/llm/fallback.py) and the
+A small model (or a misconfigured server) can echo its own system prompt or the
+tags our context wraps the customer's words in, leak chat-template markers
+("<<SYS>>", "[INST]", "<|im_start|>"), write a tool call as prose
+('{"name": "order_lookup", "arguments": ...}') or ramble on. `OutputCheck` refuses such
+text; the brain then falls back (agent/llm/fallback.py) and the
 customer gets only the fallback's words. It is applied to every sentence before
 it is spoken on a live call and to the finished answer on every channel.
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from agent.llm.context import DATA_TAGS
 
 MAX_CHARS = 1500  # a finished answer longer than this is rambling, on any channel
 ECHO_WORDS = 7
@@ -32,6 +35,9 @@ _TOOL_SYNTAX = re.compile(
     r"refund_order|kb_search|escalate)\s*\(",
     re.IGNORECASE,
 )
+# Our own data delimiters echoed back (small models repeat the wrapper around the
+# customer's words, bare or HTML-escaped): what is inside them is not an answer.
+_DATA_TAG = re.compile(rf"(<|&lt;)\s*/?\s*({'|'.join(DATA_TAGS)})\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -60,6 +66,8 @@ class OutputCheck:
             return "too_long"
         if _MARKERS.search(text):
             return "template_marker"
+        if _DATA_TAG.search(text):
+            return "data_tag"
         if _TOOL_SYNTAX.search(text):
             return "tool_syntax"
         words = _words(text)

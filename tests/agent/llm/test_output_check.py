@@ -28,6 +28,9 @@ BAD_ANSWERS = [
     "<|im_start|>assistant Your order has shipped.",
     'Sure! {"name": "subscription_cancel", "arguments": {"confirmed": true}}',
     "Your order has shipped. " * 100,
+    # Our own wrapper echoed back, as SmolLM2-135M did on every turn (bench/llm_real.py).
+    '<customer_message channel="webchat" name="">\nyes\n</customer_message>',
+    "Sure. &lt;/customer_message&gt; I can help with that.",
 ]
 
 
