@@ -12,7 +12,14 @@ import pytest
 
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
-from gateway.models import ChannelKind, Conversation, Customer, Direction, Message
+from gateway.models import (
+    ChannelKind,
+    Conversation,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Message,
+)
 from gateway.protocols import Decision, TurnContext
 from gateway.store.sqlite import SqliteStore
 from gateway.turn_record import FALLBACK_TEXT
@@ -65,6 +72,12 @@ class LiveChannel(Recorder):
             self.log.append(("publish", message))
 
 
+def logged(channel: LiveChannel) -> list[tuple[str, object]]:
+    """The channel's log, a stored message as (id, text): the log keeps the message as
+    it was handed over (`queued`); the store has it as the outbox marked it since."""
+    return [(k, m if isinstance(m, str) else (m.id, m.text)) for k, m in channel.log]
+
+
 async def test_sentences_reach_the_live_view_before_the_turn_is_stored(
     llm: FakeOpenAI, make_brain: MakeBrain, store: SqliteStore
 ) -> None:
@@ -85,12 +98,14 @@ async def test_sentences_reach_the_live_view_before_the_turn_is_stored(
     [answer] = [m for m in await store.conversation_messages(ingested.conversation.id)
                 if m.direction is Direction.OUTBOUND]  # fmt: skip
     assert answer.text == first + rest
-    # The live view got the stored reply, and nothing was published (said) twice.
-    assert sms.log == [
+    # The live view got the stored reply, and nothing was published (said) twice: the
+    # outbox marks what the live view finished as sent, so it is never sent again.
+    assert logged(sms) == [
         ("sentence", "Order 1001 shipped with UPS."),
         ("sentence", "It should arrive in two days."),
-        ("finish", answer),
+        ("finish", (answer.id, answer.text)),
     ]
+    assert answer.status is DeliveryStatus.SENT
     assert llm.requests[0]["stream"] is True
 
 
@@ -133,6 +148,8 @@ async def test_a_crash_mid_answer_keeps_what_was_said_in_front_of_the_fallback(
     [answer] = [m for m in await store.conversation_messages(ingested.conversation.id)
                 if m.direction is Direction.OUTBOUND]  # fmt: skip
     assert answer.text == f"Let me look into that. {FALLBACK_TEXT}"
-    assert sms.log == [("sentence", "Let me look into that."), ("finish", answer)]
+    assert logged(sms) == [
+        ("sentence", "Let me look into that."), ("finish", (answer.id, answer.text))
+    ]
     conversation = await store.get_conversation(ingested.conversation.id)
     assert conversation.queue == "general"  # handed over, as for any agent failure
