@@ -62,7 +62,7 @@ async def test_a_contested_charge_goes_to_the_billing_team(
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-@pytest.mark.parametrize("text", ["what did you charge me last month?", "show me my latest invoice"])
+@pytest.mark.parametrize("text", ["what did you charge me last month?", "show me my last invoice"])
 async def test_a_billing_question_is_answered_not_disputed(
     policy: EmbeddedPolicy, ledger: MemoryLedger, channel: ChannelKind, text: str
 ) -> None:
