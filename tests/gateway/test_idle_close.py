@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from agent.demo_backend import DemoBackend
+from agent.kb import KnowledgeBase
+from agent.policy import EmbeddedPolicy
+from agent.understand import Matcher
+from gateway.dispatch import Dispatcher
 from gateway.idle_close import idle_close_ctx, sweep_once
 from gateway.keys import SETTINGS, STORE
+from gateway.metrics import Metrics
 from gateway.models import (
     ChannelKind,
     Conversation,
     ConversationState,
+    Customer,
     Identity,
     IdentityKind,
     InboundMessage,
@@ -25,6 +33,7 @@ from gateway.models import (
 )
 from gateway.protocols import OutboundDraft, TurnRecord
 from gateway.settings import Settings
+from tests.agent.harness import MemoryLedger
 from tests.support.stores import AnyStore, open_store
 
 QUIET_S = 0.05  # the setting, short: the tests wait a little longer than it
@@ -163,3 +172,43 @@ def test_the_setting_is_validated() -> None:
     assert Settings().assumed_resolved_after_s == 1800
     with pytest.raises(ValueError, match="assumed_resolved_after_s"):
         Settings(assumed_resolved_after_s=-1)
+
+
+class _Channel:
+    """The web chat seam: records nothing, sends nowhere."""
+
+    kind = ChannelKind.WEBCHAT
+
+    async def publish(self, customer: Customer, conversation: Conversation, message: Any) -> None:
+        return None
+
+    async def signal(self, customer: Customer, conversation: Conversation, action: Any) -> None:
+        return None
+
+
+async def test_the_embedded_agents_answer_is_assumed_resolved_a_thanks_is_not(
+    store: AnyStore, tmp_path: Path
+) -> None:
+    """End to end: the real policy answers through the dispatcher; a conversation the
+    customer confirmed is counted once (confirmed), the quiet one once (assumed)."""
+    backend = DemoBackend(tmp_path / "backend.sqlite3")
+    policy = EmbeddedPolicy(backend, MemoryLedger(), KnowledgeBase(), matcher=Matcher.load())
+    dispatcher = Dispatcher(store, policy, {ChannelKind.WEBCHAT: _Channel()}, Metrics())
+    try:
+        quiet = await dispatcher.handle(_msg("e1", "what is your refund policy?"))
+        thanked = await dispatcher.handle(_msg("e2", "what is your refund policy?"))
+        await dispatcher.drain()
+        await dispatcher.handle(_msg("e2", "great, thanks, that's all"))
+        await dispatcher.drain()
+    finally:
+        await dispatcher.drain()
+        await backend.close()
+    await asyncio.sleep(QUIET_S * 2)
+    assert await sweep_once(store, QUIET_S) == 1
+    (answer,) = [e.data["intent"] for e in await store.events(quiet.conversation.id)
+                 if e.kind == "agent.turn"]  # fmt: skip
+    assert answer in {"refund", "knowledge_base"}  # the policy question was answered
+    assert await _assumed(store, quiet.conversation.id) == [{"how": "assumed", "intent": answer}]
+    confirmed = await _assumed(store, thanked.conversation.id)
+    assert confirmed == [{"how": "confirmed", "intent": answer}]  # never assumed as well
+    assert (await store.get_conversation(thanked.conversation.id)).state is ConversationState.BOT
