@@ -57,6 +57,14 @@ _SMALL_TALK = (Intent.GOODBYE, Intent.THANKS, Intent.GREETING)
 _REPLIES = (Intent.AFFIRM, Intent.DENY, Intent.DONT_KNOW)
 
 _I = re.IGNORECASE
+# Money taken without the customer's say-so: a dispute even with no billing word in it.
+_STRONG_DISPUTE = re.compile(
+    r"\b(someone|somebody|a stranger|strangers)\b.{0,25}\b(used|using|took|taken|stole|charged|"
+    r"spent|withdr[ae]w\w*|transferr?\w*|bought)\b.{0,30}(\bcard\b|\baccount\b|\bmoney\b|\$|\d)|"
+    r"\b(card|cards)\b.{0,15}\b(stolen|lost|cloned|skimmed)\b|"
+    r"\b(lost|stolen|cloned)\b.{0,15}\b(debit |credit |bank )?card\b",
+    re.IGNORECASE,
+)
 _PATTERNS: dict[Intent, list[tuple[re.Pattern[str], float]]] = {
     Intent.HUMAN: [
         (re.compile(r"\b(human( being)?|real person|actual person|live (agent|person|chat)|"
@@ -116,6 +124,7 @@ _PATTERNS: dict[Intent, list[tuple[re.Pattern[str], float]]] = {
                     r"payment|billing)", _I), 0.9),
         (re.compile(r"\b(overcharged|fraud\w*|don'?t recogni[sz]e|do not recogni[sz]e)\b", _I),
          0.9),
+        (_STRONG_DISPUTE, 0.9),  # "a payment on my card I never made": contested money
         (re.compile(r"\b(bill|billed|billing|invoices?|receipts?|charge[sd]?|payments?|paid|"
                     r"statement|renew(al|s)?)\b", _I), 0.75),
         (re.compile(r"\b(subscription|membership)\b", _I), 0.6),
@@ -163,9 +172,13 @@ _INFO_QUESTION = re.compile(
 )
 _PERSONAL = re.compile(r"\b(my|mine)\b", _I)
 _DISPUTE = re.compile(
-    r"\b(twice|two times|double|duplicate|overcharged|unauthori[sz]ed|fraud\w*|"
-    r"recogni[sz]e|wrong (amount|charge)|didn'?t (order|buy|authori[sz]e|make)|"
-    r"never (made|authori[sz]ed|ordered|bought|placed)|wasn'?t me)\b",
+    r"\b(twice|two times|double|duplicate|overcharged|unauthori[sz]ed|fraud\w*|scam\w*|"
+    r"recogni[sz]e|wrong (amount|charge)|suspicious|stolen|"
+    r"(didn'?t|did not|never) (order|buy|authori[sz]e|make|made|approve|purchase|agree)\w*|"
+    r"(never|not) (made|authori[sz]ed|ordered|bought|placed|approved|purchased)|"
+    r"wasn'?t me|not me|without my (permission|consent|authori[sz]ation)|"
+    r"(someone|somebody|a stranger|they) (has |have )?(used|took|taken|stole|charged|spent|"
+    r"withdr[ae]w\w*|transferr?ed)\b.{0,30}\b(card|account|money|\$|\d))",
     _I,
 )
 
@@ -254,7 +267,10 @@ def _parse_patterns(text: str, *, expecting_order: bool) -> Parsed:
     order_id = extract_order_id(text, expecting=expecting_order)
     # "What is my last invoice?" asks about the customer's own things, not policy.
     info = bool(_INFO_QUESTION.search(text)) and not _PERSONAL.search(text)
-    dispute = bool(_DISPUTE.search(text))
+    dispute = bool(_DISPUTE.search(text) or _STRONG_DISPUTE.search(text))
+    if dispute and scores[Intent.BILLING]:
+        # "a payment on my card I never made": contested money, as sure as "charged twice"
+        scores[Intent.BILLING] = max(scores[Intent.BILLING], 0.9)
     # max() keeps the first of equal scores, and BUSINESS is in priority order.
     best = max(BUSINESS, key=lambda i: scores[i])
     # A bare number names no topic of its own: it answers whatever was asked.

@@ -141,6 +141,7 @@ def create_app(
     from channels.webchat import setup_webchat
     from gateway.cluster import bus_ctx, cluster_ctx
     from gateway.desk.setup import setup_desk
+    from gateway.idle_close import idle_close_ctx
     from gateway.routing.setup import setup_routing
 
     app = web.Application(client_max_size=1024 * 1024, middlewares=[bad_body_middleware])
@@ -158,6 +159,7 @@ def create_app(
         app[BRAIN] = brain
     app.cleanup_ctx.append(_dispatcher_ctx)
     app.cleanup_ctx.append(cluster_ctx)
+    app.cleanup_ctx.append(idle_close_ctx)
     app.on_startup.append(_recover)
     app.on_shutdown.append(_stop_outbox)
     app.router.add_get("/healthz", healthz)

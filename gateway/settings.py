@@ -76,6 +76,14 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{0,64}$",
         description="This node's name on the bus; empty: <host>-<pid>.",
     )
+    assumed_resolved_after_s: float = Field(
+        1800.0,
+        ge=0.0,
+        le=30 * 86400.0,
+        description="A bot conversation whose agent answered and whose customer then wrote"
+        " nothing for this long is closed as assumed resolved (the conversation.resolved"
+        " event, how=assumed); a later message starts a new conversation. 0: never.",
+    )
     cluster_recover_after_s: float = Field(
         10.0,
         ge=1.0,

@@ -182,6 +182,10 @@ class LlmBrain:
             # The embedded policy's open question (from a fallback turn) is stale once the
             # LLM has answered: a later "yes" must not confirm it.
             saved["pending"] = None
+        if not any(e.kind == "llm.fallback" for e in decision.events) and "answered" in saved:
+            # Nor does the policy's earlier answer still stand: the conversation is not
+            # closed as assumed resolved on it (gateway/idle_close.py).
+            saved["answered"] = None
         agent_state = {**saved, **decision.agent_state, STATE_KEY: state.model_dump(mode="json")}
         return decision.model_copy(update={"agent_state": agent_state})
 

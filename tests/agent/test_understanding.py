@@ -39,6 +39,37 @@ async def test_what_a_desk_hands_over_goes_to_a_person(
     assert not CHANGES & set(kinds(decision))  # never an automatic reset for a hacked account
 
 
+# Disputes in wording that is in no exemplar: contested money goes to the billing team.
+DISPUTES = [
+    "there is a payment on my card I never made",
+    "somebody withdrew 200 dollars from my account",
+    "my credit card was stolen and used online",
+    "I see a purchase on my statement I did not authorize",
+    "charged me for a subscription without my permission",
+]
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("text", DISPUTES)
+async def test_a_contested_charge_goes_to_the_billing_team(
+    policy: EmbeddedPolicy, ledger: MemoryLedger, channel: ChannelKind, text: str
+) -> None:
+    decision = await Chat(policy, ledger, JANE, channel).send(text)
+    handed = transfer(decision)
+    assert handed is not None, reply_text(decision)
+    assert handed.queue == "billing"
+    assert not CHANGES & set(kinds(decision))
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("text", ["what did you charge me last month?", "show me my last invoice"])
+async def test_a_billing_question_is_answered_not_disputed(
+    policy: EmbeddedPolicy, ledger: MemoryLedger, channel: ChannelKind, text: str
+) -> None:
+    decision = await Chat(policy, ledger, JANE, channel).send(text)
+    assert transfer(decision) is None, reply_text(decision)
+
+
 @pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize("who", [ANON, UNKNOWN])
 async def test_public_questions_are_answered_for_anyone(

@@ -105,6 +105,17 @@ async def test_server_error_falls_back_to_the_policy(
     assert "Traceback" not in reply_text(decision) and "500" not in reply_text(decision)
 
 
+async def test_the_policys_answer_stops_standing_once_the_model_answers(
+    llm: FakeOpenAI, make_brain: MakeBrain, ledger: MemoryLedger
+) -> None:
+    llm.add(status(500), text("Could you tell me a bit more?"))
+    chat = Chat(make_brain(), ledger, customer(1))
+    await chat.send("where is order 1001")  # the fallback policy answers it
+    assert chat.state["answered"] == "order_status"
+    await chat.send("and something else")  # the model asks back: nothing is assumed resolved
+    assert chat.state["answered"] is None
+
+
 async def test_server_error_is_retried_within_the_budget(
     llm: FakeOpenAI, make_brain: MakeBrain, ledger: MemoryLedger
 ) -> None:

@@ -3,6 +3,7 @@ each figure checked exactly, on SQLite and PostgreSQL, and again after a restart
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +12,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.desk.summary import percentile
+from gateway.idle_close import sweep_once
 from gateway.models import ChannelKind, Identity, IdentityKind, Reply
 from gateway.protocols import Decision, EventDraft, TurnContext
+from gateway.store.postgres import PostgresStore
+from gateway.store.sqlite import SqliteStore
 from tests.gateway.routing.desk import Desk, HandoverBrain, build
 
 TOKEN = "reports-token-0123456789"
@@ -24,6 +28,9 @@ class ResolvingBrain(HandoverBrain):
 
     async def respond(self, turn: TurnContext) -> Decision:
         words = turn.message.text.split()
+        if words and words[0] == "answered":  # an answer that stands (agent/resolution.py)
+            return Decision(actions=(Reply(text="here you go"),), intent=words[1],
+                            agent_state={"answered": words[1]}, confidence=1.0)  # fmt: skip
         if words and words[0] == "solved":
             event = EventDraft(kind="conversation.resolved", data={"how": words[1]})
             return Decision(actions=(Reply(text="glad to help"),), events=(event,),
@@ -141,6 +148,23 @@ async def test_the_summary_counts_every_figure_exactly_and_again_after_a_restart
     status, after = await _summary(again, since=start.isoformat(), until=until)
     assert status == 200
     assert after == body
+
+
+async def test_a_conversation_closed_as_assumed_resolved_is_counted_once(
+    tmp_path: Path, store_url: str, aiohttp_client: Client
+) -> None:
+    desk = await _open(tmp_path, store_url, aiohttp_client)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    await desk.say("q1", "answered order_status")
+    await asyncio.sleep(0.1)
+    store = desk.store
+    assert isinstance(store, SqliteStore | PostgresStore)
+    assert await sweep_once(store, 0.05) == 1  # the GATEWAY_ASSUMED_RESOLVED_AFTER_S sweep
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    status, body = await _summary(desk, since=start.isoformat(), until=until)
+    assert status == 200, body
+    assert body["bot_resolved"] == 1
+    assert body["bot_resolved_how"] == {"confirmed": 0, "assumed": 1, "closed": 0}
 
 
 async def test_the_api_needs_a_valid_token_and_iso_dates(
