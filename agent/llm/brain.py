@@ -131,14 +131,19 @@ class LlmBrain:
 
     async def respond(self, turn: TurnContext) -> Decision:
         """Decide the reply (and any actions or handover) for one customer message."""
-        return await self._turn(turn, Speaker(check=self.check))
+        return await self._turn(turn, Speaker(check=self.check.answering(turn.message.text)))
 
     async def respond_stream(self, turn: TurnContext) -> AsyncIterator[str | Decision]:
         """The same turn, yielding each finished sentence as it is written, then the
         `Decision` (whose reply is the whole text, sentences included)."""
         queue: asyncio.Queue[str | Decision | BaseException] = asyncio.Queue()
         task = asyncio.create_task(
-            self._turn(turn, Speaker(queue.put_nowait, stream=True, check=self.check))
+            self._turn(
+                turn,
+                Speaker(
+                    queue.put_nowait, stream=True, check=self.check.answering(turn.message.text)
+                ),
+            )
         )
 
         def done(t: asyncio.Task[Decision]) -> None:
@@ -248,6 +253,7 @@ class LlmBrain:
         budget = self.config.budget(turn.conversation.channel)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
+        check = speaker.check or self.check.answering(turn.message.text)
         try:
             async with asyncio.timeout(budget):
                 result = await run_loop(
@@ -257,7 +263,7 @@ class LlmBrain:
                     on_hold=speaker.hold if speaker.stream else None,
                     hold_after_s=self.config.hold_after_s,
                 )  # fmt: skip
-            problem = None if result.escalation is not None else self.check.problem(result.text)
+            problem = None if result.escalation is not None else check.problem(result.text)
             if problem is not None:  # a finished answer must pass the output check too
                 raise LlmError("unsafe_output", f"the model wrote {problem.replace('_', ' ')}")
         except (LlmError, TimeoutError) as exc:
@@ -279,7 +285,7 @@ class LlmBrain:
             if brief is None and left > 0.5:
                 async with asyncio.timeout(left):
                     brief = await structured_brief(self.client, messages, sentiment=state.sentiment)
-            said = result.text if self.check.problem(result.text) is None else ""
+            said = result.text if check.problem(result.text) is None else ""
             return self._handover(
                 turn, state, speaker, tools, "model", "the assistant escalated",
                 brief=brief, said=said,

@@ -14,7 +14,10 @@ the system prompt (any channel's) appearing in the output.
 
 from __future__ import annotations
 
+import copy
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 
 from agent.llm.context import DATA_TAGS
@@ -45,17 +48,46 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+# Writing systems told apart by the language check; kana and Han count as one.
+_SCRIPT_OF = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "CJK": "CJK", "HANGUL": "HANGUL"}
+MIN_LETTERS = 4  # fewer letters than this say nothing about a text's writing system
+
+
+def script_share(text: str) -> Counter[str]:
+    """How many letters of `text` each writing system (LATIN, CYRILLIC, CJK, ARABIC…)
+    has, from the Unicode character names."""
+    counts: Counter[str] = Counter()
+    for char in text:
+        if char.isalpha():
+            first = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+            counts[_SCRIPT_OF.get(first, first)] += 1
+    return counts
+
+
 class OutputCheck:
-    """Checks model text against the system prompts it must never repeat."""
+    """Checks model text against the system prompts it must never repeat, and (bound to
+    a customer's message with `answering`) against the customer's writing system."""
 
     def __init__(self, prompts: Iterable[str], *, max_chars: int = MAX_CHARS) -> None:
         self.max_chars = max_chars
+        self._script: str | None = None  # the customer's writing system, once bound
         self._runs: set[tuple[str, ...]] = set()
         for prompt in prompts:
             words = _words(prompt)
             self._runs.update(
                 tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)
             )
+
+    def answering(self, customer_text: str) -> OutputCheck:
+        """This check for one turn: the answer must also be written mostly in the writing
+        system of `customer_text` (a small model that drifts into another language is
+        refused). Languages that share a writing system are not told apart: no language
+        identification model ships with the gateway."""
+        bound = copy.copy(self)
+        shares = script_share(customer_text)
+        total = sum(shares.values())
+        bound._script = shares.most_common(1)[0][0] if total >= MIN_LETTERS else None
+        return bound
 
     def problem(self, text: str, *, finished: bool = True) -> str | None:
         """Why `text` must not reach the customer, or None when it may.
@@ -68,6 +100,11 @@ class OutputCheck:
             return "template_marker"
         if _DATA_TAG.search(text):
             return "data_tag"
+        if self._script is not None:
+            shares = script_share(text)
+            total = sum(shares.values())
+            if total >= MIN_LETTERS and shares[self._script] * 2 < total:
+                return "wrong_language"
         if _TOOL_SYNTAX.search(text):
             return "tool_syntax"
         words = _words(text)

@@ -35,7 +35,7 @@ class Speaker:
     ) -> None:
         self._emit = emit
         self.stream = stream
-        self._check = check
+        self.check = check  # the output check, bound to the customer's message
         self._splitter = SentenceSplitter()
         self.spoken: list[str] = []
         self.held = False
@@ -83,7 +83,7 @@ class Speaker:
         return decision.model_copy(update={"actions": tuple(actions)})
 
     def _say_model(self, sentence: str) -> None:
-        problem = self._check.problem(sentence, finished=False) if self._check else None
+        problem = self.check.problem(sentence, finished=False) if self.check else None
         if problem is not None:
             raise LlmError("unsafe_output", f"the model wrote {problem.replace('_', ' ')}")
         self._say(sentence)

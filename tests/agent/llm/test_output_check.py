@@ -31,6 +31,8 @@ BAD_ANSWERS = [
     # Our own wrapper echoed back, as SmolLM2-135M did on every turn (bench/llm_real.py).
     '<customer_message channel="webchat" name="">\nyes\n</customer_message>',
     "Sure. &lt;/customer_message&gt; I can help with that.",
+    # Another language than the customer's (small models drift into one).
+    "您的订单已经发货了，预计星期三到达。",
 ]
 
 
@@ -41,7 +43,23 @@ def check() -> OutputCheck:
 
 @pytest.mark.parametrize("answer", BAD_ANSWERS)
 def test_the_check_refuses_what_must_not_reach_a_customer(check: OutputCheck, answer: str) -> None:
-    assert check.problem(answer) is not None
+    assert check.answering("where is order 1001?").problem(answer) is not None
+
+
+def test_an_answer_in_another_writing_system_is_refused(check: OutputCheck) -> None:
+    english = check.answering("where is my order 1001?")
+    # Small models drift into another language mid-answer (SmolLM2 did, into Chinese).
+    assert english.problem("您的订单已发货，预计周三到达。") == "wrong_language"
+    assert english.problem("Ваш заказ отправлен.") == "wrong_language"
+    assert english.problem("Your order 1001 has shipped; it arrives on Wednesday.") is None
+    # A customer writing Russian may be answered in Russian, not in Chinese.
+    russian = check.answering("Где мой заказ 1001?")
+    assert russian.problem("Ваш заказ 1001 отправлен.") is None
+    assert russian.problem("您的订单已发货。") == "wrong_language"
+    # Too few letters to tell ("1001?", "ok"): no language rule is applied.
+    assert check.answering("1001?").problem("您的订单已发货。") is None
+    # The unbound check (no customer message) applies no language rule either.
+    assert check.problem("您的订单已发货。") is None
 
 
 @pytest.mark.parametrize(
@@ -72,7 +90,8 @@ async def test_a_refused_answer_sends_only_the_fallbacks_words(
     assert reasons and reasons[0]["reason"] == "unsafe_output"
     assert "1001" in said  # the embedded policy answered the question
     for leaked in ("<<SYS>>", "[INST]", "<|im_start|>", "virtual support assistant",
-                   "Rules you always follow", '"arguments"', "one customer at a time"):  # fmt: skip
+                   "Rules you always follow", '"arguments"', "one customer at a time",
+                   "订单"):  # fmt: skip
         assert leaked not in said
 
 
