@@ -24,6 +24,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiDictProxy
 
+from gateway.errors import NotFoundError
+
 log = logging.getLogger("gateway.http_input")
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -106,10 +108,27 @@ def quiet_malformed_requests() -> None:
         logger.addFilter(MalformedRequestLog())
 
 
+DB_INT_MAX = 2**63 - 1  # the largest id a database integer column holds
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """The database id in the URL's `name` part: NotFoundError (404) for one that is not
+    a number or that no database column could hold (it would overflow the driver)."""
+    try:
+        value = int(request.match_info[name])
+    except ValueError as exc:
+        raise NotFoundError(f"no such {name}") from exc
+    if not 0 <= value <= DB_INT_MAX:
+        raise NotFoundError(f"no such {name}")
+    return value
+
+
 __all__ = [
+    "DB_INT_MAX",
     "FORM_TYPE",
     "MalformedRequestLog",
     "bad_body_middleware",
+    "path_id",
     "quiet_malformed_requests",
     "read_form",
 ]

@@ -22,6 +22,7 @@ from gateway.desk.state import DESK
 from gateway.desk.store import SearchQuery
 from gateway.desk.summary import csv_rows
 from gateway.errors import ConflictError, NotFoundError
+from gateway.http_input import path_id
 from gateway.keys import BACKEND, STORE
 from gateway.routing.api import _Body, _body, _error
 from gateway.routing.models import Rep, Role
@@ -136,10 +137,7 @@ async def add_token(request: web.Request, me: Rep) -> Any:
 
 async def revoke_token(request: web.Request, me: Rep) -> Any:
     store = request.app[DESK].ready()[0]
-    try:
-        token_id = int(request.match_info["tid"])
-    except ValueError as exc:
-        raise NotFoundError("no such token") from exc
+    token_id = path_id(request, "tid")
     if not await store.revoke_token(token_id):
         raise NotFoundError(f"no live token {token_id}")
 
@@ -186,10 +184,7 @@ async def reopen(request: web.Request, me: Rep) -> Any:
     queue again. 404 for one they may not see, 409 when not closed."""
     store = request.app[DESK].ready()[0]
     front = request.app[ROUTING].ready()[0]
-    try:
-        cid = int(request.match_info["cid"])
-    except ValueError as exc:
-        raise NotFoundError("no such conversation") from exc
+    cid = path_id(request, "cid")
     if not (me.role.supervises or await store.worked_on(me.id, cid)):
         raise NotFoundError(f"no conversation {cid} for you")
     try:
@@ -202,10 +197,7 @@ async def contact(request: web.Request, me: Rep) -> Any:
     """The profile of a conversation's customer, for a rep who may see the conversation."""
     store = request.app[DESK].ready()[0]
     front = request.app[ROUTING].ready()[0]
-    try:
-        cid = int(request.match_info["cid"])
-    except ValueError as exc:
-        raise NotFoundError("no such conversation") from exc
+    cid = path_id(request, "cid")
     await front.conversation(me.id, cid)  # NotFoundError unless this rep may see it
     return await profile(request.app[STORE], store, request.app.get(BACKEND), cid)
 
@@ -227,10 +219,7 @@ async def assign_waiting(request: web.Request, me: Rep) -> Any:
 
 async def _take(request: web.Request, rep_id: int, *, by_lead: bool) -> Any:
     front = request.app[ROUTING].ready()[0]
-    try:
-        entry_id = int(request.match_info["eid"])
-    except ValueError as exc:
-        raise NotFoundError("no such entry") from exc
+    entry_id = path_id(request, "eid")
     data = {"entry_id": entry_id, "rep_id": rep_id, "by_lead": by_lead}
     try:
         return await front.run("take", data)

@@ -20,6 +20,7 @@ from pydantic import Field
 from gateway.desk.admin_api import with_role
 from gateway.desk.state import DESK
 from gateway.errors import NotFoundError
+from gateway.http_input import path_id
 from gateway.keys import BACKEND, STORE
 from gateway.models import Customer
 from gateway.routing.api import _Body, _body
@@ -59,13 +60,6 @@ async def fill(text: str, customer: Customer, rep: Rep, backend: object | None) 
     return VARIABLE.sub(lambda m: values.get(m[1], m[0]), text)
 
 
-def _id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError as exc:
-        raise NotFoundError(f"no such {name}") from exc
-
-
 async def listing(request: web.Request, me: Rep) -> Any:
     store = request.app[DESK].ready()[0]
     return {"canned": [c.model_dump(mode="json") for c in await store.canned()]}
@@ -79,7 +73,7 @@ async def add(request: web.Request, me: Rep) -> Any:
 
 async def delete(request: web.Request, me: Rep) -> Any:
     store = request.app[DESK].ready()[0]
-    if not await store.delete_canned(_id(request, "id")):
+    if not await store.delete_canned(path_id(request, "id")):
         raise NotFoundError("no such canned response")
 
 
@@ -87,7 +81,7 @@ async def filled(request: web.Request, me: Rep) -> Any:
     """The canned response filled for a conversation the rep may see."""
     store = request.app[DESK].ready()[0]
     front = request.app[ROUTING].ready()[0]
-    cid, canned_id = _id(request, "cid"), _id(request, "id")
+    cid, canned_id = path_id(request, "cid"), path_id(request, "id")
     await front.conversation(me.id, cid)  # NotFoundError unless this rep may see it
     found = [c for c in await store.canned() if c.id == canned_id]
     if not found:

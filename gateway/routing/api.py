@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.bus import RemoteError
 from gateway.errors import BackendError, ConflictError, NotFoundError
+from gateway.http_input import DB_INT_MAX, path_id
 from gateway.routing.front import RoutingFront
 from gateway.routing.models import Presence, Session
 from gateway.routing.state import ROUTING
@@ -40,9 +41,6 @@ class PresenceBody(_Body):
 
 class TextBody(_Body):
     text: str = Field(min_length=1, max_length=4000)
-
-
-DB_INT_MAX = 2**63 - 1  # the largest id a database column holds: larger ones match nothing
 
 
 class TransferBody(_Body):
@@ -100,16 +98,6 @@ def route(handler: Handler, *, write: bool) -> Callable[[web.Request], Awaitable
     return wrapped
 
 
-def _id(request: web.Request, name: str) -> int:
-    try:
-        value = int(request.match_info[name])
-    except ValueError as exc:
-        raise web.HTTPNotFound() from exc
-    if not 0 <= value <= DB_INT_MAX:
-        raise web.HTTPNotFound()
-    return value
-
-
 async def login(request: web.Request) -> web.Response:
     _, auth, _ = request.app[ROUTING].ready()
     body = await _body(request, LoginBody)
@@ -155,7 +143,7 @@ async def presence(request: web.Request, service: RoutingFront, s: Session) -> A
 
 
 async def conversation(request: web.Request, service: RoutingFront, s: Session) -> Any:
-    return await service.conversation(s.rep_id, _id(request, "cid"))
+    return await service.conversation(s.rep_id, path_id(request, "cid"))
 
 
 async def approvals(request: web.Request, service: RoutingFront, s: Session) -> Any:
@@ -163,52 +151,52 @@ async def approvals(request: web.Request, service: RoutingFront, s: Session) -> 
 
 
 async def conversation_approvals(request: web.Request, service: RoutingFront, s: Session) -> Any:
-    return {"approvals": await service.approvals_for(s.rep_id, _id(request, "cid"))}
+    return {"approvals": await service.approvals_for(s.rep_id, path_id(request, "cid"))}
 
 
 async def decide(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, DecisionBody)
-    cid, approval_id = _id(request, "cid"), request.match_info["aid"]
+    cid, approval_id = path_id(request, "cid"), request.match_info["aid"]
     return await service.decide(s.rep_id, cid, approval_id, approve=body.approve)
 
 
 async def accept(request: web.Request, service: RoutingFront, s: Session) -> Any:
-    conv = await service.accept(s.rep_id, _id(request, "oid"))
+    conv = await service.accept(s.rep_id, path_id(request, "oid"))
     return conv.model_dump(mode="json", exclude={"agent_state"})
 
 
 async def decline(request: web.Request, service: RoutingFront, s: Session) -> Any:
-    await service.decline(s.rep_id, _id(request, "oid"))
+    await service.decline(s.rep_id, path_id(request, "oid"))
 
 
 async def reply(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TextBody)
-    msg = await service.reply(s.rep_id, _id(request, "cid"), body.text)
+    msg = await service.reply(s.rep_id, path_id(request, "cid"), body.text)
     return msg.model_dump(mode="json")
 
 
 async def note(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TextBody)
-    msg = await service.note(s.rep_id, _id(request, "cid"), body.text)
+    msg = await service.note(s.rep_id, path_id(request, "cid"), body.text)
     return msg.model_dump(mode="json")
 
 
 async def transfer(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, TransferBody)
     entry = await service.transfer(
-        s.rep_id, _id(request, "cid"), queue=body.queue, to_rep=body.rep_id, note=body.note
+        s.rep_id, path_id(request, "cid"), queue=body.queue, to_rep=body.rep_id, note=body.note
     )
     return entry.model_dump(mode="json")
 
 
 async def hand_back(request: web.Request, service: RoutingFront, s: Session) -> Any:
-    conv = await service.hand_back(s.rep_id, _id(request, "cid"))
+    conv = await service.hand_back(s.rep_id, path_id(request, "cid"))
     return conv.model_dump(mode="json", exclude={"agent_state"})
 
 
 async def close(request: web.Request, service: RoutingFront, s: Session) -> Any:
     body = await _body(request, CloseBody)
-    conv = await service.close(s.rep_id, _id(request, "cid"), body.disposition, body.note)
+    conv = await service.close(s.rep_id, path_id(request, "cid"), body.disposition, body.note)
     return conv.model_dump(mode="json", exclude={"agent_state"})
 
 

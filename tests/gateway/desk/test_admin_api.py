@@ -198,3 +198,20 @@ async def test_the_reports_page_and_its_csv(desk: Desk) -> None:
     assert "conversations,1" in lines and "conversations.webchat,1" in lines
     bad = await desk.client.get("/console/api/reports/summary.csv", params={"since": "nope"})
     assert bad.status == 400
+
+
+async def test_ids_no_database_holds_are_404_on_every_desk_route(desk: Desk) -> None:
+    # Found by bench/fuzz.py: an id past a database integer reached SQLite (a 500).
+    csrf = await _as_admin(desk)
+    huge = "9" * 30
+    gets = [f"/console/api/conversations/{huge}/profile"]
+    posts = [f"/console/api/conversations/{huge}/reopen", f"/console/api/waiting/{huge}/take",
+             f"/console/api/waiting/{huge}/assign"]  # fmt: skip
+    deletes = [f"/console/api/admin/tokens/{huge}", f"/console/api/admin/canned/{huge}"]
+    for path in gets:
+        assert (await desk.client.get(path)).status == 404, path
+    for path in posts:
+        assert (await desk.post(path, {"rep_id": 1}, csrf)).status == 404, path
+    for path in deletes:
+        resp = await desk.client.delete(path, headers={"X-CSRF-Token": csrf})
+        assert resp.status == 404, path
