@@ -29,8 +29,8 @@ from aiohttp import web
 from channels.sms import codec
 from channels.sms.rest import UNSUBSCRIBED
 from channels.sms.state import SMS
-from channels.twilio.signature import check_account, refuse
-from gateway.errors import AuthError, ProtocolError
+from channels.twilio.signature import signed_form
+from gateway.errors import ProtocolError
 from gateway.keys import DISPATCHER, METRICS, STORE
 from gateway.models import ChannelKind, Identity, IdentityKind
 from gateway.phone_numbers import to_e164
@@ -44,12 +44,9 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 async def _checked_form(request: web.Request) -> Mapping[str, str]:
     state = request.app[SMS]
-    try:
-        form = await state.signatures.check_form(request)
-        check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
-    except AuthError as exc:
-        request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
-        raise refuse(request, exc) from None
+    form = await signed_form(
+        request, state.signatures, state.settings.twilio_account_sid, request.app[METRICS], CHANNEL
+    )
     return form
 
 

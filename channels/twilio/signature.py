@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 
 from gateway.errors import AuthError
 from gateway.http_input import read_form
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.twilio.signature")
@@ -108,4 +109,23 @@ def refuse(request: web.Request, exc: AuthError) -> web.HTTPForbidden:
     return web.HTTPForbidden(text="invalid Twilio signature")
 
 
-__all__ = ["SIGNATURE_HEADER", "TwilioSignatures", "check_account", "refuse"]
+async def signed_form(
+    request: web.Request,
+    signatures: TwilioSignatures,
+    account_sid: str,
+    metrics: Metrics,
+    channel: str,
+) -> Mapping[str, str]:
+    """The form of a webhook Twilio signed for our account (`account_sid`, if set): the
+    one check every Twilio form endpoint makes. 403, counted as bad input on `channel`,
+    otherwise."""
+    try:
+        form = await signatures.check_form(request)
+        check_account(account_sid, form.get("AccountSid", ""))
+    except AuthError as exc:
+        metrics.bad_input.labels(channel, "signature").inc()
+        raise refuse(request, exc) from None
+    return form
+
+
+__all__ = ["SIGNATURE_HEADER", "TwilioSignatures", "check_account", "refuse", "signed_form"]

@@ -34,7 +34,7 @@ from channels.phone.transfer.warm import (
     REP_STATUS_PATH,
 )
 from channels.phone.twilio import twiml
-from channels.twilio.signature import check_account, refuse
+from channels.twilio.signature import signed_form
 from gateway.bus import Data
 from gateway.errors import AuthError, GatewayError, NotFoundError
 from gateway.keys import BUS, METRICS
@@ -48,12 +48,9 @@ _FIELDS = ("CallSid", "CallStatus", "Digits", "StatusCallbackEvent")
 async def _checked(request: web.Request) -> Mapping[str, str]:
     """The form of a signed Twilio callback (403 otherwise)."""
     state = request.app[PHONE]
-    try:
-        form = await state.signatures.check_form(request)
-        check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
-    except AuthError as exc:
-        request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
-        raise refuse(request, exc) from None
+    form = await signed_form(
+        request, state.signatures, state.settings.twilio_account_sid, request.app[METRICS], CHANNEL
+    )
     return form
 
 

@@ -33,7 +33,7 @@ from channels.phone.services import CallInfo
 from channels.phone.state import PHONE
 from channels.phone.twilio import codec, stream_token, twiml
 from channels.twilio import ids
-from channels.twilio.signature import check_account, refuse
+from channels.twilio.signature import refuse, signed_form
 from gateway.errors import AuthError, GatewayError, ProtocolError
 from gateway.keys import BUS, METRICS, STORE
 from gateway.models import Identity, IdentityKind, Verification
@@ -74,12 +74,9 @@ _WITHHELD = frozenset({"+266696687", "+7378742833", "+2562533", "+8656696", "+86
 async def voice_webhook(request: web.Request) -> web.Response:
     """An incoming call: connect it to our Media Stream."""
     state = request.app[PHONE]
-    try:
-        form = await state.signatures.check_form(request)
-        check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
-    except AuthError as exc:
-        request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
-        raise refuse(request, exc) from None
+    form = await signed_form(
+        request, state.signatures, state.settings.twilio_account_sid, request.app[METRICS], CHANNEL
+    )
     call_sid = form.get("CallSid", "")
     if not ids.is_sid(call_sid, "CA"):
         request.app[METRICS].bad_input.labels(CHANNEL, "bad_field").inc()
@@ -100,12 +97,9 @@ async def voice_webhook(request: web.Request) -> web.Response:
 async def status_callback(request: web.Request) -> web.Response:
     """Call progress from Twilio; a call that is over has its stream closed."""
     state = request.app[PHONE]
-    try:
-        form = await state.signatures.check_form(request)
-        check_account(state.settings.twilio_account_sid, form.get("AccountSid", ""))
-    except AuthError as exc:
-        request.app[METRICS].bad_input.labels(CHANNEL, "signature").inc()
-        raise refuse(request, exc) from None
+    form = await signed_form(
+        request, state.signatures, state.settings.twilio_account_sid, request.app[METRICS], CHANNEL
+    )
     data = {"call_sid": form.get("CallSid", ""), "status": form.get("CallStatus", "")}
     if not ids.is_sid(data["call_sid"], "CA"):
         request.app[METRICS].bad_input.labels(CHANNEL, "bad_field").inc()
