@@ -1,4 +1,5 @@
-"""The `gateway` command: `gateway serve`, `gateway check-config`, `gateway --help`."""
+"""The `gateway` command: `gateway serve`, `gateway check-config`, `gateway assets`,
+`gateway --help`."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (GATEWAY_PORT, default 8080)")
     serve.add_argument("--data-dir", help="where state lives (GATEWAY_DATA_DIR, default ./data)")
     sub.add_parser("check-config", help="validate the settings and print them (secrets hidden)")
+    assets = sub.add_parser(
+        "assets",
+        help="install the console's browser libraries (Chart.js) from package-lock.json",
+    )
+    assets.add_argument("--registry", help="an npm registry mirror (default: the lock's URLs)")
     from channels.phone.tools import simulate
     from channels.speech import models_cli
 
@@ -74,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "assets":  # needs no settings: the checkout's npm lock only
+        return _assets(args.registry)
     if args.config:
         os.environ["GATEWAY_CONFIG"] = args.config
     overrides: dict[str, object] = {}
@@ -106,6 +114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+
+
+def _assets(registry: str | None) -> int:
+    from gateway import assets
+
+    try:
+        for line in assets.install(registry=registry):
+            print(f"gateway assets: {line}")
+    except assets.AssetError as exc:
+        print(f"gateway assets: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _serve(settings: Settings) -> int:

@@ -2,7 +2,10 @@
 headers of everything under `/console`.
 
 The page is plain HTML, CSS and JavaScript modules shipped as package data
-(`gateway/routing/static/`): nothing to build, nothing fetched from elsewhere.
+(`gateway/routing/static/`): nothing to build, nothing fetched from elsewhere. The
+reports page's charting library (Chart.js) is installed from the npm lock by
+`gateway assets` into the ignored `static/vendor/` and served from here too; when it
+is missing the page shows its figures as tables and the log says so at start.
 It talks only to the JSON API and websocket of the same origin, so its
 Content-Security-Policy allows nothing else: no inline script or style, no
 other origin, no framing (also `X-Frame-Options: DENY`), no plugins. API
@@ -12,9 +15,15 @@ conversation.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from aiohttp import web
+
+from gateway import assets
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE = "console.html"
@@ -30,6 +39,12 @@ ASSETS = {
     "search.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "desk.css": "text/css; charset=utf-8",
+}
+# package/file under static/vendor/ -> content type: what `gateway assets` installs
+# (package.json's gatewayAssets) that the pages load.
+VENDOR = {
+    "chart.js/chart.umd.min.js": "text/javascript; charset=utf-8",
+    "chart.js/LICENSE.md": "text/plain; charset=utf-8",
 }
 CSP = "; ".join(
     (
@@ -83,6 +98,39 @@ async def console_asset(request: web.Request) -> web.FileResponse:
     )
 
 
+async def vendor_asset(request: web.Request) -> web.FileResponse:
+    """A library file from static/vendor/ (FileResponse answers 404 until `gateway
+    assets` installed it)."""
+    name = f"{request.match_info['package']}/{request.match_info['name']}"
+    content_type = VENDOR.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound()
+    # no-cache like the page's own files: the URL carries no version, so an update of
+    # the lock must be seen at the next load (an ETag makes the check cheap).
+    return web.FileResponse(
+        assets.VENDOR_DIR / name,
+        headers={"Content-Type": content_type, "Cache-Control": "no-cache"},
+    )
+
+
+def log_missing_assets(vendor_dir: Path = assets.VENDOR_DIR) -> list[str]:
+    """At start: say which libraries are not installed and the command that installs
+    them (the reports page then shows tables instead of charts)."""
+    absent = assets.missing(vendor_dir)
+    if absent:
+        log.warning(
+            "console libraries not installed (%s): the reports page shows tables instead of"
+            " charts; install them with: %s",
+            ", ".join(absent),
+            assets.INSTALL_HINT,
+        )
+    return absent
+
+
+async def _check_assets(app: web.Application) -> None:
+    await asyncio.to_thread(log_missing_assets)  # reads and hashes the files
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """`on_response_prepare`: headers for every answer under /console (errors too)."""
     path = request.path
@@ -108,7 +156,10 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/console/", _to_page)
     app.router.add_get("/console/desk", desk_page)
     app.router.add_get("/console/static/{name}", console_asset)
+    app.router.add_get("/console/static/vendor/{package}/{name}", vendor_asset)
+    app.on_startup.append(_check_assets)
     app.on_response_prepare.append(security_headers)
 
 
-__all__ = ["CSP", "add_page_routes", "console_page", "security_headers"]
+__all__ = ["CSP", "VENDOR", "add_page_routes", "console_page", "log_missing_assets",
+           "security_headers"]  # fmt: skip

@@ -62,12 +62,37 @@ TOKEN_BY_HASH = "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS
 REVOKE_TOKEN = "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 
 
-def search_sql(query: SearchQuery, *, sqlite: bool) -> tuple[str, list[Any]]:
+# PostgreSQL: the messages matching the words, at most RARE + 1 of them (the GIN index
+# for rare words, a scan that stops early for common ones). Under RARE matches, the
+# conversations are fetched by id (a handful of index reads); otherwise the planner
+# walks conversations newest first and stops at the limit. Left to itself it mistakes
+# words it has no statistics for (an order number: "order 4242") for common ones and
+# walks every conversation to find one: 10-30 ms at 100,000 and growing with the store.
+RARE = 500
+PG_WORDS = "plainto_tsquery('simple', ?)"
+PG_MATCHES = (
+    f"SELECT conversation_id FROM messages WHERE to_tsvector('simple', text) @@ {PG_WORDS} LIMIT ?"
+)
+
+
+def search_words(text: str | None) -> str | None:
+    """The words searched for (letters and digits only: no operators from user input)."""
+    words = re.findall(r"\w+", text or "")
+    return " ".join(words) if words else None
+
+
+def search_sql(
+    query: SearchQuery, *, sqlite: bool, among: Sequence[int] | None = None
+) -> tuple[str, list[Any]]:
     """The search's SQL (`?` marks) and its arguments; the text clause is the store's
-    own full-text engine: FTS5 on SQLite, a tsvector match (GIN index) on PostgreSQL."""
+    own full-text engine: FTS5 on SQLite, a tsvector match (GIN index) on PostgreSQL,
+    or on PostgreSQL `among`: the ids of every conversation with a matching message."""
     where: list[str] = []
     args: list[Any] = []
-    if query.text and (words := re.findall(r"\w+", query.text)):
+    if among is not None:
+        where.append("c.id = ANY(?::int[])")
+        args.append(list(among))
+    elif query.text and (words := re.findall(r"\w+", query.text)):
         if sqlite:
             # Each word as an FTS5 string (no operators from user input), all required.
             where.append(
@@ -78,7 +103,7 @@ def search_sql(query: SearchQuery, *, sqlite: bool) -> tuple[str, list[Any]]:
         else:
             where.append(
                 "c.id IN (SELECT m.conversation_id FROM messages m WHERE"
-                " to_tsvector('simple', m.text) @@ plainto_tsquery('simple', ?))"
+                f" to_tsvector('simple', m.text) @@ {PG_WORDS})"
             )
             args.append(" ".join(words))
     if query.customer:

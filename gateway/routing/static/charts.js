@@ -1,31 +1,59 @@
-// Bar charts as inline SVG, drawn with DOM calls (no library, nothing fetched):
-// each bar's count is written on it, and the figure has a text alternative.
+// Bar charts drawn by Chart.js (served by the gateway from static/vendor/, installed by
+// `gateway assets`; never fetched from another site). Without it the same figures are
+// shown as a table. Either way the figure has a text alternative with every count.
 
-const NS = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs, text) {
-  const node = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-  if (text !== undefined) node.textContent = text;
-  return node;
+// bars(container, [[label, count], ...], {title}) draws vertical bars from zero; an
+// empty period shows empty axes. Returns the Chart, or null when drawn as a table.
+export function bars(container, data, { title = "" } = {}) {
+  const summary = title + ": " + data.map(([l, n]) => `${l} ${n}`).join(", ");
+  const Chart = globalThis.Chart;
+  for (const old of container.querySelectorAll("canvas")) Chart?.getChart(old)?.destroy();
+  if (typeof Chart !== "function") {
+    container.replaceChildren(table(data, title));
+    return null;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", summary);
+  canvas.textContent = summary;
+  container.replaceChildren(canvas);
+  const style = getComputedStyle(container);
+  const colour = (name) => style.getPropertyValue(name).trim();
+  return new Chart(canvas, {
+    type: "bar",
+    data: {
+      labels: data.map(([label]) => label),
+      datasets: [{ label: title, data: data.map(([, n]) => n), backgroundColor: colour("--accent") }],
+    },
+    options: {
+      animation: false, // drawn at once: a report is read, not watched
+      aspectRatio: 1.8,
+      plugins: { legend: { display: false } },
+      scales: {
+        x: { ticks: { color: colour("--muted") }, grid: { display: false } },
+        y: { beginAtZero: true, suggestedMax: 1, ticks: { precision: 0, color: colour("--muted") } },
+      },
+    },
+  });
 }
 
-// bars(container, [[label, count], ...], {title}) draws vertical bars scaled to the
-// largest count; an empty period shows empty axes.
-export function bars(container, data, { title = "" } = {}) {
-  const width = 40 + data.length * 36, height = 180, base = 150, top = 18;
-  const max = Math.max(1, ...data.map(([, n]) => n));
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": title + ": " + data.map(([l, n]) => `${l} ${n}`).join(", ") });
-  root.append(svg("line", { x1: 20, y1: base, x2: width - 10, y2: base, stroke: "#8a8f98" }));
-  data.forEach(([label, n], i) => {
-    const h = Math.round(((base - top) * n) / max);
-    const x = 28 + i * 36;
-    const bar = svg("rect", { class: "bar", x, y: base - h, width: 24, height: h });
-    bar.append(svg("title", {}, `${label}: ${n}`));
-    root.append(bar, svg("text", { class: "count", x: x + 12, y: base - h - 4, "text-anchor": "middle" }, String(n)),
-      svg("text", { class: "axis", x: x + 12, y: base + 14, "text-anchor": "middle" }, label));
-  });
-  container.replaceChildren(root);
-  return root;
+function table(data, title) {
+  const node = (tag, text) => {
+    const n = document.createElement(tag);
+    if (text !== undefined) n.textContent = text;
+    return n;
+  };
+  const t = node("table");
+  t.className = "figures";
+  t.setAttribute("aria-label", title);
+  const body = node("tbody");
+  for (const [label, n] of data) {
+    const row = node("tr");
+    const th = node("th", label);
+    th.scope = "row";
+    row.append(th, node("td", String(n)));
+    body.append(row);
+  }
+  t.append(body);
+  return t;
 }

@@ -1,6 +1,6 @@
 """The console in headless Chromium: a first visit, a phone-sized screen, a
 conversation the rep just closed (issue 13's console items), and the reports and
-admin page (charts checked on a screenshot)."""
+admin page (charts checked on a screenshot; tables when the library is missing)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
+from gateway import assets
 from gateway.desk.state import DESK
 from gateway.models import ChannelKind, Identity, IdentityKind
 from gateway.routing.models import Role
@@ -91,21 +92,29 @@ async def test_the_reports_page_draws_its_charts_and_admins_add_reps(
     offer_id, _ = await desk.offer_for(ann.id)
     await desk.service.accept(ann.id, offer_id)
     await desk.service.reply(ann.id, conv.id, "Hi")
+    assert not assets.missing(), f"Chart.js is not installed: run {assets.INSTALL_HINT}"
     rep = await RepConsole.logged_in(browser, base, "boss")
     page = rep.page
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
     link = page.get_by_role("link", name="Reports and admin")
     await expect(link).to_be_visible()
     await link.click()
     await expect(page.locator("#tiles")).to_contain_text("Conversations")
     await expect(page.locator("#tiles .tile").first).to_contain_text("4")
-    chart = page.locator("#chart-channel svg")
+    chart = page.locator("#chart-channel canvas")
     await expect(chart).to_have_attribute(
         "aria-label", "Conversations by channel: Chat 4, SMS 0, Email 0, Call 0"
     )
     shot = await page.locator("#chart-channel").screenshot()
-    assert count_colour(shot, ACCENT) > 200  # the Chat bar is drawn
-    empty = await page.locator("#chart-csat").screenshot()
+    assert count_colour(shot, ACCENT) > 200  # Chart.js drew the Chat bar on its canvas
+    hours = await page.locator("#chart-hour canvas").screenshot()
+    assert count_colour(hours, ACCENT) > 20  # four conversations in this hour
+    empty = await page.locator("#chart-csat canvas").screenshot()
     assert count_colour(empty, ACCENT) == 0  # nothing rated: no bars
+    assert not violations, violations  # the library runs under the console's strict CSP
     csv_link = page.get_by_role("link", name="Download CSV")
     assert (await csv_link.get_attribute("href") or "").startswith(
         "/console/api/reports/summary.csv?"
@@ -127,6 +136,26 @@ async def test_the_reports_page_draws_its_charts_and_admins_add_reps(
     await page.get_by_label("New token's name").fill("BI")
     await page.get_by_role("button", name="Create token").click()
     await expect(page.locator("#new-token .token-value")).to_contain_text("gwt_")
+    await rep.close()
+
+
+async def test_without_the_charting_library_the_reports_page_shows_tables(
+    tmp_path: Path, aiohttp_client: MakeClient, browser: Browser
+) -> None:
+    desk, base = await _desk(tmp_path, aiohttp_client)
+    await desk.rep("boss", role=Role.ADMIN, available=False)
+    for visitor in ("v1", "v2"):
+        await desk.say(visitor, "hello")
+    rep = await RepConsole.logged_in(browser, base, "boss")
+    page = rep.page
+    # As a gateway where `gateway assets` never ran answers: 404 for the library.
+    await page.route("**/console/static/vendor/**", lambda route: route.fulfill(status=404))
+    await page.goto(base + "/console/desk")
+    table = page.locator("#chart-channel table")
+    await expect(table.locator("tr").filter(has_text="Chat")).to_contain_text("2")
+    await expect(table.locator("tr").filter(has_text="SMS")).to_contain_text("0")
+    await expect(page.locator("#chart-outcome table tr")).to_have_count(3)
+    assert await page.locator(".chart canvas").count() == 0
     await rep.close()
 
 
