@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from gateway.routing.page import ASSETS, STATIC_DIR
+from gateway import assets
+from gateway.routing.page import ASSETS, STATIC_DIR, VENDOR
 from tests.gateway.routing.desk import Desk
 
 
@@ -69,6 +70,24 @@ async def test_every_module_the_page_imports_is_served(desk: Desk) -> None:
         resp = await desk.client.get(f"/console/static/{name}")
         assert resp.status == 200, name
         assert resp.headers["Content-Type"] == content_type
+
+
+async def test_the_charting_library_is_served_by_the_gateway(desk: Desk) -> None:
+    assert not assets.missing(), f"Chart.js is not installed: run {assets.INSTALL_HINT}"
+    for name, content_type in VENDOR.items():
+        resp = await desk.client.get(f"/console/static/vendor/{name}")
+        assert resp.status == 200, name
+        assert resp.headers["Content-Type"] == content_type
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["ETag"]
+    library = await desk.client.get("/console/static/vendor/chart.js/chart.umd.min.js")
+    assert (await library.read()).startswith(b"/*!\n * Chart.js v")
+    for path in (
+        "/console/static/vendor/manifest.json",
+        "/console/static/vendor/chart.js/chart.umd.js",
+        "/console/static/vendor/chart.js/..%2F..%2Fconsole.js",
+    ):
+        assert (await desk.client.get(path)).status == 404, path
 
 
 async def test_other_files_are_not_served(desk: Desk) -> None:
