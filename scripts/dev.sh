@@ -7,7 +7,8 @@
 #
 # Set-up is idempotent and quick when nothing changed: system packages are installed with apt
 # when missing (as root; otherwise it prints the exact command to run), the virtual environment
-# lives in .venv, and pip runs again only when a lock file or pyproject.toml changes.
+# lives in .venv, pip runs again only when a lock file or pyproject.toml changes, and the
+# console's browser libraries come from package-lock.json (`gateway assets`; no node needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +64,19 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+# The console's browser libraries (Chart.js for the reports' charts), from the npm lock:
+# downloaded once, checked against the lock's sha512, served by the gateway itself (no
+# node or npm needed; a second run with nothing changed downloads nothing). `serve` goes
+# on without them (the reports page shows tables; the log says how to install them).
+echo "==> console libraries (gateway assets)"
+if ! .venv/bin/gateway assets; then
+  if [ "$mode" = serve ]; then
+    echo "warning: the console's charts are not installed; run scripts/dev.sh setup later" >&2
+  else
+    exit 1
+  fi
 fi
 
 case "$mode" in
