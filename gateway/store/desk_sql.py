@@ -62,17 +62,16 @@ TOKEN_BY_HASH = "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS
 REVOKE_TOKEN = "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 
 
-# PostgreSQL: the messages matching the words, at most RARE + 1 of them (the GIN index
-# for rare words, a scan that stops early for common ones). Under RARE matches, the
-# conversations are fetched by id (a handful of index reads); otherwise the planner
-# walks conversations newest first and stops at the limit. Left to itself it mistakes
-# words it has no statistics for (an order number: "order 4242") for common ones and
-# walks every conversation to find one: 10-30 ms at 100,000 and growing with the store.
-RARE = 500
+# PostgreSQL: the planner cannot tell a rare word from a common one when it has no
+# statistics for it (an order number: "order 4242"), takes it for common and walks
+# every conversation newest first to find the one that has it (10-40 ms at 100,000,
+# growing with the store). So one statement with two branches, one run: a probe takes
+# at most RARE + 1 matching messages (the GIN index for a rare word; a scan that stops
+# at once for a common one); under RARE, the conversations are fetched by those ids;
+# otherwise the usual walk, which finds a common word's conversations at once.
+RARE = 200
 PG_WORDS = "plainto_tsquery('simple', ?)"
-PG_MATCHES = (
-    f"SELECT conversation_id FROM messages WHERE to_tsvector('simple', text) @@ {PG_WORDS} LIMIT ?"
-)
+PG_MATCHES = "SELECT conversation_id FROM messages WHERE to_tsvector('simple', text) @@ {q}"
 
 
 def search_words(text: str | None) -> str | None:
@@ -81,17 +80,32 @@ def search_words(text: str | None) -> str | None:
     return " ".join(words) if words else None
 
 
-def search_sql(
-    query: SearchQuery, *, sqlite: bool, among: Sequence[int] | None = None
-) -> tuple[str, list[Any]]:
+def search_sql(query: SearchQuery, *, sqlite: bool) -> tuple[str, list[Any]]:
     """The search's SQL (`?` marks) and its arguments; the text clause is the store's
-    own full-text engine: FTS5 on SQLite, a tsvector match (GIN index) on PostgreSQL,
-    or on PostgreSQL `among`: the ids of every conversation with a matching message."""
+    own full-text engine: FTS5 on SQLite, a tsvector match (GIN index) on PostgreSQL."""
+    words = search_words(query.text)
+    if words is None or sqlite:
+        return _search_sql(query, sqlite=sqlite)
+    hits = "c.id = ANY(ARRAY(SELECT conversation_id FROM hits))"
+    rare, rare_args = _search_sql(query, sqlite=False, text=hits)
+    common, common_args = _search_sql(query, sqlite=False)
+    sql = (
+        f"WITH hits AS MATERIALIZED ({PG_MATCHES.format(q=PG_WORDS)} LIMIT ?),"
+        f" rare AS (SELECT count(*) <= {RARE} AS yes FROM hits)"
+        f" SELECT * FROM (({rare.replace(' WHERE ', ' WHERE (SELECT yes FROM rare) AND ', 1)})"
+        f" UNION ALL ({common.replace(' WHERE ', ' WHERE NOT (SELECT yes FROM rare) AND ', 1)}))"
+        " AS found ORDER BY id DESC"
+    )
+    return sql, [words, RARE + 1, *rare_args, *common_args]
+
+
+def _search_sql(
+    query: SearchQuery, *, sqlite: bool, text: str | None = None
+) -> tuple[str, list[Any]]:
     where: list[str] = []
     args: list[Any] = []
-    if among is not None:
-        where.append("c.id = ANY(?::int[])")
-        args.append(list(among))
+    if text is not None:
+        where.append(text)
     elif query.text and (words := re.findall(r"\w+", query.text)):
         if sqlite:
             # Each word as an FTS5 string (no operators from user input), all required.

@@ -23,7 +23,6 @@ _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
 _REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
-_MATCHES = q.numbered(q.PG_MATCHES)
 
 
 class PostgresDeskStore:
@@ -125,22 +124,10 @@ class PostgresDeskStore:
         return await self._store.read(op)
 
     async def search(self, query: SearchQuery) -> list[ConversationHit]:
-        words = q.search_words(query.text)
+        sql, args = q.search_sql(query, sqlite=False)
 
         async def op(conn: Conn) -> list[ConversationHit]:
-            among = None
-            # One snapshot for both reads (desk_sql.RARE says why there are two).
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                # Planned for these words each time: a generic plan (what PostgreSQL may
-                # switch a prepared statement to) reads every match of a common word.
-                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-                if words is not None:
-                    found = await conn.fetch(_MATCHES, words, q.RARE + 1)
-                    if len(found) <= q.RARE:
-                        among = sorted({r[0] for r in found})
-                sql, args = q.search_sql(query, sqlite=False, among=among)
-                rows = await conn.fetch(q.numbered(sql), *args)
-            return [q.hit_from_row(r) for r in rows]
+            return [q.hit_from_row(r) for r in await conn.fetch(q.numbered(sql), *args)]
 
         return await self._store.read(op)
 
