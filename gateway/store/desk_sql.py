@@ -86,23 +86,22 @@ def search_sql(query: SearchQuery, *, sqlite: bool) -> tuple[str, list[Any]]:
     words = search_words(query.text)
     if words is None or sqlite:
         return _search_sql(query, sqlite=sqlite)
+    # The gates are one-time filters: PostgreSQL runs only the branch whose gate holds.
     hits = "c.id = ANY(ARRAY(SELECT conversation_id FROM hits))"
-    rare, rare_args = _search_sql(query, sqlite=False, text=hits)
-    common, common_args = _search_sql(query, sqlite=False)
+    rare, rare_args = _search_sql(query, sqlite=False, text=hits, gate="(SELECT yes FROM rare)")
+    common, common_args = _search_sql(query, sqlite=False, gate="NOT (SELECT yes FROM rare)")
     sql = (
         f"WITH hits AS MATERIALIZED ({PG_MATCHES.format(q=PG_WORDS)} LIMIT ?),"
         f" rare AS (SELECT count(*) <= {RARE} AS yes FROM hits)"
-        f" SELECT * FROM (({rare.replace(' WHERE ', ' WHERE (SELECT yes FROM rare) AND ', 1)})"
-        f" UNION ALL ({common.replace(' WHERE ', ' WHERE NOT (SELECT yes FROM rare) AND ', 1)}))"
-        " AS found ORDER BY id DESC"
+        f" SELECT * FROM (({rare}) UNION ALL ({common})) AS found ORDER BY id DESC"
     )
     return sql, [words, RARE + 1, *rare_args, *common_args]
 
 
 def _search_sql(
-    query: SearchQuery, *, sqlite: bool, text: str | None = None
+    query: SearchQuery, *, sqlite: bool, text: str | None = None, gate: str | None = None
 ) -> tuple[str, list[Any]]:
-    where: list[str] = []
+    where: list[str] = [] if gate is None else [gate]
     args: list[Any] = []
     if text is not None:
         where.append(text)
