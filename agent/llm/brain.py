@@ -49,7 +49,6 @@ from agent.sentiment import SentimentAnalyzer, worse
 from agent.tools import Toolbox
 from gateway.errors import BackendError, LlmError
 from gateway.models import Action, ChannelKind, Hangup, Reply, Sentiment, Transfer
-from gateway.usage import Usage
 from gateway.protocols import (
     Brain,
     Decision,
@@ -58,6 +57,7 @@ from gateway.protocols import (
     TurnContext,
     UsageLedger,
 )
+from gateway.usage import Usage
 
 log = logging.getLogger(__name__)
 

@@ -56,9 +56,7 @@ async def run_loop(
     held = False
     for step in range(max_steps + 1):
         offered = tools.schemas() if step < max_steps else []
-        completion = await client.complete(
-            messages, tools=offered, on_text=on_text, usage=usage
-        )
+        completion = await client.complete(messages, tools=offered, on_text=on_text, usage=usage)
         if completion.text.strip():
             said.append(completion.text.strip())
         if not completion.tool_calls:

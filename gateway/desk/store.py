@@ -5,12 +5,16 @@ both, store/desk_sql.py)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from pydantic import Field
 
 from gateway.models import ChannelKind, ConversationState, Frozen
 from gateway.routing.models import Rep
+
+if TYPE_CHECKING:
+    from gateway.desk.cost import ConversationUsage
+    from gateway.desk.gaps import HandoverQuestion
 
 
 class ApiToken(Frozen):
@@ -122,6 +126,19 @@ class DeskStore(Protocol):
     async def search(self, query: SearchQuery) -> list[ConversationHit]:
         """Matching conversations, newest first, at most `query.limit`; the text is
         searched with the store's full-text engine (SQLite FTS5, PostgreSQL tsvector)."""
+        ...
+
+
+    async def usage(self, first_id: int, last_id: int) -> dict[int, ConversationUsage]:
+        """Conversation id -> its usage rows summed and its reps' handling time, for
+        the conversations with ids in [first_id, last_id] (the cost report)."""
+        ...
+
+    async def handover_questions(
+        self, since: datetime, until: datetime, limit: int
+    ) -> list[HandoverQuestion]:
+        """The handovers of the conversations created in [since, until), latest
+        first (at most `limit`), each with the customer's last message before it."""
         ...
 
 

@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gateway.desk.cost import ConversationUsage
+from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
 from gateway.store.rows import Row, to_dt, to_ms
 
@@ -43,6 +45,29 @@ RATINGS = (
     " AND score IS NOT NULL"
 )
 RANGED = (HANDOVERS, RESOLUTIONS, REP_REPLIES, RATINGS)
+
+# Cost (gateway/desk/cost.py): a range of conversations' usage rows and their reps'
+# handling time, summed per conversation (PostgreSQL sums BIGINTs as NUMERIC: cast).
+USAGE = (
+    "SELECT conversation_id, SUM(llm_prompt_tokens), SUM(llm_completion_tokens), SUM(stt_ms),"
+    " SUM(tts_ms), SUM(sms_segments), SUM(call_s) FROM usage"
+    " WHERE conversation_id BETWEEN ? AND ? GROUP BY conversation_id"
+)
+REP_TIME = (
+    "SELECT conversation_id, CAST(SUM(ended_at - assigned_at) AS BIGINT) FROM queue_entries"
+    " WHERE conversation_id BETWEEN ? AND ? AND rep_id IS NOT NULL"
+    " AND assigned_at IS NOT NULL AND ended_at IS NOT NULL GROUP BY conversation_id"
+)
+# Help-centre gaps (gateway/desk/gaps.py): the period's handovers, each with the
+# customer's last message before it (the question the agent could not answer).
+HANDOVER_QUESTIONS = (
+    "SELECT h.conversation_id, c.channel, h.data, (SELECT m.text FROM messages m"
+    " WHERE m.author = 'customer' AND m.direction = 'inbound'"
+    " AND m.conversation_id = h.conversation_id AND m.created_at <= h.created_at"
+    " ORDER BY m.created_at DESC, m.id DESC LIMIT 1)"
+    f" FROM events h JOIN conversations c ON c.id = h.conversation_id WHERE h.kind = '{HANDOVER}'"
+    " AND c.created_at >= ? AND c.created_at < ? ORDER BY h.id DESC LIMIT ?"
+)
 
 CANNED = "SELECT id, name, text FROM canned_responses ORDER BY name"
 ADD_CANNED = "INSERT INTO canned_responses (name, text, created_by, created_at) VALUES (?,?,?,?)"
@@ -190,6 +215,30 @@ def merge_facts(
             )
         )
     return out
+
+
+def merge_usage(
+    usage: Iterable[Sequence[Any]], rep_time: Iterable[Sequence[Any]]
+) -> dict[int, ConversationUsage]:
+    """Conversation id -> its summed usage and rep handling time (rows as USAGE and
+    REP_TIME list them)."""
+    out = {int(r[0]): ConversationUsage(*(int(v or 0) for v in tuple(r)[1:])) for r in usage}
+    for cid, ms in rep_time:
+        out[int(cid)] = out.get(int(cid), ConversationUsage())._replace(rep_ms=int(ms or 0))
+    return out
+
+
+def handover_from_row(row: Sequence[Any]) -> HandoverQuestion:
+    try:
+        brief = json.loads(row[2] or "{}")
+    except ValueError:
+        brief = {}
+    return HandoverQuestion(
+        conversation_id=int(row[0]), channel=str(row[1]),
+        reason=str(brief.get("reason", "")) if isinstance(brief, dict) else "",
+        confidence=float(brief.get("confidence", 1.0)) if isinstance(brief, dict) else 1.0,
+        question=row[3] or "",
+    )  # fmt: skip
 
 
 def id_range(conversations: Sequence[Sequence[Any]]) -> tuple[int, int] | None:

@@ -6,6 +6,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from gateway.desk.cost import ConversationUsage
+from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
@@ -111,6 +113,32 @@ class SqliteDeskStore:
             finally:
                 conn.execute("COMMIT")
             return q.merge_facts(convs, *ranged) if ranged else []
+
+        return await self._store.read(op)
+
+    async def usage(self, first_id: int, last_id: int) -> dict[int, ConversationUsage]:
+        def op(conn: sqlite3.Connection) -> dict[int, ConversationUsage]:
+            def rows(sql: str) -> list[Any]:
+                cur = conn.cursor()
+                cur.row_factory = None
+                return cur.execute(sql, (first_id, last_id)).fetchall()
+
+            conn.execute("BEGIN")  # one snapshot for both reads
+            try:
+                return q.merge_usage(rows(q.USAGE), rows(q.REP_TIME))
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._store.read(op)
+
+    async def handover_questions(
+        self, since: datetime, until: datetime, limit: int
+    ) -> list[HandoverQuestion]:
+        def op(conn: sqlite3.Connection) -> list[HandoverQuestion]:
+            cur = conn.cursor()
+            cur.row_factory = None
+            rows = cur.execute(q.HANDOVER_QUESTIONS, (to_ms(since), to_ms(until), limit))
+            return [q.handover_from_row(r) for r in rows.fetchall()]
 
         return await self._store.read(op)
 

@@ -30,9 +30,10 @@ def upgrade() -> None:
         sa.Column("call_s", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"],
+            ["conversation_id"],
+            ["conversations.id"],
             name=op.f("fk_usage_conversation_id_conversations"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_usage")),
         sa.UniqueConstraint("source", name=op.f("uq_usage_source")),
     )
