@@ -59,8 +59,8 @@ def _sid_pattern(call_sid: str) -> str:
 def _call_of(rows: Iterable[Any], call_sid: str) -> int | None:
     for row in rows:
         try:
-            if json.loads(row[1]).get("call_sid") == call_sid:
-                return int(row[0])
+            if json.loads(row["data"]).get("call_sid") == call_sid:
+                return int(row["conversation_id"])
         except (ValueError, AttributeError):
             continue
     return None
