@@ -48,8 +48,13 @@ class MeteredBrain(HandoverBrain):
             spent = Usage(llm_prompt_tokens=int(words[1]), llm_completion_tokens=int(words[2]))
             rest = words[3:]
             if rest and rest[0] == "human":
-                decided = await super().respond(turn.model_copy(update={
-                    "message": turn.message.model_copy(update={"text": "human general"})}))
+                decided = await super().respond(
+                    turn.model_copy(
+                        update={
+                            "message": turn.message.model_copy(update={"text": "human general"})
+                        }
+                    )
+                )
                 return decided.model_copy(update={"events": (*decided.events, spent.event())})
             events: tuple[EventDraft, ...] = (spent.event(),)
             if rest and rest[0] == "solved":
