@@ -40,7 +40,7 @@ def _real_wording() -> dict[str, list[str]]:
 
 class GapBrain(HandoverBrain):
     """Hands over the messages in `reasons` with the agent's own brief template and
-    that reason; answers anything else."""
+    that reason; anything else goes on down the class hierarchy (echoed)."""
 
     def __init__(self, reasons: dict[str, str]) -> None:
         super().__init__()
@@ -50,7 +50,7 @@ class GapBrain(HandoverBrain):
         text = turn.message.text
         reason = self.reasons.get(text)
         if reason is None:
-            return Decision(actions=(Reply(text="Hello! How can I help?"),), confidence=1.0)
+            return await super().respond(turn)
         brief = template_brief(text, reason=reason, sentiment=Sentiment.NEUTRAL, confidence=0.3)
         return Decision(
             actions=(Reply(text="I'm passing you to our team."),
