@@ -128,7 +128,6 @@ class DeskStore(Protocol):
         searched with the store's full-text engine (SQLite FTS5, PostgreSQL tsvector)."""
         ...
 
-
     async def usage(self, first_id: int, last_id: int) -> dict[int, ConversationUsage]:
         """Conversation id -> its usage rows summed and its reps' handling time, for
         the conversations with ids in [first_id, last_id] (the cost report)."""
