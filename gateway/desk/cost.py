@@ -22,6 +22,7 @@ to 6 decimals (token prices are small fractions of a cent).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -47,6 +48,14 @@ class ConversationUsage(NamedTuple):
     sms_segments: int = 0
     call_s: int = 0
     rep_ms: int = 0
+
+
+class UsageRead(NamedTuple):
+    """A range of conversations' usage as the store reads it for the cost section."""
+
+    totals: ConversationUsage  # summed over the range, reps' handling time included
+    cost_of: dict[int, float]  # conversation id -> the cost of its usage rows (priced in SQL)
+    rep_ms: dict[int, int]  # conversation id -> its reps' handling time
 
 
 class Quantities(Frozen):
@@ -91,20 +100,6 @@ class Cost(Frozen):
     costliest: list[ConversationCost] = Field(description=f"The {TOP} costliest conversations.")
 
 
-def conversation_cost(usage: ConversationUsage, rates: Mapping[str, float]) -> dict[str, float]:
-    """One conversation's cost by kind (unrounded)."""
-    r = {name: rates.get(name, 0.0) for name in COST_RATE_NAMES}
-    return {
-        "llm": usage.llm_prompt_tokens / 1000 * r["llm_prompt_per_1k_tokens"]
-        + usage.llm_completion_tokens / 1000 * r["llm_completion_per_1k_tokens"],
-        "stt": usage.stt_ms / 60_000 * r["stt_per_minute"],
-        "tts": usage.tts_ms / 60_000 * r["tts_per_minute"],
-        "sms": usage.sms_segments * r["sms_segment"],
-        "call": usage.call_s / 60 * r["call_minute"],
-        "rep": usage.rep_ms / 60_000 * r["rep_minute"],
-    }
-
-
 def _money(x: float) -> float:
     return round(x, PLACES)
 
@@ -114,40 +109,55 @@ def _resolved(count: int, cost: float) -> Resolved:
                     per_resolved=_money(cost / count) if count else None)  # fmt: skip
 
 
+# Each usage field's kind and price per unit (rate name, divisor), in
+# ConversationUsage's order.
+_FIELDS = (
+    ("llm", "llm_prompt_per_1k_tokens", 1000),
+    ("llm", "llm_completion_per_1k_tokens", 1000),
+    ("stt", "stt_per_minute", 60_000),
+    ("tts", "tts_per_minute", 60_000),
+    ("sms", "sms_segment", 1),
+    ("call", "call_minute", 60),
+    ("rep", "rep_minute", 60_000),
+)
+
+
+def unit_prices(rates: Mapping[str, float]) -> tuple[float, ...]:
+    """The price of one unit of each ConversationUsage field (a token, a ms, ...)."""
+    return tuple(rates.get(rate, 0.0) / per for _, rate, per in _FIELDS)
+
+
 def cost_section(
-    facts: Sequence[ConversationFacts],
-    usage: Mapping[int, ConversationUsage],
-    rates: Mapping[str, float],
+    facts: Sequence[ConversationFacts], usage: UsageRead, rates: Mapping[str, float],
     currency: str,
-) -> Cost:
-    """The cost of the conversations in `facts` from their `usage` (by conversation id)."""
-    none = ConversationUsage()
+) -> Cost:  # fmt: skip
+    """The cost of the conversations in `facts` from their `usage` (read over their id
+    range with `unit_prices(rates)`)."""
+    prices = unit_prices(rates)
     by_kind = dict.fromkeys(KINDS, 0.0)
-    totals = [0] * len(none)
+    for (kind, _, _), amount, price in zip(_FIELDS, usage.totals, prices, strict=True):
+        by_kind[kind] += amount * price
+    rep_price = prices[-1]
+    cost_of = dict(usage.cost_of)
+    for cid, ms in usage.rep_ms.items():
+        cost_of[cid] = cost_of.get(cid, 0.0) + ms * rep_price
     counts: dict[tuple[str, str], int] = {}  # (channel, agent | rep) -> resolved
     costs: dict[tuple[str, str], float] = {}
-    each: list[ConversationCost] = []
     for f in facts:
-        used = usage.get(f.id, none)
-        for i, value in enumerate(used):
-            totals[i] += value
-        parts = conversation_cost(used, rates)
-        cost = sum(parts.values())
-        for kind, amount in parts.items():
-            by_kind[kind] += amount
-        if cost:
-            each.append(ConversationCost(id=f.id, channel=f.channel, cost=_money(cost)))
-        how = None
-        if f.handover_at is None and (f.resolved_at is not None or f.closed_at is not None):
-            how = "agent"
-        elif f.handover_at is not None and f.closed_at is not None:
-            how = "rep"
-        if how is not None:
-            counts[f.channel, how] = counts.get((f.channel, how), 0) + 1
-            costs[f.channel, how] = costs.get((f.channel, how), 0.0) + cost
+        if f.handover_at is None:
+            if f.resolved_at is None and f.closed_at is None:
+                continue
+            key = (f.channel, "agent")
+        elif f.closed_at is not None:
+            key = (f.channel, "rep")
+        else:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        costs[key] = costs.get(key, 0.0) + cost_of.get(f.id, 0.0)
+    top = heapq.nsmallest(TOP, ((-c, cid) for cid, c in cost_of.items() if c > 0))
+    channel_of = {f.id: f.channel for f in facts} if top else {}
+    u = usage.totals
     total = sum(by_kind.values())
-    u = ConversationUsage(*totals)
-    each.sort(key=lambda c: (-c.cost, c.id))
     return Cost(
         currency=currency,
         rates={name: rates.get(name, 0.0) for name in COST_RATE_NAMES},
@@ -172,7 +182,10 @@ def cost_section(
             )
             for channel in (*CHANNELS, *sorted({c for c, _ in counts} - set(CHANNELS)))
         },
-        costliest=each[:TOP],
+        costliest=[
+            ConversationCost(id=cid, channel=channel_of.get(cid, ""), cost=_money(-c))
+            for c, cid in top
+        ],
     )
 
 
@@ -198,5 +211,5 @@ def cost_csv_rows(cost: Cost | None) -> list[tuple[str, str]]:
 
 __all__ = [
     "ChannelCost", "ConversationCost", "ConversationUsage", "Cost", "Quantities", "Resolved",
-    "conversation_cost", "cost_csv_rows", "cost_section",
+    "UsageRead", "cost_csv_rows", "cost_section", "unit_prices",
 ]  # fmt: skip

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from gateway.desk.cost import cost_section
+from gateway.desk.cost import ConversationUsage, UsageRead, cost_section, unit_prices
 from gateway.desk.gaps import MAX_QUESTIONS, THRESHOLD, Gaps, gap_groups, gap_questions
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
@@ -60,8 +60,13 @@ async def summary_of(request: web.Request) -> Summary:
         first_response_s=settings.sla_first_response_s, resolution_s=settings.sla_resolution_s,
         tz=ZoneInfo(settings.business_timezone),
     )  # fmt: skip
-    usage = await store.usage(min(f.id for f in facts), max(f.id for f in facts)) if facts else {}
-    cost = cost_section(facts, usage, settings.cost_rates, settings.cost_currency)
+    rates = settings.cost_rates
+    usage = (
+        await store.usage(min(f.id for f in facts), max(f.id for f in facts), unit_prices(rates))
+        if facts
+        else UsageRead(ConversationUsage(), {}, {})
+    )
+    cost = cost_section(facts, usage, rates, settings.cost_currency)
     return summary.model_copy(update={"cost": cost})
 
 

@@ -4,6 +4,7 @@ both, store/desk_sql.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -13,7 +14,7 @@ from gateway.models import ChannelKind, ConversationState, Frozen
 from gateway.routing.models import Rep
 
 if TYPE_CHECKING:
-    from gateway.desk.cost import ConversationUsage
+    from gateway.desk.cost import UsageRead
     from gateway.desk.gaps import HandoverQuestion
 
 
@@ -128,9 +129,10 @@ class DeskStore(Protocol):
         searched with the store's full-text engine (SQLite FTS5, PostgreSQL tsvector)."""
         ...
 
-    async def usage(self, first_id: int, last_id: int) -> dict[int, ConversationUsage]:
-        """Conversation id -> its usage rows summed and its reps' handling time, for
-        the conversations with ids in [first_id, last_id] (the cost report)."""
+    async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        """The usage of the conversations with ids in [first_id, last_id]: summed, each
+        conversation's usage priced at `prices` (per unit of each usage column, in
+        ConversationUsage's order; none given: 0), and their reps' handling time."""
         ...
 
     async def handover_questions(

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gateway.desk.cost import ConversationUsage
+from gateway.desk.cost import ConversationUsage, UsageRead
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
 from gateway.store.rows import Row, to_dt, to_ms
@@ -46,12 +46,20 @@ RATINGS = (
 )
 RANGED = (HANDOVERS, RESOLUTIONS, REP_REPLIES, RATINGS)
 
-# Cost (gateway/desk/cost.py): a range of conversations' usage rows and their reps'
-# handling time, summed per conversation (PostgreSQL sums BIGINTs as NUMERIC: cast).
-USAGE = (
-    "SELECT conversation_id, SUM(llm_prompt_tokens), SUM(llm_completion_tokens), SUM(stt_ms),"
-    " SUM(tts_ms), SUM(sms_segments), SUM(call_s) FROM usage"
-    " WHERE conversation_id BETWEEN ? AND ? GROUP BY conversation_id"
+# Cost (gateway/desk/cost.py): a range of conversations' usage, summed, and priced per
+# conversation in SQL (the unit prices are arguments: only id, cost pairs come back);
+# their reps' handling time. PostgreSQL sums BIGINTs as NUMERIC: cast.
+_QUANTITIES = ("llm_prompt_tokens", "llm_completion_tokens", "stt_ms", "tts_ms",
+               "sms_segments", "call_s")  # fmt: skip
+USAGE_TOTALS = (
+    "SELECT "
+    + ", ".join(f"CAST(COALESCE(SUM({c}), 0) AS BIGINT)" for c in _QUANTITIES)
+    + " FROM usage WHERE conversation_id BETWEEN ? AND ?"
+)
+USAGE_COST = (
+    "SELECT conversation_id, SUM("
+    + " + ".join(f"{c} * CAST(? AS DOUBLE PRECISION)" for c in _QUANTITIES)
+    + ") FROM usage WHERE conversation_id BETWEEN ? AND ? GROUP BY conversation_id"
 )
 REP_TIME = (
     "SELECT conversation_id, CAST(SUM(ended_at - assigned_at) AS BIGINT) FROM queue_entries"
@@ -217,15 +225,20 @@ def merge_facts(
     return out
 
 
-def merge_usage(
-    usage: Iterable[Sequence[Any]], rep_time: Iterable[Sequence[Any]]
-) -> dict[int, ConversationUsage]:
-    """Conversation id -> its summed usage and rep handling time (rows as USAGE and
-    REP_TIME list them)."""
-    out = {int(r[0]): ConversationUsage(*(int(v or 0) for v in tuple(r)[1:])) for r in usage}
-    for cid, ms in rep_time:
-        out[int(cid)] = out.get(int(cid), ConversationUsage())._replace(rep_ms=int(ms or 0))
-    return out
+def usage_prices(prices: Sequence[float]) -> tuple[float, ...]:
+    """The unit prices USAGE_COST takes (one per summed column; missing ones 0)."""
+    return tuple(float(p) for p in prices[: len(_QUANTITIES)]) + (0.0,) * max(
+        0, len(_QUANTITIES) - len(prices)
+    )
+
+
+def usage_read(
+    totals: Sequence[Any], costs: Iterable[Sequence[Any]], rep_time: Iterable[Sequence[Any]]
+) -> UsageRead:
+    """A `UsageRead` from the rows of USAGE_TOTALS (one), USAGE_COST and REP_TIME."""
+    rep_ms = {int(r[0]): int(r[1] or 0) for r in rep_time}
+    summed = ConversationUsage._make((*(int(v or 0) for v in tuple(totals)), sum(rep_ms.values())))
+    return UsageRead(summed, {int(r[0]): float(r[1] or 0.0) for r in costs}, rep_ms)
 
 
 def handover_from_row(row: Sequence[Any]) -> HandoverQuestion:

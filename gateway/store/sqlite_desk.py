@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.cost import ConversationUsage
+from gateway.desk.cost import UsageRead
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
@@ -116,16 +117,21 @@ class SqliteDeskStore:
 
         return await self._store.read(op)
 
-    async def usage(self, first_id: int, last_id: int) -> dict[int, ConversationUsage]:
-        def op(conn: sqlite3.Connection) -> dict[int, ConversationUsage]:
-            def rows(sql: str) -> list[Any]:
+    async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        unit = q.usage_prices(prices)
+
+        def op(conn: sqlite3.Connection) -> UsageRead:
+            def rows(sql: str, args: tuple[Any, ...]) -> list[Any]:
                 cur = conn.cursor()
                 cur.row_factory = None
-                return cur.execute(sql, (first_id, last_id)).fetchall()
+                return cur.execute(sql, args).fetchall()
 
-            conn.execute("BEGIN")  # one snapshot for both reads
+            ids = (first_id, last_id)
+            conn.execute("BEGIN")  # one snapshot for the three reads
             try:
-                return q.merge_usage(rows(q.USAGE), rows(q.REP_TIME))
+                return q.usage_read(rows(q.USAGE_TOTALS, ids)[0],
+                                    rows(q.USAGE_COST, (*unit, *ids)),
+                                    rows(q.REP_TIME, ids))  # fmt: skip
             finally:
                 conn.execute("COMMIT")
 

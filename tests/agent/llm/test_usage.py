@@ -41,7 +41,7 @@ async def test_the_tokens_of_every_completion_of_a_turn_are_stored_with_it(
     await dispatcher.drain()
     assert all(r["stream_options"] == {"include_usage": True} for r in llm.requests)
     cid = first.conversation.id
-    used = (await SqliteDeskStore(store).usage(cid, cid))[cid]
+    used = (await SqliteDeskStore(store).usage(cid, cid)).totals
     assert (used.llm_prompt_tokens, used.llm_completion_tokens) == (412 + 530 + 601, 17 + 21 + 5)
     # Stored as usage rows, not as events of the conversation.
     assert not [e for e in await store.events(cid) if e.kind == "usage"]

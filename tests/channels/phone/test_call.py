@@ -188,7 +188,7 @@ async def test_a_whole_call_with_keys_and_barge_in(
     # for (early ones too) and the speech synthesised for it, stored with its end.
     assert isinstance(store, SqliteStore)
     cid = conversation.id
-    used = (await SqliteDeskStore(store).usage(cid, cid))[cid]
+    used = (await SqliteDeskStore(store).usage(cid, cid)).totals
     assert used.call_s == 47
     assert used.stt_ms == sum(stt.durations_ms) > 0
     assert used.tts_ms > 0

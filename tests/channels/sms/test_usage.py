@@ -31,6 +31,6 @@ async def test_segments_in_and_out_are_counted_once(
     store = texter.store
     assert isinstance(store, SqliteStore)
     cid = inbound.conversation_id
-    used = (await SqliteDeskStore(store).usage(cid, cid))[cid]
+    used = (await SqliteDeskStore(store).usage(cid, cid)).totals
     assert used.sms_segments == 2 + int(str(created["num_segments"]))
     assert sent["Body"] == reply.text

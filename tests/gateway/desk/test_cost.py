@@ -135,8 +135,11 @@ async def test_known_usage_is_priced_exactly_by_kind_channel_and_resolution(
         sms_bot.id: _priced(300, 20, sms=5),
         call.id: _priced(0, 0, call_s=95),
     }
-    by_kind = {k: round(sum(c[k] for c in each.values()), 6) for k in each[web_bot.id]}
-    total = sum(sum(c.values()) for c in each.values())
+    # By kind: the period's summed usage times the rates; by resolution and the
+    # costliest: each conversation's own.
+    summed = _priced(2800, 165, sms=5, call_s=95, rep_ms=rep_ms)
+    by_kind = {k: round(v, 6) for k, v in summed.items()}
+    total = sum(summed.values())
     assert cost["currency"] == "EUR" and cost["rates"] == RATES
     assert cost["quantities"] == {
         "llm_prompt_tokens": 2800, "llm_completion_tokens": 165, "stt_seconds": 0.0,
