@@ -35,7 +35,8 @@ from pydantic import Field
 from gateway.models import Frozen
 
 THRESHOLD = 0.42
-MAX_QUESTIONS = 5000  # the period's latest gap handovers clustered (bounded work)
+MAX_HANDOVERS = 20_000  # the period's latest handovers read (bounded work) ...
+MAX_QUESTIONS = 5000  # ... and of their gaps, the latest grouped
 MAX_LINKS = 50  # conversation ids listed per group
 GAP_REASON = re.compile(
     r"did ?n[o']t understand|not understood|did ?n[o']t know|do(?:es)? ?n[o']t know"
@@ -67,7 +68,7 @@ class GapGroup(Frozen):
     question: str = Field(description="The representative question (nearest the centroid).")
     questions: list[str] = Field(description="Up to 5 other wordings from the group.")
     conversations: list[int] = Field(
-        description=f"The conversations' ids (up to {MAX_LINKS}; /console/c/<id> in the console)."
+        description=f"The conversations' ids (up to {MAX_LINKS}; /console#c=<id> opens one)."
     )
     channels: dict[str, int] = Field(description="How many on each channel.")
 
@@ -77,7 +78,10 @@ class Gaps(Frozen):
 
     since: str
     until: str
-    handed_over: int = Field(description="Handovers of the period's conversations.")
+    handed_over: int = Field(
+        description="Conversations of the period handed over (of its latest "
+        f"{MAX_HANDOVERS} handovers)."
+    )
     unanswered: int = Field(description="Of them, gaps: the agent did not know the answer.")
     threshold: float = Field(description="Cosine similarity for joining a group.")
     groups: list[GapGroup]
@@ -136,13 +140,14 @@ def gap_groups(
 
 
 def gap_questions(handovers: Sequence[HandoverQuestion]) -> list[HandoverQuestion]:
-    """The gaps among `handovers`: one per conversation (its first), in id order, with
-    a question."""
+    """The gaps among `handovers` (latest first, as the store reads them): one per
+    conversation (its first gap handover), with a question; the latest MAX_QUESTIONS
+    conversations, in id order."""
     first: dict[int, HandoverQuestion] = {}
-    for h in handovers:
+    for h in reversed(handovers):  # oldest first: a conversation's first gap counts
         if is_gap(h.reason) and h.question.strip() and h.conversation_id not in first:
             first[h.conversation_id] = h
-    return [first[c] for c in sorted(first)]
+    return [first[c] for c in sorted(first)[-MAX_QUESTIONS:]]
 
 
 class GapEmbedder:
@@ -175,6 +180,7 @@ def _embed(model: Any, texts: list[str]) -> np.ndarray:
 
 
 __all__ = [
-    "MAX_QUESTIONS", "THRESHOLD", "GapEmbedder", "GapGroup", "Gaps", "HandoverQuestion",
+    "MAX_HANDOVERS", "MAX_QUESTIONS", "THRESHOLD", "GapEmbedder", "GapGroup", "Gaps",
+    "HandoverQuestion",
     "gap_groups", "gap_questions", "group", "is_gap",
 ]  # fmt: skip

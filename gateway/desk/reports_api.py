@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from gateway.desk.cost import ConversationUsage, UsageRead, cost_section, unit_prices
-from gateway.desk.gaps import MAX_QUESTIONS, THRESHOLD, Gaps, gap_groups, gap_questions
+from gateway.desk.gaps import MAX_HANDOVERS, THRESHOLD, Gaps, gap_groups, gap_questions
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
 from gateway.keys import SETTINGS
@@ -75,7 +75,7 @@ async def gaps_of(request: web.Request) -> Gaps:
     desk = request.app[DESK]
     store = desk.ready()[0]
     since, until = period(request.query)
-    handovers = await store.handover_questions(since, until, MAX_QUESTIONS)
+    handovers = await store.handover_questions(since, until, MAX_HANDOVERS)
     found = gap_questions(handovers)
     vectors = await desk.gaps.embed([h.question for h in found])
     return Gaps(

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from agent.llm.brief import template_brief
 from agent.turn import NOT_UNDERSTOOD
-from gateway.desk.gaps import is_gap
+from gateway.desk.gaps import HandoverQuestion, gap_questions, is_gap
 from gateway.models import ChannelKind, Identity, IdentityKind, Reply, Sentiment, Transfer
 from gateway.protocols import Decision, TurnContext
 from gateway.routing.models import Role
@@ -165,3 +165,18 @@ async def test_the_openapi_document_describes_the_gaps(
     assert {"total", "by_kind", "by_channel"} <= set(
         doc["components"]["schemas"]["Cost"]["properties"]
     )
+
+
+def test_one_question_per_conversation_from_its_first_gap() -> None:
+    latest_first = [
+        HandoverQuestion(2, "sms", NOT_UNDERSTOOD, 0.3, "did my last payment go through?"),
+        HandoverQuestion(1, "webchat", KB_MISS, 0.5, "Any of your cash machines nearby me?"),
+        HandoverQuestion(1, "webchat", NOT_UNDERSTOOD, 0.3, "view current exchange rates"),
+        HandoverQuestion(1, "webchat", "the customer asked for a person", 0.9, "a person"),
+        HandoverQuestion(3, "webchat", NOT_UNDERSTOOD, 0.3, "   "),  # no words: no question
+    ]
+    found = gap_questions(latest_first)
+    assert [(h.conversation_id, h.question) for h in found] == [
+        (1, "view current exchange rates"),
+        (2, "did my last payment go through?"),
+    ]
