@@ -4,6 +4,7 @@ import { bars } from "./charts.js";
 import { channelLabel, clear, el } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
+const SHORT = { llm: "LLM", stt: "STT", tts: "TTS", sms: "SMS", call: "Calls", rep: "Reps" };
 const KIND = { llm: "Language model", stt: "Speech recognised", tts: "Speech synthesised",
   sms: "SMS", call: "Calls", rep: "Reps' time" };
 
@@ -18,7 +19,7 @@ export function showCost(cost) {
   const c = cost.currency;
   $("cost-total").textContent = `Total ${money(cost.total, c)}` +
     (cost.per_conversation === null ? "" : ` · ${money(cost.per_conversation, c)} per conversation`);
-  bars($("chart-cost"), Object.entries(cost.by_kind).map(([k, v]) => [k, Number(v.toFixed(2))]),
+  bars($("chart-cost"), Object.entries(cost.by_kind).map(([k, v]) => [SHORT[k] || k, Number(v.toFixed(2))]),
     { title: `Cost by kind (${c})` });
   const body = clear($("cost-resolved").tBodies[0]);
   for (const [channel, ways] of Object.entries(cost.by_channel)) {

@@ -54,8 +54,8 @@ async def test_the_reports_page_shows_cost_and_gaps_linked_to_conversations(
     await expect(page.locator("#cost-total")).to_contain_text("Total 10.80 USD")
     await expect(page.locator("#cost-resolved tbody tr").first).to_contain_text("10.80 USD")
     chart = page.locator("#chart-cost svg")
-    await expect(chart).to_have_attribute("aria-label", "Cost by kind (USD): llm 10.8, stt 0, "
-                                          "tts 0, sms 0, call 0, rep 0")  # fmt: skip
+    await expect(chart).to_have_attribute("aria-label", "Cost by kind (USD): LLM 10.8, STT 0, "
+                                          "TTS 0, SMS 0, Calls 0, Reps 0")  # fmt: skip
     assert count_colour(await page.locator("#chart-cost").screenshot(), ACCENT) > 200
 
     gaps = page.locator("#gaps > li")
