@@ -28,6 +28,10 @@ to reps:
 - `no_sender`, `no_phone_number`, `sms_off`: nothing to send from or to, or
   the channel has no REST client (unset account SID or auth token).
 
+Each message's segments, as Twilio counts them (the REST reply's `num_segments`; the
+inbound webhook's `NumSegments`, channels/sms/transport.py), are recorded as the
+conversation's usage under the message sid (`count_segments`; docs/reports.md, "Cost").
+
 Replies come from `GATEWAY_TWILIO_SMS_FROM`, or else from the number the
 customer last texted, which is remembered in memory only (bounded, lost on a
 restart: set the setting when answers may be sent after one, as recovered

@@ -28,6 +28,8 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
   stream. A caller who speaks over the goodbye keeps the line.
 - Latency: each spoken turn keeps a `TurnTiming` in `CallInfo.turns`
   (channels/phone/call/latency.py).
+- Usage: the speech recognised and synthesised for the call is counted
+  (channels/phone/call/meter.py) and stored with its `phone.call_ended`.
 """
 
 from __future__ import annotations
