@@ -166,13 +166,16 @@ def handover(
     return _decision(t, actions, intent=f"handover.{key}", confidence=confidence)
 
 
+NOT_UNDERSTOOD = "the agent did not understand the customer"  # a help-centre gap (reports)
+
+
 def not_understood(
     t: Turn,
     ask: str,
     *,
     intent: str = "clarify",
     confidence: float | None = None,
-    reason: str = "the agent did not understand the customer",
+    reason: str = NOT_UNDERSTOOD,
     missing: Sequence[str] = (),
 ) -> Decision:
     """Ask `ask` once; the second consecutive miss hands over to a person
@@ -229,6 +232,7 @@ def _understanding(t: Turn, topic: Intent | None) -> float:
 
 __all__ = [
     "ANYTHING_ELSE",
+    "NOT_UNDERSTOOD",
     "SIGN_IN",
     "AgentState",
     "Turn",

@@ -42,6 +42,16 @@ class Match(Frozen):
     vote_share: float  # the family's share of the K neighbours' similarity
 
 
+def load_model() -> Any:
+    """WordLlama from the installed wheel, never downloading (blocking: ~0.3 s)."""
+    import wordllama  # type: ignore[import-untyped]  # ships no type information
+    from wordllama import WordLlama
+
+    return WordLlama.load(
+        cache_dir=Path(wordllama.__file__).resolve().parent, disable_download=True
+    )
+
+
 class Matcher:
     """Nearest-exemplar classification over one loaded WordLlama model."""
 
@@ -56,13 +66,7 @@ class Matcher:
     @classmethod
     def load(cls, folder: Path = EXEMPLARS) -> Matcher:
         """Load the model from the installed wheel (never downloading) and the exemplars."""
-        import wordllama  # type: ignore[import-untyped]  # ships no type information
-        from wordllama import WordLlama
-
-        model = WordLlama.load(
-            cache_dir=Path(wordllama.__file__).resolve().parent, disable_download=True
-        )
-        return cls(model, list(read_exemplars(sorted(folder.glob("*.jsonl")))))
+        return cls(load_model(), list(read_exemplars(sorted(folder.glob("*.jsonl")))))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text."""
@@ -146,4 +150,4 @@ def read_exemplars(files: Iterable[Path]) -> Iterable[tuple[str, str]]:
                 yield row["text"], row["family"]
 
 
-__all__ = ["EXEMPLARS", "ArticleIndex", "Match", "Matcher", "read_exemplars"]
+__all__ = ["EXEMPLARS", "ArticleIndex", "Match", "Matcher", "load_model", "read_exemplars"]

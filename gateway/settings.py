@@ -505,6 +505,17 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Queue -> seconds from the conversation's start to its close (SLA).",
     )
+    cost_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="What each unit costs, in COST_CURRENCY, for the reports' cost section: "
+        "llm_prompt_per_1k_tokens, llm_completion_per_1k_tokens, stt_per_minute, "
+        "tts_per_minute, sms_segment, call_minute, rep_minute; one not given costs 0.",
+        examples=[{"llm_prompt_per_1k_tokens": 0.00015, "llm_completion_per_1k_tokens": 0.0006,
+                   "sms_segment": 0.0079, "call_minute": 0.0085, "rep_minute": 0.5}],
+    )  # fmt: skip
+    cost_currency: str = Field(
+        "USD", description="ISO 4217 code of the currency COST_RATES are in (shown with costs)."
+    )
     approvals_queue: str = Field(
         "billing", max_length=50,
         description="Reps who serve this queue decide actions waiting for approval (refunds "
@@ -520,6 +531,8 @@ class Settings(BaseSettings):
     _check_queues = field_validator("queues")(check.queues)
     _check_api_token = field_validator("api_token")(check.api_token)
     _check_sla = field_validator("sla_first_response_s", "sla_resolution_s")(check.sla_targets)
+    _check_cost_rates = field_validator("cost_rates")(check.cost_rates)
+    _check_cost_currency = field_validator("cost_currency")(check.currency)
     _check_timezone = field_validator("business_timezone")(check.time_zone)
     _check_hours = field_validator("business_hours")(check.business_hours)
     _check_email_address = field_validator("email_address")(check.email_address)

@@ -8,6 +8,7 @@ messages name every variable involved, since no single one is at fault.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -258,6 +259,29 @@ def sla_targets(value: dict[str, float]) -> dict[str, float]:
     for queue, seconds in value.items():
         if seconds <= 0:
             raise ValueError(f"queue {queue!r}: the target must be more than 0 seconds")
+    return value
+
+
+COST_RATE_NAMES = (
+    "llm_prompt_per_1k_tokens", "llm_completion_per_1k_tokens", "stt_per_minute",
+    "tts_per_minute", "sms_segment", "call_minute", "rep_minute",
+)  # fmt: skip
+
+
+def cost_rates(value: dict[str, float]) -> dict[str, float]:
+    """Known rate names, each a finite amount of 0 or more."""
+    for name, amount in value.items():
+        if name not in COST_RATE_NAMES:
+            raise ValueError(f"unknown rate {name!r}; the rates are {', '.join(COST_RATE_NAMES)}")
+        if not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"rate {name!r} must be a finite amount of 0 or more")
+    return value
+
+
+def currency(value: str) -> str:
+    """Three capital letters (ISO 4217)."""
+    if len(value) != 3 or not value.isascii() or not value.isupper() or not value.isalpha():
+        raise ValueError("must be an ISO 4217 code such as USD or EUR")
     return value
 
 

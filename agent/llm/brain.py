@@ -36,7 +36,7 @@ from agent.backend import Backend
 from agent.intents import Intent, has, parse
 from agent.kb import KnowledgeBase
 from agent.llm.brief import brief_from_args, structured_brief, template_brief
-from agent.llm.client import LlmClient
+from agent.llm.client import LlmClient, LlmUsage
 from agent.llm.context import build_messages
 from agent.llm.fallback import apology, fall_back
 from agent.llm.guard import LlmTools, Pending
@@ -57,6 +57,7 @@ from gateway.protocols import (
     TurnContext,
     UsageLedger,
 )
+from gateway.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,12 @@ class LlmBrain:
             refund_limit_cents=self.config.refund_limit_cents,
         )
         angry = mood.label is Sentiment.ANGRY
-        decision = await self._decide(turn, state, tools, speaker, angry=angry)
+        usage = LlmUsage()
+        decision = await self._decide(turn, state, tools, speaker, usage, angry=angry)
+        if usage.prompt_tokens or usage.completion_tokens:  # stored with the turn (reports)
+            spent = Usage(llm_prompt_tokens=usage.prompt_tokens,
+                          llm_completion_tokens=usage.completion_tokens)  # fmt: skip
+            decision = decision.model_copy(update={"events": (*decision.events, spent.event())})
         if decision.intent.startswith("handover"):
             state.pending, state.failures = None, 0
         if not any(e.kind == "llm.fallback" for e in decision.events) and "pending" in saved:
@@ -195,7 +201,14 @@ class LlmBrain:
         return decision.model_copy(update={"agent_state": agent_state})
 
     async def _decide(
-        self, turn: TurnContext, state: LlmState, tools: LlmTools, speaker: Speaker, *, angry: bool
+        self,
+        turn: TurnContext,
+        state: LlmState,
+        tools: LlmTools,
+        speaker: Speaker,
+        usage: LlmUsage,
+        *,
+        angry: bool,
     ) -> Decision:
         text = turn.message.text
 
@@ -261,7 +274,7 @@ class LlmBrain:
                     max_steps=self.config.max_tool_steps,
                     on_text=speaker.text,
                     on_hold=speaker.hold if speaker.stream else None,
-                    hold_after_s=self.config.hold_after_s,
+                    hold_after_s=self.config.hold_after_s, usage=usage,
                 )  # fmt: skip
             problem = None if result.escalation is not None else check.problem(result.text)
             if problem is not None:  # a finished answer must pass the output check too
@@ -284,7 +297,9 @@ class LlmBrain:
             left = deadline - loop.time()
             if brief is None and left > 0.5:
                 async with asyncio.timeout(left):
-                    brief = await structured_brief(self.client, messages, sentiment=state.sentiment)
+                    brief = await structured_brief(
+                        self.client, messages, sentiment=state.sentiment, usage=usage
+                    )
             said = result.text if check.problem(result.text) is None else ""
             return self._handover(
                 turn, state, speaker, tools, "model", "the assistant escalated",

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from agent.brief import build_brief, quote
 from agent.intents import parse
-from agent.llm.client import LlmClient
+from agent.llm.client import LlmClient, LlmUsage
 from agent.llm.tools import EscalateArgs
 from gateway.errors import LlmError
 from gateway.models import HandoffBrief, Sentiment
@@ -46,7 +46,11 @@ def brief_from_args(
 
 
 async def structured_brief(
-    client: LlmClient, messages: list[dict[str, Any]], *, sentiment: Sentiment
+    client: LlmClient,
+    messages: list[dict[str, Any]],
+    *,
+    sentiment: Sentiment,
+    usage: LlmUsage | None = None,
 ) -> HandoffBrief | None:
     """Ask the model for the brief as structured output; None on any failure."""
     try:
@@ -54,6 +58,7 @@ async def structured_brief(
             [*messages, {"role": "system", "content": _ASK}],
             name="handover_brief",
             schema=BRIEF_SCHEMA,
+            usage=usage,
         )
     except LlmError:
         return None

@@ -54,6 +54,21 @@ class Completion:
 
 
 @dataclass
+class LlmUsage:
+    """Tokens a turn's completions consumed, as the server counts them (each response's
+    `usage`; streamed, its last chunk when `stream_options.include_usage` is asked)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, usage: Any) -> None:
+        if usage is None:
+            return
+        self.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+        self.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+@dataclass
 class _Partial:
     id: str = ""
     name: str = ""
@@ -89,8 +104,10 @@ class LlmClient:
         *,
         tools: Sequence[dict[str, Any]] = (),
         on_text: TextSink | None = None,
+        usage: LlmUsage | None = None,
     ) -> Completion:
-        """Stream one completion. Raises LlmError (never an `openai` error)."""
+        """Stream one completion, its tokens added to `usage`. Raises LlmError (never an
+        `openai` error)."""
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": list(messages),
@@ -99,6 +116,8 @@ class LlmClient:
         }
         if tools:
             kwargs["tools"] = list(tools)
+        if usage is not None:  # the last chunk then carries the counts (choices empty)
+            kwargs["stream_options"] = {"include_usage": True}
         text: list[str] = []
         partials: dict[int, _Partial] = {}
         finish: str | None = None
@@ -109,6 +128,8 @@ class LlmClient:
             async with stream:
                 async for chunk in stream:
                     started = True
+                    if usage is not None:
+                        usage.add(getattr(chunk, "usage", None))
                     if not chunk.choices:
                         continue
                     choice = chunk.choices[0]
@@ -139,7 +160,12 @@ class LlmClient:
         return Completion(text="".join(text), tool_calls=calls, finish_reason=finish)
 
     async def complete_json(
-        self, messages: Sequence[dict[str, Any]], *, name: str, schema: dict[str, Any]
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        name: str,
+        schema: dict[str, Any],
+        usage: LlmUsage | None = None,
     ) -> dict[str, Any]:
         """One non-streamed completion constrained to the JSON `schema` (structured
         output); its parsed object. Raises LlmError, "garbage" for anything not JSON."""
@@ -156,6 +182,8 @@ class LlmClient:
             response = await self._client.chat.completions.create(**kwargs)
         except Exception as exc:
             raise _translate(exc) from exc
+        if usage is not None:
+            usage.add(getattr(response, "usage", None))
         content = response.choices[0].message.content if response.choices else None
         try:
             parsed = json.loads(content or "")
@@ -182,4 +210,4 @@ def _translate(exc: Exception) -> LlmError:
     return LlmError("broken_stream", f"the answer stream broke: {type(exc).__name__}")
 
 
-__all__ = ["Completion", "LlmClient", "TextSink", "ToolCall"]
+__all__ = ["Completion", "LlmClient", "LlmUsage", "TextSink", "ToolCall"]

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.llm.client import LlmClient, TextSink
+from agent.llm.client import LlmClient, LlmUsage, TextSink
 from agent.llm.guard import LlmTools, Outcome
 from agent.llm.tools import ESCALATE
 from gateway.errors import LlmError
@@ -47,6 +47,7 @@ async def run_loop(
     on_text: TextSink | None = None,
     on_hold: Callable[[], Awaitable[None]] | None = None,
     hold_after_s: float = 1.0,
+    usage: LlmUsage | None = None,
 ) -> LoopResult:
     """Run the model and its tools until it answers. Raises LlmError."""
     said: list[str] = []
@@ -55,7 +56,7 @@ async def run_loop(
     held = False
     for step in range(max_steps + 1):
         offered = tools.schemas() if step < max_steps else []
-        completion = await client.complete(messages, tools=offered, on_text=on_text)
+        completion = await client.complete(messages, tools=offered, on_text=on_text, usage=usage)
         if completion.text.strip():
             said.append(completion.text.strip())
         if not completion.tool_calls:

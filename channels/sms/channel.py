@@ -28,6 +28,10 @@ to reps:
 - `no_sender`, `no_phone_number`, `sms_off`: nothing to send from or to, or
   the channel has no REST client (unset account SID or auth token).
 
+Each message's segments, as Twilio counts them (the REST reply's `num_segments`; the
+inbound webhook's `NumSegments`, channels/sms/transport.py), are recorded as the
+conversation's usage under the message sid (`count_segments`; docs/reports.md, "Cost").
+
 Replies come from `GATEWAY_TWILIO_SMS_FROM`, or else from the number the
 customer last texted, which is remembered in memory only (bounded, lost on a
 restart: set the setting when answers may be sent after one, as recovered
@@ -45,7 +49,7 @@ from channels.sms import codec
 from channels.sms.codec import Keyword
 from channels.sms.rest import UNSUBSCRIBED, SendFailed, TwilioMessages
 from channels.sms.segments import fit_sms
-from gateway.errors import ChannelError, DeliveryError
+from gateway.errors import ChannelError, ConfigError, DeliveryError, GatewayError
 from gateway.models import (
     Action,
     ChannelKind,
@@ -60,6 +64,8 @@ from gateway.models import (
 )
 from gateway.protocols import Decision, EventDraft, Store
 from gateway.settings import Settings
+from gateway.store.usage_store import open_usage
+from gateway.usage import Usage, UsageRecorder
 
 log = logging.getLogger("gateway.sms.channel")
 
@@ -78,6 +84,7 @@ class SmsChannel:
         self.settings = settings
         self.store: Store | None = None
         self.api: TwilioMessages | None = None
+        self.usage: UsageRecorder | None = None
         # customer's number -> (recency, the number of ours they texted)
         self._routes: dict[str, tuple[int, str]] = {}
         self._clock = itertools.count()
@@ -90,6 +97,21 @@ class SmsChannel:
 
     def attach(self, store: Store, api: TwilioMessages | None) -> None:
         self.store, self.api = store, api
+        try:
+            self.usage = open_usage(store)
+        except ConfigError:  # a store without a usage table: segments go uncounted
+            self.usage = None
+
+    async def count_segments(self, conversation_id: int, sid: str, segments: int) -> None:
+        """An SMS's segments (as Twilio counts them) as its conversation's usage; the
+        sid is the source, so a retried webhook or a resent reply counts once."""
+        if self.usage is None or segments <= 0:
+            return
+        try:
+            await self.usage.record(conversation_id, Usage(sms_segments=segments),
+                                    source=f"sms:{sid}")  # fmt: skip
+        except GatewayError as exc:  # the message itself is stored: only a figure is lost
+            log.warning("SMS %s: its segments were not recorded: %s", sid, exc)
 
     def detach(self) -> None:
         self.api = None
@@ -147,6 +169,7 @@ class SmsChannel:
             sid = await self._created_before(store, message, to, sender, fitted.text)
             if sid is not None:
                 await store.set_delivery(message.id, DeliveryStatus.SENT, external_id=sid)
+                await self.count_segments(message.conversation_id, sid, fitted.segments)
                 log.info("SMS %s had reached Twilio as %s before a restart", message.id, sid)
                 return
         # Recorded before Twilio is asked: a crash from here on leaves it `sending`.
@@ -180,6 +203,8 @@ class SmsChannel:
         # Taken by Twilio: sent, with its sid, in one write (callbacks move it on).
         status = max(sent.status, DeliveryStatus.SENT, key=lambda s: s.rank)
         await store.set_delivery(message.id, status, external_id=sent.sid)
+        await self.count_segments(message.conversation_id, sent.sid,
+                                  sent.segments or fitted.segments)  # fmt: skip
         log.info("SMS %s sent as %s (%d %s segments)", message.id, sent.sid,
                  fitted.segments, fitted.encoding)  # fmt: skip
 

@@ -69,10 +69,17 @@ async def sms_webhook(request: web.Request) -> web.Response:
     ingested = await request.app[DISPATCHER].handle(incoming.message)
     if ingested.duplicate:
         log.info("SMS %s was stored before: not processed again", incoming.message.external_id)
-    elif incoming.keyword in (codec.Keyword.STOP, codec.Keyword.START):
-        # At once, so that no reply already on its way is sent after a STOP.
-        stop = incoming.keyword is codec.Keyword.STOP
-        await request.app[STORE].set_opt_out(identity, stop)
+    else:
+        # Twilio's count of what the customer sent (before the STOP below, as any message).
+        segments = form.get("NumSegments", "1")
+        await state.channel.count_segments(
+            ingested.conversation.id, ingested.message.external_id or "",
+            int(segments) if segments.isdigit() and len(segments) < 4 else 1,
+        )  # fmt: skip
+        if incoming.keyword in (codec.Keyword.STOP, codec.Keyword.START):
+            # At once, so that no reply already on its way is sent after a STOP.
+            stop = incoming.keyword is codec.Keyword.STOP
+            await request.app[STORE].set_opt_out(identity, stop)
     return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
 

@@ -17,7 +17,7 @@ from gateway.api_auth import new_token
 from gateway.bus import RemoteError
 from gateway.desk.admin import AdminError, first_error
 from gateway.desk.profile import profile
-from gateway.desk.reports_api import summary_of
+from gateway.desk.reports_api import gaps_of, summary_of
 from gateway.desk.state import DESK
 from gateway.desk.store import SearchQuery
 from gateway.desk.summary import csv_rows
@@ -146,6 +146,10 @@ async def reports_summary(request: web.Request, me: Rep) -> Any:
     return (await summary_of(request)).model_dump(mode="json")
 
 
+async def reports_gaps(request: web.Request, me: Rep) -> Any:
+    return (await gaps_of(request)).model_dump(mode="json")
+
+
 async def reports_csv(request: web.Request) -> web.Response:
     """The summary as a CSV download (figure,value), for supervisors and admins."""
     return await with_role(_csv, Role.SUPERVISOR, write=False)(request)
@@ -250,3 +254,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/console/api/reports/summary",
               with_role(reports_summary, Role.SUPERVISOR, write=False))  # fmt: skip
     r.add_get("/console/api/reports/summary.csv", reports_csv)
+    r.add_get("/console/api/reports/gaps", with_role(reports_gaps, Role.SUPERVISOR, write=False))

@@ -1,6 +1,7 @@
-"""The machine API of the reports: `GET /api/v1/reports/summary` (Bearer token,
-gateway/api_auth.py) and its OpenAPI document `GET /api/v1/openapi.json`; the
-console's own `GET /console/api/reports/summary` (supervisors and admins) answers
+"""The machine API of the reports: `GET /api/v1/reports/summary` and
+`GET /api/v1/reports/gaps` (Bearer token, gateway/api_auth.py) and its OpenAPI
+document `GET /api/v1/openapi.json`; the console's own
+`GET /console/api/reports/summary` and `.../gaps` (supervisors and admins) answer
 the same JSON to the reports page."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from gateway.desk.cost import ConversationUsage, UsageRead, cost_section, unit_prices
+from gateway.desk.gaps import MAX_HANDOVERS, THRESHOLD, Gaps, gap_groups, gap_questions
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
 from gateway.keys import SETTINGS
@@ -52,11 +55,40 @@ async def summary_of(request: web.Request) -> Summary:
     settings = request.app[SETTINGS]
     since, until = period(request.query)
     facts = await store.facts(since, until)
-    return summarize(
+    summary = summarize(
         facts, since, until, now=datetime.now(UTC),
         first_response_s=settings.sla_first_response_s, resolution_s=settings.sla_resolution_s,
         tz=ZoneInfo(settings.business_timezone),
     )  # fmt: skip
+    rates = settings.cost_rates
+    usage = (
+        await store.usage(min(f.id for f in facts), max(f.id for f in facts), unit_prices(rates))
+        if facts
+        else UsageRead(ConversationUsage(), {}, {})
+    )
+    cost = cost_section(facts, usage, rates, settings.cost_currency)
+    return summary.model_copy(update={"cost": cost})
+
+
+async def gaps_of(request: web.Request) -> Gaps:
+    """The period's help-centre gaps (gateway/desk/gaps.py)."""
+    desk = request.app[DESK]
+    store = desk.ready()[0]
+    since, until = period(request.query)
+    handovers = await store.handover_questions(since, until, MAX_HANDOVERS)
+    found = gap_questions(handovers)
+    vectors = await desk.gaps.embed([h.question for h in found])
+    return Gaps(
+        since=since.isoformat(), until=until.isoformat(),
+        handed_over=len({h.conversation_id for h in handovers}), unanswered=len(found),
+        threshold=THRESHOLD, groups=gap_groups(found, vectors) if found else [],
+    )  # fmt: skip
+
+
+async def api_gaps(request: web.Request) -> web.Response:
+    _, bearer, _ = request.app[DESK].ready()
+    await bearer.require(request)
+    return web.json_response((await gaps_of(request)).model_dump(mode="json"))
 
 
 async def api_summary(request: web.Request) -> web.Response:
@@ -69,13 +101,27 @@ async def api_summary(request: web.Request) -> web.Response:
 def openapi() -> dict[str, Any]:
     """The API's OpenAPI 3.1 document (the response schema from the pydantic model)."""
     schema = Summary.model_json_schema(ref_template="#/components/schemas/{model}")
+    gaps = Gaps.model_json_schema(ref_template="#/components/schemas/{model}")
     components = {"Summary": {k: v for k, v in schema.items() if k != "$defs"},
                   **schema.get("$defs", {}),
+                  "Gaps": {k: v for k, v in gaps.items() if k != "$defs"},
+                  **gaps.get("$defs", {}),
                   "Error": {"type": "object", "required": ["error", "message"],
                             "properties": {"error": {"type": "string"},
                                            "message": {"type": "string"}}}}  # fmt: skip
     date = {"type": "string", "format": "date-time"}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    parameters = [
+        {"name": "since", "in": "query", "schema": date,
+         "description": "ISO 8601 start (inclusive; no offset: UTC). "
+                        "Default: 7 days before until."},
+        {"name": "until", "in": "query", "schema": date,
+         "description": "ISO 8601 end (exclusive). Default: now."},
+    ]  # fmt: skip
+    refused = {
+        "400": {"description": "A date is not ISO 8601, or since >= until", **error},
+        "401": {"description": "No valid Bearer token", **error},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Support gateway API", "version": "1"},
@@ -125,7 +171,25 @@ def openapi() -> dict[str, Any]:
                         "401": {"description": "No valid Bearer token", **error},
                     },
                 }
-            }
+            },
+            "/api/v1/reports/gaps": {
+                "get": {
+                    "summary": "Help-centre gaps: the questions the agent could not answer, "
+                    "grouped by similarity, of the conversations started in a period",
+                    "parameters": parameters,
+                    "responses": {
+                        "200": {
+                            "description": "The groups, largest first",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Gaps"}
+                                }
+                            },
+                        },
+                        **refused,
+                    },
+                }
+            },
         },
     }
 
@@ -136,4 +200,5 @@ async def api_openapi(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/reports/summary", api_summary)
+    app.router.add_get("/api/v1/reports/gaps", api_gaps)
     app.router.add_get("/api/v1/openapi.json", api_openapi)

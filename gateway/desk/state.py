@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from gateway.api_auth import BearerAuth
 from gateway.desk.admin import RepAdmin
+from gateway.desk.gaps import GapEmbedder
 from gateway.desk.store import DeskStore
 from gateway.errors import GatewayError
 
@@ -17,6 +18,7 @@ class DeskState:
     store: DeskStore | None = None
     bearer: BearerAuth | None = None
     admin: RepAdmin | None = None
+    gaps: GapEmbedder = field(default_factory=GapEmbedder)  # the gaps report's WordLlama
 
     def ready(self) -> tuple[DeskStore, BearerAuth, RepAdmin]:
         if self.store is None or self.bearer is None or self.admin is None:

@@ -4,13 +4,18 @@ both, store/desk_sql.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from pydantic import Field
 
 from gateway.models import ChannelKind, ConversationState, Frozen
 from gateway.routing.models import Rep
+
+if TYPE_CHECKING:
+    from gateway.desk.cost import UsageRead
+    from gateway.desk.gaps import HandoverQuestion
 
 
 class ApiToken(Frozen):
@@ -122,6 +127,19 @@ class DeskStore(Protocol):
     async def search(self, query: SearchQuery) -> list[ConversationHit]:
         """Matching conversations, newest first, at most `query.limit`; the text is
         searched with the store's full-text engine (SQLite FTS5, PostgreSQL tsvector)."""
+        ...
+
+    async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        """The usage of the conversations with ids in [first_id, last_id]: summed, each
+        conversation's usage priced at `prices` (per unit of each usage column, in
+        ConversationUsage's order; none given: 0), and their reps' handling time."""
+        ...
+
+    async def handover_questions(
+        self, since: datetime, until: datetime, limit: int
+    ) -> list[HandoverQuestion]:
+        """The handovers of the conversations created in [since, until), latest
+        first (at most `limit`), each with the customer's last message before it."""
         ...
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, tzinfo
 
 from pydantic import Field
 
+from gateway.desk.cost import Cost, cost_csv_rows
 from gateway.desk.store import ConversationFacts
 from gateway.models import ChannelKind, Frozen
 
@@ -79,6 +80,8 @@ class Summary(Frozen):
     csat: Csat
     sla_breaches: int = Field(description="Conversations that missed an SLA target.")
     sla: SlaFigures
+    # The cost section (gateway/desk/cost.py), priced by GATEWAY_COST_RATES.
+    cost: Cost | None = Field(default=None, description="What the conversations cost.")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -218,6 +221,7 @@ def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     put("sla_breaches", summary.sla_breaches)
     put("sla.first_response", summary.sla.first_response)
     put("sla.resolution", summary.sla.resolution)
+    out += cost_csv_rows(summary.cost)
     return out
 
 

@@ -38,6 +38,7 @@ ASSETS = {
     "desk.js": "text/javascript; charset=utf-8",
     "search.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "cost_gaps.js": "text/javascript; charset=utf-8",
     "desk.css": "text/css; charset=utf-8",
 }
 # package/file under static/vendor/ -> content type: what `gateway assets` installs

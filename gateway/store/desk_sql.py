@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gateway.desk.cost import ConversationUsage, UsageRead
+from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
 from gateway.store.rows import Row, to_dt, to_ms
 
@@ -43,6 +45,37 @@ RATINGS = (
     " AND score IS NOT NULL"
 )
 RANGED = (HANDOVERS, RESOLUTIONS, REP_REPLIES, RATINGS)
+
+# Cost (gateway/desk/cost.py): a range of conversations' usage, summed, and priced per
+# conversation in SQL (the unit prices are arguments: only id, cost pairs come back);
+# their reps' handling time. PostgreSQL sums BIGINTs as NUMERIC: cast.
+_QUANTITIES = ("llm_prompt_tokens", "llm_completion_tokens", "stt_ms", "tts_ms",
+               "sms_segments", "call_s")  # fmt: skip
+USAGE_TOTALS = (
+    "SELECT "
+    + ", ".join(f"CAST(COALESCE(SUM({c}), 0) AS BIGINT)" for c in _QUANTITIES)
+    + " FROM usage WHERE conversation_id BETWEEN ? AND ?"
+)
+USAGE_COST = (
+    "SELECT conversation_id, SUM("
+    + " + ".join(f"{c} * CAST(? AS DOUBLE PRECISION)" for c in _QUANTITIES)
+    + ") FROM usage WHERE conversation_id BETWEEN ? AND ? GROUP BY conversation_id"
+)
+REP_TIME = (
+    "SELECT conversation_id, CAST(SUM(ended_at - assigned_at) AS BIGINT) FROM queue_entries"
+    " WHERE conversation_id BETWEEN ? AND ? AND rep_id IS NOT NULL"
+    " AND assigned_at IS NOT NULL AND ended_at IS NOT NULL GROUP BY conversation_id"
+)
+# Help-centre gaps (gateway/desk/gaps.py): the period's handovers, each with the
+# customer's last message before it (the question the agent could not answer).
+HANDOVER_QUESTIONS = (
+    "SELECT h.conversation_id, c.channel, h.data, (SELECT m.text FROM messages m"
+    " WHERE m.author = 'customer' AND m.direction = 'inbound'"
+    " AND m.conversation_id = h.conversation_id AND m.created_at <= h.created_at"
+    " ORDER BY m.created_at DESC, m.id DESC LIMIT 1)"
+    f" FROM events h JOIN conversations c ON c.id = h.conversation_id WHERE h.kind = '{HANDOVER}'"
+    " AND c.created_at >= ? AND c.created_at < ? ORDER BY h.id DESC LIMIT ?"
+)
 
 CANNED = "SELECT id, name, text FROM canned_responses ORDER BY name"
 ADD_CANNED = "INSERT INTO canned_responses (name, text, created_by, created_at) VALUES (?,?,?,?)"
@@ -228,6 +261,35 @@ def merge_facts(
             )
         )
     return out
+
+
+def usage_prices(prices: Sequence[float]) -> tuple[float, ...]:
+    """The unit prices USAGE_COST takes (one per summed column; missing ones 0)."""
+    return tuple(float(p) for p in prices[: len(_QUANTITIES)]) + (0.0,) * max(
+        0, len(_QUANTITIES) - len(prices)
+    )
+
+
+def usage_read(
+    totals: Sequence[Any], costs: Iterable[Sequence[Any]], rep_time: Iterable[Sequence[Any]]
+) -> UsageRead:
+    """A `UsageRead` from the rows of USAGE_TOTALS (one), USAGE_COST and REP_TIME."""
+    rep_ms = {int(r[0]): int(r[1] or 0) for r in rep_time}
+    summed = ConversationUsage._make((*(int(v or 0) for v in tuple(totals)), sum(rep_ms.values())))
+    return UsageRead(summed, {int(r[0]): float(r[1] or 0.0) for r in costs}, rep_ms)
+
+
+def handover_from_row(row: Sequence[Any]) -> HandoverQuestion:
+    try:
+        brief = json.loads(row[2] or "{}")
+    except ValueError:
+        brief = {}
+    return HandoverQuestion(
+        conversation_id=int(row[0]), channel=str(row[1]),
+        reason=str(brief.get("reason", "")) if isinstance(brief, dict) else "",
+        confidence=float(brief.get("confidence", 1.0)) if isinstance(brief, dict) else 1.0,
+        question=row[3] or "",
+    )  # fmt: skip
 
 
 def id_range(conversations: Sequence[Sequence[Any]]) -> tuple[int, int] | None:

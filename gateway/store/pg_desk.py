@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from gateway.desk.cost import UsageRead
+from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
@@ -23,6 +26,10 @@ _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
 _REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
+_USAGE_TOTALS = q.numbered(q.USAGE_TOTALS)
+_USAGE_COST = q.numbered(q.USAGE_COST)
+_REP_TIME = q.numbered(q.REP_TIME)
+_HANDOVER_QUESTIONS = q.numbered(q.HANDOVER_QUESTIONS)
 
 
 class PostgresDeskStore:
@@ -120,6 +127,27 @@ class PostgresDeskStore:
                     return []
                 ranged = [await conn.fetch(sql, *ids) for sql in _RANGED]
             return q.merge_facts(convs, *ranged)
+
+        return await self._store.read(op)
+
+    async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        unit = q.usage_prices(prices)
+
+        async def op(conn: Conn) -> UsageRead:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                totals = await conn.fetchrow(_USAGE_TOTALS, first_id, last_id)
+                costs = await conn.fetch(_USAGE_COST, *unit, first_id, last_id)
+                rep_time = await conn.fetch(_REP_TIME, first_id, last_id)
+            return q.usage_read(totals, costs, rep_time)
+
+        return await self._store.read(op)
+
+    async def handover_questions(
+        self, since: datetime, until: datetime, limit: int
+    ) -> list[HandoverQuestion]:
+        async def op(conn: Conn) -> list[HandoverQuestion]:
+            rows = await conn.fetch(_HANDOVER_QUESTIONS, to_ms(since), to_ms(until), limit)
+            return [q.handover_from_row(r) for r in rows]
 
         return await self._store.read(op)
 

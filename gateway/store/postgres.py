@@ -60,6 +60,7 @@ from gateway.store.rules import (
     version_conflict,
 )
 from gateway.store.urls import PgUrl
+from gateway.store.usage_store import pg_insert, split_usage
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,13 @@ class PostgresStore:
             conflict = version_conflict(conv["id"], conv["version"], turn.expected_version)
             if conflict is not None:
                 raise ConflictError(conflict)
-        events = [(e.kind, dumps(e.data)) for e in turn.events]
-        return await write_turn(conn, conv, turn, events, now_ms(), self.outbox_lease_ms)
+        kept, usage = split_usage(turn.events)
+        events = [(e.kind, dumps(e.data)) for e in kept]
+        ts = now_ms()
+        stored = await write_turn(conn, conv, turn, events, ts, self.outbox_lease_ms)
+        if usage is not None:  # the turn's LLM tokens, a call's speech: with the turn
+            await pg_insert(conn, conv["id"], usage, None, ts)
+        return stored
 
     async def fresh_turn(self, message: Message, history: int) -> FreshTurn | None:
         """See `TurnGate.fresh` (the turn gate's one read, pg_turns.py)."""

@@ -288,3 +288,24 @@ canned_responses = Table(
     Column("created_by", Integer, ForeignKey("reps.id")),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# ------------------------------------------------------------------ cost (0011)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
+    # A provider's id for what was measured (an SMS or call sid): its retried callbacks
+    # count once. Null for the gateway's own measurements (written with their turn).
+    Column("source", String(100), unique=True),
+    Column("llm_prompt_tokens", Integer, nullable=False),
+    Column("llm_completion_tokens", Integer, nullable=False),
+    Column("stt_ms", Integer, nullable=False),  # speech recognised
+    Column("tts_ms", Integer, nullable=False),  # speech synthesised
+    Column("sms_segments", Integer, nullable=False),
+    Column("call_s", Integer, nullable=False),  # Twilio's CallDuration
+    Column("created_at", BigInteger, nullable=False),
+    # Reports sum a range of conversations' usage (desk_sql.USAGE).
+    Index("ix_usage_conversation_id", "conversation_id"),
+)

@@ -59,6 +59,7 @@ from gateway.store.rows import (
 from gateway.store.rules import OUTBOX_LEASE_MS, turn_changes, version_conflict
 from gateway.store.sqlite_connect import acquire_lock, connect_reader, connect_writer
 from gateway.store.sqlite_session import Sessions, insert_event
+from gateway.store.usage_store import split_usage, sqlite_insert
 from gateway.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -257,8 +258,11 @@ class SqliteStore:
             stored.append(
                 message_from_row(dict(zip(_MESSAGE_COLUMNS, (cur.lastrowid, *params), strict=True)))
             )
-        for event in turn.events:
+        events, usage = split_usage(turn.events)
+        for event in events:
             insert_event(conn, conv["id"], cust["id"], event.kind, event.data, ts)
+        if usage is not None:  # the turn's LLM tokens, a call's speech: with the turn
+            sqlite_insert(conn, conv["id"], usage, None, ts)
         if turn.handled_message_id is not None:
             conn.execute("UPDATE messages SET handled=1 WHERE id=?", (turn.handled_message_id,))
         changes = turn_changes(conv, turn, ts)

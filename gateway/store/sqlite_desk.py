@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from gateway.desk.cost import UsageRead
+from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
@@ -111,6 +114,37 @@ class SqliteDeskStore:
             finally:
                 conn.execute("COMMIT")
             return q.merge_facts(convs, *ranged) if ranged else []
+
+        return await self._store.read(op)
+
+    async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        unit = q.usage_prices(prices)
+
+        def op(conn: sqlite3.Connection) -> UsageRead:
+            def rows(sql: str, args: tuple[Any, ...]) -> list[Any]:
+                cur = conn.cursor()
+                cur.row_factory = None
+                return cur.execute(sql, args).fetchall()
+
+            ids = (first_id, last_id)
+            conn.execute("BEGIN")  # one snapshot for the three reads
+            try:
+                return q.usage_read(rows(q.USAGE_TOTALS, ids)[0],
+                                    rows(q.USAGE_COST, (*unit, *ids)),
+                                    rows(q.REP_TIME, ids))  # fmt: skip
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._store.read(op)
+
+    async def handover_questions(
+        self, since: datetime, until: datetime, limit: int
+    ) -> list[HandoverQuestion]:
+        def op(conn: sqlite3.Connection) -> list[HandoverQuestion]:
+            cur = conn.cursor()
+            cur.row_factory = None
+            rows = cur.execute(q.HANDOVER_QUESTIONS, (to_ms(since), to_ms(until), limit))
+            return [q.handover_from_row(r) for r in rows.fetchall()]
 
         return await self._store.read(op)
 

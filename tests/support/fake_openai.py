@@ -38,6 +38,7 @@ class Step:
     gate: asyncio.Event | None = field(default=None, compare=False)
     gate_after: int = 0
     chunk_delay_s: float = 0.0  # "text": pause between chunks (a token rate, for benches)
+    tokens: tuple[int, int] = (10, 10)  # the `usage` answered: prompt, completion tokens
 
 
 def text(
@@ -48,6 +49,7 @@ def text(
     gate: asyncio.Event | None = None,
     gate_after: int = 0,
     chunk_delay_s: float = 0.0,
+    tokens: tuple[int, int] = (10, 10),
 ) -> Step:
     return Step(
         "text",
@@ -57,12 +59,15 @@ def text(
         gate=gate,
         gate_after=gate_after,
         chunk_delay_s=chunk_delay_s,
+        tokens=tokens,
     )
 
 
-def tool_calls(*calls: tuple[str, str | dict[str, Any]], content: str = "") -> Step:
+def tool_calls(
+    *calls: tuple[str, str | dict[str, Any]], content: str = "", tokens: tuple[int, int] = (10, 10)
+) -> Step:
     raw = tuple((n, a if isinstance(a, str) else json.dumps(a)) for n, a in calls)
-    return Step("tools", content=content, calls=raw)
+    return Step("tools", content=content, calls=raw, tokens=tokens)
 
 
 def status(code: int) -> Step:
@@ -166,8 +171,14 @@ def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
     return {
         **_envelope(body, "chat.completion"),
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        "usage": _usage(step),
     }
+
+
+def _usage(step: Step) -> dict[str, int]:
+    prompt, completion = step.tokens
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
 
 
 async def _chunks(body: dict[str, Any], step: Step) -> AsyncIterator[dict[str, Any]]:
@@ -194,3 +205,5 @@ async def _chunks(body: dict[str, Any], step: Step) -> AsyncIterator[dict[str, A
         for piece in (args[:half], args[half:]):
             yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
     yield chunk({}, "tool_calls" if step.calls else "stop")
+    if (body.get("stream_options") or {}).get("include_usage"):  # as OpenAI: a last chunk
+        yield {**_envelope(body, "chat.completion.chunk"), "choices": [], "usage": _usage(step)}

@@ -243,7 +243,7 @@ class FakeTwilioRest:
             "from": form.get("From"),
             "messaging_service_sid": form.get("MessagingServiceSid"),
             "num_media": "0",
-            "num_segments": "1",
+            "num_segments": str(_segments(form.get("Body", ""))),
             "price": None,
             "price_unit": "USD",
             "sid": sid,
@@ -252,6 +252,13 @@ class FakeTwilioRest:
             "to": form.get("To"),
             "uri": f"{uri}.json",
         }
+
+
+def _segments(body: str) -> int:
+    """Segments as Twilio counts them, simplified: ASCII as GSM-7 (160 characters, 153
+    per part of a longer one), anything else as UCS-2 (70, 67 per part)."""
+    single, part = (160, 153) if body.isascii() else (70, 67)
+    return 1 if len(body) <= single else -(-len(body) // part)
 
 
 __all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "CreatedCall", "FakeTwilioRest", "twilio_error"]

@@ -28,6 +28,8 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
   stream. A caller who speaks over the goodbye keeps the line.
 - Latency: each spoken turn keeps a `TurnTiming` in `CallInfo.turns`
   (channels/phone/call/latency.py).
+- Usage: the speech recognised and synthesised for the call is counted
+  (channels/phone/call/meter.py) and stored with its `phone.call_ended`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from channels.phone.call.interruption import Interruptions
 from channels.phone.call.keypad import KeyInput, Keypad
 from channels.phone.call.latency import TurnClock
 from channels.phone.call.live import LiveAnswer
+from channels.phone.call.meter import MeteredSynthesizer, MeteredTranscriber, SpeechMeter
 from channels.phone.call.playback import Chunk, Played, Player, Utterance
 from channels.phone.call.store import CallStore
 from channels.phone.call.voice import chunks_of, speak
@@ -82,6 +85,9 @@ class PhoneCall:
         self._loop = asyncio.get_running_loop()
         self.origin = self._loop.time()  # call time 0: the stream's start
         self.endpointer = Endpointer(services.endpointer, vad=services.vad)
+        self.meter = SpeechMeter()  # the call's speech usage, stored when it ends
+        self.transcriber = MeteredTranscriber(services.transcriber, self.meter)
+        self.synthesizer = MeteredSynthesizer(services.synthesizer, self.meter)
         self.keypad = Keypad()
         self.clock = TurnClock(info, self.now_ms, services.metrics)
         self.player = Player(
@@ -89,7 +95,7 @@ class PhoneCall:
             on_started=self.clock.first_audio,
         )  # fmt: skip
         self.early = EarlyTranscription(
-            self.endpointer, services.transcriber,
+            self.endpointer, self.transcriber,
             quick_end_ms=services.quick_end_ms, metrics=services.metrics,
             judge=services.end_of_turn,
         )  # fmt: skip
@@ -146,7 +152,7 @@ class PhoneCall:
         hello = f"Hi {first}."
         text = f"{hello} {prompts.text('greeting')}"
         message = await self.stored.line(text, (started,))
-        synth = self.services.synthesizer
+        synth = self.synthesizer
         self._play(message, chunks_of(hello, prompts.chunk("greeting"), synth=synth))
 
     # --------------------------------------------------------- caller input
@@ -231,7 +237,7 @@ class PhoneCall:
             turn.early_transcript = True
             transcript = await early
         else:
-            transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
+            transcript = await self.transcriber.transcribe(utterance.audio_float32())
         self.clock.transcribed(turn)
         if self.interruptions.open and self.interruptions.settle(transcript):
             log.info("call %s: %r over the answer, which goes on", self.call_sid, transcript.text)
@@ -270,7 +276,7 @@ class PhoneCall:
             return
         self.info.message_ids.append(message.id)
         self.clock.answer(message)
-        self._play(message, speak(self.services.synthesizer, message.text))
+        self._play(message, speak(self.synthesizer, message.text))
 
     def live_answer(self, message: Message) -> LiveAnswer | None:
         """Speak the answer to the caller's `message` as it is written (channels/phone/
@@ -280,7 +286,7 @@ class PhoneCall:
         turn = self.clock.live_turn(message)
         self._live_ids -= 1
         live = LiveAnswer(
-            self._live_ids, self.player, self.services.synthesizer,
+            self._live_ids, self.player, self.synthesizer,
             turn=turn, now_ms=self.now_ms, on_started=lambda t: self.clock.live_started(live, t),
             on_played=self._played, on_bound=self._live_bound,
         )  # fmt: skip
@@ -312,7 +318,7 @@ class PhoneCall:
     async def _say_prompt(self, name: str, events: Iterable[EventDraft] = ()) -> None:
         chunk = self.services.prompts.chunk(name)
         message = await self.stored.line(chunk.text, events)
-        self._play(message, chunks_of(chunk, synth=self.services.synthesizer))
+        self._play(message, chunks_of(chunk, synth=self.synthesizer))
 
     async def _hang_up(self, reason: str) -> None:
         barge_ins = self.barge_ins
@@ -353,7 +359,7 @@ class PhoneCall:
         """Say the rest of a message a backchannel or a noise interrupted."""
         if self.info.ended is None:
             rest = self.interruptions.rest(played)
-            chunks = speak(self.services.synthesizer, rest)
+            chunks = speak(self.synthesizer, rest)
             self.player.enqueue(Utterance(played.message_id, played.text, chunks))
 
     # ------------------------------------------------------------------ end
@@ -391,7 +397,8 @@ class PhoneCall:
                 data={"call_sid": self.call_sid, "reason": reason, "duration_ms": self.now_ms()},
             )
             try:
-                await self.stored.record((), (ended,))
+                usage = self.meter.usage()
+                await self.stored.record((), (ended,) if usage.empty() else (ended, usage.event()))
             except GatewayError as exc:
                 log.warning("call %s: cannot record its end: %s", self.call_sid, exc)
         log.info("call %s ended (%s) after %d ms", self.call_sid, reason, self.now_ms())

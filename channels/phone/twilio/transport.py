@@ -38,6 +38,8 @@ from gateway.errors import AuthError, GatewayError, ProtocolError
 from gateway.keys import BUS, METRICS, STORE
 from gateway.models import Identity, IdentityKind, Verification
 from gateway.phone_numbers import to_e164
+from gateway.store.usage_store import open_usage
+from gateway.usage import Usage
 
 log = logging.getLogger("gateway.phone.transport")
 
@@ -105,11 +107,26 @@ async def status_callback(request: web.Request) -> web.Response:
         request.app[METRICS].bad_input.labels(CHANNEL, "bad_field").inc()
         raise web.HTTPBadRequest(text="CallSid is not a CA sid")
     held_here = await call_status(request.app, data)
+    await _call_usage(request, data["call_sid"], data["status"], form.get("CallDuration", ""))
     bus = request.app[BUS]
     if not held_here and bus.shared and data["status"] in FINAL_STATUSES:
         # Another node may hold this call's stream (or its warm transfer): tell them.
         await bus.broadcast("phone.status", data)
     return web.Response(status=204)
+
+
+async def _call_usage(request: web.Request, sid: str, status: str, duration: str) -> None:
+    """A completed call's duration (Twilio's billed seconds), as its conversation's
+    usage; a retried callback counts once (the sid is the usage's source)."""
+    if status != "completed" or not duration.isdigit() or len(duration) > 9:
+        return
+    try:
+        found = await open_usage(request.app[STORE]).record_call(sid, Usage(call_s=int(duration)))
+    except GatewayError as exc:  # Twilio retries a callback that fails: answer it anyway
+        log.warning("call %s: its duration was not recorded: %s", sid, exc)
+        return
+    if found is not None:
+        log.info("call %s: %s s on conversation %s", sid, duration, found)
 
 
 async def call_status(app: web.Application, data: dict[str, Any]) -> bool:

@@ -108,6 +108,12 @@ class Console {
       .then((r) => { $("desk-link").hidden = r.role === "rep"; })
       .catch(() => {});
     await Promise.all([this.loadDirectory(), this.loadApprovals()]);
+    // /console#c=<id> (the reports page's links) opens that conversation.
+    const linked = /^#c=(\d+)$/.exec(location.hash);
+    if (linked) {
+      await this.open(Number(linked[1]));
+      return;
+    }
     const first = document.querySelector("#offers button, #held button");
     (first || $("presence")).focus();
   }

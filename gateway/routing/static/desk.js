@@ -2,6 +2,7 @@
 
 import { Api } from "./api.js";
 import { bars } from "./charts.js";
+import { showCost, showGaps } from "./cost_gaps.js";
 import { channelLabel, clear, el, percent } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -106,6 +107,8 @@ class Desk {
       row("First response by a rep", s.first_response_seconds),
       row("Resolution", s.resolution_seconds),
     );
+    if (s.cost) showCost(s.cost);
+    await showGaps(this.api, query).catch((e) => this.fail(e));
   }
 
   // --------------------------------------------------------------- admin

@@ -121,6 +121,7 @@ class FixtureTranscriber:
             for length in endpointed_samples(recording.mulaw):
                 self.known.append((length, recording))
         self.heard: list[str | None] = []
+        self.durations_ms: list[int] = []  # of every transcription asked for
 
     async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
         await asyncio.sleep(0.01)  # a recogniser takes some time
@@ -128,10 +129,11 @@ class FixtureTranscriber:
         length, best = min(self.known, key=lambda item: abs(item[0] - size))
         matched = abs(length - size) <= self.TOLERANCE
         self.heard.append(best.name if matched else None)
+        self.durations_ms.append(int(np.asarray(pcm16k).size) * 1000 // STT_RATE)
         return Transcript(
             text=best.text if matched else "",
             confidence=0.87 if matched else 0.0,
-            duration_ms=int(np.asarray(pcm16k).size) * 1000 // STT_RATE,
+            duration_ms=self.durations_ms[-1],
         )
 
     async def close(self) -> None:

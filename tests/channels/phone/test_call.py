@@ -25,6 +25,8 @@ from gateway.models import (
     InboundMessage,
     Verification,
 )
+from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite_desk import SqliteDeskStore
 from tests.channels.phone.calls import (
     ACCOUNT_SID,
     FakeTwilioRest,
@@ -167,10 +169,12 @@ async def test_a_whole_call_with_keys_and_barge_in(
     assert [h for h in stt.heard if h is not None] == ["order_status", "talk_to_person"]
 
     # The caller hangs up: Twilio's (signed) status callback ends the call's session.
-    status = {"CallSid": sim.call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": "completed"}
+    status = {"CallSid": sim.call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": "completed",
+              "CallDuration": "47"}  # fmt: skip
     assert await sim.post("/twilio/voice/status", status) == ""
     async with asyncio.timeout(10):
         await sim.until(lambda: sim.closed)
+    assert await sim.post("/twilio/voice/status", status) == ""  # Twilio retries: counted once
 
     async def ended() -> list[dict[str, object]]:
         events = await store.events(conversation.id)
@@ -180,6 +184,14 @@ async def test_a_whole_call_with_keys_and_barge_in(
     assert end["call_sid"] == sim.call_sid
     assert end["reason"] == "Twilio reports the call completed"  # not just "stream closed"
     assert twilio_rest.requests == []
+    # The call's usage (the cost report): Twilio's duration, every transcription asked
+    # for (early ones too) and the speech synthesised for it, stored with its end.
+    assert isinstance(store, SqliteStore)
+    cid = conversation.id
+    used = (await SqliteDeskStore(store).usage(cid, cid)).totals
+    assert used.call_s == 47
+    assert used.stt_ms == sum(stt.durations_ms) > 0
+    assert used.tts_ms > 0
 
 
 async def test_the_agent_hangs_up_after_its_goodbye_has_been_heard(
