@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from gateway.desk import targets
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
 from gateway.keys import SETTINGS
@@ -52,10 +53,12 @@ async def summary_of(request: web.Request) -> Summary:
     settings = request.app[SETTINGS]
     since, until = period(request.query)
     facts = await store.facts(since, until)
+    policy = await targets.current(settings, store, request.app[DESK].clock())
     return summarize(
         facts, since, until, now=datetime.now(UTC),
-        first_response_s=settings.sla_first_response_s, resolution_s=settings.sla_resolution_s,
-        tz=ZoneInfo(settings.business_timezone),
+        first_response_s=policy.of("first_response"), resolution_s=policy.of("resolution"),
+        tz=ZoneInfo(settings.business_timezone), clock=policy.clock,
+        at_risk_share=policy.at_risk_share,
     )  # fmt: skip
 
 

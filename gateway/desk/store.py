@@ -9,6 +9,7 @@ from typing import NamedTuple, Protocol
 
 from pydantic import Field
 
+from gateway.desk.org_store import DeskOrgStore
 from gateway.models import ChannelKind, ConversationState, Frozen
 from gateway.routing.models import Rep
 
@@ -60,6 +61,7 @@ class SearchQuery(Frozen):
     since: datetime | None = None  # started at or after
     until: datetime | None = None  # started before
     worked_by: int | None = None  # only conversations this rep took (a rep's own search)
+    label: str | None = Field(default=None, max_length=50)  # with this label (by name)
     limit: int = Field(default=50, ge=1, le=200)
 
 
@@ -72,9 +74,10 @@ class ConversationHit(Frozen):
     queue: str | None = None
     created_at: datetime
     closed_at: datetime | None = None
+    labels: tuple[str, ...] = ()
 
 
-class DeskStore(Protocol):
+class DeskStore(DeskOrgStore, Protocol):
     async def get_rep(self, rep_id: int) -> Rep | None:
         """The rep (disabled ones too), or None."""
         ...

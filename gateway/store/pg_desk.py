@@ -11,6 +11,7 @@ from gateway.desk.store import ApiToken, Canned, ConversationFacts, Conversation
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
+from gateway.store.pg_desk_org import PostgresDeskOrg
 from gateway.store.postgres import PostgresStore
 from gateway.store.routing_rows import REP_SELECT, rep_from_row
 from gateway.store.rows import now_ms, to_ms
@@ -25,7 +26,7 @@ _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
 _REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
 
 
-class PostgresDeskStore:
+class PostgresDeskStore(PostgresDeskOrg):
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
 

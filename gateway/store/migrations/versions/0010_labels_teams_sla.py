@@ -36,15 +36,14 @@ def upgrade() -> None:
             ["added_by"], ["reps.id"], name=op.f("fk_conversation_labels_added_by_reps")
         ),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"],
+            ["conversation_id"],
+            ["conversations.id"],
             name=op.f("fk_conversation_labels_conversation_id_conversations"),
-        ),  # fmt: skip
+        ),
         sa.ForeignKeyConstraint(
             ["label_id"], ["labels.id"], name=op.f("fk_conversation_labels_label_id_labels")
         ),
-        sa.PrimaryKeyConstraint(
-            "conversation_id", "label_id", name=op.f("pk_conversation_labels")
-        ),
+        sa.PrimaryKeyConstraint("conversation_id", "label_id", name=op.f("pk_conversation_labels")),
     )
     op.create_index(
         "ix_conversation_labels_label_id",
