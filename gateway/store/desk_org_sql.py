@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.desk.org_store import Label, QueueTargets, Team
+from gateway.desk.org_store import Label, QueueTargets, ReplyTimes, Team
 from gateway.store.rows import Row
 
 LABELS = "SELECT id, name, colour FROM labels ORDER BY name"
@@ -93,6 +93,10 @@ def targets_from_row(row: Row) -> QueueTargets:
         queue=row["queue"], first_response_s=row["first_response_s"],
         next_response_s=row["next_response_s"], resolution_s=row["resolution_s"],
     )  # fmt: skip
+
+
+def reply_times_from_row(row: Row) -> ReplyTimes:
+    return ReplyTimes(row["created_at"], row["first_rep"], row["last_rep"], row["last_customer"])
 
 
 def targets_args(targets: QueueTargets, rep_id: int, now: int) -> tuple[Any, ...]:

@@ -196,7 +196,7 @@ class PostgresDeskOrg:
             for cid, at in since:
                 row = await conn.fetchrow(sql, at, at, at, cid)
                 if row is not None:
-                    out[cid] = ReplyTimes(*row)
+                    out[cid] = q.reply_times_from_row(row)
             return out
 
         return await self._store.read(op)

@@ -184,7 +184,7 @@ class SqliteDeskOrg:
             for cid, at in since:
                 row = conn.execute(q.REPLY_TIMES, (at, at, at, cid)).fetchone()
                 if row is not None:
-                    out[cid] = ReplyTimes(*row)
+                    out[cid] = q.reply_times_from_row(row)
             return out
 
         return await self._store.read(op)

@@ -107,3 +107,32 @@ def test_status_ok_at_risk_breached_and_done() -> None:
     shown = worst([met, risky, timer(clock, "resolution", 4000, start, at(301))])
     assert shown == risky
     assert worst([met]) is None
+
+
+def test_the_summary_counts_breaches_and_at_risk_in_business_hours() -> None:
+    from gateway.desk.store import ConversationFacts
+    from gateway.desk.summary import summarize
+
+    clock = BusinessClock.of(WEEKDAYS, PARIS)
+    friday = local(2026, 1, 9, 16, 30)
+    ms = int(friday.timestamp() * 1000)
+    hour = 3_600_000
+
+    def handed(cid: int, reply_after_ms: int | None) -> ConversationFacts:
+        reply = None if reply_after_ms is None else ms + reply_after_ms
+        return ConversationFacts(cid, "webchat", "with_rep", "general", ms, None, ms, None,
+                                 None, reply, None)  # fmt: skip
+
+    facts = [
+        handed(1, 66 * hour),  # answered Monday 10:30: 1.5 business hours, 66 wall-clock
+        handed(2, None),  # not answered by Monday 09:20: 50 business minutes of 60
+        handed(3, 10 * 60_000),  # answered in 10 minutes
+    ]
+    monday = local(2026, 1, 12, 9, 20)
+    since, until = friday - timedelta(hours=1), monday
+    kw: dict[str, object] = {"first_response_s": {"general": 3600}, "resolution_s": {}}
+    s = summarize(facts, since, until, now=monday, clock=clock, **kw)  # type: ignore[arg-type]
+    assert (s.sla_breaches, s.sla.first_response, s.sla.at_risk) == (1, 1, 1)
+    # Counted in wall-clock time (always open), 2 is breached too and none at risk.
+    s = summarize(facts, since, until, now=monday, **kw)  # type: ignore[arg-type]
+    assert (s.sla_breaches, s.sla.at_risk) == (2, 0)
