@@ -29,6 +29,8 @@ ASSETS = {
     "desk.js": "text/javascript; charset=utf-8",
     "search.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "work.js": "text/javascript; charset=utf-8",
+    "desk_org.js": "text/javascript; charset=utf-8",
     "desk.css": "text/css; charset=utf-8",
 }
 CSP = "; ".join(
