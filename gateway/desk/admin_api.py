@@ -178,9 +178,8 @@ async def search(request: web.Request, me: Rep) -> Any:
         raise AdminError(first_error(exc)) from exc
     hits = await store.search(query)
     labels = await store.labels_of([h.id for h in hits])
-    return {"conversations": [
-        h.model_dump(mode="json") | {"labels": labels.get(h.id, [])} for h in hits
-    ]}  # fmt: skip
+    hits = [h.model_copy(update={"labels": tuple(labels.get(h.id, ()))}) for h in hits]
+    return {"conversations": [h.model_dump(mode="json") for h in hits]}
 
 
 async def reopen(request: web.Request, me: Rep) -> Any:

@@ -74,7 +74,7 @@ class ConversationHit(Frozen):
     queue: str | None = None
     created_at: datetime
     closed_at: datetime | None = None
-    labels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # their names (the search adds them: `labels_of`)
 
 
 class DeskStore(DeskOrgStore, Protocol):

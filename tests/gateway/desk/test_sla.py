@@ -136,3 +136,33 @@ def test_the_summary_counts_breaches_and_at_risk_in_business_hours() -> None:
     # Counted in wall-clock time (always open), 2 is breached too and none at risk.
     s = summarize(facts, since, until, now=monday, **kw)  # type: ignore[arg-type]
     assert (s.sla_breaches, s.sla.at_risk) == (2, 0)
+
+
+def test_the_span_table_agrees_with_counting_day_by_day() -> None:
+    import random
+    from datetime import date as Date
+    from datetime import time as Time
+
+    hours = {"mon": "08:30-12:00", "tue": "09:00-17:00", "sat": "01:00-05:00", "sun": "10:00-11:00"}
+    clock = BusinessClock.of(hours, PARIS)
+    spans = {0: (Time(8, 30), Time(12)), 1: (Time(9), Time(17)), 5: (Time(1), Time(5)),
+             6: (Time(10), Time(11))}  # fmt: skip
+
+    def by_day(a: float, b: float) -> float:
+        day: Date = datetime.fromtimestamp(a, UTC).astimezone(TZ).date() - timedelta(days=1)
+        total = 0.0
+        while day <= datetime.fromtimestamp(b, UTC).astimezone(TZ).date():
+            if (span := spans.get(day.weekday())) is not None:
+                opens = datetime.combine(day, span[0], tzinfo=TZ).timestamp()
+                closes = datetime.combine(day, span[1], tzinfo=TZ).timestamp()
+                total += max(0.0, min(b, closes) - max(a, opens))
+            day += timedelta(days=1)
+        return total
+
+    rng = random.Random(7)
+    base = local(2026, 1, 1).timestamp()
+    # Out of order over two years (the table grows both ways), across both DST changes.
+    for _ in range(2000):
+        a = base + rng.uniform(-200, 500) * 86400
+        b = a + rng.choice([rng.uniform(0, 7200), rng.uniform(0, 40 * 86400)])
+        assert clock.elapsed_s(a, b) == pytest.approx(by_day(a, b), abs=1e-6)
