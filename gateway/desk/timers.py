@@ -78,7 +78,8 @@ async def desk_timers(
         shown = worst(item_timers(entry, times[cid], policy, now))
         if shown is None:
             continue
-        items[str(cid)] = {**shown.model_dump(mode="json"), "queue": entry.queue}
+        if entry.rep_id in (None, rep_id):  # what this rep's lists show: not others' work
+            items[str(cid)] = {**shown.model_dump(mode="json"), "queue": entry.queue}
         counts = queues.setdefault(entry.queue, {"at_risk": 0, "breached": 0})
         if shown.state is not SlaState.OK:
             counts[shown.state.value] += 1

@@ -4,7 +4,7 @@ SQLite and PostgreSQL (`?` marks; `desk_sql.numbered` makes them `$n`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gateway.desk.org_store import Label, QueueTargets, ReplyTimes, Team
@@ -59,18 +59,34 @@ SET_QUEUE_TARGETS = (
     " updated_by = excluded.updated_by, updated_at = excluded.updated_at"
 )
 
-# One conversation's start, and its messages since the handover: rep replies on the
-# (author, direction, conversation_id, created_at) index (0009).
-REPLY_TIMES = (
-    "SELECT c.created_at,"
-    " (SELECT MIN(m.created_at) FROM messages m WHERE m.author = 'rep' AND m.direction ="
-    " 'outbound' AND m.conversation_id = c.id AND m.created_at >= ?) AS first_rep,"
-    " (SELECT MAX(m.created_at) FROM messages m WHERE m.author = 'rep' AND m.direction ="
-    " 'outbound' AND m.conversation_id = c.id AND m.created_at >= ?) AS last_rep,"
-    " (SELECT MAX(m.created_at) FROM messages m WHERE m.direction = 'inbound'"
-    " AND m.conversation_id = c.id AND m.created_at >= ?) AS last_customer"
-    " FROM conversations c WHERE c.id = ?"
-)
+# Each conversation's start, and its messages since its handover, in one read for a
+# batch of (conversation id, handover ms) rows: rep replies on the (author,
+# direction, conversation_id, created_at) index (0009). CASTs type the VALUES rows on
+# PostgreSQL; SQLite reads them as the same integers.
+REPLY_TIMES_BATCH = 400  # rows per statement (2 arguments each: within SQLite's limit)
+
+
+def reply_times_sql(rows: int) -> str:
+    values = ", ".join(["(CAST(? AS INTEGER), CAST(? AS BIGINT))"] * rows)
+    return (
+        f"WITH s(cid, since) AS (VALUES {values}) SELECT s.cid, c.created_at,"
+        " (SELECT MIN(m.created_at) FROM messages m WHERE m.author = 'rep' AND m.direction ="
+        " 'outbound' AND m.conversation_id = s.cid AND m.created_at >= s.since) AS first_rep,"
+        " (SELECT MAX(m.created_at) FROM messages m WHERE m.author = 'rep' AND m.direction ="
+        " 'outbound' AND m.conversation_id = s.cid AND m.created_at >= s.since) AS last_rep,"
+        " (SELECT MAX(m.created_at) FROM messages m WHERE m.direction = 'inbound'"
+        " AND m.conversation_id = s.cid AND m.created_at >= s.since) AS last_customer"
+        " FROM s JOIN conversations c ON c.id = s.cid"
+    )
+
+
+def reply_times_batches(since: Sequence[tuple[int, int]]) -> list[tuple[str, list[int]]]:
+    """(SQL with `?` marks, its arguments) for each batch of `since`."""
+    out = []
+    for i in range(0, len(since), REPLY_TIMES_BATCH):
+        chunk = since[i : i + REPLY_TIMES_BATCH]
+        out.append((reply_times_sql(len(chunk)), [x for pair in chunk for x in pair]))
+    return out
 
 
 def label_from_row(row: Row) -> Label:

@@ -189,14 +189,13 @@ class PostgresDeskOrg:
         return await self._store.write(op)
 
     async def reply_times(self, since: Sequence[tuple[int, int]]) -> dict[int, ReplyTimes]:
-        sql = n(q.REPLY_TIMES)
+        batches = [(n(sql), args) for sql, args in q.reply_times_batches(since)]
 
         async def op(conn: Conn) -> dict[int, ReplyTimes]:
             out: dict[int, ReplyTimes] = {}
-            for cid, at in since:
-                row = await conn.fetchrow(sql, at, at, at, cid)
-                if row is not None:
-                    out[cid] = q.reply_times_from_row(row)
+            for sql, args in batches:
+                for row in await conn.fetch(sql, *args):
+                    out[row["cid"]] = q.reply_times_from_row(row)
             return out
 
         return await self._store.read(op)

@@ -179,12 +179,13 @@ class SqliteDeskOrg:
         return await self._store.write(op)
 
     async def reply_times(self, since: Sequence[tuple[int, int]]) -> dict[int, ReplyTimes]:
+        batches = q.reply_times_batches(since)
+
         def op(conn: sqlite3.Connection) -> dict[int, ReplyTimes]:
             out: dict[int, ReplyTimes] = {}
-            for cid, at in since:
-                row = conn.execute(q.REPLY_TIMES, (at, at, at, cid)).fetchone()
-                if row is not None:
-                    out[cid] = q.reply_times_from_row(row)
+            for sql, args in batches:
+                for row in conn.execute(sql, args).fetchall():
+                    out[row["cid"]] = q.reply_times_from_row(row)
             return out
 
         return await self._store.read(op)

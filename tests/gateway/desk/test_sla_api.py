@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.desk.state import DESK
 from gateway.routing.models import Role
 from tests.gateway.routing.conftest import OpenDesk
 from tests.gateway.routing.desk import Desk
@@ -119,6 +120,14 @@ async def test_held_work_runs_first_then_next_response_and_shows_at_risk(
     # Answered, and the customer has not written since: no timer runs.
     assert str(conv.id) not in (await _timers(desk))["items"]
     await desk.say("v1", "my parcel is late")
+    # The store reads them in batches of 400 conversations (unknown ones left out).
+    store = desk.app[DESK].ready()[0]
+    asked = [(10**6 + i, 0) for i in range(450)] + [(conv.id, 0)]
+    times = await store.reply_times(asked)
+    assert list(times) == [conv.id]
+    t = times[conv.id]
+    assert t.first_rep is not None and t.first_rep == t.last_rep
+    assert t.last_customer is not None and t.last_customer > t.last_rep > t.created_at
     item = (await _timers(desk))["items"][str(conv.id)]
     assert item["target"] == "next_response" and item["state"] == "breached"
     await desk.rep("lead", role=Role.SUPERVISOR, available=False)
