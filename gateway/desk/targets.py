@@ -36,6 +36,10 @@ class SlaPolicy:
     at_risk_share: float
     set_in_console: frozenset[str] = frozenset()
 
+    def has_targets(self, queue: str) -> bool:
+        t = self.targets.get(queue)
+        return t is not None and any(getattr(t, f"{k}_s") is not None for k in KINDS)
+
     def of(self, kind: str) -> dict[str, float]:
         """Queue -> seconds of one kind of target (queues without it left out)."""
         out: dict[str, float] = {}

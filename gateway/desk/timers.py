@@ -66,11 +66,14 @@ async def desk_timers(
     now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     """`{"items": {conversation id: timer}, "queues": {queue: {"at_risk", "breached"}}}`
-    for the rep's console (items without a running target are left out)."""
+    for the rep's console (items without a running target are left out; queues
+    without targets too)."""
     entries = {e.conversation_id: e for e in _entries(service, rep_id)}
     since = [(cid, int(e.enqueued_at.timestamp() * 1000)) for cid, e in entries.items()]
     times = await store.reply_times(since)
-    queues = {q: {"at_risk": 0, "breached": 0} for q in service.queues_of(rep_id)}
+    queues = {  # the rep's queues that have a target (the others show no counts)
+        q: {"at_risk": 0, "breached": 0} for q in service.queues_of(rep_id) if policy.has_targets(q)
+    }
     items: dict[str, Any] = {}
     for cid, entry in entries.items():
         if cid not in times:

@@ -32,6 +32,7 @@ export class OrgAdmin {
   async run(fn) {
     try {
       await fn();
+      $("desk-error").textContent = ""; // an earlier mistake is corrected
     } catch (e) {
       this.desk.fail(e);
     }

@@ -11,14 +11,16 @@ const TARGET = { first_response: "first response", next_response: "next response
 // 42 s, 5 min, 2 h 10 min, 3 d 4 h
 export function duration(seconds) {
   const s = Math.abs(seconds);
-  if (s < 60) return Math.round(s) + " s";
-  if (s < 3600) return Math.round(s / 60) + " min";
-  if (s < 86400) {
-    const m = Math.round((s % 3600) / 60);
-    return Math.floor(s / 3600) + " h" + (m ? " " + m + " min" : "");
+  if (s < 59.5) return Math.round(s) + " s";
+  if (s < 3570) return Math.round(s / 60) + " min";
+  if (s < 86400 - 30) {
+    const minutes = Math.round(s / 60); // rounded once: never "1 h 60 min"
+    const m = minutes % 60;
+    return Math.floor(minutes / 60) + " h" + (m ? " " + m + " min" : "");
   }
-  const h = Math.round((s % 86400) / 3600);
-  return Math.floor(s / 86400) + " d" + (h ? " " + h + " h" : "");
+  const hours = Math.round(s / 3600);
+  const h = hours % 24;
+  return Math.floor(hours / 24) + " d" + (h ? " " + h + " h" : "");
 }
 
 export function timerText(t) {
