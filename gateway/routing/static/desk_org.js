@@ -45,12 +45,22 @@ export class OrgAdmin {
       const chip = el("span", { class: "label-chip", text: l.name });
       if (l.colour) chip.style.borderColor = l.colour;
       return el("li", { "data-label": l.name }, chip, " ",
+        el("button", { type: "button", "aria-label": "Rename label " + l.name, onclick: () => this.renameLabel(l) }, "Rename"),
         el("button", { type: "button", "aria-label": "Delete label " + l.name,
           onclick: () => this.run(async () => {
             await this.api.request("DELETE", "/console/api/admin/labels/" + l.id);
             await this.loadLabels();
           }) }, "Delete"));
     }));
+  }
+
+  async renameLabel(label) {
+    const name = window.prompt(`New name of the label ${label.name}:`, label.name);
+    if (!name || name.trim() === label.name) return;
+    await this.run(async () => {
+      await this.api.request("PATCH", "/console/api/admin/labels/" + label.id, { name: name.trim(), colour: label.colour });
+      await this.loadLabels();
+    });
   }
 
   async addLabel() {

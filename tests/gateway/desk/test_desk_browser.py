@@ -127,8 +127,15 @@ async def test_admins_keep_teams_and_set_queue_sla_targets_in_the_console(
 
     await page.get_by_label("New label").fill("urgent")
     await page.get_by_role("button", name="Add label").click()
-    await expect(page.locator("#label-set > li")).to_have_text(["urgent Delete"])
-    assert [x.name for x in await store.labels()] == ["urgent"]
+    await expect(page.locator("#label-set > li")).to_have_text(["urgent RenameDelete"])
+
+    async def urgently(dialog: Dialog) -> None:
+        await dialog.accept("very urgent")
+
+    page.once("dialog", urgently)
+    await page.get_by_role("button", name="Rename label urgent").click()
+    await expect(page.locator("#label-set .label-chip")).to_have_text(["very urgent"])
+    assert [(x.name, x.colour) for x in await store.labels()] == [("very urgent", "#1f5fbf")]
     await rep.close()
 
 
