@@ -28,9 +28,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.desk.sla import BusinessClock
 from gateway.desk.store import DeskStore, SearchQuery
 from gateway.desk.summary import summarize
 from gateway.models import ChannelKind
+from gateway.routing.policy import DAYS
 
 CHANNELS = ("webchat", "sms", "email", "phone")
 DAY_MS = 86_400_000
@@ -154,17 +156,23 @@ async def main() -> None:
               f" {len(data['events'])} events generated and stored in"
               f" {time.perf_counter() - t:.1f} s ({kind})")  # fmt: skip
         try:
-            for label, days in (("30 days", 30), ("1 day", 1)):
+            # SLA counted in business hours (weekdays 09:00-17:00, Paris): desk/sla.py.
+            office = BusinessClock.of(dict.fromkeys(DAYS[:5], "09:00-17:00"), "Europe/Paris")
+            for label, days, clock in (
+                ("30 days", 30, None), ("30 days, business hours", 30, office), ("1 day", 1, None),
+            ):  # fmt: skip
                 until = start + timedelta(days=days)
 
-                async def summary(until: datetime = until) -> Any:
+                async def summary(
+                    until: datetime = until, clock: BusinessClock | None = clock
+                ) -> Any:
                     facts = await desk.facts(start, until)
                     targets = {"general": 300.0}
-                    return summarize(facts, start, until, now=until,
-                                     first_response_s=targets, resolution_s={})  # fmt: skip
+                    return summarize(facts, start, until, now=until, first_response_s=targets,
+                                     resolution_s={"general": 3600.0}, clock=clock)  # fmt: skip
 
                 times, cpu, result = await timed(summary, args.repeat)
-                print(f"summary, {label:7} ({result.conversations:6} conversations):"
+                print(f"summary, {label} ({result.conversations:6} conversations):"
                       f" wall {fmt(times)}; CPU {fmt(cpu)}")  # fmt: skip
             for label, query in (
                 ("'refund'", SearchQuery(text="refund")),

@@ -516,6 +516,17 @@ class Settings(BaseSettings):
     cost_currency: str = Field(
         "USD", description="ISO 4217 code of the currency COST_RATES are in (shown with costs)."
     )
+    sla_next_response_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Queue -> seconds from a customer's message to the rep's next reply, once "
+        "a rep has answered (SLA). These three are defaults: an admin can set each queue's "
+        "targets in the console, stored in the database. Counted in BUSINESS_HOURS.",
+    )
+    sla_at_risk_share: float = Field(
+        0.25, gt=0, lt=1,
+        description="An item whose SLA target has less than this share of its time left is "
+        "shown at risk (0.25: the last quarter).",
+    )  # fmt: skip
     approvals_queue: str = Field(
         "billing", max_length=50,
         description="Reps who serve this queue decide actions waiting for approval (refunds "
@@ -530,9 +541,11 @@ class Settings(BaseSettings):
     _check_llm_url = field_validator("llm_base_url")(check.llm_url)
     _check_queues = field_validator("queues")(check.queues)
     _check_api_token = field_validator("api_token")(check.api_token)
-    _check_sla = field_validator("sla_first_response_s", "sla_resolution_s")(check.sla_targets)
     _check_cost_rates = field_validator("cost_rates")(check.cost_rates)
     _check_cost_currency = field_validator("cost_currency")(check.currency)
+    _check_sla = field_validator(
+        "sla_first_response_s", "sla_resolution_s", "sla_next_response_s"
+    )(check.sla_targets)
     _check_timezone = field_validator("business_timezone")(check.time_zone)
     _check_hours = field_validator("business_hours")(check.business_hours)
     _check_email_address = field_validator("email_address")(check.email_address)

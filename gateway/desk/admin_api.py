@@ -169,7 +169,7 @@ async def _csv(request: web.Request, me: Rep) -> Any:
 
 
 async def search(request: web.Request, me: Rep) -> Any:
-    """`GET /console/api/conversations?q=&customer=&channel=&state=&queue=&since=&until=`:
+    """`GET /console/api/conversations?q=&customer=&channel=&state=&queue=&label=&since=&until=`:
     closed ones included; a rep finds the conversations they took, supervisors all."""
     store = request.app[DESK].ready()[0]
     params = {k: v for k, v in request.query.items() if v != ""}
@@ -180,7 +180,10 @@ async def search(request: web.Request, me: Rep) -> Any:
         query = SearchQuery.model_validate(fields)
     except ValidationError as exc:
         raise AdminError(first_error(exc)) from exc
-    return {"conversations": [h.model_dump(mode="json") for h in await store.search(query)]}
+    hits = await store.search(query)
+    labels = await store.labels_of([h.id for h in hits])
+    hits = [h.model_copy(update={"labels": tuple(labels.get(h.id, ()))}) for h in hits]
+    return {"conversations": [h.model_dump(mode="json") for h in hits]}
 
 
 async def reopen(request: web.Request, me: Rep) -> Any:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from gateway.desk import targets
 from gateway.desk.cost import ConversationUsage, UsageRead, cost_section, unit_prices
 from gateway.desk.gaps import MAX_HANDOVERS, THRESHOLD, Gaps, gap_groups, gap_questions
 from gateway.desk.state import DESK
@@ -55,10 +56,12 @@ async def summary_of(request: web.Request) -> Summary:
     settings = request.app[SETTINGS]
     since, until = period(request.query)
     facts = await store.facts(since, until)
+    policy = await targets.current(settings, store, request.app[DESK].clock())
     summary = summarize(
         facts, since, until, now=datetime.now(UTC),
-        first_response_s=settings.sla_first_response_s, resolution_s=settings.sla_resolution_s,
-        tz=ZoneInfo(settings.business_timezone),
+        first_response_s=policy.of("first_response"), resolution_s=policy.of("resolution"),
+        tz=ZoneInfo(settings.business_timezone), clock=policy.clock,
+        at_risk_share=policy.at_risk_share,
     )  # fmt: skip
     rates = settings.cost_rates
     usage = (

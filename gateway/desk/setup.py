@@ -4,17 +4,20 @@ closed conversation (called by `create_app`, after `setup_routing`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from gateway.api_auth import BearerAuth
 from gateway.bus import Data
-from gateway.desk import admin_api, canned, reports_api
+from gateway.desk import admin_api, canned, labels_api, org_api, reports_api, targets
 from gateway.desk.admin import RepAdmin, known_skills
 from gateway.desk.reopen import reopen
+from gateway.desk.sla import BusinessClock
 from gateway.desk.state import DESK, DeskState
 from gateway.desk.store import DeskStore
 from gateway.desk.take import take
+from gateway.desk.timers import desk_timers
 from gateway.errors import ConfigError, NotFoundError
 from gateway.keys import SETTINGS, STORE
 from gateway.protocols import Store
@@ -45,6 +48,8 @@ def setup_desk(app: web.Application) -> None:
     reports_api.add_routes(app)
     admin_api.add_routes(app)
     canned.add_routes(app)
+    labels_api.add_routes(app)
+    org_api.add_routes(app)
     app.cleanup_ctx.append(_desk_ctx)
 
 
@@ -78,6 +83,12 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
 
     front.register("take", taken)
 
+    async def sla_timers(d: Data) -> Data:
+        policy = await targets.current(settings, store, state.clock())
+        return await desk_timers(service, store, policy, int(d["rep_id"]), datetime.now(UTC))
+
+    front.register("sla_timers", sla_timers)  # on the leader, which holds the queues
+
     async def refreshed(rep: Rep) -> None:
         auth.forget_rep(rep.id)  # other nodes read it back within auth.RECHECK_S
         await front.run("refresh_reps", {})
@@ -96,6 +107,7 @@ async def _desk_ctx(app: web.Application) -> AsyncIterator[None]:
 
     static = settings.api_token.get_secret_value() if settings.api_token else None
     state.store = store
+    state.sla_clock = BusinessClock.of(settings.business_hours, settings.business_timezone)
     state.bearer = BearerAuth(static, token_id)
     state.admin = RepAdmin(open_routing_store(app[STORE]), known_skills(settings.queues),
                            refreshed)  # fmt: skip

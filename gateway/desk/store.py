@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from pydantic import Field
 
+from gateway.desk.org_store import DeskOrgStore
 from gateway.models import ChannelKind, ConversationState, Frozen
 from gateway.routing.models import Rep
 
@@ -65,6 +66,7 @@ class SearchQuery(Frozen):
     since: datetime | None = None  # started at or after
     until: datetime | None = None  # started before
     worked_by: int | None = None  # only conversations this rep took (a rep's own search)
+    label: str | None = Field(default=None, max_length=50)  # with this label (by name)
     limit: int = Field(default=50, ge=1, le=200)
 
 
@@ -77,9 +79,10 @@ class ConversationHit(Frozen):
     queue: str | None = None
     created_at: datetime
     closed_at: datetime | None = None
+    labels: tuple[str, ...] = ()  # their names (the search adds them: `labels_of`)
 
 
-class DeskStore(Protocol):
+class DeskStore(DeskOrgStore, Protocol):
     async def get_rep(self, rep_id: int) -> Rep | None:
         """The rep (disabled ones too), or None."""
         ...

@@ -9,10 +9,12 @@ Counted over the conversations created in [since, until):
 - `resolution_seconds`: from the conversation's start to its close or, for the
   agent's, to its `conversation.resolved` event;
 - `csat`: the customers' ratings (1-5) of these conversations;
-- `sla_breaches`: handed-over conversations of a queue with targets
-  (GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S) that missed one: answered
-  or closed later than the target, or not yet and already past it at `until`
-  (or now, whichever is earlier). Wall-clock time.
+- `sla_breaches`: handed-over conversations of a queue with targets (set in the
+  console, else GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S) that missed
+  one: answered or closed later than the target, or not yet and already past it at
+  `until` (or now, whichever is earlier). Counted in business hours (desk/sla.py);
+  `sla.at_risk`: those not yet answered or closed, not breached, with less than the
+  at-risk share of a target left.
 
 Percentiles interpolate linearly between the closest ranks (as PostgreSQL's
 `percentile_cont` and numpy's default do); null when nothing was measured.
@@ -23,10 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
 from gateway.desk.cost import Cost, cost_csv_rows
+from gateway.desk.sla import DEFAULT_AT_RISK_SHARE, BusinessClock
 from gateway.desk.store import ConversationFacts
 from gateway.models import ChannelKind, Frozen
 
@@ -48,6 +52,11 @@ class Csat(Frozen):
 class SlaFigures(Frozen):
     first_response: int = Field(description="Conversations past their first-response target.")
     resolution: int = Field(description="Conversations past their resolution target.")
+    at_risk: int = Field(
+        default=0,
+        description="Conversations not yet answered or closed, not breached, with less than "
+        "GATEWAY_SLA_AT_RISK_SHARE of a target left (business hours).",
+    )
 
 
 class Summary(Frozen):
@@ -84,6 +93,9 @@ class Summary(Frozen):
     cost: Cost | None = Field(default=None, description="What the conversations cost.")
 
 
+_ALWAYS = BusinessClock({}, ZoneInfo("UTC"))
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th quantile (0..1) of sorted `values`, linearly interpolated."""
     if not values:
@@ -116,10 +128,14 @@ def summarize(
     first_response_s: Mapping[str, float],
     resolution_s: Mapping[str, float],
     tz: tzinfo = UTC,
+    clock: BusinessClock | None = None,
+    at_risk_share: float = DEFAULT_AT_RISK_SHARE,
 ) -> Summary:
     """The summary of `facts` (the conversations created in [since, until)); hours of
-    day in `tz`."""
+    day in `tz`; SLA time on `clock` (default: always open)."""
     end_ms = int(min(until, now).timestamp() * 1000)
+    business = (clock or _ALWAYS).elapsed_s
+    at_risk = 0
     by_channel = {c.value: 0 for c in CHANNELS}
     how = {"confirmed": 0, "assumed": 0, "closed": 0}
     bot = handed = late_first = late_resolution = breaches = 0
@@ -145,20 +161,25 @@ def summarize(
             handed += 1
             if f.rep_reply_at is not None:
                 first.append((f.rep_reply_at - f.handover_at) / 1000)
-            missed = False
+            missed = risky = False
             target = first_response_s.get(f.queue or "")
             if target is not None:
                 answered = f.rep_reply_at if f.rep_reply_at is not None else end_ms
-                if (answered - f.handover_at) / 1000 > target:
+                used = business(f.handover_at / 1000, answered / 1000)
+                if used > target:
                     late_first += 1
                     missed = True
+                risky = f.rep_reply_at is None and used > target * (1 - at_risk_share)
             target = resolution_s.get(f.queue or "")
             if target is not None:
                 finished = f.closed_at if f.closed_at is not None else end_ms
-                if (finished - f.created_at) / 1000 > target:
+                used = business(f.created_at / 1000, finished / 1000)
+                if used > target:
                     late_resolution += 1
                     missed = True
+                risky |= f.closed_at is None and used > target * (1 - at_risk_share)
             breaches += missed
+            at_risk += risky and not missed
         if done_at is not None:
             resolution.append((done_at - f.created_at) / 1000)
         if f.score is not None and 1 <= f.score <= 5:
@@ -185,7 +206,7 @@ def summarize(
             distribution=scores,
         ),
         sla_breaches=breaches,
-        sla=SlaFigures(first_response=late_first, resolution=late_resolution),
+        sla=SlaFigures(first_response=late_first, resolution=late_resolution, at_risk=at_risk),
     )
 
 
@@ -222,6 +243,7 @@ def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     put("sla.first_response", summary.sla.first_response)
     put("sla.resolution", summary.sla.resolution)
     out += cost_csv_rows(summary.cost)
+    put("sla.at_risk", summary.sla.at_risk)
     return out
 
 

@@ -39,6 +39,8 @@ ASSETS = {
     "search.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "cost_gaps.js": "text/javascript; charset=utf-8",
+    "work.js": "text/javascript; charset=utf-8",
+    "desk_org.js": "text/javascript; charset=utf-8",
     "desk.css": "text/css; charset=utf-8",
 }
 # package/file under static/vendor/ -> content type: what `gateway assets` installs

@@ -176,6 +176,12 @@ def _search_sql(
     if query.worked_by is not None:
         where.append("c.id IN (SELECT e.conversation_id FROM queue_entries e WHERE e.rep_id = ?)")
         args.append(query.worked_by)
+    if query.label is not None:
+        where.append(
+            "c.id IN (SELECT cl.conversation_id FROM conversation_labels cl"
+            " JOIN labels l ON l.id = cl.label_id WHERE l.name = ?)"
+        )
+        args.append(query.label)
     sql = (
         "SELECT c.id, c.customer_id, cu.display_name, c.channel, c.state, c.queue,"
         " c.created_at, c.closed_at FROM conversations c"

@@ -14,6 +14,7 @@ from gateway.desk.store import ApiToken, Canned, ConversationFacts, Conversation
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
+from gateway.store.pg_desk_org import PostgresDeskOrg
 from gateway.store.postgres import PostgresStore
 from gateway.store.routing_rows import REP_SELECT, rep_from_row
 from gateway.store.rows import now_ms, to_ms
@@ -32,7 +33,7 @@ _REP_TIME = q.numbered(q.REP_TIME)
 _HANDOVER_QUESTIONS = q.numbered(q.HANDOVER_QUESTIONS)
 
 
-class PostgresDeskStore:
+class PostgresDeskStore(PostgresDeskOrg):
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
 

@@ -309,3 +309,51 @@ usage = Table(
     # Reports sum a range of conversations' usage (desk_sql.USAGE).
     Index("ix_usage_conversation_id", "conversation_id"),
 )
+
+# ------------------------------------------------ labels, teams, queue SLA (0010)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(50), nullable=False, unique=True),
+    Column("colour", String(7)),  # "#rrggbb", or none
+    Column("created_at", BigInteger, nullable=False),
+)
+
+conversation_labels = Table(
+    "conversation_labels",
+    metadata,
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), primary_key=True),
+    Column("label_id", Integer, ForeignKey("labels.id"), primary_key=True),
+    Column("added_by", Integer, ForeignKey("reps.id")),
+    Column("added_at", BigInteger, nullable=False),
+    # Search filters by label: from the label to its conversations.
+    Index("ix_conversation_labels_label_id", "label_id", "conversation_id"),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+team_members = Table(  # a rep is in one team at most (rep_id is the key)
+    "team_members",
+    metadata,
+    Column("rep_id", Integer, ForeignKey("reps.id"), primary_key=True),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=False, index=True),
+)
+
+queue_sla = Table(  # a queue's SLA targets set in the console (the settings: defaults)
+    "queue_sla",
+    metadata,
+    Column("queue", String(50), primary_key=True),
+    Column("first_response_s", Float),
+    Column("next_response_s", Float),
+    Column("resolution_s", Float),
+    Column("updated_by", Integer, ForeignKey("reps.id")),
+    Column("updated_at", BigInteger, nullable=False),
+)

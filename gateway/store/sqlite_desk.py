@@ -16,9 +16,10 @@ from gateway.store import desk_sql as q
 from gateway.store.routing_rows import REP_SELECT, rep_from_row
 from gateway.store.rows import now_ms, to_ms
 from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite_desk_org import SqliteDeskOrg
 
 
-class SqliteDeskStore:
+class SqliteDeskStore(SqliteDeskOrg):
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
 

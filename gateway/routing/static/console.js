@@ -5,6 +5,7 @@ import { Api, Unauthorized } from "./api.js";
 import { Live } from "./live.js";
 import { Pane } from "./conversation.js";
 import { Search } from "./search.js";
+import { Work } from "./work.js";
 import { channelLabel, clear, el, time } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +25,7 @@ class Console {
     });
     this.pane = new Pane(this);
     this.search = new Search(this);
+    this.work = new Work(this);
     this.me = null;
     this.directory = { queues: [], reps: [] };
     this.offerIds = new Set();
@@ -84,6 +86,7 @@ class Console {
   // Nothing of the last session stays on the page: a stale tab shows only the login.
   showLogin(message) {
     this.live.stop();
+    this.work.stop();
     this.pane.shut();
     this.me = null;
     this.offerIds = new Set();
@@ -105,8 +108,9 @@ class Console {
     this.live.start(me.seq);
     // Supervisors and admins also have the reports (and admins the admin screens).
     this.api.get("/console/api/role")
-      .then((r) => { $("desk-link").hidden = r.role === "rep"; })
+      .then((r) => { $("desk-link").hidden = r.role === "rep"; this.work.setRole(r.role); })
       .catch(() => {});
+    this.work.start();
     await Promise.all([this.loadDirectory(), this.loadApprovals()]);
     // /console#c=<id> (the reports page's links) opens that conversation.
     const linked = /^#c=(\d+)$/.exec(location.hash);
@@ -147,6 +151,7 @@ class Console {
     const { kind, data } = frame;
     if (REFRESHING.has(kind)) this.refresh();
     if (kind === "queue.size") this.setQueue(data.queue, data.waiting);
+    if (kind === "message") this.work.refreshTimers(); // a reply or a customer's message moves them
     if (kind.startsWith("approval.")) this.loadApprovals().catch((e) => this.fail(e));
     if (kind === "approval.pending") this.announce("A refund of " + (data.customer || "a customer") + " waits for approval.");
     if (kind === "transfer.accepted") this.announce("Your transfer of conversation " + data.conversation_id + " was accepted.");
@@ -193,9 +198,11 @@ class Console {
     this.renderHeld();
     clear($("queues")).append(...Object.entries(me.queues).map(([q, n]) => this.queueItem(q, n)));
     const more = (me.waiting_total || 0) - me.waiting.length;
-    clear($("waiting")).append(...me.waiting.map((e) => this.waitingItem(e)),
+    clear($("waiting")).append(...me.waiting.map((e) => this.work.waitingItem(e)),
       ...(more > 0 ? [el("li", { class: "more", text: "and " + more + " more" })] : []));
     $("waiting-empty").hidden = me.waiting.length > 0;
+    this.work.decorate(); // the timers known so far, then fresh ones
+    if (!first) this.work.refreshTimers();
   }
 
   // ---------------------------------------------------------------- lists
@@ -225,6 +232,7 @@ class Console {
     $("offers-empty").hidden = offers.length > 0;
     $("offers-count").textContent = offers.length ? "(" + offers.length + ")" : "";
     this.markCurrent(this.pane.id);
+    this.work.decorate();
   }
 
   renderHeld() {
@@ -232,6 +240,7 @@ class Console {
     clear($("held")).append(...held.map((e) => this.entryItem(e, "Open", this.unread.get(e.conversation_id))));
     $("held-empty").hidden = held.length > 0;
     this.markCurrent(this.pane.id);
+    this.work.decorate();
   }
 
   entryItem(e, verb, unread) {
@@ -242,25 +251,6 @@ class Console {
       el("div", { class: "row" },
         el("button", { type: "button", "aria-label": verb + " " + who + (unread ? ", " + unread + " new" : ""), onclick: () => this.open(e.conversation_id) },
           verb, unread ? el("span", { class: "unread", text: String(unread) }) : null)));
-  }
-
-  // Waiting work: preview it, or take it now (it is yours at once).
-  waitingItem(e) {
-    const li = this.entryItem(e, "Preview");
-    const who = e.customer || "conversation " + e.conversation_id;
-    li.querySelector(".row").append(
-      el("button", { type: "button", "aria-label": "Take " + who, onclick: () => this.take(e.id) }, "Take"));
-    return li;
-  }
-
-  async take(entryId) {
-    try {
-      const conv = await this.api.post("/console/api/waiting/" + entryId + "/take", {});
-      this.refresh();
-      await this.open(conv.id);
-    } catch (e) {
-      this.fail(e);
-    }
   }
 
   queueItem(queue, waiting) {

@@ -57,7 +57,8 @@ export class Pane {
     const empty = $("pane-empty");
     empty.hidden = false;
     empty.textContent = message || "Open an offer or one of your conversations.";
-    for (const id of ["timeline", "brief", "customer", "profile", "events", "pane-offer", "pane-approval-list"]) clear($(id));
+    for (const id of ["timeline", "brief", "customer", "profile", "labels", "events", "pane-offer", "pane-approval-list"]) clear($(id));
+    $("pane-sla").textContent = "";
     for (const id of ["reply-text", "note-text", "transfer-note", "close-note"]) $(id).value = "";
     this.app.markCurrent(null);
   }
@@ -83,7 +84,11 @@ export class Pane {
     }
     clear($("brief")).append(briefBlock(conv.brief));
     clear($("customer")).append(customerBlock(view.customer, conv));
-    if (!same) this.loadProfile(conv.id);
+    if (!same) {
+      this.loadProfile(conv.id);
+      this.app.work.loadLabels(conv.id);
+    }
+    this.app.work.paneTimer();
     clear($("events")).append(...view.events.slice().reverse().map(eventItem));
     this.ids = new Set();
     clear($("timeline"));
@@ -292,6 +297,7 @@ export class Pane {
       this.addMessage(m);
       box.value = "";
       this.app.announce(kind === "reply" ? "Reply sent." : "Note added.");
+      if (kind === "reply") this.app.work.refreshTimers(); // answered: its SLA timer moves on
     } catch (e) {
       this.app.fail(e);
     } finally {

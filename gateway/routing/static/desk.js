@@ -1,8 +1,10 @@
-// Reports (supervisors and admins) and admin screens (admins): reps and API tokens.
+// Reports (supervisors and admins) and admin screens (admins): reps, API tokens,
+// canned responses; teams, labels and queue SLA targets in desk_org.js.
 
 import { Api } from "./api.js";
 import { bars } from "./charts.js";
 import { showCost, showGaps } from "./cost_gaps.js";
+import { OrgAdmin } from "./desk_org.js";
 import { channelLabel, clear, el, percent } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +28,7 @@ class Desk {
   constructor() {
     this.api = new Api(() => this.loggedOut());
     this.skills = [];
+    this.org = new OrgAdmin(this);
   }
 
   async start() {
@@ -53,7 +56,7 @@ class Desk {
       $("add-rep").addEventListener("submit", (ev) => { ev.preventDefault(); this.addRep(); });
       $("add-token").addEventListener("submit", (ev) => { ev.preventDefault(); this.addToken(); });
       $("add-canned").addEventListener("submit", (ev) => { ev.preventDefault(); this.addCanned(); });
-      await Promise.all([this.loadReps(), this.loadTokens(), this.loadCanned()]);
+      await Promise.all([this.loadReps(), this.loadTokens(), this.loadCanned(), this.org.start()]);
     }
   }
 
@@ -127,9 +130,12 @@ class Desk {
       const reset = el("button", { type: "button", onclick: () => this.resetPassword(rep.username) }, "Reset password");
       body.append(el("tr", {},
         el("td", { text: rep.username }), el("td", { text: rep.display_name }), el("td", { text: rep.role }),
-        el("td", { text: rep.skills.join(", ") }), el("td", { text: rep.disabled ? "disabled" : rep.presence }),
+        el("td", { text: rep.skills.join(", ") }),
+        el("td", { class: "team-cell", "data-rep": rep.id, "data-username": rep.username }),
+        el("td", { text: rep.disabled ? "disabled" : rep.presence }),
         el("td", {}, toggle, " ", reset)));
     }
+    this.org.fillTeamCells();
   }
 
   async addRep() {

@@ -26,6 +26,7 @@ export class Search {
     const text = $("search-text").value.trim();
     if (text) params.set("q", text);
     if ($("search-state").value) params.set("state", $("search-state").value);
+    if ($("search-label").value) params.set("label", $("search-label").value);
     let data;
     try {
       data = await this.app.api.get("/console/api/conversations?" + params);
@@ -39,7 +40,9 @@ export class Search {
       const label = `${c.customer || "Customer " + c.customer_id} · ${channelLabel(c.channel)}`;
       list.append(el("li", {},
         el("button", { type: "button", class: "who", onclick: () => this.app.pane.open(c.id) }, label),
-        el("div", { class: "what", text: `#${c.id} · ${stateLabel(c.state)} · ${time(c.created_at)}` })));
+        el("div", { class: "what", text: `#${c.id} · ${stateLabel(c.state)} · ${time(c.created_at)}` }),
+        (c.labels || []).length ? el("div", { class: "labels", "aria-label": "Labels" },
+          c.labels.map((name) => this.app.work.chip(name))) : null));
     }
   }
 

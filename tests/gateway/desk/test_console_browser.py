@@ -126,7 +126,7 @@ async def test_the_reports_page_draws_its_charts_and_admins_add_reps(
     await page.get_by_role("button", name="Add rep").click()
     await expect(page.locator("#add-rep-result")).to_contain_text("at least 8")
     await page.get_by_label("Password (8 characters or more)").fill("long enough password")
-    await page.get_by_label("billing").check()
+    await page.get_by_label("billing", exact=True).check()
     await page.get_by_role("button", name="Add rep").click()
     await expect(page.locator("#add-rep-result")).to_have_text("Added cara.")
     row = page.locator("#reps tbody tr").filter(has_text="cara")
