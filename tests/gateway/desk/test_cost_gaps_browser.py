@@ -53,7 +53,7 @@ async def test_the_reports_page_shows_cost_and_gaps_linked_to_conversations(
     await page.get_by_role("link", name="Reports and admin").click()
     await expect(page.locator("#cost-total")).to_contain_text("Total 10.80 USD")
     await expect(page.locator("#cost-resolved tbody tr").first).to_contain_text("10.80 USD")
-    chart = page.locator("#chart-cost svg")
+    chart = page.locator("#chart-cost canvas")
     await expect(chart).to_have_attribute("aria-label", "Cost by kind (USD): LLM 10.8, STT 0, "
                                           "TTS 0, SMS 0, Calls 0, Reps 0")  # fmt: skip
     assert count_colour(await page.locator("#chart-cost").screenshot(), ACCENT) > 200
