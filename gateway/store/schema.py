@@ -300,8 +300,13 @@ canned_responses = Table(
 report_facts = Table(
     "report_facts",
     metadata,
-    Column("conversation_id", Integer, ForeignKey("conversations.id"), primary_key=True,
-           autoincrement=False),  # fmt: skip
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("channel", String(20), nullable=False),
     Column("state", String(20), nullable=False),
     Column("queue", String(50)),
@@ -326,8 +331,7 @@ report_responses = Table(
     "report_responses",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False,
-           index=True),  # fmt: skip
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False, index=True),
     Column("asked_at", BigInteger, nullable=False),
     Column("replied_at", BigInteger, nullable=False),
 )

@@ -257,9 +257,10 @@ def upgrade() -> None:
         sa.Column("handle_ms", sa.BigInteger(), nullable=True),
         sa.Column("awaiting_since", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"],
+            ["conversation_id"],
+            ["conversations.id"],
             name=op.f("fk_report_facts_conversation_id_conversations"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("conversation_id", name=op.f("pk_report_facts")),
     )
     op.create_index("ix_report_facts_created_at", "report_facts", ["created_at"], unique=False)
@@ -270,9 +271,10 @@ def upgrade() -> None:
         sa.Column("asked_at", sa.BigInteger(), nullable=False),
         sa.Column("replied_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"],
+            ["conversation_id"],
+            ["conversations.id"],
             name=op.f("fk_report_responses_conversation_id_conversations"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_responses")),
     )
     op.create_index(
