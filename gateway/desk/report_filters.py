@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
+from gateway.desk.summary import CHANNELS
 from gateway.errors import GatewayError
-from gateway.models import ChannelKind
 
 MAX_VALUES = 50  # per filter: a query string is not a bulk export
-CHANNEL_NAMES = tuple(c.value for c in ChannelKind)
+CHANNEL_NAMES = tuple(c.value for c in CHANNELS)  # the customers' channels
 
 
 class ReportFilterError(GatewayError):

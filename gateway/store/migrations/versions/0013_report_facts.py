@@ -187,9 +187,23 @@ _SQLITE_HOW = (
 _PG_HOW = "report_how(e.data)"
 
 
+def _held_since(conversation: str, before: str) -> str:
+    """SQL: when the rep holding `conversation` at `before` took it: the first
+    `rep.assigned` after its last release (a transfer between reps keeps it held)."""
+    return (
+        "COALESCE((SELECT MIN(a.created_at) FROM events a WHERE a.kind = 'rep.assigned'"
+        f" AND a.conversation_id = {conversation} AND a.created_at <= {before}"
+        " AND a.created_at > COALESCE((SELECT MAX(x.created_at) FROM events x"
+        f" WHERE x.conversation_id = {conversation}"
+        " AND x.kind IN ('rep.closed', 'rep.handed_back')"
+        f" AND x.created_at <= {before}), 0)), 0)"
+    )
+
+
 def _backfill(how: str) -> tuple[str, ...]:
     """The facts of the conversations already stored, by the rules the triggers follow."""
     this = "report_facts.conversation_id"
+    never = "9223372036854775807"
     return (
         "INSERT INTO report_facts (conversation_id, channel, state, queue, created_at, closed_at)"
         " SELECT id, channel, state, queue, created_at, closed_at FROM conversations",
@@ -209,17 +223,16 @@ def _backfill(how: str) -> tuple[str, ...]:
         " handle_ms = (SELECT SUM(q.ended_at - q.assigned_at) FROM queue_entries q"
         f" WHERE q.conversation_id = {this} AND q.assigned_at IS NOT NULL"
         " AND q.ended_at IS NOT NULL)",
-        # A customer message waiting for a rep now: after the last rep reply and after the
-        # rep holding it took it.
+        # A customer message waiting for a rep now: after the last rep reply and since
+        # the rep (or reps, a transfer) holding it now took it.
         "UPDATE report_facts SET awaiting_since = (SELECT MIN(m.created_at) FROM messages m"
         f" WHERE m.conversation_id = {this} AND m.author = 'customer'"
         " AND m.direction = 'inbound' AND m.created_at > (SELECT MAX(r.created_at)"
         f" FROM messages r WHERE r.conversation_id = {this} AND r.author = 'rep'"
-        " AND r.direction = 'outbound') AND m.created_at > COALESCE((SELECT MAX(e.created_at)"
-        f" FROM events e WHERE e.conversation_id = {this} AND e.kind = 'rep.assigned'), 0))"
+        f" AND r.direction = 'outbound') AND m.created_at > {_held_since(this, never)})"
         " WHERE state = 'with_rep' AND rep_reply_at IS NOT NULL",
         # Each rep reply after the first: the first customer message since the previous
-        # one (and since a rep last took the conversation) waited for it.
+        # one, and since the holding reps took the conversation, waited for it.
         "INSERT INTO report_responses (conversation_id, asked_at, replied_at)"
         " SELECT r.conversation_id, MIN(m.created_at), r.created_at FROM"
         " (SELECT id, conversation_id, created_at, LAG(created_at) OVER"
@@ -228,9 +241,7 @@ def _backfill(how: str) -> tuple[str, ...]:
         " JOIN messages m ON m.conversation_id = r.conversation_id AND m.author = 'customer'"
         " AND m.direction = 'inbound' AND m.created_at > r.prev"
         " AND m.created_at <= r.created_at"
-        " AND m.created_at > COALESCE((SELECT MAX(e.created_at) FROM events e"
-        " WHERE e.conversation_id = r.conversation_id AND e.kind = 'rep.assigned'"
-        " AND e.created_at <= r.created_at), 0)"
+        f" AND m.created_at > {_held_since('r.conversation_id', 'r.created_at')}"
         " WHERE r.prev IS NOT NULL GROUP BY r.id, r.conversation_id, r.created_at ORDER BY r.id",
     )
 
