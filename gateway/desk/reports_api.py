@@ -68,11 +68,13 @@ async def filters_of(request: web.Request) -> ReportFilters:
         raise _bad(str(exc)) from None
 
 
-async def summary_of(request: web.Request) -> Summary:
+async def summary_of(request: web.Request, only: ReportFilters | None = None) -> Summary:
+    """The summary the request asks for: its period and filters (`only`: already read)."""
     store = request.app[DESK].ready()[0]
     settings = request.app[SETTINGS]
     since, until = period(request.query)
-    only = await filters_of(request)
+    if only is None:
+        only = await filters_of(request)
     facts = await store.facts(
         since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids
     )

@@ -162,5 +162,6 @@ def facts_from_rows(
     answered: dict[int, list[tuple[int, int]]] = {}
     for cid, asked_at, replied_at in responses:
         answered.setdefault(cid, []).append((asked_at, replied_at))
-    make, none = ConversationFacts._make, ()
-    return [make((*row, tuple(answered[row[0]]) if row[0] in answered else none)) for row in rows]
+    waits = {cid: tuple(pairs) for cid, pairs in answered.items()}
+    make, get, none = ConversationFacts._make, waits.get, ()
+    return [make((*row, get(row[0], none))) for row in rows]
