@@ -9,10 +9,10 @@ Counted over the conversations created in [since, until):
 - `resolution_seconds`: from the conversation's start to its close or, for the
   agent's, to its `conversation.resolved` event;
 - `next_response_seconds`: each customer message that came while a rep held the
-  conversation (state `with_rep`, from the `rep.assigned` of accepting or taking it
-  until `rep.closed`, `rep.handed_back` or a transfer's accept) and after a rep had
-  replied in it, to the next reply a rep wrote; consecutive customer messages are
-  one wait, measured from the first of them. One value per such wait;
+  conversation (state `with_rep`: from a rep taking it, `rep.assigned`, until
+  `rep.closed` or `rep.handed_back`; a transfer between reps keeps it held) and after
+  a rep had replied in it, to the next reply a rep wrote; consecutive customer
+  messages are one wait, measured from the first of them. One value per such wait;
 - `queue_wait_seconds`: from the conversation entering a queue (its queue entry,
   written with the `queue.entered` event right after the `handover`; or a reopen) to
   a rep taking it (`rep.assigned`: an offer accepted, taken from the waiting list or
