@@ -401,3 +401,32 @@ async def test_next_response_queue_wait_and_handle_time_are_exact_and_filtered(
     assert after == body
     status, after = await _summary(again, **period, rep=str(reps["ann"]))
     assert after["next_response_seconds"] == _spread(web_next)
+
+
+async def test_a_wait_open_across_the_rebuild_is_measured_when_the_rep_answers(
+    tmp_path: Path, store_url: str, aiohttp_client: Client
+) -> None:
+    """The backfill also restores a customer message still waiting for the rep holding
+    the conversation: the rep's reply after the upgrade (and a restart) ends that wait."""
+    desk = await _open(tmp_path, store_url, aiohttp_client)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    ann = await desk.rep("ann", "general")
+    cid = (await desk.handover("w1", "general")).id
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.reply(ann.id, cid, "Ann here")
+    await desk.say("w1", "is it done?")
+    await desk.say("w1", "hello?")
+    await desk.client.close()
+    url = store_url if store_url.startswith("sqlite") else PgUrl.parse(store_url).sqlalchemy
+    await asyncio.to_thread(migrate.downgrade, url, "0013-1")
+    await asyncio.to_thread(migrate.upgrade, url)
+    again = await _open(tmp_path, store_url, aiohttp_client)
+    await asyncio.sleep(0.1)
+    await again.service.reply(ann.id, cid, "Done")
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    status, body = await _summary(again, since=start.isoformat(), until=until)
+    assert status == 200, body
+    wait = await _sent_at(again, cid, "Done") - await _sent_at(again, cid, "is it done?")
+    assert wait >= 0.1
+    assert body["next_response_seconds"] == _spread([wait])
