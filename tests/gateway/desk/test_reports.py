@@ -240,9 +240,10 @@ async def _entries(desk: Desk, cid: int) -> list[dict[str, Any]]:
     return await store.read(op)
 
 
-async def _sent_at(desk: Desk, cid: int, text: str) -> float:
+async def _sent_at(desk: Desk, cid: int, text: str) -> int:
+    """When the message was stored, in ms (as the store keeps it)."""
     (at,) = [m.created_at for m in await desk.store.conversation_messages(cid) if m.text == text]
-    return at.timestamp()
+    return round(at.timestamp() * 1000)
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
@@ -315,10 +316,10 @@ async def test_next_response_queue_wait_and_handle_time_are_exact_and_filtered(
     # What the figures must be, from the messages and queue entries as stored.
     web, sms = ids["web"], ids["sms"]
     web_next = [
-        await _sent_at(desk, web, "Found it") - await _sent_at(desk, web, "still there?"),
-        await _sent_at(desk, web, "Refund sent")
-        - await _sent_at(desk, web, "thanks, and my refund?"),
-    ]
+        (await _sent_at(desk, web, "Found it") - await _sent_at(desk, web, "still there?")) / 1000,
+        (await _sent_at(desk, web, "Refund sent")
+         - await _sent_at(desk, web, "thanks, and my refund?")) / 1000,
+    ]  # fmt: skip
     waits, handles = {}, {}
     for name, cid in (("web", web), ("sms", sms)):
         entries = await _entries(desk, cid)
@@ -427,6 +428,6 @@ async def test_a_wait_open_across_the_rebuild_is_measured_when_the_rep_answers(
     until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     status, body = await _summary(again, since=start.isoformat(), until=until)
     assert status == 200, body
-    wait = await _sent_at(again, cid, "Done") - await _sent_at(again, cid, "is it done?")
+    wait = (await _sent_at(again, cid, "Done") - await _sent_at(again, cid, "is it done?")) / 1000
     assert wait >= 0.1
     assert body["next_response_seconds"] == _spread([wait])
