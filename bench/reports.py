@@ -4,8 +4,8 @@ desk's conversation search over 100,000 generated conversations.
     .venv/bin/python bench/reports.py --conversations 100000 [--postgres URL]
 
 Generates the rows directly (customers, conversations on the four channels over 30
-days, 4 messages each, the agent's `conversation.resolved` or a `handover` and a
-rep's reply, ratings on a fifth) in a fresh SQLite file migrated to the current
+days, the agent's `conversation.resolved` or a `handover`, a wait in the queue and a
+rep's replies, ratings on a fifth) in a fresh SQLite file migrated to the current
 schema (or the PostgreSQL database URL given, which must be empty: it is migrated
 and filled). Then times the store's read of the reports' facts and the summary
 over the whole 30 days and over one day, and searches (a word in 1% of the
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -30,7 +31,7 @@ from typing import Any
 
 from gateway.desk.sla import BusinessClock
 from gateway.desk.store import DeskStore, SearchQuery
-from gateway.desk.summary import summarize
+from gateway.desk.summary import SPEED, summarize
 from gateway.models import ChannelKind
 from gateway.routing.policy import DAYS
 
@@ -38,34 +39,57 @@ CHANNELS = ("webchat", "sms", "email", "phone")
 DAY_MS = 86_400_000
 
 
+REPS = 20
+
+
 def rows(n: int, start_ms: int, seed: int = 7) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows of `n` conversations (one customer each) over 30 days from start_ms."""
+    """The rows of `n` conversations (one customer each) over 30 days from start_ms.
+
+    A handed-over conversation is written as the gateway writes one: stored `with_rep`
+    and its queue entry open, its messages (a rep's reply, the customer's answer, the
+    rep's next reply), then taken (`assigned`), ended and closed by updates, so the
+    report triggers (0013) see the same sequence of writes."""
     rnd = random.Random(seed)
     out: dict[str, list[tuple[Any, ...]]] = {k: [] for k in
-                                              ("customers", "conversations", "messages",
-                                               "events", "ratings")}  # fmt: skip
+                                              ("reps", "customers", "conversations", "messages",
+                                               "events", "ratings", "queue_entries",
+                                               "taken", "ended", "closed")}  # fmt: skip
+    out["reps"] = [(r, f"rep{r}", f"Rep {r}", "x", '["general"]', start_ms)
+                   for r in range(1, REPS + 1)]  # fmt: skip
     # Conversations are numbered in the order they start (as the store numbers them).
     starts = sorted(start_ms + rnd.randrange(30 * DAY_MS) for _ in range(n))
     for cid in range(1, n + 1):
         t0 = starts[cid - 1]
         channel = CHANNELS[cid % 4]
         handed = rnd.random() < 0.35
-        closed_at = t0 + rnd.randrange(60_000, 3_600_000) if handed or rnd.random() < 0.3 else None
-        state = "closed" if closed_at else "bot"
+        times = [t0 + 20_000, t0 + 40_000]  # the customer, the agent
+        if handed:
+            taken = t0 + 45_000 + rnd.randrange(5_000, 600_000)  # waited in the queue
+            first = taken + rnd.randrange(10_000, 120_000)
+            asked = first + rnd.randrange(20_000, 300_000)
+            times += [first, asked, asked + rnd.randrange(5_000, 400_000)]
+            closed_at: int | None = times[-1] + rnd.randrange(10_000, 600_000)
+        else:
+            closed_at = t0 + rnd.randrange(60_000, 3_600_000) if rnd.random() < 0.3 else None
         out["customers"].append((cid, f"Customer {cid}", 4, t0))
-        out["conversations"].append((cid, cid, state, channel, json.dumps([channel]),
-                                     "general" if handed else None, t0, closed_at or t0,
-                                     closed_at))  # fmt: skip
-        for seq in range(1, 5):
-            author = ("customer", "agent", "customer", "rep" if handed else "agent")[seq - 1]
+        out["conversations"].append((cid, cid, "with_rep" if handed else
+                                     "closed" if closed_at else "bot", channel,
+                                     json.dumps([channel]), "general" if handed else None, t0,
+                                     t0, None if handed else closed_at))  # fmt: skip
+        authors = ("customer", "agent", "rep", "customer", "rep")[: len(times)]
+        for seq, (author, at) in enumerate(zip(authors, times, strict=True), start=1):
             direction = "inbound" if author == "customer" else "outbound"
             text = f"message {seq} about order {cid}"
             if seq == 1 and cid % 97 == 0:
                 text += " where is my refund"  # about 1% of the conversations
-            out["messages"].append((cid, cid, seq, direction, author, channel,
-                                    text, t0 + seq * 20_000))  # fmt: skip
+            out["messages"].append((cid, cid, seq, direction, author, channel, text, at))
         if handed:
+            rep = 1 + cid % REPS
             out["events"].append((cid, cid, "handover", "{}", t0 + 45_000))
+            out["queue_entries"].append((cid, cid, "general", "text", 0, t0 + 45_000))
+            out["taken"].append((rep, taken, cid))
+            out["ended"].append((closed_at, "closed", cid))
+            out["closed"].append(("closed", closed_at, cid))
         elif rnd.random() < 0.6:
             how = "confirmed" if rnd.random() < 0.5 else "assumed"
             out["events"].append((cid, cid, "conversation.resolved",
@@ -77,15 +101,22 @@ def rows(n: int, start_ms: int, seed: int = 7) -> dict[str, list[tuple[Any, ...]
 
 
 INSERTS = {
+    "reps": "INSERT INTO reps (id, username, display_name, password_hash, skills, created_at)"
+    " VALUES (?,?,?,?,?,?)",
     "customers": "INSERT INTO customers (id, display_name, last_seq, created_at) VALUES (?,?,?,?)",
     "conversations": "INSERT INTO conversations (id, customer_id, state, channel, channels,"
     " queue, created_at, updated_at, closed_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    "queue_entries": "INSERT INTO queue_entries (id, conversation_id, queue, kind, priority,"
+    " enqueued_at) VALUES (?,?,?,?,?,?)",
     "messages": "INSERT INTO messages (conversation_id, customer_id, seq, direction, author,"
     " channel, text, created_at) VALUES (?,?,?,?,?,?,?,?)",
     "events": "INSERT INTO events (conversation_id, customer_id, kind, data, created_at)"
     " VALUES (?,?,?,?,?)",
     "ratings": "INSERT INTO ratings (conversation_id, customer_id, channel, score,"
     " requested_at, rated_at) VALUES (?,?,?,?,?,?)",
+    "taken": "UPDATE queue_entries SET rep_id = ?, assigned_at = ? WHERE id = ?",
+    "ended": "UPDATE queue_entries SET ended_at = ?, outcome = ? WHERE id = ?",
+    "closed": "UPDATE conversations SET state = ?, closed_at = ? WHERE id = ?",
 }
 
 
@@ -152,28 +183,38 @@ async def main() -> None:
         else:
             store, desk = await open_sqlite(Path(tmp) / "bench.sqlite3", data)
         kind = "PostgreSQL" if args.postgres else "SQLite"
+        print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
         print(f"{args.conversations} conversations, {len(data['messages'])} messages,"
               f" {len(data['events'])} events generated and stored in"
               f" {time.perf_counter() - t:.1f} s ({kind})")  # fmt: skip
         try:
             # SLA counted in business hours (weekdays 09:00-17:00, Paris): desk/sla.py.
             office = BusinessClock.of(dict.fromkeys(DAYS[:5], "09:00-17:00"), "Europe/Paris")
-            for label, days, clock in (
-                ("30 days", 30, None), ("30 days, business hours", 30, office), ("1 day", 1, None),
-            ):  # fmt: skip
+            cases: list[tuple[str, int, dict[str, Any], BusinessClock | None]] = [
+                ("30 days", 30, {}, None), ("30 days, business hours", 30, {}, office),
+                ("1 day", 1, {}, None),
+                ("30 days, sms", 30, {"channels": {"sms"}}, None),
+                ("30 days, 1 rep", 30, {"rep_ids": {1}}, None),
+            ]  # fmt: skip
+            for label, days, only, clock in cases:
                 until = start + timedelta(days=days)
 
                 async def summary(
-                    until: datetime = until, clock: BusinessClock | None = clock
-                ) -> Any:
-                    facts = await desk.facts(start, until)
+                    until: datetime = until, only: dict[str, Any] = only,
+                    clock: BusinessClock | None = clock,
+                ) -> Any:  # fmt: skip
+                    facts = await desk.facts(start, until, **only)
                     targets = {"general": 300.0}
                     return summarize(facts, start, until, now=until, first_response_s=targets,
                                      resolution_s={"general": 3600.0}, clock=clock)  # fmt: skip
 
                 times, cpu, result = await timed(summary, args.repeat)
-                print(f"summary, {label} ({result.conversations:6} conversations):"
+                print(f"summary, {label:24} ({result.conversations:6} conversations):"
                       f" wall {fmt(times)}; CPU {fmt(cpu)}")  # fmt: skip
+                if label == "30 days":
+                    speed = {name: (getattr(result, name).p50, getattr(result, name).count)
+                             for name in SPEED}  # fmt: skip
+                    print(f"  figures (p50 s, count): {speed}")
             for label, query in (
                 ("'refund'", SearchQuery(text="refund")),
                 ("'order 4242'", SearchQuery(text="order 4242")),

@@ -17,13 +17,14 @@ from gateway.api_auth import new_token
 from gateway.bus import RemoteError
 from gateway.desk.admin import AdminError, first_error
 from gateway.desk.profile import profile
-from gateway.desk.reports_api import gaps_of, summary_of
+from gateway.desk.report_filters import CHANNEL_NAMES
+from gateway.desk.reports_api import filters_of, gaps_of, summary_of
 from gateway.desk.state import DESK
 from gateway.desk.store import SearchQuery
 from gateway.desk.summary import csv_rows
 from gateway.errors import ConflictError, NotFoundError
 from gateway.http_input import path_id
-from gateway.keys import BACKEND, STORE
+from gateway.keys import BACKEND, SETTINGS, STORE
 from gateway.routing.api import _Body, _body, _error
 from gateway.routing.models import Rep, Role
 from gateway.routing.state import ROUTING
@@ -155,11 +156,23 @@ async def reports_csv(request: web.Request) -> web.Response:
     return await with_role(_csv, Role.SUPERVISOR, write=False)(request)
 
 
+async def reports_filters(request: web.Request, me: Rep) -> Any:
+    """What the reports page offers to filter by: channels, queues, reps (by id)."""
+    admin = request.app[DESK].ready()[2]
+    reps = [{"id": r.id, "name": r.display_name, "username": r.username}
+            for r in await admin.list()]  # fmt: skip
+    return {"channels": list(CHANNEL_NAMES), "queues": sorted(request.app[SETTINGS].queues),
+            "reps": reps}  # fmt: skip
+
+
 async def _csv(request: web.Request, me: Rep) -> Any:
-    summary = await summary_of(request)
+    only = await filters_of(request)
+    summary = await summary_of(request, only)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(("figure", "value"))
+    # The filters first: a file read later says what it counted.
+    writer.writerows((f"filter.{name}", value) for name, value in only.as_query().items())
     writer.writerows(csv_rows(summary))
     day = f"{summary.since:%Y%m%d}-{summary.until:%Y%m%d}"
     return web.Response(
@@ -258,3 +271,5 @@ def add_routes(app: web.Application) -> None:
               with_role(reports_summary, Role.SUPERVISOR, write=False))  # fmt: skip
     r.add_get("/console/api/reports/summary.csv", reports_csv)
     r.add_get("/console/api/reports/gaps", with_role(reports_gaps, Role.SUPERVISOR, write=False))
+    r.add_get("/console/api/reports/filters",
+              with_role(reports_filters, Role.SUPERVISOR, write=False))  # fmt: skip

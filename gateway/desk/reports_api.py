@@ -6,6 +6,7 @@ the same JSON to the reports page."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,12 @@ from aiohttp import web
 from gateway.desk import targets
 from gateway.desk.cost import ConversationUsage, UsageRead, cost_section, unit_prices
 from gateway.desk.gaps import MAX_HANDOVERS, THRESHOLD, Gaps, gap_groups, gap_questions
+from gateway.desk.report_filters import (
+    CHANNEL_NAMES,
+    ReportFilterError,
+    ReportFilters,
+    parse_filters,
+)
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
 from gateway.keys import SETTINGS
@@ -51,14 +58,35 @@ def period(query: Any) -> tuple[datetime, datetime]:
     return since, until
 
 
-async def summary_of(request: web.Request) -> Summary:
+async def filters_of(request: web.Request) -> ReportFilters:
+    """The request's `channel`, `queue` and `rep` filters (400 for a bad value)."""
+    store = request.app[DESK].ready()[0]
+
+    async def rep_exists(rep_id: int) -> bool:
+        return await store.get_rep(rep_id) is not None
+
+    try:
+        return await parse_filters(
+            request.query, queues=request.app[SETTINGS].queues, rep_exists=rep_exists
+        )
+    except ReportFilterError as exc:
+        raise _bad(str(exc)) from None
+
+
+async def summary_of(request: web.Request, only: ReportFilters | None = None) -> Summary:
+    """The summary the request asks for: its period and filters (`only`: already read)."""
     store = request.app[DESK].ready()[0]
     settings = request.app[SETTINGS]
     since, until = period(request.query)
-    facts = await store.facts(since, until)
+    if only is None:
+        only = await filters_of(request)
+    facts = await store.facts(
+        since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids
+    )
     policy = await targets.current(settings, store, request.app[DESK].clock())
-    summary = summarize(
-        facts, since, until, now=datetime.now(UTC),
+    # Off the event loop: over 100,000 conversations it is a few tenths of a second.
+    summary = await asyncio.to_thread(
+        summarize, facts, since, until, now=datetime.now(UTC),
         first_response_s=policy.of("first_response"), resolution_s=policy.of("resolution"),
         tz=ZoneInfo(settings.business_timezone), clock=policy.clock,
         at_risk_share=policy.at_risk_share,
@@ -99,6 +127,13 @@ async def api_summary(request: web.Request) -> web.Response:
     await bearer.require(request)
     summary = await summary_of(request)
     return web.json_response(summary.model_dump(mode="json"))
+
+
+def _list_param(name: str, items: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name, "in": "query", "required": False, "style": "form", "explode": True,
+        "schema": {"type": "array", "items": items}, "description": description,
+    }  # fmt: skip
 
 
 def openapi() -> dict[str, Any]:
@@ -157,6 +192,25 @@ def openapi() -> dict[str, Any]:
                             "schema": date,
                             "description": "ISO 8601 end (exclusive). Default: now.",
                         },
+                        _list_param(
+                            "channel",
+                            {"type": "string", "enum": list(CHANNEL_NAMES)},
+                            "Only conversations on this channel (repeat it, or separate "
+                            "values by commas, for several).",
+                        ),
+                        _list_param(
+                            "queue",
+                            {"type": "string"},
+                            "Only conversations in this queue (a name of GATEWAY_QUEUES; "
+                            "repeat or comma-separate for several).",
+                        ),
+                        _list_param(
+                            "rep",
+                            {"type": "integer", "minimum": 1},
+                            "Only conversations this rep (by id) took at some point; every "
+                            "figure of such a conversation counts (repeat or comma-separate "
+                            "for several reps).",
+                        ),
                     ],
                     "responses": {
                         "200": {
@@ -168,7 +222,8 @@ def openapi() -> dict[str, Any]:
                             },
                         },
                         "400": {
-                            "description": "A date is not ISO 8601, or since >= until",
+                            "description": "A date is not ISO 8601, since >= until, or a "
+                            "filter names an unknown channel, queue or rep",
                             **error,
                         },
                         "401": {"description": "No valid Bearer token", **error},

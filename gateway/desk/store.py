@@ -44,6 +44,10 @@ class ConversationFacts(NamedTuple):
     resolved_how: str | None  # its `how`: confirmed | assumed
     rep_reply_at: int | None  # the first reply a rep wrote
     score: int | None  # the customer's rating, 1-5
+    queue_wait_ms: int | None = None  # its first wait in a queue until a rep took it
+    handle_ms: int | None = None  # the sum of its finished stretches held by reps
+    # Each next response: (the customer's first message awaiting a rep, the rep's reply).
+    next_responses: tuple[tuple[int, int], ...] = ()
 
 
 class Canned(Frozen):
@@ -123,8 +127,14 @@ class DeskStore(DeskOrgStore, Protocol):
         """The live (not revoked) token with this SHA-256, or None."""
         ...
 
-    async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
-        """Conversations created in [since, until), with what reports count of them."""
+    async def facts(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+    ) -> list[ConversationFacts]:  # fmt: skip
+        """Conversations created in [since, until), with what reports count of them (from
+        `report_facts`, one snapshot). Each filter given narrows them: on one of
+        `channels`, in one of `queues`, worked by (taken by) one of `rep_ids`; an empty
+        set matches nothing."""
         ...
 
     async def search(self, query: SearchQuery) -> list[ConversationHit]:

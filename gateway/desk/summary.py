@@ -8,6 +8,21 @@ Counted over the conversations created in [since, until):
 - `first_response_seconds`: from the (first) handover to the first reply a rep wrote;
 - `resolution_seconds`: from the conversation's start to its close or, for the
   agent's, to its `conversation.resolved` event;
+- `next_response_seconds`: each customer message that came while a rep held the
+  conversation (state `with_rep`: from a rep taking it, `rep.assigned`, until
+  `rep.closed` or `rep.handed_back`; a transfer between reps keeps it held) and after
+  a rep had replied in it, to the next reply a rep wrote; consecutive customer
+  messages are one wait, measured from the first of them. One value per such wait;
+- `queue_wait_seconds`: from the conversation entering a queue (its queue entry,
+  written with the `queue.entered` event right after the `handover`; or a reopen) to
+  a rep taking it (`rep.assigned`: an offer accepted, taken from the waiting list or
+  assigned by a lead). Its first wait only; transfers between reps are not queue
+  waits; never taken: not measured;
+- `handle_seconds`: the time reps held it: each stretch from a rep taking it
+  (`rep.assigned`) to that rep closing it (`rep.closed`), handing it back to the agent
+  (`rep.handed_back`) or another rep accepting its transfer, summed per conversation
+  (a call's wrap-up included: the rep holds it until they close it); a stretch not
+  yet over is not counted;
 - `csat`: the customers' ratings (1-5) of these conversations;
 - `sla_breaches`: handed-over conversations of a queue with targets (set in the
   console, else GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S) that missed
@@ -15,6 +30,12 @@ Counted over the conversations created in [since, until):
   `until` (or now, whichever is earlier). Counted in business hours (desk/sla.py);
   `sla.at_risk`: those not yet answered or closed, not breached, with less than the
   at-risk share of a target left.
+
+The filters narrow the conversations counted: `channels` (the channel it is on),
+`queues` (its queue), `rep_ids` (a rep who took it: every figure of a conversation a
+rep worked counts for that rep, the whole conversation's). They are applied by the
+store (`DeskStore.facts`); the times come from `report_facts`, kept by triggers in
+the transactions that write the events, messages and queue entries (migration 0013).
 
 Percentiles interpolate linearly between the closest ranks (as PostgreSQL's
 `percentile_cont` and numpy's default do); null when nothing was measured.
@@ -35,12 +56,19 @@ from gateway.desk.store import ConversationFacts
 from gateway.models import ChannelKind, Frozen
 
 CHANNELS = (ChannelKind.WEBCHAT, ChannelKind.SMS, ChannelKind.EMAIL, ChannelKind.PHONE)
+# The speed figures (each `Percentiles`), in the order the CSV and the page list them.
+SPEED = (
+    "first_response_seconds", "next_response_seconds", "queue_wait_seconds", "handle_seconds",
+    "resolution_seconds",
+)  # fmt: skip
 
 
 class Percentiles(Frozen):
     p50: float | None = Field(description="Median, seconds (null: nothing measured).")
     p90: float | None = Field(description="90th percentile, seconds.")
-    count: int = Field(description="How many conversations were measured.")
+    count: int = Field(
+        description="How many were measured: conversations (next responses: the waits)."
+    )
 
 
 class Csat(Frozen):
@@ -81,6 +109,17 @@ class Summary(Frozen):
     )
     resolution_seconds: Percentiles = Field(
         description="From the start to the close (or the agent's resolution)."
+    )
+    next_response_seconds: Percentiles = Field(
+        description="From a customer's message (while a rep holds the conversation, after "
+        "a rep replied) to the rep's next reply; each wait counts."
+    )
+    queue_wait_seconds: Percentiles = Field(
+        description="From entering a queue to a rep taking it (its first wait)."
+    )
+    handle_seconds: Percentiles = Field(
+        description="Time reps held it: from taking it to closing it, handing it back or "
+        "transferring it away, summed per conversation."
     )
     by_hour: list[int] = Field(
         description="Conversations by the hour of day they started (0-23, in "
@@ -141,6 +180,9 @@ def summarize(
     bot = handed = late_first = late_resolution = breaches = 0
     first: list[float] = []
     resolution: list[float] = []
+    next_response: list[float] = []
+    queue_wait: list[float] = []
+    handle: list[float] = []
     scores = {str(s): 0 for s in range(1, 6)}
     rated = total_score = 0
     by_hour = [0] * 24
@@ -182,6 +224,12 @@ def summarize(
             at_risk += risky and not missed
         if done_at is not None:
             resolution.append((done_at - f.created_at) / 1000)
+        if f.queue_wait_ms is not None:
+            queue_wait.append(f.queue_wait_ms / 1000)
+        if f.handle_ms is not None:
+            handle.append(f.handle_ms / 1000)
+        for asked_at, replied_at in f.next_responses:
+            next_response.append((replied_at - asked_at) / 1000)
         if f.score is not None and 1 <= f.score <= 5:
             rated += 1
             total_score += f.score
@@ -199,6 +247,9 @@ def summarize(
         handover_rate=_ratio(handed, count),
         first_response_seconds=_spread(first),
         resolution_seconds=_spread(resolution),
+        next_response_seconds=_spread(next_response),
+        queue_wait_seconds=_spread(queue_wait),
+        handle_seconds=_spread(handle),
         by_hour=by_hour,
         csat=Csat(
             count=rated,
@@ -230,7 +281,7 @@ def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     put("handed_over", summary.handed_over)
     put("resolution_rate", summary.resolution_rate)
     put("handover_rate", summary.handover_rate)
-    for name in ("first_response_seconds", "resolution_seconds"):
+    for name in SPEED:
         spread: Percentiles = getattr(summary, name)
         put(f"{name}.p50", spread.p50)
         put(f"{name}.p90", spread.p90)
@@ -248,6 +299,6 @@ def csv_rows(summary: Summary) -> list[tuple[str, str]]:
 
 
 __all__ = [
-    "CHANNELS", "Csat", "Percentiles", "SlaFigures", "Summary", "csv_rows", "percentile",
+    "CHANNELS", "SPEED", "Csat", "Percentiles", "SlaFigures", "Summary", "csv_rows", "percentile",
     "summarize",
 ]  # fmt: skip

@@ -1,16 +1,15 @@
 """The desk's SQL, the same text on SQLite and PostgreSQL (`?` marks: `numbered`
 turns them into asyncpg's `$n`), and its row converters.
 
-A period's report facts are five range reads, each on an index (0009), merged
-here: the period's conversations (covering index by creation time), then over
-their id range the first `handover` event, the agent's `conversation.resolved`
-events, the first rep reply and the ratings. Five scans beat one query with
-correlated subqueries by ten times at 100,000 conversations.
+A period's report facts are one range read of `report_facts` (one row per
+conversation, kept by triggers in the transaction that writes what they count:
+migration 0013) and one of its next responses (`report_responses`), with the
+filters in the WHERE clause; five reads of the source tables (0009) cost ten times
+more at 100,000 conversations.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -21,30 +20,43 @@ from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
 from gateway.store.rows import Row, to_dt, to_ms
 
-RESOLVED = "conversation.resolved"
 HANDOVER = "handover"
 
-CONVERSATIONS = (
-    "SELECT id, channel, state, queue, created_at, closed_at FROM conversations"
-    " WHERE created_at >= ? AND created_at < ?"
+FACT_COLUMNS = (
+    "f.conversation_id, f.channel, f.state, f.queue, f.created_at, f.closed_at, f.handover_at,"
+    " f.resolved_at, f.resolved_how, f.rep_reply_at, f.score, f.queue_wait_ms, f.handle_ms"
 )
-HANDOVERS = (
-    f"SELECT conversation_id, MIN(created_at) AS at FROM events WHERE kind = '{HANDOVER}'"
-    " AND conversation_id BETWEEN ? AND ? GROUP BY conversation_id"
-)
-RESOLUTIONS = (
-    f"SELECT conversation_id, created_at AS at, data FROM events WHERE kind = '{RESOLVED}'"
-    " AND conversation_id BETWEEN ? AND ? ORDER BY conversation_id, id"
-)
-REP_REPLIES = (
-    "SELECT conversation_id, MIN(created_at) AS at FROM messages WHERE author = 'rep'"
-    " AND direction = 'outbound' AND conversation_id BETWEEN ? AND ? GROUP BY conversation_id"
-)
-RATINGS = (
-    "SELECT conversation_id, score FROM ratings WHERE conversation_id BETWEEN ? AND ?"
-    " AND score IS NOT NULL"
-)
-RANGED = (HANDOVERS, RESOLUTIONS, REP_REPLIES, RATINGS)
+
+
+def facts_sql(
+    since_ms: int, until_ms: int, *, channels: set[str] | None, queues: set[str] | None,
+    rep_ids: set[int] | None,
+) -> tuple[str, str, list[Any]] | None:  # fmt: skip
+    """The reads of a period's facts and of their next responses (`?` marks, the same
+    arguments for both); None when a filter is an empty set (nothing matches)."""
+    where = ["f.created_at >= ?", "f.created_at < ?"]
+    args: list[Any] = [since_ms, until_ms]
+    for clause, values in (
+        ("f.channel IN ({})", channels),
+        ("f.queue IN ({})", queues),
+        ("f.conversation_id IN (SELECT q.conversation_id FROM queue_entries q"
+         " WHERE q.rep_id IN ({}))", rep_ids),
+    ):  # fmt: skip
+        if values is None:
+            continue
+        if not values:
+            return None
+        where.append(clause.format(", ".join("?" * len(values))))
+        args += sorted(values)
+    cond = " AND ".join(where)
+    return (
+        f"SELECT {FACT_COLUMNS} FROM report_facts f WHERE {cond}",
+        "SELECT r.conversation_id, r.asked_at, r.replied_at FROM report_responses r"
+        f" JOIN report_facts f ON f.conversation_id = r.conversation_id WHERE {cond}"
+        " ORDER BY r.id",
+        args,
+    )
+
 
 # Cost (gateway/desk/cost.py): a range of conversations' usage, summed, and priced per
 # conversation in SQL (the unit prices are arguments: only id, cost pairs come back);
@@ -222,51 +234,17 @@ def token_from_row(row: Row) -> ApiToken:
     )
 
 
-@functools.lru_cache(maxsize=1024)  # the agent's resolution events repeat a few payloads
-def _how(data: str | None) -> str | None:
-    try:
-        how = json.loads(data or "{}").get("how")
-    except (ValueError, AttributeError):
-        return None
-    return how if isinstance(how, str) else None
-
-
-def merge_facts(
-    conversations: Sequence[Sequence[Any]],
-    handovers: Iterable[Sequence[Any]],
-    resolutions: Iterable[Sequence[Any]],
-    replies: Iterable[Sequence[Any]],
-    ratings: Iterable[Sequence[Any]],
+def facts_from_rows(
+    rows: Iterable[Sequence[Any]], responses: Iterable[Sequence[Any]]
 ) -> list[ConversationFacts]:
-    """One `ConversationFacts` per conversation row, from the four ranged reads. Rows
-    are positional (the columns as the SQL above lists them): 100,000 dicts would cost
-    more than the reads."""
-    handover = {r[0]: r[1] for r in handovers}
-    resolved: dict[int, tuple[int, str | None]] = {}
-    for r in resolutions:  # ordered by id: the first one counts
-        if r[0] not in resolved:
-            resolved[r[0]] = (r[1], r[2])
-    reply = {r[0]: r[1] for r in replies}
-    score = {r[0]: r[1] for r in ratings}
-    out = []
-    for cid, channel, state, queue, created_at, closed_at in conversations:
-        done = resolved.get(cid)
-        out.append(
-            ConversationFacts(
-                cid,
-                channel,
-                state,
-                queue,
-                created_at,
-                closed_at,
-                handover.get(cid),
-                None if done is None else done[0],
-                None if done is None else _how(done[1]),
-                reply.get(cid),
-                score.get(cid),
-            )
-        )
-    return out
+    """`ConversationFacts` from the rows of the two reads (positional, as `facts_sql`
+    lists the columns: 100,000 dicts would cost more than the reads)."""
+    answered: dict[int, list[tuple[int, int]]] = {}
+    for cid, asked_at, replied_at in responses:
+        answered.setdefault(cid, []).append((asked_at, replied_at))
+    waits = {cid: tuple(pairs) for cid, pairs in answered.items()}
+    make, get, none = ConversationFacts._make, waits.get, ()
+    return [make((*row, get(row[0], none))) for row in rows]
 
 
 def usage_prices(prices: Sequence[float]) -> tuple[float, ...]:
@@ -296,11 +274,3 @@ def handover_from_row(row: Sequence[Any]) -> HandoverQuestion:
         confidence=float(brief.get("confidence", 1.0)) if isinstance(brief, dict) else 1.0,
         question=row[3] or "",
     )  # fmt: skip
-
-
-def id_range(conversations: Sequence[Sequence[Any]]) -> tuple[int, int] | None:
-    """The id range of a period's conversations (rows as CONVERSATIONS lists them)."""
-    if not conversations:
-        return None
-    ids = [c[0] for c in conversations]
-    return min(ids), max(ids)

@@ -21,8 +21,6 @@ from gateway.store.rows import now_ms, to_ms
 
 Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
 
-_CONVERSATIONS = q.numbered(q.CONVERSATIONS)
-_RANGED = tuple(q.numbered(sql) for sql in q.RANGED)
 _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
@@ -118,16 +116,22 @@ class PostgresDeskStore(PostgresDeskOrg):
 
         return await self._store.read(op)
 
-    async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
+    async def facts(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+    ) -> list[ConversationFacts]:  # fmt: skip
+        reads = q.facts_sql(to_ms(since), to_ms(until), channels=channels, queues=queues,
+                            rep_ids=rep_ids)  # fmt: skip
+        if reads is None:
+            return []
+        facts_sql, responses_sql, args = reads
+
         async def op(conn: Conn) -> list[ConversationFacts]:
-            # One snapshot for the five reads (REPEATABLE READ), so they agree.
+            # One snapshot for the two reads (REPEATABLE READ), so they agree.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                convs = await conn.fetch(_CONVERSATIONS, to_ms(since), to_ms(until))
-                ids = q.id_range(convs)
-                if ids is None:
-                    return []
-                ranged = [await conn.fetch(sql, *ids) for sql in _RANGED]
-            return q.merge_facts(convs, *ranged)
+                rows = await conn.fetch(q.numbered(facts_sql), *args)
+                responses = await conn.fetch(q.numbered(responses_sql), *args)
+            return q.facts_from_rows(rows, responses)
 
         return await self._store.read(op)
 

@@ -99,22 +99,27 @@ class SqliteDeskStore(SqliteDeskOrg):
 
         return await self._store.read(op)
 
-    async def facts(self, since: datetime, until: datetime) -> list[ConversationFacts]:
-        def op(conn: sqlite3.Connection) -> list[ConversationFacts]:
-            def rows(sql: str, args: tuple[int, int]) -> list[Any]:
-                cur = conn.cursor()
-                cur.row_factory = None  # plain tuples: a report reads 100,000s of rows
-                return cur.execute(sql, args).fetchall()
+    async def facts(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+    ) -> list[ConversationFacts]:  # fmt: skip
+        reads = q.facts_sql(to_ms(since), to_ms(until), channels=channels, queues=queues,
+                            rep_ids=rep_ids)  # fmt: skip
+        if reads is None:
+            return []
+        facts_sql, responses_sql, args = reads
 
-            # One read transaction for the five reads (WAL: one snapshot), so they agree.
+        def op(conn: sqlite3.Connection) -> list[ConversationFacts]:
+            cur = conn.cursor()
+            cur.row_factory = None  # plain tuples: a report reads 100,000s of rows
+            # One read transaction for the two reads (WAL: one snapshot), so they agree.
             conn.execute("BEGIN")
             try:
-                convs = rows(q.CONVERSATIONS, (to_ms(since), to_ms(until)))
-                ids = q.id_range(convs)
-                ranged = [] if ids is None else [rows(sql, ids) for sql in q.RANGED]
+                rows = cur.execute(facts_sql, args).fetchall()
+                responses = cur.execute(responses_sql, args).fetchall()
             finally:
                 conn.execute("COMMIT")
-            return q.merge_facts(convs, *ranged) if ranged else []
+            return q.facts_from_rows(rows, responses)
 
         return await self._store.read(op)
 

@@ -50,6 +50,7 @@ class Desk {
     $("until").value = isoDay(today);
     $("since").value = isoDay(new Date(today.getTime() - 6 * DAY_MS));
     $("period").addEventListener("submit", (ev) => { ev.preventDefault(); this.report(); });
+    await this.loadFilters();
     await this.report();
     if (role === "admin") {
       $("admin").hidden = false;
@@ -74,7 +75,30 @@ class Desk {
   period() {
     const since = startOf($("since").value);
     const until = new Date(startOf($("until").value).getTime() + DAY_MS);
-    return new URLSearchParams({ since: since.toISOString(), until: until.toISOString() });
+    const query = new URLSearchParams({ since: since.toISOString(), until: until.toISOString() });
+    for (const name of ["channel", "queue", "rep"]) {
+      const value = $("filter-" + name).value;
+      if (value) query.set(name, value);
+    }
+    return query;
+  }
+
+  // The choices of the channel, queue and rep filters ("All": not filtered).
+  async loadFilters() {
+    let options;
+    try {
+      options = await this.api.get("/console/api/reports/filters");
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    const fill = (id, items) => {
+      const select = $(id);
+      for (const [value, label] of items) select.append(el("option", { value: String(value), text: label }));
+    };
+    fill("filter-channel", options.channels.map((c) => [c, channelLabel(c)]));
+    fill("filter-queue", options.queues.map((q) => [q, q]));
+    fill("filter-rep", options.reps.map((r) => [r.id, `${r.name} (${r.username})`]));
   }
 
   async report() {
@@ -108,6 +132,9 @@ class Desk {
       el("td", { text: seconds(p.p50) }), el("td", { text: seconds(p.p90) }), el("td", { text: String(p.count) }));
     clear($("speed").tBodies[0]).append(
       row("First response by a rep", s.first_response_seconds),
+      row("Next response by a rep", s.next_response_seconds),
+      row("Wait in queue", s.queue_wait_seconds),
+      row("Rep handle time", s.handle_seconds),
       row("Resolution", s.resolution_seconds),
     );
     if (s.cost) showCost(s.cost);

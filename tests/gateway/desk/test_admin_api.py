@@ -198,6 +198,21 @@ async def test_the_reports_page_and_its_csv(desk: Desk) -> None:
     assert "conversations,1" in lines and "conversations.webchat,1" in lines
     bad = await desk.client.get("/console/api/reports/summary.csv", params={"since": "nope"})
     assert bad.status == 400
+    # Filtered: the filters head the file; a bad one is a 400 as on the API.
+    resp = await desk.client.get("/console/api/reports/summary.csv",
+                                 params={"channel": "sms,webchat", "queue": "general"})  # fmt: skip
+    lines = (await resp.text()).splitlines()
+    assert lines[:3] == ["figure,value", 'filter.channel,"sms,webchat"', "filter.queue,general"]
+    assert "conversations,0" in lines  # the chat was never in a queue
+    for name in ("next_response_seconds.p50", "queue_wait_seconds.count", "handle_seconds.p90"):
+        assert any(line.startswith(name + ",") for line in lines), name
+    bad = await desk.client.get("/console/api/reports/summary.csv", params={"queue": "nope"})
+    assert bad.status == 400 and "unknown queue" in (await bad.json())["message"]
+    # The page's filter choices.
+    options = await (await desk.client.get("/console/api/reports/filters")).json()
+    assert options["channels"] == ["webchat", "sms", "email", "phone"]
+    assert options["queues"] == ["billing", "general", "technical"]
+    assert [r["username"] for r in options["reps"]] == ["lead"]
 
 
 async def test_ids_no_database_holds_are_404_on_every_desk_route(desk: Desk) -> None:

@@ -119,6 +119,20 @@ async def test_the_reports_page_draws_its_charts_and_admins_add_reps(
     assert (await csv_link.get_attribute("href") or "").startswith(
         "/console/api/reports/summary.csv?"
     )
+    speed = page.locator("#speed tbody")
+    for measure in ("Next response by a rep", "Wait in queue", "Rep handle time"):
+        await expect(speed).to_contain_text(measure)
+    # Filters: ann's conversations only (the one she took), then SMS ones (none).
+    await page.get_by_label("Rep", exact=True).select_option(label="Ann (ann)")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator("#tiles .tile").first).to_contain_text("1")
+    await expect(speed.locator("tr").filter(has_text="Wait in queue")).to_contain_text("1")
+    assert f"rep={ann.id}" in (await csv_link.get_attribute("href") or "")
+    await page.get_by_label("Rep", exact=True).select_option(label="All")
+    await page.get_by_label("Channel", exact=True).select_option(label="SMS")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator("#tiles .tile").first).to_contain_text("0")
+    assert "channel=sms" in (await csv_link.get_attribute("href") or "")
 
     # Admin: add a rep with a skill from the list; a mistake is explained.
     await page.get_by_label("Username").fill("cara")

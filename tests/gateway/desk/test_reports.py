@@ -15,8 +15,11 @@ from gateway.desk.summary import percentile
 from gateway.idle_close import sweep_once
 from gateway.models import ChannelKind, Identity, IdentityKind, Reply
 from gateway.protocols import Decision, EventDraft, TurnContext
+from gateway.routing.models import Presence
+from gateway.store import migrate
 from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
+from gateway.store.urls import PgUrl
 from tests.gateway.routing.desk import Desk, HandoverBrain, build
 
 TOKEN = "reports-token-0123456789"
@@ -193,7 +196,11 @@ async def test_the_openapi_document_describes_the_summary(
     assert resp.status == 200
     doc = await resp.json()
     operation = doc["paths"]["/api/v1/reports/summary"]["get"]
-    assert {p["name"] for p in operation["parameters"]} == {"since", "until"}
+    assert {p["name"] for p in operation["parameters"]} == {
+        "since", "until", "channel", "queue", "rep"
+    }  # fmt: skip
+    (channel,) = [p for p in operation["parameters"] if p["name"] == "channel"]
+    assert channel["schema"]["items"]["enum"] == ["webchat", "sms", "email", "phone"]
     assert set(operation["responses"]) == {"200", "400", "401"}
     summary = doc["components"]["schemas"]["Summary"]
     for field in (
@@ -202,9 +209,225 @@ async def test_the_openapi_document_describes_the_summary(
         "bot_resolved",
         "handed_over",
         "first_response_seconds",
+        "next_response_seconds",
+        "queue_wait_seconds",
+        "handle_seconds",
         "resolution_seconds",
         "csat",
         "sla_breaches",
     ):
         assert field in summary["required"], field  # fmt: skip
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+# ------------------------------------------- next response, queue wait, handle time
+
+
+async def _entries(desk: Desk, cid: int) -> list[dict[str, Any]]:
+    """The conversation's queue entries, read straight from the table (not the facts)."""
+    store = desk.store
+    sql = ("SELECT from_rep_id, rep_id, enqueued_at, assigned_at, ended_at FROM queue_entries"
+           " WHERE conversation_id = {} ORDER BY id")  # fmt: skip
+    if isinstance(store, SqliteStore):
+        return await store.read(
+            lambda c: [dict(r) for r in c.execute(sql.format("?"), (cid,)).fetchall()]
+        )
+    assert isinstance(store, PostgresStore)
+
+    async def op(conn: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in await conn.fetch(sql.format("$1"), cid)]
+
+    return await store.read(op)
+
+
+async def _sent_at(desk: Desk, cid: int, text: str) -> int:
+    """When the message was stored, in ms (as the store keeps it)."""
+    (at,) = [m.created_at for m in await desk.store.conversation_messages(cid) if m.text == text]
+    return round(at.timestamp() * 1000)
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    values = sorted(values)
+    if not values:
+        return {"p50": None, "p90": None, "count": 0}
+    return {"p50": round(percentile(values, 0.5) or 0, 3),
+            "p90": round(percentile(values, 0.9) or 0, 3), "count": len(values)}  # fmt: skip
+
+
+async def _work(desk: Desk) -> tuple[dict[str, int], dict[str, int]]:
+    """Known waits: an SMS bob takes after 0.2 s, answers, then hands back with the
+    customer's last message unanswered; a web chat ann takes after 0.25 s, answers twice,
+    is written to twice (one wait) and once more, then transfers to bob, who answers
+    and closes; an email the agent resolves; a web chat in billing nobody serves."""
+    bob = await desk.rep("bob", "general")
+    ann = await desk.rep("ann", "general", available=False)
+    ids: dict[str, int] = {}
+    phone = Identity(kind=IdentityKind.PHONE, value="+15550002001")
+    sms = await desk.say("s1", "human general neutral", ChannelKind.SMS, phone)
+    ids["sms"] = sms.id
+    offer_id, cid = await desk.offer_for(bob.id)
+    assert cid == sms.id
+    await asyncio.sleep(0.2)
+    await desk.service.accept(bob.id, offer_id)
+    await desk.service.reply(bob.id, cid, "Bob here")
+    await desk.say("s1", "one more thing", ChannelKind.SMS, phone)
+    await asyncio.sleep(0.05)
+    await desk.service.hand_back(bob.id, cid)
+    await desk.say("s1", "ok then", ChannelKind.SMS, phone)  # the agent's again: no wait
+
+    await desk.service.set_presence(bob.id, Presence.AWAY)
+    await desk.service.set_presence(ann.id, Presence.AVAILABLE)
+    ids["web"] = (await desk.handover("w1", "general")).id
+    offer_id, cid = await desk.offer_for(ann.id)
+    assert cid == ids["web"]
+    await asyncio.sleep(0.25)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.reply(ann.id, cid, "Ann here")
+    await desk.service.reply(ann.id, cid, "Let me check")  # no customer message between
+    await desk.say("w1", "still there?")
+    await asyncio.sleep(0.15)
+    await desk.say("w1", "hello?")  # the same wait
+    await desk.service.reply(ann.id, cid, "Found it")
+    await desk.say("w1", "thanks, and my refund?")
+    await asyncio.sleep(0.1)
+    await desk.service.set_presence(bob.id, Presence.AVAILABLE)
+    await desk.service.transfer(ann.id, cid, to_rep=bob.id, note="refunds")
+    offer_id, cid2 = await desk.offer_for(bob.id)
+    assert cid2 == cid
+    await desk.service.accept(bob.id, offer_id)
+    await desk.service.reply(bob.id, cid, "Refund sent")
+    await desk.service.close(bob.id, cid, "resolved")
+
+    mail = Identity(kind=IdentityKind.EMAIL, value="kim@example.com")
+    ids["email"] = (await desk.say("e1", "solved confirmed", ChannelKind.EMAIL, mail)).id
+    ids["billing"] = (await desk.handover("w2", "billing")).id
+    return ids, {"ann": ann.id, "bob": bob.id}
+
+
+async def test_next_response_queue_wait_and_handle_time_are_exact_and_filtered(
+    tmp_path: Path, store_url: str, aiohttp_client: Client
+) -> None:
+    desk = await _open(tmp_path, store_url, aiohttp_client)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    ids, reps = await _work(desk)
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    period = {"since": start.isoformat(), "until": until}
+
+    # What the figures must be, from the messages and queue entries as stored.
+    web, sms = ids["web"], ids["sms"]
+    web_next = [
+        (await _sent_at(desk, web, "Found it") - await _sent_at(desk, web, "still there?")) / 1000,
+        (await _sent_at(desk, web, "Refund sent")
+         - await _sent_at(desk, web, "thanks, and my refund?")) / 1000,
+    ]  # fmt: skip
+    waits, handles = {}, {}
+    for name, cid in (("web", web), ("sms", sms)):
+        entries = await _entries(desk, cid)
+        first = next(e for e in entries if e["from_rep_id"] is None)
+        waits[name] = (first["assigned_at"] - first["enqueued_at"]) / 1000
+        handles[name] = sum(e["ended_at"] - e["assigned_at"] for e in entries
+                            if e["assigned_at"] is not None) / 1000  # fmt: skip
+    assert len(await _entries(desk, web)) == 2  # ann's, then the transfer bob accepted
+    assert waits["sms"] >= 0.2 and waits["web"] >= 0.25  # the known waits
+    assert web_next[0] >= 0.15 and web_next[1] >= 0.1
+    assert handles["web"] >= 0.15 + 0.1 and handles["sms"] >= 0.05
+
+    status, body = await _summary(desk, **period)
+    assert status == 200, body
+    assert body["conversations"] == 4
+    assert body["next_response_seconds"] == _spread(web_next)
+    assert body["queue_wait_seconds"] == _spread([waits["web"], waits["sms"]])
+    assert body["handle_seconds"] == _spread([handles["web"], handles["sms"]])
+
+    async def only(**query: str) -> dict[str, Any]:
+        status, got = await _summary(desk, **period, **query)
+        assert status == 200, (query, got)
+        return got  # type: ignore[no-any-return]
+
+    got = await only(channel="sms")
+    assert got["conversations"] == 1 and got["by_channel"]["sms"] == 1
+    assert got["queue_wait_seconds"] == _spread([waits["sms"]])
+    assert got["handle_seconds"] == _spread([handles["sms"]])
+    assert got["next_response_seconds"] == _spread([])
+    # Ann worked the web chat only; bob both (the transfer): each counts whole.
+    got = await only(rep=str(reps["ann"]))
+    assert got["conversations"] == 1 and got["by_channel"]["webchat"] == 1
+    assert got["next_response_seconds"] == _spread(web_next)
+    assert got["handle_seconds"] == _spread([handles["web"]])
+    got = await only(rep=str(reps["bob"]))
+    assert got["conversations"] == 2 and got["handed_over"] == 2
+    assert got["queue_wait_seconds"] == body["queue_wait_seconds"]
+    both = await only(rep=f"{reps['ann']},{reps['bob']}")
+    assert both == got
+    got = await only(queue="billing")
+    assert got["conversations"] == 1 and got["queue_wait_seconds"]["count"] == 0
+    assert got["first_response_seconds"]["count"] == 0
+    assert got["sla_breaches"] == 1  # its 1 ms first-response target, unanswered
+    got = await only(channel="webchat", queue="general")
+    assert got["conversations"] == 1 and got["handle_seconds"] == _spread([handles["web"]])
+    got = await only(channel="email")
+    assert got["conversations"] == 1 and got["bot_resolved"] == 1
+    assert got["handle_seconds"]["count"] == 0
+    # Repeated parameters are alternatives, as comma-separated ones.
+    resp = await desk.client.get(
+        "/api/v1/reports/summary",
+        params=[*period.items(), ("channel", "sms"), ("channel", "email")],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert (await resp.json())["conversations"] == 2
+
+    # Bad values: 400, naming the filter and what it may be.
+    for query, words in (
+        ({"channel": "fax"}, "channel: unknown channel 'fax'; one of webchat"),
+        ({"queue": "sales"}, "queue: unknown queue 'sales'"),
+        ({"rep": "ann"}, "rep: not a rep id: 'ann'"),
+        ({"rep": "-3"}, "rep: not a rep id"),
+        ({"rep": "99999"}, "rep: no rep 99999"),
+        ({"channel": ""}, "channel: empty"),
+        ({"rep": "1" * 40}, "rep: not a rep id"),
+    ):
+        status, bad = await _summary(desk, **period, **query)
+        assert status == 400 and bad["error"] == "invalid", (query, bad)
+        assert words in bad["message"], (query, bad)
+
+    # The facts are the store's: the same after a restart, and rebuilt the same from
+    # the stored rows by the migration's backfill.
+    await desk.client.close()
+    url = store_url if store_url.startswith("sqlite") else PgUrl.parse(store_url).sqlalchemy
+    await asyncio.to_thread(migrate.downgrade, url, "0013-1")
+    await asyncio.to_thread(migrate.upgrade, url)
+    again = await _open(tmp_path, store_url, aiohttp_client)
+    status, after = await _summary(again, **period)
+    assert status == 200
+    assert after == body
+    status, after = await _summary(again, **period, rep=str(reps["ann"]))
+    assert after["next_response_seconds"] == _spread(web_next)
+
+
+async def test_a_wait_open_across_the_rebuild_is_measured_when_the_rep_answers(
+    tmp_path: Path, store_url: str, aiohttp_client: Client
+) -> None:
+    """The backfill also restores a customer message still waiting for the rep holding
+    the conversation: the rep's reply after the upgrade (and a restart) ends that wait."""
+    desk = await _open(tmp_path, store_url, aiohttp_client)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    ann = await desk.rep("ann", "general")
+    cid = (await desk.handover("w1", "general")).id
+    offer_id, _ = await desk.offer_for(ann.id)
+    await desk.service.accept(ann.id, offer_id)
+    await desk.service.reply(ann.id, cid, "Ann here")
+    await desk.say("w1", "is it done?")
+    await desk.say("w1", "hello?")
+    await desk.client.close()
+    url = store_url if store_url.startswith("sqlite") else PgUrl.parse(store_url).sqlalchemy
+    await asyncio.to_thread(migrate.downgrade, url, "0013-1")
+    await asyncio.to_thread(migrate.upgrade, url)
+    again = await _open(tmp_path, store_url, aiohttp_client)
+    await asyncio.sleep(0.1)
+    await again.service.reply(ann.id, cid, "Done")
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    status, body = await _summary(again, since=start.isoformat(), until=until)
+    assert status == 200, body
+    wait = (await _sent_at(again, cid, "Done") - await _sent_at(again, cid, "is it done?")) / 1000
+    assert wait >= 0.1
+    assert body["next_response_seconds"] == _spread([wait])
