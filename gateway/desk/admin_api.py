@@ -157,12 +157,13 @@ async def reports_csv(request: web.Request) -> web.Response:
 
 
 async def reports_filters(request: web.Request, me: Rep) -> Any:
-    """What the reports page offers to filter by: channels, queues, reps (by id)."""
+    """What the reports page offers to filter by: channels, queues, reps (by id), teams."""
     admin = request.app[DESK].ready()[2]
     reps = [{"id": r.id, "name": r.display_name, "username": r.username}
             for r in await admin.list()]  # fmt: skip
+    teams = [t.name for t in await request.app[DESK].ready()[0].teams()]
     return {"channels": list(CHANNEL_NAMES), "queues": sorted(request.app[SETTINGS].queues),
-            "reps": reps}  # fmt: skip
+            "reps": reps, "teams": teams}  # fmt: skip
 
 
 async def _csv(request: web.Request, me: Rep) -> Any:

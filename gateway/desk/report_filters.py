@@ -1,11 +1,12 @@
-"""The reports' filters from a query string: `channel`, `queue` and `rep`, each
+"""The reports' filters from a query string: `channel`, `queue`, `rep` and `team`, each
 repeated or comma-separated (`channel=sms,email` or `channel=sms&channel=email`);
 values of one filter are alternatives, different filters must all match.
 
 A bad value is refused (`ReportFilterError`, answered 400) with what is allowed:
 a channel not among webchat, sms, email, phone; a queue not in GATEWAY_QUEUES; a
-rep id that is not a number or no rep's. `rep_ids` is a set so that other ways of
-naming reps (a team) can add theirs before the store reads.
+rep id that is not a number or no rep's; a team no admin created. A team counts the
+conversations any of its reps worked: it becomes `rep_ids`, and with `rep` given too,
+only the team's reps among them count.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ class ReportFilters(NamedTuple):
     channels: set[str] | None = None
     queues: set[str] | None = None
     rep_ids: set[int] | None = None
+    teams: set[str] | None = None  # as asked (already turned into `rep_ids`)
 
     def as_query(self) -> dict[str, str]:
         """The filters given, as query parameters (comma-separated, sorted)."""
         out = {}
         for name, values in (("channel", self.channels), ("queue", self.queues),
-                             ("rep", self.rep_ids)):  # fmt: skip
+                             ("rep", self.rep_ids), ("team", self.teams)):  # fmt: skip
             if values is not None:
                 out[name] = ",".join(str(v) for v in sorted(values))
         return out
@@ -59,6 +61,7 @@ async def parse_filters(
     *,
     queues: Iterable[str],
     rep_exists: Callable[[int], Awaitable[bool]],
+    team_reps: Callable[[str], Awaitable[list[int] | None]],
 ) -> ReportFilters:
     """The filters of `query` (an aiohttp MultiDict or a plain mapping), checked."""
     channels = _values(query, "channel")
@@ -84,10 +87,20 @@ async def parse_filters(
             if not await rep_exists(int(raw)):
                 raise ReportFilterError(f"rep: no rep {int(raw)}")
             rep_ids.add(int(raw))
+    teams = _values(query, "team")
+    if teams is not None:
+        members: set[int] = set()
+        for team in teams:
+            ids = await team_reps(team)
+            if ids is None:
+                raise ReportFilterError(f"team: no team {team[:100]!r}")
+            members.update(ids)
+        rep_ids = members if rep_ids is None else rep_ids & members
     return ReportFilters(
         channels=None if channels is None else set(channels),
         queues=None if names is None else set(names),
         rep_ids=rep_ids,
+        teams=None if teams is None else set(teams),
     )
 
 

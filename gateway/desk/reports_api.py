@@ -59,16 +59,22 @@ def period(query: Any) -> tuple[datetime, datetime]:
 
 
 async def filters_of(request: web.Request) -> ReportFilters:
-    """The request's `channel`, `queue` and `rep` filters (400 for a bad value)."""
+    """The request's `channel`, `queue`, `rep` and `team` filters (400 for a bad value)."""
     store = request.app[DESK].ready()[0]
 
     async def rep_exists(rep_id: int) -> bool:
         return await store.get_rep(rep_id) is not None
 
+    async def team_reps(name: str) -> list[int] | None:
+        if not any(t.name == name for t in await store.teams()):
+            return None
+        return await store.team_rep_ids(name)
+
     try:
         return await parse_filters(
-            request.query, queues=request.app[SETTINGS].queues, rep_exists=rep_exists
-        )
+            request.query, queues=request.app[SETTINGS].queues, rep_exists=rep_exists,
+            team_reps=team_reps,
+        )  # fmt: skip
     except ReportFilterError as exc:
         raise _bad(str(exc)) from None
 
@@ -210,6 +216,13 @@ def openapi() -> dict[str, Any]:
                             "Only conversations this rep (by id) took at some point; every "
                             "figure of such a conversation counts (repeat or comma-separate "
                             "for several reps).",
+                        ),
+                        _list_param(
+                            "team",
+                            {"type": "string"},
+                            "Only conversations a rep of this team (by name, as an admin "
+                            "created it) took at some point; with `rep`, only those reps of "
+                            "the team (repeat or comma-separate for several teams).",
                         ),
                     ],
                     "responses": {

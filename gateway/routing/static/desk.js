@@ -76,14 +76,14 @@ class Desk {
     const since = startOf($("since").value);
     const until = new Date(startOf($("until").value).getTime() + DAY_MS);
     const query = new URLSearchParams({ since: since.toISOString(), until: until.toISOString() });
-    for (const name of ["channel", "queue", "rep"]) {
+    for (const name of ["channel", "queue", "rep", "team"]) {
       const value = $("filter-" + name).value;
       if (value) query.set(name, value);
     }
     return query;
   }
 
-  // The choices of the channel, queue and rep filters ("All": not filtered).
+  // The choices of the channel, queue, rep and team filters ("All": not filtered).
   async loadFilters() {
     let options;
     try {
@@ -99,6 +99,7 @@ class Desk {
     fill("filter-channel", options.channels.map((c) => [c, channelLabel(c)]));
     fill("filter-queue", options.queues.map((q) => [q, q]));
     fill("filter-rep", options.reps.map((r) => [r.id, `${r.name} (${r.username})`]));
+    fill("filter-team", options.teams.map((t) => [t, t]));
   }
 
   async report() {

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from gateway.desk.state import DESK
 from gateway.desk.summary import percentile
 from gateway.idle_close import sweep_once
 from gateway.models import ChannelKind, Identity, IdentityKind, Reply
@@ -359,6 +360,17 @@ async def test_next_response_queue_wait_and_handle_time_are_exact_and_filtered(
     assert got["queue_wait_seconds"] == body["queue_wait_seconds"]
     both = await only(rep=f"{reps['ann']},{reps['bob']}")
     assert both == got
+    # A team counts what its reps worked; with `rep` too, only those of the team.
+    store = desk.client.app[DESK].ready()[0]
+    north = await store.add_team("North")
+    await store.set_team(reps["ann"], north.id)
+    await store.add_team("South")  # nobody in it
+    assert await only(team="North") == await only(rep=str(reps["ann"]))
+    assert (await only(team="North,South"))["conversations"] == 1
+    assert (await only(team="South"))["conversations"] == 0
+    assert (await only(team="North", rep=str(reps["bob"])))["conversations"] == 0
+    status, bad = await _summary(desk, **period, team="Nowhere")
+    assert status == 400 and "team: no team 'Nowhere'" in str(bad), bad
     got = await only(queue="billing")
     assert got["conversations"] == 1 and got["queue_wait_seconds"]["count"] == 0
     assert got["first_response_seconds"]["count"] == 0
