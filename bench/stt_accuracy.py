@@ -28,6 +28,7 @@ short (< 3 s) and long ones. One warm-up decode per configuration is not timed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -80,13 +81,27 @@ def telephone(audio: np.ndarray) -> np.ndarray:
     return pcm16_to_float32(mulaw_to_pcm(mulaw, STT_RATE))
 
 
-def load_utterances(folder: Path, only: list[str] | None) -> list[Utterance]:
+def half_of(item_id: str) -> str:
+    """`design` or `held`: the half an item belongs to, from its id alone.
+
+    The rule: an item is `held` out when the SHA-1 of its id (UTF-8), read as a
+    big-endian integer, is odd, and `design` when it is even. It depends on nothing
+    but the id, so adding recordings never moves an old one to the other half.
+    Settings are tuned on `design` only; `held` decides."""
+    return "held" if int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % 2 else "design"
+
+
+def load_utterances(
+    folder: Path, only: list[str] | None, half: str = "all"
+) -> list[Utterance]:
     from faster_whisper import decode_audio  # reads wav and flac, resamples to 16 kHz
 
     items = json.loads((folder / "items.json").read_text())
     out = []
     for item in items:
         if only and item["id"] not in only:
+            continue
+        if half != "all" and half_of(item["id"]) != half:
             continue
         wide = np.asarray(decode_audio(str(folder / item["file"]), sampling_rate=STT_RATE))
         out.append(Utterance(item["id"], item["reference"], wide, telephone(wide)))
@@ -97,6 +112,7 @@ def run_config(
     stt: WhisperTranscriber, utterances: list[Utterance], path: str
 ) -> tuple[list[str], list[float]]:
     stt.transcribe_blocking(getattr(utterances[0], path))  # warm-up, not timed
+    stt.fallbacks = 0
     texts, cpu = [], []
     for utt in utterances:
         started = time.process_time()
@@ -110,7 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--paths", nargs="+", default=["wide", "phone"])
     parser.add_argument("--beams", nargs="+", type=int, default=[1, 5])
-    parser.add_argument("--windows", nargs="+", default=["full", "utterance"])
+    parser.add_argument(
+        "--windows",
+        nargs="+",
+        default=["full", "utterance"],
+        help="full, utterance, or utterance with options after colons: "
+        "utterance:nots (no timestamps), utterance:noguard (no repeat guard)",
+    )
+    parser.add_argument(
+        "--half", choices=["all", "design", "held"], default="all", help="see half_of"
+    )
     parser.add_argument("--pad", type=float, default=1.0, help="utterance window: silence after")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--items", nargs="*", help="only these items.json ids")
@@ -125,17 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / "items.json").is_file():
         print(f"no recordings at {folder} (set GATEWAY_TEST_SPEECH_DIR)", file=sys.stderr)
         return 2
-    utterances = load_utterances(folder, args.items)
+    utterances = load_utterances(folder, args.items, args.half)
     normalise = EnglishTextNormalizer()
     references = [normalise(u.reference) for u in utterances]
     short = [u.seconds < SHORT_S for u in utterances]
     print(
-        f"{len(utterances)} utterances ({sum(short)} under {SHORT_S:.0f} s), "
+        f"{len(utterances)} utterances ({args.half}; {sum(short)} under {SHORT_S:.0f} s), "
         f"{args.threads} CTranslate2 threads, int8, machine: {os.cpu_count()} cores"
     )
     header = (
-        f"{'model':<8} {'path':<6} {'beam':>4} {'window':<10} {'WER %':>6} "
-        f"{'CPU s/utt':>9} {'short':>6} {'long':>6}"
+        f"{'model':<8} {'path':<6} {'beam':>4} {'window':<20} {'WER %':>6} "
+        f"{'CPU s/utt':>9} {'short':>6} {'long':>6} {'fb':>3}"
     )
     print(header)
     print("-" * len(header))
@@ -149,8 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.paths:
             for beam in args.beams:
                 for window in args.windows:
+                    kind, *options = window.split(":")
                     stt = WhisperTranscriber(
-                        model, workers=1, beam_size=beam, window=window, pad_s=args.pad
+                        model,
+                        workers=1,
+                        beam_size=beam,
+                        window=kind,
+                        pad_s=args.pad,
+                        timestamps="nots" not in options,
+                        repeat_guard="noguard" not in options,
                     )
                     texts, cpu = run_config(stt, utterances, path)
                     hyp = [normalise(t) for t in texts]
@@ -158,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
                     short_cpu = [c for c, s in zip(cpu, short, strict=True) if s]
                     long_cpu = [c for c, s in zip(cpu, short, strict=True) if not s]
                     print(
-                        f"{name:<8} {path:<6} {beam:>4} {window:<10} {wer:>6.1f} "
+                        f"{name:<8} {path:<6} {beam:>4} {window:<20} {wer:>6.1f} "
                         f"{statistics.mean(cpu):>9.3f} {statistics.mean(short_cpu or [0]):>6.3f} "
-                        f"{statistics.mean(long_cpu or [0]):>6.3f}",
+                        f"{statistics.mean(long_cpu or [0]):>6.3f} {stt.fallbacks:>3}",
                         flush=True,
                     )
                     if args.show:

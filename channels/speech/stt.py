@@ -202,6 +202,8 @@ class WhisperTranscriber:
         beam_size: int = 1,
         window: str = "full",
         pad_s: float = DEFAULT_PAD_S,
+        timestamps: bool = True,
+        repeat_guard: bool = True,
     ) -> None:
         self.model = model
         self.language = language
@@ -220,9 +222,12 @@ class WhisperTranscriber:
             )
         if self.multilingual and language not in model.supported_languages:
             raise ModelLoadError(f"GATEWAY_STT_LANGUAGE: Whisper does not know {language!r}")
-        self._short = ShortWindowDecoder(model, language, pad_s=pad_s)
+        self._short = ShortWindowDecoder(
+            model, language, pad_s=pad_s, timestamps=timestamps, repeat_guard=repeat_guard
+        )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt")
         self._slots = asyncio.Semaphore(workers)
+        self.fallbacks = 0  # utterance windows that looped and were decoded again in full
         self._waiting = 0
         self._running = 0
         self._closed = False
@@ -338,6 +343,9 @@ class WhisperTranscriber:
                 short = self._short.decode(audio, max_new_tokens=cap, beam_size=self.beam_size)
             except Exception as exc:
                 raise TranscriptionError(f"speech recognition failed: {exc}") from exc
+            if short.looped:
+                self.fallbacks += 1
+                return self._full_window(audio, cap, started, duration_ms)
             confidence = math.exp(short.avg_logprob) * (1.0 - short.no_speech_prob)
             return Transcript(
                 text=short.text,
@@ -348,6 +356,11 @@ class WhisperTranscriber:
                 tokens=short.tokens,
                 processing_ms=round((time.perf_counter() - started) * 1000),
             )
+        return self._full_window(audio, cap, started, duration_ms)
+
+    def _full_window(
+        self, audio: NDArray[np.float32], cap: int, started: float, duration_ms: int
+    ) -> Transcript:
         prompt = 4 if self.multilingual else 2  # <|sot|> [<|lang|> <|task|>] <|notimestamps|>
         try:
             segments, info = self.model.transcribe(
