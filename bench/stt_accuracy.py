@@ -3,6 +3,7 @@
     .venv/bin/python bench/stt_accuracy.py                        # the whole matrix
     .venv/bin/python bench/stt_accuracy.py --models tiny.en --beams 1 --paths phone
     .venv/bin/python bench/stt_accuracy.py --windows full utterance --pad 1.0
+    .venv/bin/python bench/stt_accuracy.py --half held --windows full utterance utterance:noguard
 
 The recordings are `../shared/speech` (items.json: file, reference; next to the
 repository, or GATEWAY_TEST_SPEECH_DIR), 28 utterances of 1-10 s by several
@@ -15,8 +16,16 @@ combination of:
 - path: `wide`, the recording at 16 kHz; `phone`, what a call carries: resampled
   to 8 kHz, μ-law coded and decoded, back to 16 kHz (the gateway's own audio code);
 - beam: 1 (greedy, the gateway's default) or 5;
-- window: `full` (faster-whisper's 30 s window) or `utterance` (only the
-  utterance's frames plus `--pad` seconds of silence, GATEWAY_STT_WINDOW).
+- window: `full` (faster-whisper's 30 s window), `utterance` (only the
+  utterance's frames plus `--pad` seconds of silence, GATEWAY_STT_WINDOW), or `auto`
+  (what the gateway picks for the model); `utterance:nots` decodes without
+  timestamps and `utterance:noguard` keeps Whisper's repeats (for comparison).
+
+`--half design|held` takes one half of the recordings (`half_of`: by the SHA-1 of
+the item id, so the halves never change as recordings are added). Anything about
+the utterance window is tuned on `design`; whether it becomes a default is decided
+on `held`. The `fb` column counts utterance windows that looped to the token cap
+and were decoded again on the full window.
 
 WER is over all utterances (jiwer), after Whisper's own English normaliser
 (whisper-normalizer's EnglishTextNormalizer) on both sides. CPU is the process
@@ -180,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                         workers=1,
                         beam_size=beam,
                         window=kind,
+                        model_name=name,
                         pad_s=args.pad,
                         timestamps="nots" not in options,
                         repeat_guard="noguard" not in options,

@@ -160,7 +160,7 @@ def spoken_tokens(
     were dropped: everything after the first timestamp at or past `speech_s` (a
     segment Whisper places in the silence padded after the utterance, where it says
     the utterance again) is dropped, and so are the timestamps themselves."""
-    kept = []
+    kept: list[int] = []
     for at, token in enumerate(sequence):
         if token >= timestamp_begin and (token - timestamp_begin) * TIME_PRECISION_S >= speech_s:
             return kept, any(later < eot for later in sequence[at:])
