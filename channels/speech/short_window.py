@@ -10,18 +10,29 @@ with the same decoding options the gateway gives faster-whisper (greedy or beam,
 no timestamps, the same suppressed tokens, token cap). Utterances longer than
 one window are left to faster-whisper.
 
-Without the silence of a full window after the words, Whisper sometimes does not
-say <|endoftext|> where the speech ends and says the utterance again ("go forward
-ten meters. Go forward ten meters. Go"). Two guards, both measured: at least
-`pad_s` of silence after the speech, and `drop_repeats`, which keeps one copy of
-a transcript from where it starts saying its last words again to the end (units
-of 2 words or more, 3 words repeated at least, so "five five" stays). The
-accuracy cost of the shorter window is measured, not assumed:
-bench/stt_accuracy.py compares both on real recordings through the phone path.
+Without the silence of a full window after the words, Whisper often does not say
+<|endoftext|> where the speech ends and says the utterance again ("go forward ten
+meters. Go forward ten meters. Go"), up to the token cap; without timestamps base
+did so on several short clips ("5 5 5 5 5 ..."). Three guards, measured with
+bench/stt_accuracy.py on real recordings through the phone path:
+
+- decoding with timestamps (`timestamps`, on by default): Whisper then closes the
+  segment with an end timestamp and stops, and text it places in a segment that
+  starts in the padded silence (at or after the end of the audio) is dropped
+  (`spoken_tokens`);
+- `drop_repeats` (`repeat_guard`) keeps one copy of a transcript from where it starts
+  saying its last words again to the end (units of 2 words or more, 3 words
+  repeated at least, so "five five" stays);
+- a decode that used all its tokens with neither guard finding where the loop
+  starts (a digit said again and again) is marked `looped`, and the transcriber
+  decodes that utterance again on the full window.
+
+The accuracy cost of the shorter window is measured, not assumed: see docs/voice.md.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +133,8 @@ class ShortWindowDecoder:
             max_length=2 * room,
             return_scores=True,
             return_no_speech_prob=True,
+            # With timestamps the confidence is taken from the words' own log-probabilities.
+            return_logits_vocab=self.timestamps,
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
@@ -135,6 +148,13 @@ class ShortWindowDecoder:
             timestamp_begin=self._tokenizer.timestamp_begin,
             speech_s=len(audio) / SAMPLE_RATE,
         )
+        if self.timestamps and tokens:
+            # Timestamp tokens are much less certain than words, and a dropped repeat
+            # says nothing about the words kept: the mean over the kept words, as the
+            # full window's (no timestamps) is.
+            avg_logprob = words_logprob(
+                result.logits[0], sequence, len(tokens), self._tokenizer.eot
+            )
         heard = self._tokenizer.decode(tokens).strip()
         text = drop_repeats(heard) if self.repeat_guard else heard
         # Every token of its room used, and no guard found where the loop starts: a loop
@@ -169,6 +189,22 @@ def spoken_tokens(
     return kept, False
 
 
+def words_logprob(logits: list[Any], sequence: list[int], words: int, eot: int) -> float:
+    """Mean log-probability of the first `words` text tokens of `sequence` (timestamps
+    and special tokens skipped), from the decoder's logits at each step."""
+    total, counted = 0.0, 0
+    for step, token in zip(logits, sequence, strict=False):
+        if token >= eot:
+            continue
+        row = np.asarray(step, dtype=np.float64)
+        peak = float(row.max())
+        total += float(row[token]) - peak - math.log(float(np.exp(row - peak).sum()))
+        counted += 1
+        if counted == words:
+            break
+    return total / max(counted, 1)
+
+
 def _word(word: str) -> str:
     return re.sub(r"[^\w']", "", word.lower())
 
@@ -195,5 +231,7 @@ def drop_repeats(text: str) -> str:
             if matched >= MIN_REPEAT_WORDS and (
                 ragged == 0 or (ragged <= RAGGED_WORDS and matched >= 2 * unit)
             ):
-                return " ".join(words[:cut])
+                # What is kept may itself end in a loop ("clubs 10 of clubs clubs 10"
+                # after four "10 of clubs" leaves four of them): cut again.
+                return drop_repeats(" ".join(words[:cut]))
     return text
