@@ -6,9 +6,9 @@ and the decoder then cross-attends to 1500 encoder positions at every token.
 CTranslate2 accepts fewer frames, so `ShortWindowDecoder` computes the log-mel of
 the utterance plus `pad_s` of trailing silence (faster-whisper's own
 `FeatureExtractor`, the same features) and calls the CTranslate2 model directly
-with the same decoding options the gateway gives faster-whisper (greedy or beam,
-no timestamps, the same suppressed tokens, token cap). Utterances longer than
-one window are left to faster-whisper.
+with the decoding options the gateway gives faster-whisper (greedy or beam, the
+same suppressed tokens, language forced, token cap), except that it decodes with
+timestamps (below). Utterances longer than one window are left to faster-whisper.
 
 Without the silence of a full window after the words, Whisper often does not say
 <|endoftext|> where the speech ends and says the utterance again ("go forward ten
