@@ -100,9 +100,7 @@ def half_of(item_id: str) -> str:
     return "held" if int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % 2 else "design"
 
 
-def load_utterances(
-    folder: Path, only: list[str] | None, half: str = "all"
-) -> list[Utterance]:
+def load_utterances(folder: Path, only: list[str] | None, half: str = "all") -> list[Utterance]:
     from faster_whisper import decode_audio  # reads wav and flac, resamples to 16 kHz
 
     items = json.loads((folder / "items.json").read_text())
@@ -114,6 +112,53 @@ def load_utterances(
             continue
         wide = np.asarray(decode_audio(str(folder / item["file"]), sampling_rate=STT_RATE))
         out.append(Utterance(item["id"], item["reference"], wide, telephone(wide)))
+    return out
+
+
+# A fresh check nothing was tuned on: short things callers say, voiced by espeak-ng
+# (synthetic, so not a substitute for the recordings: recognisers hear espeak worse).
+ESPEAK_PHRASES = (
+    "yes",
+    "no thanks",
+    "yes please",
+    "that's right",
+    "hello",
+    "I want to talk to a person",
+    "can you reset my password",
+    "where is my order",
+    "I never got the parcel",
+    "the card was charged twice",
+    "cancel my subscription",
+    "what time do you close",
+    "my name is Sarah Jones",
+    "it says the payment failed",
+    "can I change the delivery address",
+    "the app keeps crashing",
+    "five five",
+    "seven of hearts",
+    "I would like a refund",
+    "thank you goodbye",
+)
+ESPEAK_VOICES = (("en-us", 165), ("en-gb", 150), ("en-gb-scotland", 175))
+
+
+def espeak_utterances() -> list[Utterance]:
+    """ESPEAK_PHRASES in each of ESPEAK_VOICES, synthesised by the espeak-ng program."""
+    import subprocess
+    import tempfile
+
+    from faster_whisper import decode_audio
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for voice, rate in ESPEAK_VOICES:
+            for number, text in enumerate(ESPEAK_PHRASES):
+                wav = Path(tmp) / f"{voice}-{number}.wav"
+                subprocess.run(
+                    ["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(wav), text], check=True
+                )
+                wide = np.asarray(decode_audio(str(wav), sampling_rate=STT_RATE))
+                out.append(Utterance(f"{voice}-{number}", text, wide, telephone(wide)))
     return out
 
 
@@ -145,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--half", choices=["all", "design", "held"], default="all", help="see half_of"
     )
+    parser.add_argument(
+        "--espeak", action="store_true", help="ESPEAK_PHRASES voiced by espeak-ng instead"
+    )
     parser.add_argument("--pad", type=float, default=1.0, help="utterance window: silence after")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--items", nargs="*", help="only these items.json ids")
@@ -156,15 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     from whisper_normalizer.english import EnglishTextNormalizer
 
     folder = speech_dir()
-    if not (folder / "items.json").is_file():
+    if args.espeak:
+        utterances = espeak_utterances()
+    elif not (folder / "items.json").is_file():
         print(f"no recordings at {folder} (set GATEWAY_TEST_SPEECH_DIR)", file=sys.stderr)
         return 2
-    utterances = load_utterances(folder, args.items, args.half)
+    else:
+        utterances = load_utterances(folder, args.items, args.half)
     normalise = EnglishTextNormalizer()
     references = [normalise(u.reference) for u in utterances]
     short = [u.seconds < SHORT_S for u in utterances]
     print(
-        f"{len(utterances)} utterances ({args.half}; {sum(short)} under {SHORT_S:.0f} s), "
+        f"{len(utterances)} utterances ({'espeak' if args.espeak else args.half}; "
+        f"{sum(short)} under {SHORT_S:.0f} s), "
         f"{args.threads} CTranslate2 threads, int8, machine: {os.cpu_count()} cores"
     )
     header = (

@@ -25,7 +25,8 @@ bench/stt_accuracy.py on real recordings through the phone path:
   repeated at least, so "five five" stays);
 - a decode that used all its tokens with neither guard finding where the loop
   starts (a digit said again and again) is marked `looped`, and the transcriber
-  decodes that utterance again on the full window.
+  decodes that utterance again on the full window, as it does one that comes out
+  blank (a short window's no-speech probability is higher: "yes" was dropped).
 
 The accuracy cost of the shorter window is measured, not assumed: see docs/voice.md.
 """

@@ -243,7 +243,7 @@ class WhisperTranscriber:
         )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt")
         self._slots = asyncio.Semaphore(workers)
-        self.fallbacks = 0  # utterance windows that looped and were decoded again in full
+        self.fallbacks = 0  # utterance windows looped or blank, decoded again in full
         self._waiting = 0
         self._running = 0
         self._closed = False
@@ -366,7 +366,10 @@ class WhisperTranscriber:
                 short = self._short.decode(audio, max_new_tokens=cap, beam_size=self.beam_size)
             except Exception as exc:
                 raise TranscriptionError(f"speech recognition failed: {exc}") from exc
-            if short.looped:
+            # A loop no guard could cut, or nothing heard: a short window is no judge of
+            # silence (its no-speech probability is higher: "yes" came out blank), and
+            # the endpointer did hear speech. Both are decoded again on the full window.
+            if short.looped or not short.text:
                 self.fallbacks += 1
                 return self._full_window(audio, cap, started, duration_ms)
             confidence = math.exp(short.avg_logprob) * (1.0 - short.no_speech_prob)

@@ -6,6 +6,8 @@ text placed in the padding dropped, a loop no guard can cut decoded again in ful
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,11 +46,13 @@ def recording(item_id: str, *, phone: bool) -> tuple[NDArray[np.float32], str]:
     items = {item["id"]: item for item in json.loads((root / "items.json").read_text())}
     pcm, rate = read_wav(root / items[item_id]["file"])
     audio = pcm16_to_float32(resample(pcm, rate, STT_RATE))
-    if phone:
-        audio = pcm16_to_float32(
-            mulaw_to_pcm(pcm_to_mulaw(float32_to_pcm16(audio), STT_RATE), STT_RATE)
-        )
-    return audio, str(items[item_id]["reference"])
+    return (phone_line(audio) if phone else audio), str(items[item_id]["reference"])
+
+
+def phone_line(audio: NDArray[np.float32]) -> NDArray[np.float32]:
+    """16 kHz audio as a call carries it: 8 kHz μ-law and back."""
+    mulaw = pcm_to_mulaw(float32_to_pcm16(audio), STT_RATE)
+    return pcm16_to_float32(mulaw_to_pcm(mulaw, STT_RATE))
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +174,24 @@ def test_base_on_a_short_window_stops_where_the_speech_stops(base_model: Any) ->
     audio, _ = recording("sb_spk1_snt2", phone=True)
     sure = full.transcribe_blocking(audio).confidence
     assert abs(short.transcribe_blocking(audio).confidence - sure) < 0.1
+
+
+def test_a_blank_short_window_is_decoded_again_on_the_full_window(
+    base_model: Any, tmp_path: Path
+) -> None:
+    # A short window's no-speech probability is higher: base heard nothing in an
+    # espeak "yes" on its own frames, and "yeah" on the full window.
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.skip("espeak-ng is not installed")
+    wav = tmp_path / "yes.wav"
+    subprocess.run([espeak, "-v", "en-us", "-s", "165", "-w", str(wav), "yes"], check=True)
+    pcm, rate = read_wav(wav)
+    audio = phone_line(pcm16_to_float32(resample(pcm, rate, STT_RATE)))
+    stt = WhisperTranscriber(base_model, workers=1, window="utterance")
+    heard = stt.transcribe_blocking(audio)
+    assert stt.fallbacks == 1
+    assert heard.text.strip() and heard.confidence > 0.0
+    # Silence stays silence: blank on the short window, then on the full one.
+    assert stt.transcribe_blocking(np.zeros(STT_RATE, np.float32)).text == ""
+    assert stt.fallbacks == 2
