@@ -214,7 +214,7 @@ class Settings(BaseSettings):
     stt_window: Literal["auto", "utterance", "full"] = Field(
         "auto",
         description="What the recogniser encodes: `full`, Whisper's whole 30 s window; "
-        "`utterance`, the caller's words plus 1 s of silence (3-5x less CPU per turn); "
+        "`utterance`, the caller's words plus 1 s of silence (2-5x less CPU per turn); "
         "`auto`, the window measured as accurate for the model (today `full` for tiny.en "
         "and base, and for any model not measured: see docs/voice.md).",
     )
