@@ -211,11 +211,12 @@ class Settings(BaseSettings):
         0, ge=0, le=64, description="Threads per transcription; 0: CPU cores / STT_WORKERS."
     )
     stt_timeout_s: float = Field(15.0, gt=0, description="Longest wait for one transcript.")
-    stt_window: Literal["utterance", "full"] = Field(
-        "full",
-        description="What the recogniser encodes: `full`, Whisper's whole 30 s window, or "
-        "`utterance`, the caller's words plus 1 s of silence (~4x less CPU per turn; measured "
-        "as accurate with tiny.en on the phone line, not with base: see docs/voice.md).",
+    stt_window: Literal["auto", "utterance", "full"] = Field(
+        "auto",
+        description="What the recogniser encodes: `full`, Whisper's whole 30 s window; "
+        "`utterance`, the caller's words plus 1 s of silence (2-5x less CPU per turn); "
+        "`auto`, the window measured as accurate for the model (today `full` for tiny.en "
+        "and base, and for any model not measured: see docs/voice.md).",
     )
     tts_voice: str = Field("en-us", min_length=1, description="espeak-ng voice name.")
     tts_rate: int = Field(170, ge=80, le=450, description="Speaking rate, words per minute.")

@@ -6,22 +6,34 @@ and the decoder then cross-attends to 1500 encoder positions at every token.
 CTranslate2 accepts fewer frames, so `ShortWindowDecoder` computes the log-mel of
 the utterance plus `pad_s` of trailing silence (faster-whisper's own
 `FeatureExtractor`, the same features) and calls the CTranslate2 model directly
-with the same decoding options the gateway gives faster-whisper (greedy or beam,
-no timestamps, the same suppressed tokens, token cap). Utterances longer than
-one window are left to faster-whisper.
+with the decoding options the gateway gives faster-whisper (greedy or beam, the
+same suppressed tokens, language forced, token cap), except that it decodes with
+timestamps (below). Utterances longer than one window are left to faster-whisper.
 
-Without the silence of a full window after the words, Whisper sometimes does not
-say <|endoftext|> where the speech ends and says the utterance again ("go forward
-ten meters. Go forward ten meters. Go"). Two guards, both measured: at least
-`pad_s` of silence after the speech, and `drop_repeats`, which keeps one copy of
-a transcript from where it starts saying its last words again to the end (units
-of 2 words or more, 3 words repeated at least, so "five five" stays). The
-accuracy cost of the shorter window is measured, not assumed:
-bench/stt_accuracy.py compares both on real recordings through the phone path.
+Without the silence of a full window after the words, Whisper often does not say
+<|endoftext|> where the speech ends and says the utterance again ("go forward ten
+meters. Go forward ten meters. Go"), up to the token cap; without timestamps base
+did so on several short clips ("5 5 5 5 5 ..."). Three guards, measured with
+bench/stt_accuracy.py on real recordings through the phone path:
+
+- decoding with timestamps (`timestamps`, on by default): Whisper then closes the
+  segment with an end timestamp and stops, and text it places in a segment that
+  starts in the padded silence (at or after the end of the audio) is dropped
+  (`spoken_tokens`);
+- `drop_repeats` (`repeat_guard`) keeps one copy of a transcript from where it starts
+  saying its last words again to the end (units of 2 words or more, 3 words
+  repeated at least, so "five five" stays);
+- a decode that used all its tokens with neither guard finding where the loop
+  starts (a digit said again and again) is marked `looped`, and the transcriber
+  decodes that utterance again on the full window, as it does one that comes out
+  blank (a short window's no-speech probability is higher: "yes" was dropped).
+
+The accuracy cost of the shorter window is measured, not assumed: see docs/voice.md.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +45,8 @@ SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame (10 ms)
 MAX_FRAMES = 3000  # Whisper's window
 DEFAULT_PAD_S = 1.0
+TIME_PRECISION_S = 0.02  # one timestamp token
+SEGMENT_S = 5  # timestamp tokens: allow one segment (start and end) per this many seconds
 MIN_REPEAT_WORDS = 3
 RAGGED_WORDS = 2
 # faster-whisper's own thresholds for a window that holds no speech.
@@ -48,6 +62,7 @@ class Decoded:
     tokens: int
     avg_logprob: float
     no_speech_prob: float
+    looped: bool = False  # ran to the token cap repeating itself: decode the full window
 
 
 class ShortWindowDecoder:
@@ -55,7 +70,15 @@ class ShortWindowDecoder:
 
     Thread-safe: concurrent `decode` calls run in parallel on the model's workers."""
 
-    def __init__(self, model: Any, language: str = "en", *, pad_s: float = DEFAULT_PAD_S) -> None:
+    def __init__(
+        self,
+        model: Any,
+        language: str = "en",
+        *,
+        pad_s: float = DEFAULT_PAD_S,
+        timestamps: bool = True,
+        repeat_guard: bool = True,
+    ) -> None:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -67,8 +90,10 @@ class ShortWindowDecoder:
             task="transcribe",
             language=language if multilingual else "en",
         )
+        self.timestamps = timestamps
+        self.repeat_guard = repeat_guard
         self._prompt: list[int] = list(
-            model.get_prompt(self._tokenizer, [], without_timestamps=True)
+            model.get_prompt(self._tokenizer, [], without_timestamps=not timestamps)
         )
         self._suppress: list[int] = list(get_suppressed_tokens(self._tokenizer, (-1,)) or [])
         self.pad_samples = round(pad_s * SAMPLE_RATE)
@@ -83,6 +108,12 @@ class ShortWindowDecoder:
         frames = min(MAX_FRAMES, mel.shape[-1] - mel.shape[-1] % 2)  # the encoder halves it
         return np.ascontiguousarray(mel[np.newaxis, :, :frames], dtype=np.float32)
 
+    def timestamp_tokens(self, samples: int) -> int:
+        """Room for the timestamp tokens of an utterance's segments (two per ~5 s)."""
+        if not self.timestamps:
+            return 0
+        return 2 * (1 + samples // (SEGMENT_S * SAMPLE_RATE))
+
     def decode(
         self, audio: NDArray[np.float32], *, max_new_tokens: int, beam_size: int = 1
     ) -> Decoded:
@@ -90,6 +121,7 @@ class ShortWindowDecoder:
         import ctranslate2
 
         features = ctranslate2.StorageView.from_array(self.features(audio))
+        room = max_new_tokens + self.timestamp_tokens(len(audio))
         result = self._model.model.generate(
             features,
             [self._prompt],
@@ -99,22 +131,79 @@ class ShortWindowDecoder:
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
             # CTranslate2 decodes at most max_length / 2 new tokens for Whisper (see stt.py).
-            max_length=2 * max_new_tokens,
+            max_length=2 * room,
             return_scores=True,
             return_no_speech_prob=True,
+            # With timestamps the confidence is taken from the words' own log-probabilities.
+            return_logits_vocab=self.timestamps,
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
-        tokens = list(result.sequences_ids[0])
+        sequence = list(result.sequences_ids[0])
         # The score is length-normalised; recover the mean log-probability as faster-whisper does.
-        avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+        avg_logprob = float(result.scores[0]) * len(sequence) / (len(sequence) + 1)
         no_speech = float(result.no_speech_prob)
-        text = drop_repeats(self._tokenizer.decode(tokens).strip())
-        if no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
-            return Decoded(text="", tokens=0, avg_logprob=avg_logprob, no_speech_prob=no_speech)
-        return Decoded(
-            text=text, tokens=len(tokens), avg_logprob=avg_logprob, no_speech_prob=no_speech
+        tokens, cut = spoken_tokens(
+            sequence,
+            eot=self._tokenizer.eot,
+            timestamp_begin=self._tokenizer.timestamp_begin,
+            speech_s=len(audio) / SAMPLE_RATE,
         )
+        if self.timestamps and tokens:
+            # Timestamp tokens are much less certain than words, and a dropped repeat
+            # says nothing about the words kept: the mean over the kept words, as the
+            # full window's (no timestamps) is.
+            avg_logprob = words_logprob(
+                result.logits[0], sequence, len(tokens), self._tokenizer.eot
+            )
+        heard = self._tokenizer.decode(tokens).strip()
+        text = drop_repeats(heard) if self.repeat_guard else heard
+        # Every token of its room used, and no guard found where the loop starts: a loop
+        # (a digit said again and again) that only a whole window's silence stops.
+        looped = len(sequence) >= room and not cut and text == heard
+        if no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
+            return Decoded(
+                text="", tokens=0, avg_logprob=avg_logprob, no_speech_prob=no_speech, looped=False
+            )
+        return Decoded(
+            text=text,
+            tokens=len(tokens),
+            avg_logprob=avg_logprob,
+            no_speech_prob=no_speech,
+            looped=looped,
+        )
+
+
+def spoken_tokens(
+    sequence: list[int], *, eot: int, timestamp_begin: int, speech_s: float
+) -> tuple[list[int], bool]:
+    """The text tokens of a decoded `sequence` said within the speech, and whether any
+    were dropped: everything after the first timestamp at or past `speech_s` (a
+    segment Whisper places in the silence padded after the utterance, where it says
+    the utterance again) is dropped, and so are the timestamps themselves."""
+    kept: list[int] = []
+    for at, token in enumerate(sequence):
+        if token >= timestamp_begin and (token - timestamp_begin) * TIME_PRECISION_S >= speech_s:
+            return kept, any(later < eot for later in sequence[at:])
+        if token < eot:
+            kept.append(token)
+    return kept, False
+
+
+def words_logprob(logits: list[Any], sequence: list[int], words: int, eot: int) -> float:
+    """Mean log-probability of the first `words` text tokens of `sequence` (timestamps
+    and special tokens skipped), from the decoder's logits at each step."""
+    total, counted = 0.0, 0
+    for step, token in zip(logits, sequence, strict=False):
+        if token >= eot:
+            continue
+        row = np.asarray(step, dtype=np.float64)
+        peak = float(row.max())
+        total += float(row[token]) - peak - math.log(float(np.exp(row - peak).sum()))
+        counted += 1
+        if counted == words:
+            break
+    return total / max(counted, 1)
 
 
 def _word(word: str) -> str:
@@ -143,5 +232,7 @@ def drop_repeats(text: str) -> str:
             if matched >= MIN_REPEAT_WORDS and (
                 ragged == 0 or (ragged <= RAGGED_WORDS and matched >= 2 * unit)
             ):
-                return " ".join(words[:cut])
+                # What is kept may itself end in a loop ("clubs 10 of clubs clubs 10"
+                # after four "10 of clubs" leaves four of them): cut again.
+                return drop_repeats(" ".join(words[:cut]))
     return text
