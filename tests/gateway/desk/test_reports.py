@@ -198,7 +198,7 @@ async def test_the_openapi_document_describes_the_summary(
     doc = await resp.json()
     operation = doc["paths"]["/api/v1/reports/summary"]["get"]
     assert {p["name"] for p in operation["parameters"]} == {
-        "since", "until", "channel", "queue", "rep"
+        "since", "until", "channel", "queue", "rep", "team"
     }  # fmt: skip
     (channel,) = [p for p in operation["parameters"] if p["name"] == "channel"]
     assert channel["schema"]["items"]["enum"] == ["webchat", "sms", "email", "phone"]
