@@ -115,7 +115,7 @@ def parse(text: str, where: str) -> dict[str, Rule]:
         if OutreachChannel.CALL in rules[name].channels and not rules[name].call:
             raise ConfigError(f"{SETTING}: {where}, type {name!r}: call is listed but not allowed")
     if not rules:
-        raise ConfigError(f"{SETTING}: {where} has no [types.\"...\"] table")
+        raise ConfigError(f'{SETTING}: {where} has no [types."..."] table')
     return rules
 
 
@@ -132,4 +132,4 @@ def _packaged() -> str:
     return resources.files("gateway.outreach").joinpath("rules.toml").read_text("utf-8")
 
 
-__all__ = ["Rendered", "Rule", "Rules", "TEXTS", "parse", "template_values"]
+__all__ = ["TEXTS", "Rendered", "Rule", "Rules", "parse", "template_values"]

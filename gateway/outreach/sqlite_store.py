@@ -84,7 +84,7 @@ class SqliteOutreachStore:
     async def sent_since(self, customer_id: int, since_ms: int, other_than: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
             row = conn.execute(q.SENT_SINCE, (customer_id, since_ms, other_than)).fetchone()
-            return int(row[0])
+            return int(row["n"])
 
         return await self._store.read(op)
 

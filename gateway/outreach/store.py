@@ -45,9 +45,7 @@ DUE = (
     " ORDER BY due_at LIMIT ?"
 )
 RELEASE = "UPDATE outreach SET claimed_until = NULL WHERE claimed_until IS NOT NULL"
-SENT_SINCE = (
-    "SELECT COUNT(*) FROM outreach WHERE customer_id = ? AND sent_at >= ? AND id <> ?"
-)
+SENT_SINCE = "SELECT COUNT(*) AS n FROM outreach WHERE customer_id = ? AND sent_at >= ? AND id <> ?"
 MESSAGE_STATUS = "SELECT status, error_code FROM messages WHERE id = ?"
 FIGURES = (
     "SELECT o.state, o.channel, o.error, m.status AS message_status, o.outcome,"
@@ -147,8 +145,7 @@ class OutreachStore(Protocol):
         one transaction; the row's `message_id` is the turn's first message."""
         ...
 
-    async def message_status(self, message_id: int) -> tuple[DeliveryStatus | None, str | None]:
-        ...
+    async def message_status(self, message_id: int) -> tuple[DeliveryStatus | None, str | None]: ...
 
     async def sent_since(self, customer_id: int, since_ms: int, other_than: str) -> int:
         """Outreach sent to the customer since `since_ms`, not counting `other_than`."""
