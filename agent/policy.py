@@ -77,8 +77,23 @@ _ORDER_TOPICS = (Intent.ORDER_STATUS, Intent.ORDER_CANCEL)
 # How long a reply is taken to be about the order we wrote to the customer about.
 OUTREACH_CONTEXT = timedelta(days=7)
 OUTREACH_CONFIDENCE = 0.8
-_DELIVERY_WORDS = frozenset({"arrive", "arriving", "coming", "delivery", "deliver", "delivered",
-                             "late", "delay", "delayed", "when", "where", "still", "it"})  # fmt: skip
+_DELIVERY_WORDS = frozenset(
+    [
+        "arrive",
+        "arriving",
+        "coming",
+        "delivery",
+        "deliver",
+        "delivered",
+        "late",
+        "delay",
+        "delayed",
+        "when",
+        "where",
+        "still",
+        "it",
+    ]
+)
 
 
 class EmbeddedPolicy:

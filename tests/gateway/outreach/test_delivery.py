@@ -10,6 +10,7 @@ from gateway.models import Identity, IdentityKind
 from gateway.outreach.models import OutreachChannel, OutreachState
 from tests.channels.sms.texting import Texter
 from tests.gateway.outreach.conftest import (
+    AUTH,
     JANE_MAIL,
     JANE_PHONE,
     OpenGateway,
@@ -48,7 +49,7 @@ async def test_nothing_is_texted_to_an_opted_out_number(open_gateway: OpenGatewa
     status, body = await gw.post(order_delayed(channel="sms"))  # only SMS: skipped
     done = await gw.settled(body["id"])
     assert done.state is OutreachState.SKIPPED and done.error == "opted_out", done
-    status, body = await gw.post(order_delayed("evt-2"))  # any channel: email instead
+    _, body = await gw.post(order_delayed("evt-2"))  # any channel: email instead
     done = await gw.settled(body["id"])
     assert done.state is OutreachState.SENT and done.channel is OutreachChannel.EMAIL
     assert gw.twilio.messages == []
@@ -77,8 +78,8 @@ async def test_one_click_unsubscribe_stops_outreach_mail(open_gateway: OpenGatew
     assert not await gw.store.is_opted_out(email)
     tampered = await gw.client.post(path[:-3] + "xyz", data="List-Unsubscribe=One-Click")
     assert tampered.status == 404
-    resp = await gw.client.post(path, data="List-Unsubscribe=One-Click",
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    resp = await gw.client.post(path, data="List-Unsubscribe=One-Click", headers=form)
     assert resp.status == 200
     assert await gw.store.is_opted_out(email)
     # The next payment event: not mailed; the next channel (SMS) is used.
@@ -96,7 +97,7 @@ def _window_around_now() -> str:
 async def test_quiet_hours_defer_a_text_until_they_end(open_gateway: OpenGateway) -> None:
     # A 555 number has no region time zone: BUSINESS_TIMEZONE (UTC) is theirs.
     gw = await open_gateway(outreach_quiet_hours=_window_around_now())
-    status, body = await gw.post(order_delayed(channel="sms"))
+    _, body = await gw.post(order_delayed(channel="sms"))
     done = await gw.settled(body["id"])
     assert done.state is OutreachState.DEFERRED, done
     assert done.due_at is not None
@@ -121,8 +122,7 @@ async def test_the_frequency_cap_skips_the_extra_ones(open_gateway: OpenGateway)
         states.append((done.state.value, done.error))
     assert states == [("sent", None), ("sent", None), ("skipped", "frequency_cap")]
     assert len(gw.twilio.messages) == 2
-    summary = await gw.client.get("/api/v1/outreach/summary",
-                                  headers={"Authorization": "Bearer outreach-test-token-0123456789"})  # fmt: skip
+    summary = await gw.client.get("/api/v1/outreach/summary", headers=AUTH)
     figures = (await summary.json())["outreach"]
     assert figures["created"] == 3 and figures["sent"] == 2 and figures["skipped"] == 1
     assert figures["by_channel"] == {"sms": 2}

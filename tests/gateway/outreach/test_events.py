@@ -57,7 +57,7 @@ async def test_an_event_becomes_one_text_in_the_customers_conversation(
                 "data": {"amount": "$5", "why": "expired"},
             },
             "calls are not allowed",
-        ),  # fmt: skip
+        ),
     ],
 )
 async def test_bad_events_are_refused_with_422_and_a_clear_message(
