@@ -77,6 +77,8 @@ _ORDER_TOPICS = (Intent.ORDER_STATUS, Intent.ORDER_CANCEL)
 # How long a reply is taken to be about the order we wrote to the customer about.
 OUTREACH_CONTEXT = timedelta(days=7)
 OUTREACH_CONFIDENCE = 0.8
+# What a bare "is it still coming friday?" reads as without the order in mind.
+_UNPLACED = (Intent.UNKNOWN, Intent.OUT_OF_SCOPE, Intent.HELP)
 _DELIVERY_WORDS = frozenset(
     [
         "arrive",
@@ -365,7 +367,7 @@ def _about_outreach(
         return parsed
     if parsed.intent in (Intent.ORDER_STATUS, Intent.ORDER_CANCEL):
         return parsed.model_copy(update={"order_id": note.order_id})
-    if parsed.intent is Intent.UNKNOWN and parsed.topic is None and _about_it(text):
+    if parsed.intent in _UNPLACED and parsed.topic is None and _about_it(text):
         return parsed.model_copy(update={
             "intent": Intent.ORDER_STATUS, "topic": Intent.ORDER_STATUS,
             "order_id": note.order_id, "confidence": OUTREACH_CONFIDENCE,
@@ -374,9 +376,8 @@ def _about_outreach(
 
 
 def _about_it(text: str) -> bool:
-    """A question, or words about a delivery, with nothing else named."""
-    words = set(re.findall(r"[a-z']+", text.lower()))
-    return text.rstrip().endswith("?") or bool(words & _DELIVERY_WORDS)
+    """Words about "it" or a delivery (with no business subject of its own named)."""
+    return bool(set(re.findall(r"[a-z']+", text.lower())) & _DELIVERY_WORDS)
 
 
 def _confirmed(state: AgentState, now: datetime) -> bool:

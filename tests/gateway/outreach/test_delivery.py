@@ -46,7 +46,7 @@ async def test_nothing_is_texted_to_an_opted_out_number(open_gateway: OpenGatewa
     await texter.text("STOP")
     await texter.drain()
     assert await texter.opted_out()
-    status, body = await gw.post(order_delayed(channel="sms"))  # only SMS: skipped
+    _, body = await gw.post(order_delayed(channel="sms"))  # only SMS: skipped
     done = await gw.settled(body["id"])
     assert done.state is OutreachState.SKIPPED and done.error == "opted_out", done
     _, body = await gw.post(order_delayed("evt-2"))  # any channel: email instead
