@@ -74,7 +74,8 @@ class PostgresOutreachStore:
                          **fields: Any) -> TurnStored:  # fmt: skip
         async def op(conn: Conn) -> TurnStored:
             stored = await self._store.turn_in(conn, turn)
-            sql, values = q.update_sql({**fields, "message_id": stored.messages[0].id})
+            first = stored.messages[0].id if stored.messages else None  # a call: none
+            sql, values = q.update_sql({**fields, "message_id": first})
             await conn.execute(numbered(sql), *values, now_ms, outreach_id)
             return stored
 

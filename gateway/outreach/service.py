@@ -133,7 +133,11 @@ class OutreachService:
         `delivered`; anything else moves on to the next channel (at once)."""
         result = CallOutcome(outcome)
         found = await self.outreach.get(outreach_id)
-        if found is None or found.channel is not OutreachChannel.CALL or found.state.final:
+        if (
+            found is None
+            or found.channel is not OutreachChannel.CALL
+            or found.state is not S.SENDING
+        ):
             log.info("outreach %s: call outcome %s ignored", outreach_id, result.value)
             return
         now = to_ms(self.clock())
@@ -142,10 +146,8 @@ class OutreachService:
                                        outcome=result.value, sent_at=now, due_at=None,
                                        claimed_until=None)  # fmt: skip
             return
-        await self.outreach.update(outreach_id, now, outcome=result.value, error=result.value,
-                                   tried=[*found.tried, OutreachChannel.CALL.value],
-                                   due_at=now, claimed_until=None)  # fmt: skip
-        self._wake.set()
+        await self.outreach.update(outreach_id, now, outcome=result.value)
+        await self._next(found, result.value)  # no answer, busy, failed: the next channel
 
     async def mail_extras(self, message_id: int) -> tuple[str, dict[str, str]] | None:
         """For the email channel: (subject, headers) of an outreach mail, or None for
@@ -276,7 +278,7 @@ class OutreachService:
         stored = await self.outreach.begin_send(
             item.id, turn, now, state=S.SENDING.value, channel=channel.value,
             customer_id=reached.customer.id, conversation_id=conversation.id, error=None,
-            due_at=now + self.lease_ms, call_sid=None, outcome=None,
+            due_at=now, call_sid=None, outcome=None,  # held by its claim meanwhile
         )  # fmt: skip
         log.info("outreach %s (%s) on %s", item.id, item.type, channel.value)
         if channel is OutreachChannel.CALL:

@@ -66,7 +66,8 @@ class SqliteOutreachStore:
                          **fields: Any) -> TurnStored:  # fmt: skip
         def op(conn: sqlite3.Connection) -> TurnStored:
             stored = self._store.turn_in(conn, turn)
-            sql, values = q.update_sql({**fields, "message_id": stored.messages[0].id})
+            first = stored.messages[0].id if stored.messages else None  # a call: none
+            sql, values = q.update_sql({**fields, "message_id": first})
             conn.execute(sql, (*values, now_ms, outreach_id))
             return stored
 

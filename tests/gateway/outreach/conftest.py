@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import STORE, create_app
@@ -105,9 +106,13 @@ async def open_gateway(
     api_url = await twilio_rest.start()
     relay_url = await relay.start()
 
-    async def open_(**extra: Any) -> Gateway:
+    async def open_(before: Callable[[web.Application], None] | None = None,
+                    **extra: Any) -> Gateway:  # fmt: skip
         values = settings_for(store_url, tmp_path / "data", api_url, relay_url, **extra)
-        client = await aiohttp_client(create_app(load_settings(**values)))
+        app = create_app(load_settings(**values))
+        if before is not None:
+            before(app)
+        client = await aiohttp_client(app)
         return Gateway(client, twilio_rest, relay)
 
     return open_
