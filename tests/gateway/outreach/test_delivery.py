@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+from channels.webchat import sign_user_id
 from gateway.models import Identity, IdentityKind
 from gateway.outreach.models import OutreachChannel, OutreachState
+from tests.channels.chat import Chat
 from tests.channels.sms.texting import Texter
 from tests.gateway.outreach.conftest import (
     AUTH,
@@ -126,3 +128,23 @@ async def test_the_frequency_cap_skips_the_extra_ones(open_gateway: OpenGateway)
     figures = (await summary.json())["outreach"]
     assert figures["created"] == 3 and figures["sent"] == 2 and figures["skipped"] == 1
     assert figures["by_channel"] == {"sms": 2}
+
+
+async def test_web_chat_is_used_when_the_customer_has_it_open(open_gateway: OpenGateway) -> None:
+    secret = "s3cret-shared-with-the-site"
+    gw = await open_gateway(webchat_identity_secret=secret)
+    chat = await Chat.open(gw.client)
+    user = {"id": "C-1001", "name": "Jane Doe",
+            "signature": sign_user_id(secret.encode(), "C-1001")}  # fmt: skip
+    await chat.hello(user=user)
+    await chat.say("hello", "u1")
+    await chat.reply()
+    event = order_delayed(channel="webchat")
+    done = await gw.settled((await gw.post(event))[1]["id"])
+    assert done.state is OutreachState.SENT and done.channel is OutreachChannel.WEBCHAT, done
+    frame = await chat.until(lambda f: f.get("type") == "message" and "1001" in str(f))
+    assert "running late" in str(frame)
+    await chat.ws.close()
+    # Nobody online: a web chat-only event is skipped, not lost silently.
+    later = await gw.settled((await gw.post(order_delayed("evt-2", channel="webchat")))[1]["id"])
+    assert later.state is OutreachState.SKIPPED and later.error == "no_channel"

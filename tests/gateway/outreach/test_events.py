@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.models import ChannelKind, IdentityKind
@@ -88,3 +90,17 @@ async def test_the_openapi_document_has_the_outreach_paths(open_gateway: OpenGat
         doc["paths"]
     )
     assert "OutreachEvent" in doc["components"]["schemas"]
+
+
+async def test_the_same_event_delivered_at_once_five_times_is_one_outreach(
+    open_gateway: OpenGateway,
+) -> None:
+    gw = await open_gateway()
+    answers = await asyncio.gather(*(gw.post(order_delayed("evt-race")) for _ in range(5)))
+    assert {status for status, _ in answers} == {202}
+    assert len({body["id"] for _, body in answers}) == 1
+    assert sum(not body["duplicate"] for _, body in answers) == 1
+    done = await gw.settled(answers[0][1]["id"])
+    assert done.state is OutreachState.SENT
+    await gw.service.sweep()
+    assert len(gw.twilio.messages) == 1

@@ -6,7 +6,15 @@ from __future__ import annotations
 from gateway.models import AuthorKind, Direction
 from gateway.outreach.models import OutreachState
 from tests.channels.sms.texting import Texter, eventually
-from tests.gateway.outreach.conftest import JANE_PHONE, OpenGateway, order_delayed
+from tests.gateway.outreach.conftest import (
+    AUTH,
+    JANE_MAIL,
+    JANE_PHONE,
+    Gateway,
+    OpenGateway,
+    order_delayed,
+)
+from tests.support.mail import Mailer
 
 
 async def test_the_reply_is_answered_about_the_order_we_wrote_about(
@@ -32,9 +40,7 @@ async def test_the_reply_is_answered_about_the_order_we_wrote_about(
     events = [e.kind for e in await gw.store.events(done.conversation_id)]
     assert "outreach.sent" in events and "tool.order_lookup" in events, events
     # Replied: the summary counts it.
-    summary = await gw.client.get(
-        "/api/v1/outreach/summary", headers={"Authorization": "Bearer " + gw_token()}
-    )
+    summary = await gw.client.get("/api/v1/outreach/summary", headers=AUTH)
     figures = (await summary.json())["outreach"]
     assert figures["sent"] == 1 and figures["replied"] == 1
 
@@ -50,11 +56,23 @@ async def test_without_the_outreach_the_same_question_gets_no_order_answer(
     assert "1001" not in answer["Body"]
 
 
-async def _sent(gw: object) -> list[dict[str, str]]:
-    return list(gw.twilio.messages)  # type: ignore[attr-defined]
+async def _sent(gw: Gateway) -> list[dict[str, str]]:
+    return list(gw.twilio.messages)
 
 
-def gw_token() -> str:
-    from tests.gateway.outreach.conftest import TOKEN
-
-    return TOKEN
+async def test_an_emailed_answer_lands_in_the_outreach_conversation(
+    open_gateway: OpenGateway,
+) -> None:
+    gw = await open_gateway(email_listen="127.0.0.1:0")
+    event = {"id": "evt-renew", "type": "subscription.renewing", "customer": {"account": "C-1001"},
+             "data": {"plan": "Pro", "renews_on": "1 January", "amount": "$99.00"}}  # fmt: skip
+    done = await gw.settled((await gw.post(event))[1]["id"])
+    assert done.state is OutreachState.SENT
+    [ours] = gw.relay.mails
+    assert ours["Subject"] == "Your Pro subscription renews on 1 January"
+    mailer = Mailer(gw.client, gw.relay)
+    await mailer.send(mailer.compose(JANE_MAIL, "Can I switch to yearly billing?", reply_to=ours))
+    assert done.conversation_id is not None
+    messages = await gw.store.conversation_messages(done.conversation_id)
+    inbound = [m for m in messages if m.direction is Direction.INBOUND]
+    assert [m.text for m in inbound] == ["Can I switch to yearly billing?"]
