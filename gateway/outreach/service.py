@@ -264,6 +264,8 @@ class OutreachService:
             "at": self.clock().isoformat(), "channel": channel.value,
         }  # fmt: skip
         state: dict[str, Any] = {**conversation.agent_state, "outreach": context}
+        if context["order_id"]:  # the agent's order slot (agent/turn.py): a brief names it
+            state["order_id"] = context["order_id"]
         event = EventDraft(kind="outreach.sent", data={
             "outreach_id": item.id, "event_id": item.event_id, "type": item.type,
             "data": item.event.data, "channel": channel.value, "reason": texts.reason,
