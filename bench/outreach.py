@@ -86,11 +86,15 @@ async def run(events: int, concurrency: int, store: str) -> int:
     posts = len(latencies)
     lat = sorted(latencies)
     print(f"events: {events} ({posts} posts, {posts - events} retries), store: {store}")
-    print(f"accepted: {posts / accepted:.0f} posts/s; 202 latency p50 "
-          f"{statistics.median(lat) * 1000:.1f} ms, p95 {lat[int(0.95 * len(lat))] * 1000:.1f} ms")
+    print(
+        f"accepted: {posts / accepted:.0f} posts/s; 202 latency p50 "
+        f"{statistics.median(lat) * 1000:.1f} ms, p95 {lat[int(0.95 * len(lat))] * 1000:.1f} ms"
+    )
     print(f"all texted after {sent:.1f} s: {events / sent:.0f} texts/s")
-    print(f"texts: {len(twilio.messages)}, numbers texted twice: {twice}, "
-          f"retries with another outreach id: {sum(len(v) > 1 for v in ids.values())}")
+    print(
+        f"texts: {len(twilio.messages)}, numbers texted twice: {twice}, "
+        f"retries with another outreach id: {sum(len(v) > 1 for v in ids.values())}"
+    )
     ok = len(twilio.messages) == events and twice == 0 and all(len(v) == 1 for v in ids.values())
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
