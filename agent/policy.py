@@ -24,6 +24,11 @@ has intent "clarify" and the (low) confidence it had, and it guesses nothing.
 The second consecutive one hands over to the general queue. Unanswered
 repeats of a pending question count the same way.
 
+After an outreach. When we wrote to the customer first about an order
+(gateway/outreach keeps `AgentState.outreach`), for 7 days an order question
+without a number, or a message about "it" or a delivery that names no other
+subject ("is it still coming friday?"), means that order.
+
 State. `Decision.agent_state` is `AgentState` (agent/turn.py) as JSON; the
 gateway stores it and passes it back next turn. Unknown or malformed state
 starts afresh. The flows themselves live in agent/flows.py.
@@ -43,13 +48,14 @@ contact on record confirmed it (agent/verify.py; until then
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agent import flows, replies, resolution, verify
 from agent.backend import Backend
 from agent.brief import quote
-from agent.intents import Intent, parse
+from agent.intents import Intent, Parsed, parse
 from agent.kb import KbHit, KnowledgeBase, terms
 from agent.recall import earlier_contact
 from agent.sentiment import SentimentAnalyzer, worse
@@ -73,6 +79,28 @@ Handler = Callable[[Turn], Awaitable[Decision]]
 
 HISTORY_WINDOW = 10  # recent messages, every channel: the last contact (each read costs)
 _ORDER_TOPICS = (Intent.ORDER_STATUS, Intent.ORDER_CANCEL)
+# How long a reply is taken to be about the order we wrote to the customer about.
+OUTREACH_CONTEXT = timedelta(days=7)
+OUTREACH_CONFIDENCE = 0.8
+# What a bare "is it still coming friday?" reads as without the order in mind.
+_UNPLACED = (Intent.UNKNOWN, Intent.OUT_OF_SCOPE, Intent.HELP)
+_DELIVERY_WORDS = frozenset(
+    [
+        "arrive",
+        "arriving",
+        "coming",
+        "delivery",
+        "deliver",
+        "delivered",
+        "late",
+        "delay",
+        "delayed",
+        "when",
+        "where",
+        "still",
+        "it",
+    ]
+)
 
 
 class EmbeddedPolicy:
@@ -164,6 +192,7 @@ class EmbeddedPolicy:
             and box.verified
         ):
             parsed = parsed.model_copy(update={"order_id": recall.order_id})
+        parsed = _about_outreach(state, parsed, text, now, verified=box.verified)
         t = Turn(
             turn, state, box, parsed, mood, self.threshold, self.resets_per_day,
             recall=recall.sentence() if recall is not None else None, verifier=self.verifier,
@@ -328,6 +357,32 @@ def _with_resolution(decision: Decision, previous: str | None) -> Decision:
     event = resolution.confirmed_event(previous, decision.intent)
     events = (*decision.events, event) if event is not None else decision.events
     return decision.model_copy(update={"agent_state": state, "events": events})
+
+
+def _about_outreach(
+    state: AgentState, parsed: Parsed, text: str, now: datetime, *, verified: bool
+) -> Parsed:
+    """After we told the customer about an order (gateway/outreach), a question that
+    names no order and no other subject ("is it still coming friday?", "where is it
+    now?") is about that order."""
+    note = state.outreach
+    if note is None or not note.order_id or parsed.order_id or not verified:
+        return parsed
+    if note.at is not None and now - note.at > OUTREACH_CONTEXT:
+        return parsed
+    if parsed.intent in (Intent.ORDER_STATUS, Intent.ORDER_CANCEL):
+        return parsed.model_copy(update={"order_id": note.order_id})
+    if parsed.intent in _UNPLACED and parsed.topic is None and _about_it(text):
+        return parsed.model_copy(update={
+            "intent": Intent.ORDER_STATUS, "topic": Intent.ORDER_STATUS,
+            "order_id": note.order_id, "confidence": OUTREACH_CONFIDENCE,
+        })  # fmt: skip
+    return parsed
+
+
+def _about_it(text: str) -> bool:
+    """Words about "it" or a delivery (with no business subject of its own named)."""
+    return bool(set(re.findall(r"[a-z']+", text.lower())) & _DELIVERY_WORDS)
 
 
 def _confirmed(state: AgentState, now: datetime) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +39,18 @@ SIGN_IN = replies.SIGN_IN  # as the web chat says it; `replies.style` rewords it
 ANYTHING_ELSE = "Is there anything else I can help with?"
 
 
+class OutreachNote(BaseModel):
+    """Why we got in touch first (gateway/outreach sets it with its message): the
+    customer's reply is most likely about it ("is it still coming friday?")."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    reason: str = ""
+    order_id: str | None = None
+    at: datetime | None = None
+
+
 class AgentState(BaseModel):
     """What the policy remembers between turns (stored by the gateway as JSON)."""
 
@@ -54,6 +67,7 @@ class AgentState(BaseModel):
     words: str | None = None  # the customer's first words on the current topic, PII masked
     sentiment: Sentiment = Sentiment.NEUTRAL  # the worst so far
     otp: OtpState = Field(default_factory=OtpState)  # one-time codes (agent/verify.py)
+    outreach: OutreachNote | None = None  # the news we sent them last (gateway/outreach)
 
     def note(self, what: str) -> None:
         """Remember something the agent did, for the brief."""

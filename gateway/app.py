@@ -142,6 +142,7 @@ def create_app(
     from gateway.cluster import bus_ctx, cluster_ctx
     from gateway.desk.setup import setup_desk
     from gateway.idle_close import idle_close_ctx
+    from gateway.outreach.setup import setup_outreach
     from gateway.routing.setup import setup_routing
 
     app = web.Application(client_max_size=1024 * 1024, middlewares=[bad_body_middleware])
@@ -170,5 +171,6 @@ def create_app(
     setup_email(app)
     setup_routing(app)  # after the channels: it wraps their responders at start-up
     setup_desk(app)  # after routing: rep admin refreshes its reps, closed conversations
+    setup_outreach(app)  # after the channels and the desk (its API tokens)
     assert ChannelKind.WEBCHAT in app[CHANNELS], "the web chat channel registers itself"
     return app

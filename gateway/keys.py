@@ -13,6 +13,8 @@ from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
+from gateway.outreach.caller import OutboundCaller
+from gateway.outreach.service import OutreachService
 from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
 from gateway.settings import Settings
 
@@ -27,6 +29,10 @@ OUTBOX = web.AppKey("outbox", Outbox)  # replies waiting to be sent (gateway/out
 BACKEND = web.AppKey("backend", object)
 TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
 BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
+# Places outreach calls (gateway/outreach/caller.py); set by the phone side when it can.
+OUTBOUND_CALLER = web.AppKey("outbound_caller", OutboundCaller)
+# Business events to customers (gateway/outreach); the caller reports outcomes to it.
+OUTREACH = web.AppKey("outreach", OutreachService)
 
 __all__ = [
     "BACKEND",
@@ -35,7 +41,9 @@ __all__ = [
     "CHANNELS",
     "DISPATCHER",
     "METRICS",
+    "OUTBOUND_CALLER",
     "OUTBOX",
+    "OUTREACH",
     "SECRET_KEY",
     "SETTINGS",
     "STORE",

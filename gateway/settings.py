@@ -535,6 +535,36 @@ class Settings(BaseSettings):
         "conversation always may. Empty or no such queue: only the holder.",
     )  # fmt: skip
 
+    # --- proactive outreach (gateway/outreach)
+    outreach_rules_dir: Path | None = Field(
+        None, description="Folder whose rules.toml replaces the packaged outreach rules and "
+        "templates (gateway/outreach/rules.toml): event types, channel order, texts, calls."
+    )  # fmt: skip
+    outreach_quiet_hours: str = Field(
+        "21:00-08:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d)?$",
+        description="HH:MM-HH:MM in the customer's local time (their phone number's region, "
+        "else BUSINESS_TIMEZONE) when no outreach text or call goes out: it waits for the end. "
+        "Empty: none.",
+    )  # fmt: skip
+    outreach_max_per_day: int = Field(
+        3, ge=0, le=1000,
+        description="Outreach messages one customer gets in 24 hours at most; more are "
+        "skipped (frequency_cap). 0: no cap.",
+    )  # fmt: skip
+    outreach_poll_s: float = Field(
+        1.0, gt=0, le=60, description="How often each node looks for outreach that is due."
+    )
+    outreach_lease_s: float = Field(
+        60.0, ge=5, le=3600,
+        description="How long a node holds an outreach it is sending; a node that dies "
+        "holding it leaves it to another (or to itself after a restart) after this.",
+    )  # fmt: skip
+    outreach_call_timeout_s: float = Field(
+        300.0, ge=10, le=3600,
+        description="An outreach call with no outcome reported after this long counts as "
+        "failed: the next channel is tried.",
+    )  # fmt: skip
+
     # --- checks (settings_checks.py), run by pydantic in this order
     _default_public_url = model_validator(mode="before")(check.default_public_url)
     _check_llm = model_validator(mode="after")(check.llm_pairing)

@@ -54,6 +54,7 @@ def build_messages(
         if verified
         else "The customer is NOT verified: account tools will refuse. Offer help that needs"
         " no account, or ask them to sign in or contact us from the details on their account.",
+        *outreach_facts(turn.conversation.agent_state),
         *notes,
     ]
     system = prompts.system(turn.conversation.channel) + "\nFacts from the system:\n"
@@ -79,6 +80,21 @@ def build_messages(
         }
     )
     return messages
+
+
+def outreach_facts(agent_state: dict[str, Any]) -> list[str]:
+    """Why we got in touch first, when we did (gateway/outreach keeps it in the
+    conversation's agent_state): the customer's reply is most likely about it."""
+    note = agent_state.get("outreach")
+    if not isinstance(note, dict) or not isinstance(note.get("reason"), str):
+        return []
+    reason = mask_pii(note["reason"])[:300]
+    order = note.get("order_id")
+    about = f" (order {order})" if isinstance(order, str) and order else ""
+    return [
+        f"We contacted the customer first{about}, to tell them: {reason}. Their message is"
+        " most likely about this unless they say otherwise."
+    ]
 
 
 def summarize(history: Sequence[Message], max_chars: int) -> str:

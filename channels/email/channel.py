@@ -26,6 +26,7 @@ import collections
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -101,6 +102,9 @@ class EmailChannel:
         self._threads: collections.OrderedDict[int, Thread] = collections.OrderedDict()
         self._senders: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.limits: AnswerLimits | None = None
+        # A message of ours that is not an answer (an outreach, gateway/outreach): its
+        # subject and extra headers (List-Unsubscribe), or None for an answer.
+        self.extras: Callable[[int], Awaitable[tuple[str, dict[str, str]] | None]] | None = None
 
     def attach(self, store: Store, relay: Relay | None, limits: AnswerLimits | None = None) -> None:
         self.store, self.relay, self.limits = store, relay, limits
@@ -265,6 +269,14 @@ class EmailChannel:
             reply_to=reply_to,
             message_id=self._sent_id(message),
         )
+        extra = await self.extras(message.id) if self.extras is not None else None
+        if extra is not None:  # our own news, in the customer's thread: its own subject
+            subject, headers = extra
+            del mail["Subject"], mail["Auto-Submitted"]
+            mail["Subject"] = subject
+            mail["Auto-Submitted"] = "auto-generated"
+            for name, value in headers.items():
+                mail[name] = value
         sent_id = str(mail["Message-ID"])
         # The Message-ID is recorded before the relay is asked: a resend reuses it.
         await store.set_delivery(

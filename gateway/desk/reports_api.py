@@ -153,6 +153,9 @@ def openapi() -> dict[str, Any]:
                   "Error": {"type": "object", "required": ["error", "message"],
                             "properties": {"error": {"type": "string"},
                                            "message": {"type": "string"}}}}  # fmt: skip
+    from gateway.outreach import api as outreach_api  # imports this module (period)
+
+    components.update(outreach_api.openapi_schemas())
     date = {"type": "string", "format": "date-time"}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     parameters = [
@@ -261,6 +264,7 @@ def openapi() -> dict[str, Any]:
                     },
                 }
             },
+            **outreach_api.openapi_paths(),
         },
     }
 

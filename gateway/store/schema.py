@@ -404,3 +404,36 @@ report_responses = Table(
     Column("asked_at", BigInteger, nullable=False),
     Column("replied_at", BigInteger, nullable=False),
 )
+
+# ------------------------------------------------------- proactive outreach (0014)
+
+# One row per business event (gateway/outreach): the event's own id is unique, so a
+# sender retrying it finds the same outreach. The row is a durable state machine
+# (queued -> sending -> sent | failed | deferred | skipped), claimed by one sender at
+# a time until `claimed_until`, due again at `due_at` (NULL once final).
+outreach = Table(
+    "outreach",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("type", String(60), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: the event's customer, data, channel
+    Column("customer_id", Integer, ForeignKey("customers.id")),
+    Column("conversation_id", Integer, ForeignKey("conversations.id")),
+    Column("state", String(20), nullable=False),
+    Column("channel", String(20)),  # the channel of the current (or last) attempt
+    Column("tried", Text, nullable=False, server_default="[]"),  # JSON: channels that failed
+    Column("message_id", Integer, ForeignKey("messages.id")),  # the current attempt's message
+    Column("call_sid", String(64)),
+    Column("outcome", String(20)),  # a call's: human | machine | no_answer | busy | failed
+    Column("error", String(60)),
+    Column("due_at", BigInteger),
+    Column("claimed_until", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger),
+    Index("ix_outreach_due_at", "due_at"),
+    Index("ix_outreach_customer_id_sent_at", "customer_id", "sent_at"),
+    Index("ix_outreach_created_at", "created_at"),
+    Index("ix_outreach_message_id", "message_id"),
+)
