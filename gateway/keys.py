@@ -13,7 +13,7 @@ from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
-from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
+from gateway.protocols import Brain, ChannelRegistry, OutboundCaller, Store, Transcriber
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -27,6 +27,8 @@ OUTBOX = web.AppKey("outbox", Outbox)  # replies waiting to be sent (gateway/out
 BACKEND = web.AppKey("backend", object)
 TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
 BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
+# Outbound calls of outreach (channels/phone/outbound/); absent when Twilio is not set up for them
+OUTBOUND_CALLER = web.AppKey("outbound_caller", OutboundCaller)
 
 __all__ = [
     "BACKEND",
@@ -35,6 +37,7 @@ __all__ = [
     "CHANNELS",
     "DISPATCHER",
     "METRICS",
+    "OUTBOUND_CALLER",
     "OUTBOX",
     "SECRET_KEY",
     "SETTINGS",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.phone.call.voice import PhonePrompts
 from channels.phone.twilio.rest import TwilioCalls
+from channels.phone.twilio.stream_token import OutreachLeg
 from channels.speech.end_of_turn import AudioTurnJudge
 from channels.speech.silero import SileroVad
 from channels.speech.vad import EndpointerConfig
@@ -31,6 +32,15 @@ class CallRegistry(Protocol):
     def add(self, call: PhoneCall) -> None: ...
 
     def remove(self, call: PhoneCall) -> None: ...
+
+
+class Openings(Protocol):
+    """Where an answered outbound call finds what the agent says first
+    (channels/phone/outbound/caller.py)."""
+
+    async def opening(self, leg: OutreachLeg, call_sid: str) -> str | None:
+        """The opening of the outreach call `call_sid`; None when it is unknown."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,10 @@ class CallInfo:
     moved_to: str | None = None  # where a REST update is taking the call (its stream ends)
     ended_by: str | None = None  # why the stream is being closed from outside (Twilio said)
     turns: list[TurnTiming] = field(default_factory=list)  # the caller's spoken turns
+    outreach: OutreachLeg | None = None  # an outbound call of proactive outreach
+    opening: str | None = None  # what the agent says first on that call
 
 
-__all__ = ["AccountLookup", "CallInfo", "CallRegistry", "CallServices", "TurnTiming"]
+__all__ = [
+    "AccountLookup", "CallInfo", "CallRegistry", "CallServices", "Openings", "TurnTiming",
+]  # fmt: skip

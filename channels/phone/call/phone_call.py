@@ -46,6 +46,7 @@ from channels.phone.call.live import LiveAnswer
 from channels.phone.call.playback import Chunk, Played, Player, Utterance
 from channels.phone.call.store import CallStore
 from channels.phone.call.voice import chunks_of, speak
+from channels.phone.outbound.session import outreach_session
 from channels.phone.services import CallInfo, CallServices, TurnTiming
 from channels.speech.vad import Endpointer, SpeechDiscarded, UtteranceEnded
 from gateway.errors import GatewayError
@@ -123,6 +124,9 @@ class PhoneCall:
 
     async def begin(self) -> None:
         """Find (or start) the caller's conversation, register, and greet them."""
+        if self.info.outreach is not None:
+            await self._begin_outbound()
+            return
         store, identity = self.services.store, self.info.identity
         caller = await identify(store, self.services.accounts, identity)
         opened = await store.open_session(
@@ -148,6 +152,28 @@ class PhoneCall:
         message = await self.stored.line(text, (started,))
         synth = self.services.synthesizer
         self._play(message, chunks_of(hello, prompts.chunk("greeting"), synth=synth))
+
+    async def _begin_outbound(self) -> None:
+        """An outbound call of outreach, answered by a person: the agent speaks first,
+        with the outreach's opening (stored as heard: a barge-in cuts it like any
+        answer), in the outreach's conversation; then the call goes on as any call."""
+        leg = self.info.outreach
+        assert leg is not None
+        opened = await outreach_session(self.services.store, self.info)
+        self.info.customer, self.info.conversation = opened.customer, opened.conversation
+        self.services.registry.add(self)
+        started = EventDraft(
+            kind="phone.call_started",
+            data={"call_sid": self.call_sid, "callee": self.info.caller,
+                  "direction": "outbound", "outreach_id": leg.outreach_id},
+        )  # fmt: skip
+        text = (self.info.opening or "").strip()
+        if not text:  # the opening is lost (its node restarted): greet like an inbound call
+            log.warning("call %s: no opening for outreach %s", self.call_sid, leg.outreach_id)
+            await self._say_prompt("greeting", (started,))
+            return
+        message = await self.stored.line(text[:MAX_TEXT_CHARS], (started,))
+        self._play(message, speak(self.services.synthesizer, message.text))
 
     # --------------------------------------------------------- caller input
 

@@ -31,11 +31,23 @@ PARAMETER = "token"
 
 
 @dataclass(frozen=True)
+class OutreachLeg:
+    """An outbound call of proactive outreach: the conversation and the outreach the
+    answered call belongs to (carried inside the signed token, so a stream cannot
+    claim another conversation)."""
+
+    outreach_id: str
+    conversation_id: int
+    customer_id: int
+
+
+@dataclass(frozen=True)
 class StreamGrant:
     """What the signed voice webhook said about the call a stream belongs to."""
 
     call_sid: str
-    caller: str
+    caller: str  # for an outbound call: the number we called
+    outreach: OutreachLeg | None = None
 
 
 class StreamTokens:
@@ -48,9 +60,13 @@ class StreamTokens:
         self.ttl_s = ttl_s
         self._used: dict[str, float] = {}  # call sid -> when its token expires (wall clock)
 
-    def issue(self, call_sid: str, caller: str) -> str:
-        """The token for the stream of `call_sid`, as the signed webhook described it."""
-        return self._signer.dumps({"c": call_sid, "f": caller})
+    def issue(self, call_sid: str, caller: str, outreach: OutreachLeg | None = None) -> str:
+        """The token for the stream of `call_sid`, as the signed webhook described it
+        (`outreach`: an outbound call answered by a person)."""
+        data: dict[str, object] = {"c": call_sid, "f": caller}
+        if outreach is not None:
+            data["o"] = [outreach.outreach_id, outreach.conversation_id, outreach.customer_id]
+        return self._signer.dumps(data)
 
     def redeem(self, token: str, call_sid: str) -> StreamGrant:
         """The grant in `token` if it is ours, fresh, for `call_sid` and not used
@@ -68,7 +84,11 @@ class StreamTokens:
         if call_sid in self._used:
             raise AuthError(f"the stream token of {call_sid} was used before")
         self._used[call_sid] = now + self.ttl_s
-        return StreamGrant(call_sid=call_sid, caller=str(data.get("f", "")))
+        leg = data.get("o")
+        outreach = None
+        if isinstance(leg, list) and len(leg) == 3:
+            outreach = OutreachLeg(str(leg[0]), int(leg[1]), int(leg[2]))
+        return StreamGrant(call_sid=call_sid, caller=str(data.get("f", "")), outreach=outreach)
 
     def _forget_expired(self, now: float) -> None:
         # Insertion order is expiry order (one TTL for all): drop from the front.
@@ -79,4 +99,4 @@ class StreamTokens:
             del self._used[sid]
 
 
-__all__ = ["PARAMETER", "TTL_S", "StreamGrant", "StreamTokens"]
+__all__ = ["PARAMETER", "TTL_S", "OutreachLeg", "StreamGrant", "StreamTokens"]

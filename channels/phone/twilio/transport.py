@@ -306,7 +306,11 @@ class MediaStream:
             stream_sid=event.stream_sid,
             caller=caller,
             identity=caller_identity(caller, event.call_sid),
+            outreach=grant.outreach,
         )
+        openings = self.app[PHONE].openings
+        if grant.outreach is not None and openings is not None:
+            info.opening = await openings.opening(grant.outreach, event.call_sid)
         self.call = PhoneCall(services, info, self.ws.send_str, self.ws.close)
         try:
             await self.call.begin()
