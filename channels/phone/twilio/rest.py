@@ -96,7 +96,6 @@ class TwilioCalls(TwilioRest):
             raise ChannelError(f"Twilio answered the call to {to} without a call SID")
         return sid
 
-
     async def call_out(
         self,
         to: str,
@@ -127,5 +126,6 @@ class TwilioCalls(TwilioRest):
         if not isinstance(sid, str) or not sid:
             raise ChannelError(f"Twilio answered the call to {to} without a call SID")
         return sid
+
 
 __all__ = ["CALL_NOT_FOUND", "TwilioCalls"]
