@@ -267,11 +267,26 @@ class OutboundCalls:
                 return None
         return audio.url(placed.audio_name)
 
+    async def _stored_outcome(self, placed: PlacedCall) -> str | None:
+        if self._store is None:
+            return None
+        try:
+            events = await self._store.events(placed.leg.conversation_id)
+        except GatewayError as exc:
+            log.warning("call %s: cannot read its events: %s", placed.call_sid, exc)
+            return None
+        for event in events:
+            if event.kind == OUTCOME_EVENT and event.data.get("call_sid") == placed.call_sid:
+                return str(event.data.get("outcome"))
+        return None
+
     async def _settle(
         self, placed: PlacedCall, outcome: str, answered_by: str, *, voicemail: str = ""
     ) -> None:
         """Record the call's outcome once, then tell the hook."""
         async with self._lock:
+            if placed.outcome is None:  # settled by another node (a callback it took)?
+                placed.outcome = await self._stored_outcome(placed)
             if placed.outcome is not None:
                 log.info("call %s: %s after its outcome %s: ignored", placed.call_sid, outcome,
                          placed.outcome)  # fmt: skip

@@ -63,6 +63,7 @@ class Outreach:
     calls: OutboundCalls
     store: Store
     rest: FakeTwilioRest
+    api: str  # the stand-in's URL
     conversation: Conversation
     outcomes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -100,7 +101,7 @@ async def _outreach(
     opened = await store.open_session(sms, ChannelKind.SMS, display_name="Jane Doe")
     calls = app[OUTBOUND_CALLER]
     assert isinstance(calls, OutboundCalls)
-    outreach = Outreach(client, calls, store, twilio_rest, opened.conversation)
+    outreach = Outreach(client, calls, store, twilio_rest, api, opened.conversation)
 
     async def hook(outreach_id: str, outcome: str) -> None:
         outreach.outcomes.append((outreach_id, outcome))
@@ -115,8 +116,12 @@ async def outreach(
     aiohttp_client: AiohttpClient,
     twilio_rest: FakeTwilioRest,
     recordings: dict[str, Recording],
+    store_url: str,
 ) -> AsyncIterator[Outreach]:
-    yield await _outreach(tmp_path, aiohttp_client, twilio_rest, recordings)
+    """Jane's conversation and the outbound caller, on SQLite and on PostgreSQL."""
+    yield await _outreach(
+        tmp_path, aiohttp_client, twilio_rest, recordings, database_url=store_url
+    )
 
 
 def _mark_id(name: str) -> int:
@@ -320,3 +325,82 @@ async def test_real_tiny_en_recognises_the_opening_the_callee_heard(
     assert words.startswith("hi jane") and "about your order" in words, words
     assert "running" in words and words.rstrip(".").endswith("late"), words
     await phone.hang_up()
+
+
+async def test_the_callee_asking_for_a_person_is_transferred_warm(
+    tmp_path: Path,
+    aiohttp_client: AiohttpClient,
+    twilio_rest: FakeTwilioRest,
+    recordings: dict[str, Recording],
+) -> None:
+    outreach = await _outreach(
+        tmp_path, aiohttp_client, twilio_rest, recordings,
+        transfer_numbers="+15550001111", transfer_caller_id="+15550008888",
+    )  # fmt: skip
+    sid = await outreach.place()
+    phone = (await outreach.rest.answer_call(sid, outreach.base, "human")).phone
+    assert phone is not None
+    async with asyncio.timeout(20):
+        await phone.until(lambda: bool(phone.received.marks))
+        await phone.wait_quiet()
+    stopping: list[asyncio.Task[None]] = []
+
+    def redirected(call_sid: str, twiml: str) -> None:
+        # Twilio runs the new TwiML at once: the call's <Connect><Stream> stops.
+        if call_sid == sid and not stopping:
+            stopping.append(asyncio.create_task(phone.hang_up()))
+
+    outreach.rest.on_redirect = redirected
+    await phone.say(recordings["talk_to_person"].mulaw)
+    await outreach.rest.wait_until(lambda: len(outreach.rest.created) == 2, within_s=30)
+    await asyncio.gather(*stopping)
+    # The callee was moved into the conference, and the line rung from the transfer number.
+    [(moved, twiml)] = outreach.rest.redirects
+    assert moved == sid and "<Conference" in twiml
+    rep = outreach.rest.created[1]
+    assert (rep.form["To"], rep.form["From"]) == ("+15550001111", "+15550008888")
+    kinds = [e.kind for e in await outreach.store.events(outreach.conversation.id)]
+    assert "transfer.requested" in kinds and "transfer.ringing" in kinds
+
+
+async def test_a_callback_on_a_node_that_did_not_place_the_call_is_settled_once(
+    tmp_path: Path,
+    aiohttp_client: AiohttpClient,
+    twilio_rest: FakeTwilioRest,
+    recordings: dict[str, Recording],
+    pg_url: str,
+) -> None:
+    secret = "a-secret-key-both-nodes-share-0123456789"
+    first = await _outreach(
+        tmp_path / "one", aiohttp_client, twilio_rest, recordings, database_url=pg_url,
+        secret_key=secret,
+    )  # fmt: skip
+    sid = await first.place()
+    # A second node on the same database and secret key (or the first, restarted): it
+    # never saw the call placed, and finds it in the conversation's events.
+    settings = phone_settings(
+        tmp_path / "two", first.api, outbound_caller_id=OUR_NUMBER, database_url=pg_url,
+        secret_key=secret,
+    )  # fmt: skip
+    app = phone_app(settings, FixtureTranscriber(recordings))
+    other = await aiohttp_client(app)
+    calls = app[OUTBOUND_CALLER]
+    assert isinstance(calls, OutboundCalls)
+    outcomes: list[tuple[str, str]] = []
+
+    async def hook(outreach_id: str, outcome: str) -> None:
+        outcomes.append((outreach_id, outcome))
+
+    calls.outcome_hook = hook
+    base = str(other.make_url("")).rstrip("/")
+    answered = await first.rest.answer_call(sid, base, "machine_end_silence")
+    assert answered.hung_up and answered.played  # rendered there from the stored text
+    assert outcomes == [("evt-1", "machine")]
+    # The late callback reaches the first node: already settled there too.
+    code = await first.rest.report_status(
+        sid, first.base, "completed", answered_by="machine_end_silence"
+    )
+    assert code == 204
+    assert first.outcomes == []
+    [event] = await first.call_events()
+    assert event["outcome"] == "machine"
