@@ -35,6 +35,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -136,7 +137,7 @@ class OutboundCalls:
         if not opening.strip():
             raise ChannelError(f"outreach {outreach_id}: a call needs an opening to say")
         leg = OutreachLeg(outreach_id, conversation_id, customer_id)
-        query = f"?{TOKEN_QUERY}={self._signer.dumps([outreach_id, conversation_id, customer_id])}"
+        query = f"?{TOKEN_QUERY}={self._token(leg)}"
         public = self.settings.public_url
         sid = await api.call_out(
             number, self.caller_id, url=public + ANSWER_PATH + query,
@@ -265,7 +266,30 @@ class OutboundCalls:
             except (GatewayError, TimeoutError) as exc:
                 log.warning("call %s: no voicemail audio: %r", placed.call_sid, exc)
                 return None
-        return audio.url(placed.audio_name)
+        # The outreach token rides along: a node Twilio's GET reaches without the file
+        # finds the call (and its text) with it, and renders it too.
+        return f"{audio.url(placed.audio_name)}?{TOKEN_QUERY}={self._token(placed.leg)}"
+
+    async def voicemail_file(self, name: str, leg: OutreachLeg) -> Path | None:
+        """The voicemail audio `name` of a call of `leg`, rendered here if another node
+        rendered it (None when no such call or voicemail is known)."""
+        audio = self.audio
+        call_sid = name.removeprefix("vm-")
+        if audio is None or not name.startswith("vm-"):
+            return None
+        placed = await self._find(leg, call_sid)
+        if placed is None or not placed.voicemail:
+            return None
+        path = audio.path(name)
+        if not path.is_file():
+            task = self._render(placed)
+            if task is not None:
+                async with asyncio.timeout(RENDER_WAIT_S):
+                    await asyncio.shield(task)
+        return path if path.is_file() else None
+
+    def _token(self, leg: OutreachLeg) -> str:
+        return str(self._signer.dumps([leg.outreach_id, leg.conversation_id, leg.customer_id]))
 
     async def _stored_outcome(self, placed: PlacedCall) -> str | None:
         if self._store is None:

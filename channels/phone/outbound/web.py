@@ -5,7 +5,8 @@ voicemail audio.
   detection); answered with `<Connect><Stream>` or `<Play>` + `<Hangup>`;
 - `POST /twilio/outbound/status?o=<token>`: call progress; a finished call's stream
   (if any) is closed, as for an inbound call;
-- `GET /twilio/outbound/audio/<token>.wav`: a voicemail, by signed expiring URL.
+- `GET /twilio/outbound/audio/<token>.wav?o=<token>`: a voicemail, by signed expiring
+  URL (a node without the file renders it from the call's stored text).
 
 Every POST must carry Twilio's signature for the public URL and a token of ours
 (403 otherwise); a CallSid that is no `CA` sid is 400.
@@ -26,7 +27,7 @@ from channels.phone.twilio.stream_token import OutreachLeg
 from channels.phone.twilio.transport import FINAL_STATUSES, call_status
 from channels.twilio import ids
 from channels.twilio.signature import refuse, signed_form
-from gateway.errors import AuthError, NotFoundError
+from gateway.errors import AuthError, GatewayError, NotFoundError
 from gateway.keys import METRICS
 
 CHANNEL = "phone"
@@ -70,12 +71,21 @@ async def audio(request: web.Request) -> web.StreamResponse:
     signed = request.app[OUTBOUND].audio
     if signed is None:
         raise web.HTTPNotFound(text="outbound calls are off")
+    calls = request.app[OUTBOUND]
+    token = request.match_info["token"]
     try:
-        path = signed.resolve(request.match_info["token"])
+        path = signed.resolve(token)
     except AuthError as exc:
         raise refuse(request, exc) from None
-    except NotFoundError as exc:
-        raise web.HTTPNotFound(text=str(exc)) from None
+    except NotFoundError as exc:  # rendered on another node: render it here
+        try:
+            leg = calls.leg(request.query.get(TOKEN_QUERY, ""))
+            found = await calls.voicemail_file(signed.verify(token), leg)
+        except (AuthError, GatewayError, TimeoutError):
+            found = None
+        if found is None:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        path = found
     return web.FileResponse(
         path, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "private, no-store"}
     )

@@ -50,6 +50,7 @@ JANE = "+15551234567"
 OUR_NUMBER = "+15550009999"
 OPENING = "Hi Jane, it's about your order 1001: it's running two days late."
 VOICEMAIL = "Hi Jane, this is Acme support about your order 1001. Please call us back."
+SECRET = "a-secret-key-every-node-shares-0123456789"
 LONG_OPENING = (
     "Hi Jane, it's about your order 1001: it's running two days late, because the"
     " carrier missed its pickup at our warehouse in Ohio on Monday, so it will now"
@@ -90,6 +91,7 @@ async def _outreach(
     recordings: dict[str, Recording], **extra: object,
 ) -> Outreach:  # fmt: skip
     api = await twilio_rest.start()
+    extra.setdefault("secret_key", SECRET)  # a shared store needs one set
     settings = phone_settings(
         tmp_path, api, outbound_caller_id=OUR_NUMBER, phone_end_of_turn="text", **extra
     )
@@ -370,7 +372,7 @@ async def test_a_callback_on_a_node_that_did_not_place_the_call_is_settled_once(
     recordings: dict[str, Recording],
     pg_url: str,
 ) -> None:
-    secret = "a-secret-key-both-nodes-share-0123456789"
+    secret = SECRET  # both nodes sign with the same key
     first = await _outreach(
         tmp_path / "one", aiohttp_client, twilio_rest, recordings, database_url=pg_url,
         secret_key=secret,
@@ -393,14 +395,20 @@ async def test_a_callback_on_a_node_that_did_not_place_the_call_is_settled_once(
 
     calls.outcome_hook = hook
     base = str(other.make_url("")).rstrip("/")
-    answered = await first.rest.answer_call(sid, base, "machine_end_silence")
-    assert answered.hung_up and answered.played  # rendered there from the stored text
-    assert outcomes == [("evt-1", "machine")]
-    # The late callback reaches the first node: already settled there too.
+    answered = await first.rest.answer_call(sid, first.base, "machine_end_silence")
+    assert answered.hung_up and answered.played
+    assert first.outcomes == [("evt-1", "machine")]
+    # Twilio fetches the voicemail from the other node, which never rendered it: it is
+    # rendered there from the call's stored text.
+    play = urlsplit(answered.twiml.split("<Play>")[1].split("</Play>")[0].replace("&amp;", "&"))
+    response = await other.get(f"{play.path}?{play.query}")
+    assert response.status == 200
+    assert len(await response.read()) == len(answered.played[0])
+    # The late callback reaches the other node: the call is settled already.
     code = await first.rest.report_status(
-        sid, first.base, "completed", answered_by="machine_end_silence"
+        sid, base, "completed", answered_by="machine_end_silence"
     )
     assert code == 204
-    assert first.outcomes == []
+    assert outcomes == []
     [event] = await first.call_events()
     assert event["outcome"] == "machine"
