@@ -121,9 +121,7 @@ async def outreach(
     store_url: str,
 ) -> AsyncIterator[Outreach]:
     """Jane's conversation and the outbound caller, on SQLite and on PostgreSQL."""
-    yield await _outreach(
-        tmp_path, aiohttp_client, twilio_rest, recordings, database_url=store_url
-    )
+    yield await _outreach(tmp_path, aiohttp_client, twilio_rest, recordings, database_url=store_url)
 
 
 def _mark_id(name: str) -> int:
@@ -405,9 +403,7 @@ async def test_a_callback_on_a_node_that_did_not_place_the_call_is_settled_once(
     assert response.status == 200
     assert len(await response.read()) == len(answered.played[0])
     # The late callback reaches the other node: the call is settled already.
-    code = await first.rest.report_status(
-        sid, base, "completed", answered_by="machine_end_silence"
-    )
+    code = await first.rest.report_status(sid, base, "completed", answered_by="machine_end_silence")
     assert code == 204
     assert outcomes == []
     [event] = await first.call_events()
