@@ -5,7 +5,9 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 `Player`; the speech model, synthesizer, prompts and VAD session are shared.
 
 - Start: the caller is looked up (channels/phone/call/caller.py) and greeted by
-  name when their account has one.
+  name when their account has one. An outbound call of outreach, answered by a
+  person, joins the outreach's conversation and starts with the agent saying
+  the outreach's opening instead (channels/phone/outbound/).
 - Audio: every 20 ms frame goes through the endpointer inline (~0.1 ms). An
   ended utterance is queued; one worker per call transcribes the queue in
   order (off the loop, in the shared bounded pool) and hands each non-empty

@@ -48,7 +48,14 @@ from channels.phone.twilio.stream_token import OutreachLeg, StreamTokens
 from gateway.errors import AuthError, ChannelError, ConflictError, GatewayError, StoreError
 from gateway.models import ChannelKind, DeliveryStatus
 from gateway.phone_numbers import to_e164
-from gateway.protocols import EventDraft, OutboundDraft, Store, TurnRecord, TurnStored
+from gateway.protocols import (
+    OUTBOUND_CALL_OUTCOMES,
+    EventDraft,
+    OutboundDraft,
+    Store,
+    TurnRecord,
+    TurnStored,
+)
 from gateway.secrets import derive_key
 from gateway.settings import Settings
 
@@ -59,7 +66,7 @@ STATUS_PATH = "/twilio/outbound/status"
 AUDIO_PATH = "/twilio/outbound/audio/{token}.wav"
 MEDIA_PATH = "/twilio/media"  # the inbound calls' Media Stream (transport.py)
 TOKEN_QUERY = "o"
-OUTCOMES = frozenset({"human", "machine", "no_answer", "busy", "failed"})
+OUTCOMES = OUTBOUND_CALL_OUTCOMES
 MACHINE = frozenset(
     {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
 )
@@ -248,8 +255,13 @@ class OutboundCalls:
         if task is None:
             task = asyncio.ensure_future(audio.render(placed.audio_name, placed.voicemail))
             self._renders[placed.call_sid] = task
-            task.add_done_callback(lambda _: self._renders.pop(placed.call_sid, None))
+            task.add_done_callback(lambda done: self._rendered(placed.call_sid, done))
         return task
+
+    def _rendered(self, call_sid: str, task: asyncio.Task[Any]) -> None:
+        self._renders.pop(call_sid, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("call %s: cannot render its voicemail: %r", call_sid, exc)
 
     async def _voicemail_url(self, placed: PlacedCall) -> str | None:
         """The signed URL of the rendered voicemail (rendered now if it is not yet);

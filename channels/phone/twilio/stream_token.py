@@ -7,7 +7,9 @@ voice webhook therefore puts a token in the TwiML's `<Parameter>`s: the call
 sid and the caller's number as Twilio told them to us, HMAC-signed with a key
 derived from `GATEWAY_SECRET_KEY` and time-stamped (itsdangerous). `start` must
 carry it back for the same call sid, within `TTL_S`, and only once; the caller
-identity is taken from the token, never from the stream.
+identity is taken from the token, never from the stream. The token of an outbound
+call of outreach (channels/phone/outbound/) also names the outreach, its
+conversation and customer.
 
 The used-token record is per node and bounded by the TTL (entries are dropped
 once expired): on several nodes a token replayed to another node within its

@@ -18,6 +18,10 @@ token (what the signed webhook said), never from `start`. On the stream,
 a message that is malformed, too large, out of order or for another stream is
 dropped and counted (`gateway_bad_input_total{channel="phone"}`); the call
 goes on. A stream that ends without `stop` ends the call the same way.
+
+An outbound call of outreach reaches the same stream from its own answer
+webhook (channels/phone/outbound/web.py): its token also names the outreach,
+whose opening the call then says first.
 """
 
 from __future__ import annotations
