@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from channels.phone.call.playback import Chunk
 from channels.phone.call.voice import PhonePrompts
 from channels.phone.twilio.rest import TwilioCalls
 from channels.phone.twilio.stream_token import OutreachLeg
@@ -34,11 +35,26 @@ class CallRegistry(Protocol):
     def remove(self, call: PhoneCall) -> None: ...
 
 
+@dataclass(frozen=True)
+class Opening:
+    """What the agent says first on an answered outbound call: `text`, of which the
+    first sentences may already be rendered (`ready`, rendered while the phone rang)."""
+
+    text: str
+    ready: tuple[Chunk, ...] = ()
+
+    def rest(self) -> str:
+        """The text after the `ready` sentences (still to be synthesized)."""
+        done = " ".join(" ".join(chunk.text for chunk in self.ready).split())
+        full = " ".join(self.text.split())
+        return full[len(done) :].strip() if full.startswith(done) else full
+
+
 class Openings(Protocol):
     """Where an answered outbound call finds what the agent says first
     (channels/phone/outbound/caller.py)."""
 
-    async def opening(self, leg: OutreachLeg, call_sid: str) -> str | None:
+    async def opening(self, leg: OutreachLeg, call_sid: str) -> Opening | None:
         """The opening of the outreach call `call_sid`; None when it is unknown."""
         ...
 
@@ -132,9 +148,10 @@ class CallInfo:
     ended_by: str | None = None  # why the stream is being closed from outside (Twilio said)
     turns: list[TurnTiming] = field(default_factory=list)  # the caller's spoken turns
     outreach: OutreachLeg | None = None  # an outbound call of proactive outreach
-    opening: str | None = None  # what the agent says first on that call
+    opening: Opening | None = None  # what the agent says first on that call
 
 
 __all__ = [
-    "AccountLookup", "CallInfo", "CallRegistry", "CallServices", "Openings", "TurnTiming",
+    "AccountLookup", "CallInfo", "CallRegistry", "CallServices", "Opening", "Openings",
+    "TurnTiming",
 ]  # fmt: skip

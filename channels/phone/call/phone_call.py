@@ -169,13 +169,15 @@ class PhoneCall:
             data={"call_sid": self.call_sid, "callee": self.info.caller,
                   "direction": "outbound", "outreach_id": leg.outreach_id},
         )  # fmt: skip
-        text = (self.info.opening or "").strip()
-        if not text:  # the opening is lost (its node restarted): greet like an inbound call
+        opening = self.info.opening
+        if opening is None or not opening.text.strip():  # unknown: greet as an inbound call
             log.warning("call %s: no opening for outreach %s", self.call_sid, leg.outreach_id)
             await self._say_prompt("greeting", (started,))
             return
-        message = await self.stored.line(text[:MAX_TEXT_CHARS], (started,))
-        self._play(message, speak(self.services.synthesizer, message.text))
+        message = await self.stored.line(opening.text, (started,))
+        # The first sentences were rendered while the phone rang: they play at once.
+        chunks = chunks_of(*opening.ready, opening.rest(), synth=self.services.synthesizer)
+        self._play(message, chunks)
 
     # --------------------------------------------------------- caller input
 

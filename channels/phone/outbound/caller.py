@@ -40,19 +40,24 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from channels.phone.call.playback import Chunk
+from channels.phone.call.voice import to_mulaw
+from channels.phone.services import Opening
 from channels.phone.transfer import twiml as call_twiml
 from channels.phone.transfer.audio import SignedAudio
 from channels.phone.twilio import stream_token, twiml
 from channels.phone.twilio.rest import TwilioCalls
 from channels.phone.twilio.stream_token import OutreachLeg, StreamTokens
+from channels.speech.tts import split_sentences
 from gateway.errors import AuthError, ChannelError, ConflictError, GatewayError, StoreError
-from gateway.models import ChannelKind, DeliveryStatus
+from gateway.models import MAX_TEXT_CHARS, ChannelKind, DeliveryStatus
 from gateway.phone_numbers import to_e164
 from gateway.protocols import (
     OUTBOUND_CALL_OUTCOMES,
     EventDraft,
     OutboundDraft,
     Store,
+    Synthesizer,
     TurnRecord,
     TurnStored,
 )
@@ -89,6 +94,7 @@ class PlacedCall:
     voicemail: str
     call_sid: str = ""
     outcome: str | None = None
+    first: asyncio.Task[Chunk] | None = None  # the opening's first sentence, rendering
 
     @property
     def audio_name(self) -> str:
@@ -111,16 +117,22 @@ class OutboundCalls:
         self._signer = URLSafeSerializer(derive_key(secret, "outbound-call"), salt="outreach")
         self._store: Store | None = None
         self._api: TwilioCalls | None = None
+        self._synth: Synthesizer | None = None
         self._calls: OrderedDict[str, PlacedCall] = OrderedDict()  # by call SID
         self._renders: dict[str, asyncio.Task[Any]] = {}
         self._lock = asyncio.Lock()
 
-    def attach(self, store: Store, api: TwilioCalls, audio: SignedAudio) -> None:
-        self._store, self._api, self.audio = store, api, audio
+    def attach(
+        self, store: Store, api: TwilioCalls, audio: SignedAudio, synth: Synthesizer
+    ) -> None:
+        self._store, self._api, self.audio, self._synth = store, api, audio, synth
         self.off_reason = None
 
     async def close(self, reason: str = "the gateway is shutting down") -> None:
         self._api, self.off_reason = None, reason
+        for placed in self._calls.values():
+            if placed.first is not None:
+                placed.first.cancel()
         for task in self._renders.values():
             task.cancel()
         await asyncio.gather(*self._renders.values(), return_exceptions=True)
@@ -143,6 +155,9 @@ class OutboundCalls:
             raise ChannelError(f"cannot call {to!r}: not a phone number")
         if not opening.strip():
             raise ChannelError(f"outreach {outreach_id}: a call needs an opening to say")
+        if max(len(opening), len(voicemail)) > MAX_TEXT_CHARS:
+            raise ChannelError(f"outreach {outreach_id}: opening or voicemail over "
+                               f"{MAX_TEXT_CHARS} characters")  # fmt: skip
         leg = OutreachLeg(outreach_id, conversation_id, customer_id)
         query = f"?{TOKEN_QUERY}={self._token(leg)}"
         public = self.settings.public_url
@@ -153,7 +168,10 @@ class OutboundCalls:
         )  # fmt: skip
         placed = PlacedCall(leg, number, opening.strip(), voicemail.strip(), call_sid=sid)
         self._remember(placed)
-        if placed.voicemail:  # ready before a machine answers: the webhook answers at once
+        # Rendered while the phone rings: a person hears the opening at once, a machine's
+        # webhook is answered at once.
+        placed.first = self._first_sentence(placed.opening)
+        if placed.voicemail:
             self._render(placed)
         data = {"outreach_id": outreach_id, "call_sid": sid, "to": number,
                 "opening": placed.opening, "voicemail": placed.voicemail}  # fmt: skip
@@ -208,10 +226,34 @@ class OutboundCalls:
         if self.audio is not None:  # the call is over: its voicemail has been played
             self.audio.discard(placed.audio_name)
 
-    async def opening(self, leg: OutreachLeg, call_sid: str) -> str | None:
-        """What the agent says first on the answered call (channels.phone.services.Openings)."""
+    async def opening(self, leg: OutreachLeg, call_sid: str) -> Opening | None:
+        """What the agent says first on the answered call (channels.phone.services.Openings),
+        with its first sentence when it was rendered here."""
         placed = await self._find(leg, call_sid)
-        return placed.opening if placed is not None else None
+        if placed is None:
+            return None
+        ready: tuple[Chunk, ...] = ()
+        task, placed.first = placed.first, None  # said once: a second stream renders anew
+        if task is not None:
+            try:
+                ready = (await task,)
+            except (GatewayError, asyncio.CancelledError) as exc:
+                log.warning("call %s: the opening was not rendered ahead: %r", call_sid, exc)
+        return Opening(placed.opening, ready)
+
+    def _first_sentence(self, text: str) -> asyncio.Task[Chunk] | None:
+        synth = self._synth
+        sentences = split_sentences(text)
+        if synth is None or not sentences:
+            return None
+
+        async def render() -> Chunk:
+            speech = await synth.synthesize(sentences[0])
+            return Chunk(text=sentences[0], mulaw=await asyncio.to_thread(to_mulaw, speech))
+
+        task = asyncio.ensure_future(render())
+        task.add_done_callback(_retrieved)
+        return task
 
     # ---------------------------------------------------------------- helpers
 
@@ -349,6 +391,12 @@ class OutboundCalls:
                 await hook(placed.leg.outreach_id, outcome)
             except Exception:  # the outcome is stored; the hook's failure is its own
                 log.exception("outreach %s: the outcome hook failed", placed.leg.outreach_id)
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    # A render nobody awaits (the call was never answered) fails quietly.
+    if not task.cancelled():
+        task.exception()
 
 
 async def record(

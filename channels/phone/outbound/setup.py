@@ -61,7 +61,7 @@ async def _outbound_ctx(app: web.Application) -> AsyncIterator[None]:
         salt=AUDIO_SALT,
     )  # fmt: skip
     audio.reset()
-    calls.attach(app[STORE], services.calls_api, audio)
+    calls.attach(app[STORE], services.calls_api, audio, services.synthesizer)
     log.info("outbound calls on, from %s", calls.caller_id)
     try:
         yield

@@ -20,9 +20,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from channels.phone.call.voice import to_mulaw
 from channels.phone.outbound.caller import OutboundCalls
-from channels.speech.audio import MULAW_RATE, STT_RATE, mulaw_decode, resample
+from channels.speech.audio import FRAME_BYTES, MULAW_RATE, STT_RATE, mulaw_decode, resample
 from channels.speech.stt import WhisperTranscriber
+from channels.speech.tts import EspeakSynthesizer, VoiceStyle
 from gateway.errors import ChannelError
 from gateway.keys import OUTBOUND_CALLER, STORE
 from gateway.models import (
@@ -322,10 +324,19 @@ async def test_real_tiny_en_recognises_the_opening_the_callee_heard(
     finally:
         await stt.close()
     words = transcript.text.lower()
-    # tiny.en hears espeak's names and numbers loosely ("Jane" as "Jayden", "1001" as
-    # 1011 or 101): the words around them say it is the opening, first and whole.
-    assert words.startswith("hi ") and "about" in words and "order" in words, words
-    assert "running" in words and words.rstrip(".").endswith("late"), words
+    # Exactly the opening, whole: as long as espeak-ng's own rendering of it (whose length
+    # varies by a few samples from run to run), in 20 ms frames.
+    voice = EspeakSynthesizer(VoiceStyle(rate=170))
+    try:
+        alone = to_mulaw(await voice.synthesize(OPENING))
+    finally:
+        await voice.close()
+    assert abs(len(sent) - len(alone)) <= FRAME_BYTES + len(alone) // 100
+    # tiny.en hears espeak's names and numbers loosely ("Jane" as "Jayden", "order 1001"
+    # as "older one thousand one", "two days late" as "two main blades"), and which
+    # of them depends on those few samples: most words must be the opening's.
+    expected = ("jane", "about", "order", "running", "days", "late")
+    assert words.startswith("hi ") and sum(w in words for w in expected) >= 3, words
     await phone.hang_up()
 
 
