@@ -223,6 +223,9 @@ class OutboundCalls:
             log.info("outreach %s: status of unknown call %s", leg.outreach_id, call_sid)
             return
         await self._settle(placed, outcome, answered_by)
+        if placed.first is not None:  # never answered: its opening is not needed
+            placed.first.cancel()
+            placed.first = None
         if self.audio is not None:  # the call is over: its voicemail has been played
             self.audio.discard(placed.audio_name)
 
@@ -234,11 +237,11 @@ class OutboundCalls:
             return None
         ready: tuple[Chunk, ...] = ()
         task, placed.first = placed.first, None  # said once: a second stream renders anew
-        if task is not None:
+        if task is not None and not task.cancelled():
             try:
                 ready = (await task,)
-            except (GatewayError, asyncio.CancelledError) as exc:
-                log.warning("call %s: the opening was not rendered ahead: %r", call_sid, exc)
+            except GatewayError as exc:  # synthesized as the call goes, then
+                log.warning("call %s: the opening was not rendered ahead: %s", call_sid, exc)
         return Opening(placed.opening, ready)
 
     def _first_sentence(self, text: str) -> asyncio.Task[Chunk] | None:
