@@ -116,11 +116,11 @@ async def _outreach(
 
 @pytest.fixture
 async def outreach(
+    store_url: str,  # first: the database outlives the app
     tmp_path: Path,
     aiohttp_client: AiohttpClient,
     twilio_rest: FakeTwilioRest,
     recordings: dict[str, Recording],
-    store_url: str,
 ) -> AsyncIterator[Outreach]:
     """Jane's conversation and the outbound caller, on SQLite and on PostgreSQL."""
     yield await _outreach(tmp_path, aiohttp_client, twilio_rest, recordings, database_url=store_url)
@@ -377,11 +377,11 @@ async def test_the_callee_asking_for_a_person_is_transferred_warm(
 
 
 async def test_a_callback_on_a_node_that_did_not_place_the_call_is_settled_once(
+    pg_url: str,  # first: the database outlives both nodes
     tmp_path: Path,
     aiohttp_client: AiohttpClient,
     twilio_rest: FakeTwilioRest,
     recordings: dict[str, Recording],
-    pg_url: str,
 ) -> None:
     secret = SECRET  # both nodes sign with the same key
     first = await _outreach(
@@ -414,7 +414,8 @@ async def test_a_callback_on_a_node_that_did_not_place_the_call_is_settled_once(
     play = urlsplit(answered.twiml.split("<Play>")[1].split("</Play>")[0].replace("&amp;", "&"))
     response = await other.get(f"{play.path}?{play.query}")
     assert response.status == 200
-    assert len(await response.read()) == len(answered.played[0])
+    here, there = len(answered.played[0]), len(await response.read())
+    assert abs(here - there) <= here // 100  # espeak-ng varies by a few samples a run
     # The late callback reaches the other node: the call is settled already.
     code = await first.rest.report_status(sid, base, "completed", answered_by="machine_end_silence")
     assert code == 204
