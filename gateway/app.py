@@ -136,6 +136,7 @@ def create_app(
     """Build the aiohttp application. `brain` replaces the configured agent and
     `transcriber` the configured speech model (tests); the caller closes them."""
     from channels.email.setup import setup_email
+    from channels.phone.outbound.setup import setup_outbound
     from channels.phone.setup import setup_phone
     from channels.sms.setup import setup_sms
     from channels.webchat import setup_webchat
@@ -167,6 +168,7 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     setup_webchat(app)
     setup_phone(app)
+    setup_outbound(app)  # outreach calls, when Twilio is set up to place them
     setup_sms(app)
     setup_email(app)
     setup_routing(app)  # after the channels: it wraps their responders at start-up

@@ -13,9 +13,8 @@ from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
-from gateway.outreach.caller import OutboundCaller
 from gateway.outreach.service import OutreachService
-from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
+from gateway.protocols import Brain, ChannelRegistry, OutboundCaller, Store, Transcriber
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,7 +28,7 @@ OUTBOX = web.AppKey("outbox", Outbox)  # replies waiting to be sent (gateway/out
 BACKEND = web.AppKey("backend", object)
 TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # given to create_app (tests); else loaded
 BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a single node
-# Places outreach calls (gateway/outreach/caller.py); set by the phone side when it can.
+# Outbound calls of outreach (channels/phone/outbound/); absent when Twilio is not set up for them
 OUTBOUND_CALLER = web.AppKey("outbound_caller", OutboundCaller)
 # Business events to customers (gateway/outreach); the caller reports outcomes to it.
 OUTREACH = web.AppKey("outreach", OutreachService)

@@ -5,7 +5,7 @@ the agent core. Each has one real implementation here and room for more
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -456,3 +456,23 @@ class Synthesizer(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+OUTBOUND_CALL_OUTCOMES = frozenset({"human", "machine", "no_answer", "busy", "failed"})
+
+
+class OutboundCaller(Protocol):
+    """Places the outbound call of proactive outreach (channels/phone/outbound/)."""
+
+    outcome_hook: Callable[[str, str], Awaitable[None]] | None
+    """Set by the composition root: awaited once per call as `(outreach_id, outcome)`,
+    outcome one of `OUTBOUND_CALL_OUTCOMES`."""
+
+    async def place(
+        self, *, to: str, conversation_id: int, customer_id: int, outreach_id: str,
+        opening: str, voicemail: str,
+    ) -> str:  # fmt: skip
+        """Call `to`: a person hears `opening` from the agent, then talks with it in
+        conversation `conversation_id`; a machine gets `voicemail`. Returns the call SID
+        once Twilio has taken the call; ChannelError otherwise."""
+        ...

@@ -327,6 +327,20 @@ class Settings(BaseSettings):
         600, ge=30, le=86_400, description="Lifetime of a signed brief or prompt audio URL."
     )
 
+    # --- outbound calls (proactive outreach)
+    outbound_caller_id: str = Field(
+        "",
+        description="Twilio number (E.164) outbound calls of proactive outreach come from; "
+        "empty: GATEWAY_TRANSFER_CALLER_ID; both empty: no outbound calls (the outreach "
+        "uses its other channels).",
+    )
+    outbound_ring_timeout_s: int = Field(
+        25, ge=5, le=600, description="How long an outbound call rings before it is a no-answer."
+    )
+    outbound_audio_ttl_s: int = Field(
+        600, ge=30, le=86_400, description="Lifetime of a signed voicemail audio URL."
+    )
+
     # --- SMS (Twilio Programmable Messaging)
     twilio_sms_from: str = Field(
         "",
@@ -588,6 +602,7 @@ class Settings(BaseSettings):
     _check_sms_from = field_validator("twilio_sms_from")(check.sms_sender)
     _check_transfer_numbers = field_validator("transfer_numbers")(check.transfer_numbers)
     _check_transfer_caller_id = field_validator("transfer_caller_id")(check.transfer_caller_id)
+    _check_outbound_caller_id = field_validator("outbound_caller_id")(check.caller_id)
     _check_hold_music = field_validator("transfer_hold_music_url")(check.hold_music_url)
     _check_api_url = field_validator("twilio_api_url")(check.twilio_api_url)
     _check_url = field_validator("public_url")(check.public_url)

@@ -208,6 +208,17 @@ def transfer_caller_id(value: str, info: ValidationInfo) -> str:
     return number
 
 
+def caller_id(value: str) -> str:
+    """Empty, or a number in E.164 (normalized)."""
+    value = value.strip()
+    if not value:
+        return value
+    number = to_e164(value)
+    if number is None:
+        raise ValueError("must be a phone number in E.164 such as +15557654321")
+    return number
+
+
 def parse_transfer_numbers(value: str) -> dict[str, tuple[str, ...]]:
     """`+1555...,+1555...` or `billing=+1555...; *=+1555...` as {queue: numbers}; a
     group without `queue=` is `*` (every queue). ValueError names a bad number."""

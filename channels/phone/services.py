@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from channels.phone.call.playback import Chunk
 from channels.phone.call.voice import PhonePrompts
 from channels.phone.twilio.rest import TwilioCalls
+from channels.phone.twilio.stream_token import OutreachLeg
 from channels.speech.end_of_turn import AudioTurnJudge
 from channels.speech.silero import SileroVad
 from channels.speech.vad import EndpointerConfig
@@ -31,6 +33,30 @@ class CallRegistry(Protocol):
     def add(self, call: PhoneCall) -> None: ...
 
     def remove(self, call: PhoneCall) -> None: ...
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What the agent says first on an answered outbound call: `text`, of which the
+    first sentences may already be rendered (`ready`, rendered while the phone rang)."""
+
+    text: str
+    ready: tuple[Chunk, ...] = ()
+
+    def rest(self) -> str:
+        """The text after the `ready` sentences (still to be synthesized)."""
+        done = " ".join(" ".join(chunk.text for chunk in self.ready).split())
+        full = " ".join(self.text.split())
+        return full[len(done) :].strip() if full.startswith(done) else full
+
+
+class Openings(Protocol):
+    """Where an answered outbound call finds what the agent says first
+    (channels/phone/outbound/caller.py)."""
+
+    async def opening(self, leg: OutreachLeg, call_sid: str) -> Opening | None:
+        """The opening of the outreach call `call_sid`; None when it is unknown."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,11 @@ class CallInfo:
     moved_to: str | None = None  # where a REST update is taking the call (its stream ends)
     ended_by: str | None = None  # why the stream is being closed from outside (Twilio said)
     turns: list[TurnTiming] = field(default_factory=list)  # the caller's spoken turns
+    outreach: OutreachLeg | None = None  # an outbound call of proactive outreach
+    opening: Opening | None = None  # what the agent says first on that call
 
 
-__all__ = ["AccountLookup", "CallInfo", "CallRegistry", "CallServices", "TurnTiming"]
+__all__ = [
+    "AccountLookup", "CallInfo", "CallRegistry", "CallServices", "Opening", "Openings",
+    "TurnTiming",
+]  # fmt: skip

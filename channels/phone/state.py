@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from channels.phone.channel import PhoneChannel
-from channels.phone.services import CallServices
+from channels.phone.services import CallServices, Openings
 from channels.phone.transfer.warm import WarmTransfers
 from channels.phone.twilio.stream_token import StreamTokens
 from channels.twilio.signature import TwilioSignatures
@@ -26,6 +26,7 @@ class PhoneState:
     services: CallServices | None = None
     off_reason: str | None = "the phone channel is starting"
     transfers: WarmTransfers | None = None  # warm transfers, when transfer numbers are set
+    openings: Openings | None = None  # outbound calls' openings, when outbound calls are on
 
 
 PHONE = web.AppKey("phone", PhoneState)

@@ -82,6 +82,9 @@ async def _outreach_ctx(app: web.Application, rules: Rules) -> AsyncIterator[Non
         call_timeout_s=settings.outreach_call_timeout_s, poll_s=settings.outreach_poll_s,
     )  # fmt: skip
     app[OUTREACH] = service
+    placed = app.get(OUTBOUND_CALLER)
+    if placed is not None:  # the phone side reports each call's outcome here
+        placed.outcome_hook = service.call_outcome
     email = app[CHANNELS].get(ChannelKind.EMAIL)
     if email is not None and hasattr(email, "extras"):
         email.extras = service.mail_extras

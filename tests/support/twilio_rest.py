@@ -12,23 +12,41 @@ call gets a Call resource (`sid` CA..., `status` queued) and is live until
 completed; a call update with `Twiml` is recorded in `redirects` and reported to
 `on_redirect` (as Twilio would then run that TwiML: a test plays what happens next).
 Created messages are listed (GET Messages.json, by `To` and `From`) as Twilio does.
+
+A call created with a `Url` (an outbound call) can then be played out against the
+gateway as Twilio would: `answer_call` posts the signed answer webhook with what
+machine detection found (`AnsweredBy`); for a person, the `<Connect><Stream>` it gets
+back is opened as Twilio opens it (a `TwilioSimulator` is the callee's phone); for a
+machine, the `<Play>` audio is fetched. `report_status` posts a signed status
+callback (`no-answer`, `busy`, `completed`, ...). Public URLs in the gateway's
+answers are reached at the test server's address, signed over the public URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
 
+from channels.phone.tools.simulator import TwilioSimulator
+from channels.twilio.signature import SIGNATURE_HEADER, TwilioSignatures
+
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 API_VERSION = "2010-04-01"
+
+
+def _local(gateway_url: str, public: str) -> str:
+    """A public URL of the gateway at the test server's address."""
+    parts = urlsplit(public)
+    return gateway_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def twilio_error(status: int, code: int, message: str) -> web.Response:
@@ -50,6 +68,16 @@ class CreatedCall:
     sid: str
     form: dict[str, str]
     status_callback_events: tuple[str, ...]
+
+
+@dataclass
+class AnsweredCall:
+    """What the gateway answered when a created call was picked up."""
+
+    twiml: str
+    phone: TwilioSimulator | None = None  # a person: the callee's side of the stream
+    played: list[bytes] | None = None  # a machine: the audio of each <Play>
+    hung_up: bool = False  # the TwiML ends with <Hangup>
 
 
 class FakeTwilioRest:
@@ -116,6 +144,77 @@ class FakeTwilioRest:
                 self._changed.clear()
                 await self._changed.wait()
         return self.messages
+
+    # ---------------------------------------------- playing out an outbound call
+
+    def call(self, sid: str) -> CreatedCall:
+        return next(c for c in self.created if c.sid == sid)
+
+    async def signed_post(
+        self, gateway_url: str, url: str, params: dict[str, str], *, signature: str | None = None
+    ) -> tuple[int, str]:
+        """POST `params` to the public `url` as Twilio does (at the gateway's address,
+        signed over `url` unless `signature` is given); (status, body)."""
+        signer = TwilioSignatures(self.auth_token, "", "")
+        headers = {SIGNATURE_HEADER: signature or signer.sign(url, params)}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(_local(gateway_url, url), data=params, headers=headers) as response,
+        ):
+            return response.status, await response.text()
+
+    def _call_params(self, call: CreatedCall, status: str) -> dict[str, str]:
+        return {
+            "CallSid": call.sid, "AccountSid": self.account_sid, "From": call.form["From"],
+            "To": call.form["To"], "CallStatus": status, "Direction": "outbound-api",
+            "ApiVersion": API_VERSION,
+        }  # fmt: skip
+
+    async def answer_call(
+        self, sid: str, gateway_url: str, answered_by: str = "human"
+    ) -> AnsweredCall:
+        """The callee picks up and machine detection says `answered_by`: Twilio fetches
+        the call's `Url` and runs the TwiML (see the module docstring)."""
+        call = self.call(sid)
+        params = {**self._call_params(call, "in-progress"), "AnsweredBy": answered_by}
+        status, text = await self.signed_post(gateway_url, call.form["Url"], params)
+        assert status == 200, (status, text)
+        root = ET.fromstring(text)
+        answered = AnsweredCall(text, hung_up=root.find("./Hangup") is not None)
+        stream = root.find("./Connect/Stream")
+        if stream is not None:
+            parameters = {p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")}
+            phone = TwilioSimulator(
+                gateway_url, TwilioSignatures(self.auth_token, "", ""), call_sid=sid,
+                account_sid=self.account_sid, caller=call.form["To"], called=call.form["From"],
+            )  # fmt: skip
+            await phone.connect(stream.get("url", ""), parameters)
+            answered.phone = phone
+        plays = [p.text or "" for p in root.iter("Play")]
+        if plays:
+            answered.played = []
+            async with aiohttp.ClientSession() as session:
+                for url in plays:  # Twilio's GET of a <Play> URL is not signed
+                    async with session.get(_local(gateway_url, url)) as response:
+                        assert response.status == 200, (url, response.status)
+                        answered.played.append(await response.read())
+        return answered
+
+    async def report_status(
+        self, sid: str, gateway_url: str, status: str, *, answered_by: str = "",
+        signature: str | None = None,
+    ) -> int:  # fmt: skip
+        """Post the call's status callback (`no-answer`, `completed`, ...); the HTTP status."""
+        call = self.call(sid)
+        params = self._call_params(call, status)
+        if answered_by:
+            params["AnsweredBy"] = answered_by
+        if status in ("completed", "no-answer", "busy", "failed", "canceled"):
+            self.live.discard(sid)
+        code, _ = await self.signed_post(
+            gateway_url, call.form["StatusCallback"], params, signature=signature
+        )
+        return code
 
     def _authorized(self, request: web.Request) -> bool:
         expected = aiohttp.encode_basic_auth(self.account_sid, self.auth_token)
@@ -261,4 +360,6 @@ def _segments(body: str) -> int:
     return 1 if len(body) <= single else -(-len(body) // part)
 
 
-__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "CreatedCall", "FakeTwilioRest", "twilio_error"]
+__all__ = [
+    "ACCOUNT_SID", "AUTH_TOKEN", "AnsweredCall", "CreatedCall", "FakeTwilioRest", "twilio_error",
+]  # fmt: skip

@@ -5,7 +5,9 @@ lives until the stream ends. It owns the call's endpointer (VAD), keypad and
 `Player`; the speech model, synthesizer, prompts and VAD session are shared.
 
 - Start: the caller is looked up (channels/phone/call/caller.py) and greeted by
-  name when their account has one.
+  name when their account has one. An outbound call of outreach, answered by a
+  person, joins the outreach's conversation and starts with the agent saying
+  the outreach's opening instead (channels/phone/outbound/).
 - Audio: every 20 ms frame goes through the endpointer inline (~0.1 ms). An
   ended utterance is queued; one worker per call transcribes the queue in
   order (off the loop, in the shared bounded pool) and hands each non-empty
@@ -49,6 +51,7 @@ from channels.phone.call.meter import MeteredSynthesizer, MeteredTranscriber, Sp
 from channels.phone.call.playback import Chunk, Played, Player, Utterance
 from channels.phone.call.store import CallStore
 from channels.phone.call.voice import chunks_of, speak
+from channels.phone.outbound.session import outreach_session
 from channels.phone.services import CallInfo, CallServices, TurnTiming
 from channels.speech.vad import Endpointer, SpeechDiscarded, UtteranceEnded
 from gateway.errors import GatewayError
@@ -129,6 +132,9 @@ class PhoneCall:
 
     async def begin(self) -> None:
         """Find (or start) the caller's conversation, register, and greet them."""
+        if self.info.outreach is not None:
+            await self._begin_outbound()
+            return
         store, identity = self.services.store, self.info.identity
         caller = await identify(store, self.services.accounts, identity)
         opened = await store.open_session(
@@ -154,6 +160,30 @@ class PhoneCall:
         message = await self.stored.line(text, (started,))
         synth = self.synthesizer
         self._play(message, chunks_of(hello, prompts.chunk("greeting"), synth=synth))
+
+    async def _begin_outbound(self) -> None:
+        """An outbound call of outreach, answered by a person: the agent speaks first,
+        with the outreach's opening (stored as heard: a barge-in cuts it like any
+        answer), in the outreach's conversation; then the call goes on as any call."""
+        leg = self.info.outreach
+        assert leg is not None
+        opened = await outreach_session(self.services.store, self.info)
+        self.info.customer, self.info.conversation = opened.customer, opened.conversation
+        self.services.registry.add(self)
+        started = EventDraft(
+            kind="phone.call_started",
+            data={"call_sid": self.call_sid, "callee": self.info.caller,
+                  "direction": "outbound", "outreach_id": leg.outreach_id},
+        )  # fmt: skip
+        opening = self.info.opening
+        if opening is None or not opening.text.strip():  # unknown: greet as an inbound call
+            log.warning("call %s: no opening for outreach %s", self.call_sid, leg.outreach_id)
+            await self._say_prompt("greeting", (started,))
+            return
+        message = await self.stored.line(opening.text, (started,))
+        # The first sentences were rendered while the phone rang: they play at once.
+        chunks = chunks_of(*opening.ready, opening.rest(), synth=self.services.synthesizer)
+        self._play(message, chunks)
 
     # --------------------------------------------------------- caller input
 

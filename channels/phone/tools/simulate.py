@@ -10,6 +10,12 @@ hung up first). Then it prints the call's transcript (from the gateway, with
 timing and confidence) and each turn's latency (end of the caller's speech or
 last key to the first audio of the answer), and saves what the caller heard.
 
+With `--answer-outbound human|machine_end_beep|...` (and `--api-port`) it
+waits instead for the gateway to place an outbound call (proactive outreach:
+an event whose channel is `call`), answers it as Twilio would with that
+machine-detection result, then plays the turns (a person) or saves the
+voicemail it was played (a machine).
+
 Requests are signed with GATEWAY_TWILIO_AUTH_TOKEN for GATEWAY_PUBLIC_URL,
 the same settings the gateway uses. With `--api-port`, a stand-in for
 Twilio's REST API listens there so the agent's hang-ups work too: start the
@@ -23,6 +29,8 @@ import asyncio
 import contextlib
 import secrets
 import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -70,6 +78,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=0,
         help="serve a stand-in for Twilio's REST API on this port",
+    )
+    cmd.add_argument(
+        "--answer-outbound",
+        metavar="ANSWERED_BY",
+        help="wait for the gateway to place a call (on --api-port) and answer it as this "
+        "machine-detection result: human, machine_end_beep, ...",
     )
     cmd.add_argument("--wait", type=float, default=ANSWER_WAIT_S,
                      help="seconds to wait for each answer (default 30)")  # fmt: skip
@@ -127,6 +141,9 @@ async def _call(
     signatures: TwilioSignatures, turns: list[bytes | str],
 ) -> int:  # fmt: skip
     account = settings.twilio_account_sid or "AC" + "0" * 32
+    outbound = getattr(args, "answer_outbound", None)
+    if outbound and not args.api_port:
+        raise ConfigError("--answer-outbound needs --api-port: the gateway places the call there")
     sim = TwilioSimulator(url, signatures, call_sid="CA" + secrets.token_hex(16),
                           account_sid=account, caller=args.caller)  # fmt: skip
     api = TwilioApiStandIn(account, token) if args.api_port else None
@@ -136,7 +153,13 @@ async def _call(
     latencies: list[tuple[str, float | None]] = []
     try:
         try:
-            connected = await sim.start_call()
+            if outbound:
+                assert api is not None
+                sim, connected = await _answer_outbound(args, api, sim, outbound)
+                if sim.voicemail is not None:
+                    return await _voicemail(args, sim)
+            else:
+                connected = await sim.start_call()
         except (aiohttp.ClientError, OSError, InvalidStatus) as exc:
             raise ChannelError(
                 f"cannot call the gateway at {url}: {exc}. Is it running, with the same "
@@ -145,7 +168,7 @@ async def _call(
         if not connected:
             print(f"the gateway answered: {sim.unavailable}")
             return 1
-        print(f"call {sim.call_sid} from {args.caller} connected to {url}")
+        print(f"call {sim.call_sid} with {sim.caller} connected to {url}")
         await _wait_answer(sim, 0, args.wait)
         for name, turn in zip(args.turns, turns, strict=True):
             await _quiet(sim, args.wait)
@@ -176,6 +199,50 @@ async def _call(
         audio = sim.agent_audio() or bytes([MULAW_SILENCE])
         await asyncio.to_thread(write_mulaw_wav, args.out, audio)
         print(f"\nwhat the caller heard: {args.out}")
+    return 0
+
+
+async def _answer_outbound(
+    args: argparse.Namespace, api: TwilioApiStandIn, sim: TwilioSimulator, answered_by: str
+) -> tuple[TwilioSimulator, bool]:
+    """Wait for the gateway to place a call, answer it as `answered_by`; the callee's side
+    of the call, and whether its stream is connected (a person answered)."""
+    print(f"waiting up to {args.wait:.0f} s for the gateway to place a call...")
+    try:
+        async with asyncio.timeout(args.wait):
+            sid, form = await api.placed.get()
+    except TimeoutError:
+        raise ChannelError("the gateway placed no call (send it an outreach event)") from None
+    print(f"the gateway calls {form['To']} from {form['From']} ({sid}): {answered_by}")
+    callee = TwilioSimulator(
+        sim.base_url, sim.signatures, call_sid=sid, account_sid=sim.account_sid,
+        caller=form["To"], called=form["From"],
+    )  # fmt: skip
+    api.calls[sid] = callee
+    root = ET.fromstring(await callee.answer(form["Url"], answered_by))
+    stream = root.find("./Connect/Stream")
+    if stream is not None:
+        parameters = {p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")}
+        await callee.connect(stream.get("url", ""), parameters)
+        return callee, True
+    plays = [p.text or "" for p in root.iter("Play")]
+    callee.voicemail = b""
+    async with aiohttp.ClientSession() as session:
+        for play in plays:  # Twilio fetches <Play> URLs with a plain GET
+            local = callee.base_url + "/" + play.split("://", 1)[-1].split("/", 1)[-1]
+            async with session.get(local) as response:
+                response.raise_for_status()
+                callee.voicemail += await response.read()
+    return callee, False
+
+
+async def _voicemail(args: argparse.Namespace, callee: TwilioSimulator) -> int:
+    """A machine answered: report (and save) the voicemail it was played."""
+    size = len(callee.voicemail or b"")
+    print(f"voicemail played ({size} bytes of audio), then the gateway hung up")
+    if args.out and callee.voicemail:
+        await asyncio.to_thread(Path(args.out).write_bytes, callee.voicemail)
+        print(f"the voicemail: {args.out}")
     return 0
 
 

@@ -9,10 +9,11 @@ real-time playback clock: `mark`s are echoed once the audio queued before
 them has played, and `clear` drops the queued audio and echoes the pending
 marks at once. Everything received is kept with its arrival time.
 
-`TwilioApiStandIn` answers the one REST request the gateway makes, completing
+`TwilioApiStandIn` answers the REST requests a simulated call needs: completing
 a call (`POST /2010-04-01/Accounts/{sid}/Calls/{sid}.json`, `Status=completed`),
 as Twilio does: the call ends (its stream stops); an unknown call is a 404
-with Twilio's error 20404.
+with Twilio's error 20404. It also takes the outbound calls the gateway places
+(`POST .../Calls.json`), queued in `placed`, which `answer` then picks up.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +72,7 @@ class TwilioSimulator:
         self.stream_sid = "MZ" + call_sid[2:]
         self.received = Received()
         self.unavailable: str | None = None  # the <Say> text when the line is off
+        self.voicemail: bytes | None = None  # an outbound call a machine took: what it heard
         self._ws: ClientConnection | None = None
         self._loop = asyncio.get_running_loop()
         self._mic: list[bytes] = []
@@ -99,6 +102,16 @@ class TwilioSimulator:
             return None
         parameters = {p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")}
         return stream.get("url", ""), parameters
+
+    async def answer(self, url: str, answered_by: str = "human") -> str:
+        """Pick up an outbound call the gateway placed: post its signed answer webhook
+        (`url`, the call's public `Url`) with what machine detection found; the TwiML."""
+        params = {
+            "CallSid": self.call_sid, "AccountSid": self.account_sid, "From": self.called,
+            "To": self.caller, "CallStatus": "in-progress", "Direction": "outbound-api",
+            "AnsweredBy": answered_by, "ApiVersion": "2010-04-01",
+        }  # fmt: skip
+        return await self.post(url.removeprefix(self.signatures.public_url), params)
 
     async def post(self, path: str, params: dict[str, str]) -> str:
         """A signed form POST, as Twilio sends webhooks; raises on a non-2xx answer."""
@@ -313,6 +326,7 @@ class TwilioApiStandIn:
         self.authorization = aiohttp.encode_basic_auth(account_sid, auth_token)
         self.calls: dict[str, TwilioSimulator] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.placed: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()  # created calls
         self._hangups: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -321,6 +335,7 @@ class TwilioApiStandIn:
         """Listen on 127.0.0.1:`port` (0: any); returns the base URL."""
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -335,6 +350,20 @@ class TwilioApiStandIn:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _create(self, request: web.Request) -> web.Response:
+        """An outbound call the gateway places: queued in `placed` for the simulation."""
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        header = request.headers.get("Authorization", "")
+        if request.match_info["account"] != self.account_sid or header != self.authorization:
+            return _error(401, 20003, "Authenticate")
+        if not form.get("To") or not form.get("From") or not form.get("Url"):
+            return _error(400, 21205, "To, From and Url are required")
+        sid = "CA" + secrets.token_hex(16)
+        self.placed.put_nowait((sid, form))
+        body = {"sid": sid, "account_sid": self.account_sid, "to": form["To"],
+                "from": form["From"], "status": "queued"}  # fmt: skip
+        return web.json_response(body, status=201)
 
     async def _update(self, request: web.Request) -> web.Response:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}

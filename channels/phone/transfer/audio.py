@@ -84,12 +84,15 @@ class SignedAudio:
         synthesizer: Synthesizer,
         *,
         ttl_s: int = 600,
+        path: str = AUDIO_PATH,
+        salt: str = SALT,
     ) -> None:
         self.directory = directory
+        self.url_path = path  # where the files are served (`{token}` in it)
         self.public_url = public_url.rstrip("/")
         self.ttl_s = ttl_s
         self._synth = synthesizer
-        self._serializer = URLSafeSerializer(secret, salt=SALT)
+        self._serializer = URLSafeSerializer(secret, salt=salt)
         self._rendering: dict[str, asyncio.Task[Path]] = {}
 
     def reset(self) -> None:
@@ -134,7 +137,7 @@ class SignedAudio:
         self.path(name)  # checks the name
         expires = int((time.time() if now is None else now) + self.ttl_s)
         token = self._serializer.dumps([name, expires])
-        return self.public_url + AUDIO_PATH.format(token=token)
+        return self.public_url + self.url_path.format(token=token)
 
     def verify(self, token: str, *, now: float | None = None) -> str:
         """The name of the file a token names: AuthError if forged or expired."""

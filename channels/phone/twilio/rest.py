@@ -96,5 +96,36 @@ class TwilioCalls(TwilioRest):
             raise ChannelError(f"Twilio answered the call to {to} without a call SID")
         return sid
 
+    async def call_out(
+        self,
+        to: str,
+        from_: str,
+        *,
+        url: str,
+        status_callback: str,
+        machine_detection: str = "DetectMessageEnd",
+        timeout_s: int = 25,
+    ) -> str:
+        """Place an outbound call whose TwiML is fetched from `url` once answered, after
+        answering-machine detection (`AnsweredBy` in that request); its SID. Progress
+        (ringing, answered, completed, no-answer, busy, failed) is posted to
+        `status_callback`. ChannelError when Twilio refuses or cannot be reached."""
+        try:
+            call = await self.client.calls.create_async(
+                to=to, from_=from_, url=url, method="POST", status_callback=status_callback,
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                status_callback_method="POST", machine_detection=machine_detection,
+                timeout=timeout_s,
+            )  # fmt: skip
+        except TwilioException as exc:
+            _, detail = describe(exc)
+            raise ChannelError(f"Twilio refused to call {to}: {detail}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ChannelError(f"cannot reach Twilio to call {to}: {exc!r}") from exc
+        sid = getattr(call, "sid", None)
+        if not isinstance(sid, str) or not sid:
+            raise ChannelError(f"Twilio answered the call to {to} without a call SID")
+        return sid
+
 
 __all__ = ["CALL_NOT_FOUND", "TwilioCalls"]

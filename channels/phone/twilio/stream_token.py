@@ -7,7 +7,9 @@ voice webhook therefore puts a token in the TwiML's `<Parameter>`s: the call
 sid and the caller's number as Twilio told them to us, HMAC-signed with a key
 derived from `GATEWAY_SECRET_KEY` and time-stamped (itsdangerous). `start` must
 carry it back for the same call sid, within `TTL_S`, and only once; the caller
-identity is taken from the token, never from the stream.
+identity is taken from the token, never from the stream. The token of an outbound
+call of outreach (channels/phone/outbound/) also names the outreach, its
+conversation and customer.
 
 The used-token record is per node and bounded by the TTL (entries are dropped
 once expired): on several nodes a token replayed to another node within its
@@ -31,11 +33,23 @@ PARAMETER = "token"
 
 
 @dataclass(frozen=True)
+class OutreachLeg:
+    """An outbound call of proactive outreach: the conversation and the outreach the
+    answered call belongs to (carried inside the signed token, so a stream cannot
+    claim another conversation)."""
+
+    outreach_id: str
+    conversation_id: int
+    customer_id: int
+
+
+@dataclass(frozen=True)
 class StreamGrant:
     """What the signed voice webhook said about the call a stream belongs to."""
 
     call_sid: str
-    caller: str
+    caller: str  # for an outbound call: the number we called
+    outreach: OutreachLeg | None = None
 
 
 class StreamTokens:
@@ -48,9 +62,13 @@ class StreamTokens:
         self.ttl_s = ttl_s
         self._used: dict[str, float] = {}  # call sid -> when its token expires (wall clock)
 
-    def issue(self, call_sid: str, caller: str) -> str:
-        """The token for the stream of `call_sid`, as the signed webhook described it."""
-        return self._signer.dumps({"c": call_sid, "f": caller})
+    def issue(self, call_sid: str, caller: str, outreach: OutreachLeg | None = None) -> str:
+        """The token for the stream of `call_sid`, as the signed webhook described it
+        (`outreach`: an outbound call answered by a person)."""
+        data: dict[str, object] = {"c": call_sid, "f": caller}
+        if outreach is not None:
+            data["o"] = [outreach.outreach_id, outreach.conversation_id, outreach.customer_id]
+        return self._signer.dumps(data)
 
     def redeem(self, token: str, call_sid: str) -> StreamGrant:
         """The grant in `token` if it is ours, fresh, for `call_sid` and not used
@@ -68,7 +86,11 @@ class StreamTokens:
         if call_sid in self._used:
             raise AuthError(f"the stream token of {call_sid} was used before")
         self._used[call_sid] = now + self.ttl_s
-        return StreamGrant(call_sid=call_sid, caller=str(data.get("f", "")))
+        leg = data.get("o")
+        outreach = None
+        if isinstance(leg, list) and len(leg) == 3:
+            outreach = OutreachLeg(str(leg[0]), int(leg[1]), int(leg[2]))
+        return StreamGrant(call_sid=call_sid, caller=str(data.get("f", "")), outreach=outreach)
 
     def _forget_expired(self, now: float) -> None:
         # Insertion order is expiry order (one TTL for all): drop from the front.
@@ -79,4 +101,4 @@ class StreamTokens:
             del self._used[sid]
 
 
-__all__ = ["PARAMETER", "TTL_S", "StreamGrant", "StreamTokens"]
+__all__ = ["PARAMETER", "TTL_S", "OutreachLeg", "StreamGrant", "StreamTokens"]

@@ -18,6 +18,10 @@ token (what the signed webhook said), never from `start`. On the stream,
 a message that is malformed, too large, out of order or for another stream is
 dropped and counted (`gateway_bad_input_total{channel="phone"}`); the call
 goes on. A stream that ends without `stop` ends the call the same way.
+
+An outbound call of outreach reaches the same stream from its own answer
+webhook (channels/phone/outbound/web.py): its token also names the outreach,
+whose opening the call then says first.
 """
 
 from __future__ import annotations
@@ -323,7 +327,11 @@ class MediaStream:
             stream_sid=event.stream_sid,
             caller=caller,
             identity=caller_identity(caller, event.call_sid),
+            outreach=grant.outreach,
         )
+        openings = self.app[PHONE].openings
+        if grant.outreach is not None and openings is not None:
+            info.opening = await openings.opening(grant.outreach, event.call_sid)
         self.call = PhoneCall(services, info, self.ws.send_str, self.ws.close)
         try:
             await self.call.begin()

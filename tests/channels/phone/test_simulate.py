@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import subprocess
@@ -10,11 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from channels.phone.tools.simulate import load_turn, simulate
 from channels.speech.audio import read_mulaw_wav, write_mulaw_wav
-from gateway.errors import ConfigError
+from gateway.errors import ChannelError, ConfigError
+from gateway.keys import OUTBOUND_CALLER, STORE
+from gateway.models import ChannelKind, Identity, IdentityKind
 from tests.channels.phone.calls import FixtureTranscriber, Recording, phone_app, phone_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -75,3 +79,56 @@ def test_the_cli_has_simulate_call_and_models(tmp_path: Path) -> None:
     no_token = subprocess.run([*run, "simulate-call", "keys:1"], capture_output=True, text=True,
                               env=env, cwd=ROOT)  # fmt: skip
     assert no_token.returncode == 2 and "GATEWAY_TWILIO_AUTH_TOKEN" in no_token.stderr
+
+
+async def _place_when_listening(
+    app: web.Application, conversation_id: int, customer_id: int
+) -> str:
+    """Place an outreach call once the simulation's REST stand-in listens."""
+    calls = app[OUTBOUND_CALLER]
+    for _ in range(100):
+        try:
+            return await calls.place(
+                to="+15551234567", conversation_id=conversation_id, customer_id=customer_id,
+                outreach_id="evt-sim", opening="Hi Jane, it's about your order 1001.",
+                voicemail="Hi Jane, please call us back about your order.",
+            )  # fmt: skip
+        except ChannelError:  # not listening yet
+            await asyncio.sleep(0.1)
+    raise AssertionError("the stand-in never listened")
+
+
+@pytest.mark.parametrize("answered_by", ["human", "machine_end_beep"])
+async def test_simulate_call_answers_an_outbound_call(
+    tmp_path: Path,
+    aiohttp_client: AiohttpClient,
+    recordings: dict[str, Recording],
+    capsys: pytest.CaptureFixture[str],
+    answered_by: str,
+) -> None:
+    port = _free_port()
+    settings = phone_settings(
+        tmp_path, f"http://127.0.0.1:{port}", outbound_caller_id="+15550009999"
+    )
+    app = phone_app(settings, FixtureTranscriber(recordings))
+    client = await aiohttp_client(app)
+    jane = Identity(kind=IdentityKind.PHONE, value="+15551234567")
+    opened = await app[STORE].open_session(jane, ChannelKind.SMS)
+    wav = tmp_path / "bye.wav"
+    write_mulaw_wav(wav, recordings["goodbye"].mulaw)
+    args = argparse.Namespace(
+        turns=[str(wav)], url=str(client.make_url("")).rstrip("/"), caller="+15550005555",
+        out=str(tmp_path / "heard.wav"), api_port=port, wait=20.0, answer_outbound=answered_by,
+    )  # fmt: skip
+    simulation = asyncio.create_task(simulate(args, settings))
+    sid = await _place_when_listening(app, opened.conversation.id, opened.customer.id)
+    assert await simulation == 0
+    out = capsys.readouterr().out
+    assert f"the gateway calls +15551234567 from +15550009999 ({sid}): {answered_by}" in out
+    if answered_by == "human":
+        transcript = out.split("transcript:")[1].strip().splitlines()
+        assert transcript[0].endswith("agent: Hi Jane, it's about your order 1001.")
+        assert "caller: Bye now.  (confidence 0.87)" in out
+    else:
+        assert "voicemail played" in out
+        assert (tmp_path / "heard.wav").read_bytes()[:4] == b"RIFF"
