@@ -277,10 +277,17 @@ class OutreachService:
         turn = TurnRecord(conversation_id=conversation.id, expected_version=conversation.version,
                           outbound=outbound, events=(event,), agent_state=state)  # fmt: skip
         now = to_ms(self.clock())
+        # A new call starts with no SID or outcome; a text after an unanswered call keeps
+        # that call's (the outreach shows what became of the call it tried first).
+        # A call's row waits for the caller's outcome until `call_timeout_s`: set before
+        # the call is placed, so an outcome reported while `place` is still returning
+        # (a quick `busy`) is never overwritten by that wait.
+        call: dict[str, Any] = {"call_sid": None, "outcome": None,
+                                "due_at": now + int(self.call_timeout_s * 1000)}  # fmt: skip
         stored = await self.outreach.begin_send(
             item.id, turn, now, state=S.SENDING.value, channel=channel.value,
             customer_id=reached.customer.id, conversation_id=conversation.id, error=None,
-            due_at=now, call_sid=None, outcome=None,  # held by its claim meanwhile
+            **(call if channel is OutreachChannel.CALL else {"due_at": now}),  # held by its claim
         )  # fmt: skip
         log.info("outreach %s (%s) on %s", item.id, item.type, channel.value)
         if channel is OutreachChannel.CALL:
@@ -307,9 +314,10 @@ class OutreachService:
             log.warning("outreach %s: call not placed: %s", item.id, exc)
             await self._next(current, "call_failed")
             return None
-        wait = to_ms(self.clock()) + int(self.call_timeout_s * 1000)
-        # Not claimed: the outcome may come to another node; the row waits until `wait`.
-        await self._set(current, call_sid=sid[:64], due_at=wait, claimed_until=None)
+        # Only the SID: the row already waits for the outcome (`_send`), which may have
+        # come meanwhile, on any node; its claim lapses on its own (the wait is the
+        # longer of the claim and GATEWAY_OUTREACH_CALL_TIMEOUT_S).
+        await self._set(current, call_sid=sid[:64])
 
     async def _settle(self, item: Outreach) -> Outreach | None:
         """A row left `sending` (a crash, a retrying outbox, a call in progress): finish
