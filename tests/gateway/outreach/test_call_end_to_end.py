@@ -25,6 +25,7 @@ from tests.channels.phone.calls import FixtureTranscriber, Recording, load_recor
 from tests.gateway.outreach.conftest import (
     JANE_PHONE,
     Gateway,
+    OpenGateway,
     order_delayed,
     settings_for,
 )
@@ -211,3 +212,36 @@ async def test_an_unanswered_call_falls_back_to_a_text(open_calling: OpenCalling
         (Direction.OUTBOUND, AuthorKind.SYSTEM, ChannelKind.SMS),
     ]
     assert len(gw.twilio.created) == 1  # the call was not tried again
+
+
+async def test_a_forced_call_nobody_answers_fails_naming_the_outcome(
+    open_calling: OpenCalling,
+) -> None:
+    gw = await open_calling()
+    outreach_id = (await gw.post(order_delayed(channel="call")))[1]["id"]
+    sid = await gw.placed(outreach_id)
+    assert await gw.twilio.report_status(sid, gw.base, "busy") == 204
+    done = await gw.settled(outreach_id)
+    # Forced to calls only: nothing left to try.
+    assert done.state is OutreachState.FAILED and done.tried == (OutreachChannel.CALL,)
+    assert done.error == "busy" and done.outcome is not None and done.outcome.value == "busy"
+    assert len(gw.twilio.created) == 1 and gw.twilio.messages == []
+
+
+async def test_a_call_twilio_refuses_falls_back_to_a_text(open_calling: OpenCalling) -> None:
+    gw = await open_calling(call_first=True)
+    gw.twilio.refuse_next_call(400, 21215, "Geo permission not enabled")
+    outreach_id = (await gw.post(order_delayed()))[1]["id"]
+    [sms] = await gw.twilio.wait_messages(1)
+    assert sms["To"] == JANE_PHONE
+    done = await gw.settled_as(outreach_id, OutreachState.SENT, OutreachState.DELIVERED)
+    assert done.channel is OutreachChannel.SMS and done.tried == (OutreachChannel.CALL,)
+    assert gw.twilio.created == [] and done.call_sid is None and done.outcome is None
+
+
+async def test_without_an_outbound_caller_no_call_is_tried(open_gateway: OpenGateway) -> None:
+    gw = await open_gateway()  # no GATEWAY_OUTBOUND_CALLER_ID: outbound calls are off
+    outreach_id = (await gw.post(order_delayed(channel="call")))[1]["id"]
+    done = await gw.settled(outreach_id)
+    assert done.state is OutreachState.SKIPPED and done.error == "no_channel"
+    assert done.tried == () and gw.twilio.created == [] and gw.twilio.messages == []
