@@ -14,6 +14,7 @@ from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.outreach.caller import OutboundCaller
+from gateway.outreach.campaign_service import Campaigns
 from gateway.outreach.service import OutreachService
 from gateway.protocols import Brain, ChannelRegistry, Store, Transcriber
 from gateway.settings import Settings
@@ -33,11 +34,14 @@ BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a si
 OUTBOUND_CALLER = web.AppKey("outbound_caller", OutboundCaller)
 # Business events to customers (gateway/outreach); the caller reports outcomes to it.
 OUTREACH = web.AppKey("outreach", OutreachService)
+# Campaigns: a notice to a list (gateway/outreach/campaigns.py), sent by OUTREACH.
+CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 
 __all__ = [
     "BACKEND",
     "BRAIN",
     "BUS",
+    "CAMPAIGNS",
     "CHANNELS",
     "DISPATCHER",
     "METRICS",

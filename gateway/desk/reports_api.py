@@ -75,6 +75,7 @@ def openapi() -> dict[str, Any]:
                             "properties": {"error": {"type": "string"},
                                            "message": {"type": "string"}}}}  # fmt: skip
     from gateway.outreach import api as outreach_api  # imports this module (period)
+    from gateway.outreach import campaign_api
 
     components.update(outreach_api.openapi_schemas())
     date = {"type": "string", "format": "date-time"}
@@ -130,6 +131,7 @@ def openapi() -> dict[str, Any]:
                 }
             },
             **outreach_api.openapi_paths(),
+            **campaign_api.openapi_paths(),
         },
     }
 

@@ -91,6 +91,8 @@ class Outreach(Frozen):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
+    campaign_id: str | None = None  # a campaign's recipient (gateway/outreach/campaigns.py)
+    campaign_row: int | None = None  # its row in the campaign's list (1: the first)
     event: OutreachEvent = Field(exclude=True)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -63,6 +64,7 @@ class FakeTwilioRest:
         self.requests: list[tuple[float, str, dict[str, str]]] = []  # call updates
         self.on_completed: Callable[[str], None] | None = None
         self.messages: list[dict[str, str]] = []  # accepted message creations (the form)
+        self.message_times: list[float] = []  # time.monotonic() of each accepted creation
         self.refused: list[dict[str, str]] = []  # message creations answered with an error
         self._refusals: list[tuple[int, int, str]] = []
         self.answer_delay_s = 0.0  # accept a message at once, answer only after this
@@ -191,6 +193,7 @@ class FakeTwilioRest:
                 self.refused.append(form)
                 return twilio_error(status, code, message)
             self.messages.append(form)
+            self.message_times.append(time.monotonic())
             resource = self._resource(form)
             self.resources.append(resource)
             self._changed.set()
