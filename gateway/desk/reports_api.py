@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
 from gateway.keys import SETTINGS
+from gateway.outreach.models import OutreachReport
 
 DEFAULT_PERIOD = timedelta(days=7)
 MAX_PERIOD = timedelta(days=366 * 2)
@@ -52,11 +53,32 @@ async def summary_of(request: web.Request) -> Summary:
     settings = request.app[SETTINGS]
     since, until = period(request.query)
     facts = await store.facts(since, until)
-    return summarize(
+    summary = summarize(
         facts, since, until, now=datetime.now(UTC),
         first_response_s=settings.sla_first_response_s, resolution_s=settings.sla_resolution_s,
         tz=ZoneInfo(settings.business_timezone),
     )  # fmt: skip
+    return summary.model_copy(update={"outreach": await outreach_report(request, since, until)})
+
+
+async def outreach_report(request: web.Request, since: datetime, until: datetime) -> (
+    OutreachReport | None
+):  # fmt: skip
+    """The summary's outreach section: the outreach figures of the period and the
+    calls it saved (None when the app has no outreach)."""
+    from gateway.keys import CAMPAIGNS, OUTREACH  # the outreach parts import this module
+
+    service, campaigns = request.app.get(OUTREACH), request.app.get(CAMPAIGNS)
+    if service is None or campaigns is None:
+        return None
+    figures = await service.outreach.figures(since, until)
+    days = request.app[SETTINGS].outreach_saved_days
+    window_ms = int(days * 86_400_000)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    period_ms = (int(since.timestamp() * 1000), int(until.timestamp() * 1000))
+    saved, of = await campaigns.store.saved(*period_ms, window_ms, now_ms)
+    return OutreachReport(**figures.model_dump(), calls_saved=saved, calls_saved_of=of,
+                          saved_after_days=days)  # fmt: skip
 
 
 async def api_summary(request: web.Request) -> web.Response:

@@ -28,6 +28,7 @@ from pydantic import Field
 
 from gateway.desk.store import ConversationFacts
 from gateway.models import ChannelKind, Frozen
+from gateway.outreach.models import OutreachReport
 
 CHANNELS = (ChannelKind.WEBCHAT, ChannelKind.SMS, ChannelKind.EMAIL, ChannelKind.PHONE)
 
@@ -79,6 +80,10 @@ class Summary(Frozen):
     csat: Csat
     sla_breaches: int = Field(description="Conversations that missed an SLA target.")
     sla: SlaFigures
+    outreach: OutreachReport | None = Field(
+        None, description="Outreach (events and campaigns) created in the period: sent, "
+        "delivered, replied to, failed, opted out, and the calls it saved (docs/outreach.md)."
+    )  # fmt: skip
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -186,6 +191,16 @@ def summarize(
     )
 
 
+def outreach_csv_rows(report: OutreachReport | None) -> list[tuple[str, str]]:
+    """The outreach section as (figure, value) rows (`outreach.sent`, ...)."""
+    if report is None:
+        return []
+    rows = [(f"outreach.{k}", str(v)) for k, v in report.model_dump().items()
+            if k != "by_channel"]  # fmt: skip
+    rows += [(f"outreach.sent.{c}", str(n)) for c, n in report.by_channel.items()]
+    return rows
+
+
 def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     """The summary as (figure, value) rows, for a CSV export."""
     out: list[tuple[str, str]] = []
@@ -216,6 +231,7 @@ def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     for score, count in summary.csat.distribution.items():
         put(f"csat.score_{score}", count)
     put("sla_breaches", summary.sla_breaches)
+    out.extend(outreach_csv_rows(summary.outreach))
     put("sla.first_response", summary.sla.first_response)
     put("sla.resolution", summary.sla.resolution)
     return out

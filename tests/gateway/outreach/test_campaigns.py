@@ -45,12 +45,25 @@ async def act(gw: Gateway, cid: str, action: str) -> tuple[int, dict[str, Any]]:
 
 
 async def until_done(gw: Gateway, cid: str, within_s: float = 20.0) -> dict[str, Any]:
-    async with asyncio.timeout(within_s):
-        while True:
-            body = await show(gw, cid)
-            if body["state"] in ("done", "cancelled") and body["finished"] == body["total"]:
-                return body
-            await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within_s
+    while True:
+        body = await show(gw, cid)
+        if body["state"] in ("done", "cancelled") and body["finished"] == body["total"]:
+            return body
+        assert loop.time() < end, (body["counts"], body["recipients"])  # where it stands
+        await asyncio.sleep(0.05)
+
+
+def paced(times: list[float], rate: float) -> None:
+    """No burst above `rate` at the Twilio stand-in: any k+1 consecutive texts span at
+    least k-1 intervals (a text's own way from its slot to Twilio may vary by up to
+    one interval: the slots themselves are exact)."""
+    interval = 1 / rate
+    for i, start in enumerate(times):
+        for j in range(i + 1, len(times)):
+            assert times[j] - start >= (j - i - 1) * interval * 0.95, (i, j, times)
+    assert times[-1] - times[0] >= (len(times) - 2) * interval * 0.95, times
 
 
 def once_each(gw: Gateway) -> collections.Counter[str]:
@@ -71,8 +84,7 @@ async def test_a_list_is_texted_once_each_at_the_configured_rate(open_gateway: O
     assert done["state"] == "done" and done["counts"]["sent"] == 6, done
     assert set(once_each(gw)) == set(numbers)
     assert "Hi Ann, our shop is closed on Monday." in {m["Body"] for m in gw.twilio.messages}
-    gaps = [b - a for a, b in zip(gw.twilio.message_times, gw.twilio.message_times[1:])]
-    assert min(gaps) >= 0.1 * 0.9, gaps  # 10 a second: 100 ms apart (timer slack aside)
+    paced(gw.twilio.message_times, 10.0)
     rows = done["recipients"]
     assert [r["row"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert {r["state"] for r in rows} == {"sent"} and rows[0]["customer"] == {"phone": numbers[0]}
@@ -85,8 +97,7 @@ async def test_a_campaigns_own_rate_and_events_share_the_global_pace(
     status, body = await create(gw, csv_of(phones(4)), rate="4")
     assert status == 201, body
     await until_done(gw, body["id"])
-    times = gw.twilio.message_times
-    assert times[-1] - times[0] >= 3 * 0.25 * 0.9, times  # its own 4 a second
+    paced(gw.twilio.message_times, 4.0)  # its own 4 a second
     # Business events are paced too (the global 20 a second).
     gw.twilio.message_times.clear()
     for n in range(4):
@@ -95,8 +106,7 @@ async def test_a_campaigns_own_rate_and_events_share_the_global_pace(
                                    "data": {"order_id": str(n), "new_eta": "Friday"}})  # fmt: skip
         assert status == 202
     await gw.twilio.wait_until(lambda: len(gw.twilio.message_times) >= 4)
-    times = gw.twilio.message_times
-    assert times[-1] - times[0] >= 3 * 0.05 * 0.9, times
+    paced(gw.twilio.message_times, 20.0)
 
 
 async def test_pause_stops_sending_and_resume_carries_on(open_gateway: OpenGateway) -> None:
@@ -140,15 +150,19 @@ async def test_cancel_skips_everyone_not_yet_texted(open_gateway: OpenGateway) -
 
 
 async def test_a_restart_mid_campaign_texts_nobody_twice(open_gateway: OpenGateway) -> None:
-    gw = await open_gateway(outreach_send_rate=10.0)
+    # On PostgreSQL a node does not take back claims at start (others may hold them):
+    # the old process's claims (its outreach rows, its outbox texts) run out after the lease.
+    gw = await open_gateway(outreach_send_rate=10.0, outreach_lease_s=5.0,
+                            outbox_lease_s=5.0)
     numbers = phones(10)
     _, body = await create(gw, csv_of(numbers))
     await gw.twilio.wait_until(lambda: len(gw.twilio.messages) >= 3)
     await gw.client.close()  # the gateway stops mid-campaign
     stopped_at = len(gw.twilio.messages)
     assert stopped_at < 10
-    again = await open_gateway(outreach_send_rate=10.0)
-    done = await until_done(again, body["id"])
+    again = await open_gateway(outreach_send_rate=10.0, outreach_lease_s=5.0,
+                            outbox_lease_s=5.0)
+    done = await until_done(again, body["id"], within_s=40.0)
     assert done["counts"]["sent"] == 10, done
     assert set(once_each(again)) == set(numbers)
     assert len(again.twilio.messages) == 10
