@@ -175,7 +175,7 @@ async def test_a_restart_mid_campaign_texts_nobody_twice(open_gateway: OpenGatew
         ("phone,name,day\n+12025550001,Ann,\n", {}, "row 1 (line 2): day: empty"),
         ("phone,name\n+12025550001,Ann\n", {}, "needs the column(s) day"),
         ("phone,email,day\n+12025550001,a@example.com,Mon\n", {}, "row 1 (line 2): give exactly"),
-        ("phone,day\n+12025550001,Mon\n+1 202 555 0001,Tue\n", {}, "row 2 (line 3): the same phone"),
+        ("phone,day\n+12025550001,Mon\n+1 202 555 0001,Tue\n", {}, "row 2 (line 3): the same"),
         ("name,day\nAnn,Mon\n", {}, "account, phone or email column"),
         ("phone,day\n", {}, "no rows"),
         ("phone,day\n+12025550001,Mon\n", {"sms": ""}, "at least one of sms"),
