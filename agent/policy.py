@@ -24,6 +24,11 @@ has intent "clarify" and the (low) confidence it had, and it guesses nothing.
 The second consecutive one hands over to the general queue. Unanswered
 repeats of a pending question count the same way.
 
+After an outreach. When we wrote to the customer first about an order
+(gateway/outreach keeps `AgentState.outreach`), for 7 days an order question
+without a number, or a message about "it" or a delivery that names no other
+subject ("is it still coming friday?"), means that order.
+
 State. `Decision.agent_state` is `AgentState` (agent/turn.py) as JSON; the
 gateway stores it and passes it back next turn. Unknown or malformed state
 starts afresh. The flows themselves live in agent/flows.py.

@@ -4,6 +4,7 @@ caller to say, and what it makes of the outcome the caller reports. The call its
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from gateway.errors import ChannelError
 from gateway.keys import OUTBOUND_CALLER
 from gateway.outreach.caller import OutboundCaller
 from gateway.outreach.models import OutreachChannel, OutreachState
-from tests.gateway.outreach.conftest import JANE_PHONE, OpenGateway, order_delayed
+from tests.gateway.outreach.conftest import JANE_PHONE, Gateway, OpenGateway, order_delayed
 
 
 class RecordingCaller:
@@ -31,6 +32,15 @@ class RecordingCaller:
         return f"CA{len(self.placed):032x}"
 
 
+async def _placed(gw: Gateway, outreach_id: str) -> None:
+    """Wait until the sender loop placed the call (the row waits for its outcome)."""
+    async with asyncio.timeout(10):
+        while True:
+            if (await gw.service.get(outreach_id)).call_sid is not None:
+                return
+            await asyncio.sleep(0.02)
+
+
 def _with(caller: OutboundCaller) -> Any:
     def before(app: web.Application) -> None:
         app[OUTBOUND_CALLER] = caller
@@ -44,7 +54,7 @@ async def test_a_call_opens_with_the_reason_and_a_person_answering_delivers_it(
     caller = RecordingCaller()
     gw = await open_gateway(before=_with(caller))
     outreach_id = (await gw.post(order_delayed(channel="call")))[1]["id"]
-    await gw.service.sweep()
+    await _placed(gw, outreach_id)
     [placed] = caller.placed
     assert placed["to"] == JANE_PHONE and placed["outreach_id"] == outreach_id
     assert placed["opening"].startswith("Hi Jane, it's about your order 1001: it's running late")
@@ -62,7 +72,7 @@ async def test_an_unanswered_call_moves_on_to_the_next_channel(open_gateway: Ope
     caller = RecordingCaller()
     gw = await open_gateway(before=_with(caller))
     outreach_id = (await gw.post(order_delayed(channel="call")))[1]["id"]
-    await gw.service.sweep()
+    await _placed(gw, outreach_id)
     await gw.service.call_outcome(outreach_id, "no_answer")
     done = await gw.settled(outreach_id)
     # Forced to calls only: nothing left to try.

@@ -76,3 +76,16 @@ async def test_an_emailed_answer_lands_in_the_outreach_conversation(
     messages = await gw.store.conversation_messages(done.conversation_id)
     inbound = [m for m in messages if m.direction is Direction.INBOUND]
     assert [m.text for m in inbound] == ["Can I switch to yearly billing?"]
+
+
+async def test_a_reply_about_something_else_is_not_taken_for_the_order(
+    open_gateway: OpenGateway,
+) -> None:
+    gw = await open_gateway()
+    await gw.settled((await gw.post(order_delayed()))[1]["id"])
+    texter = Texter(gw.client, JANE_PHONE)
+    await texter.text("I forgot my password, can you reset it?")
+    await texter.drain()
+    answers = await gw.twilio.wait_messages(2)
+    answer = answers[-1]["Body"]
+    assert "1001" not in answer and "password" in answer.lower(), answer
