@@ -62,8 +62,9 @@ class SqliteCampaignStore:
 
     async def reserve(self, key: str, now_us: int, interval_us: int) -> int:
         def op(conn: sqlite3.Connection) -> int:
-            row = conn.execute(q.RESERVE_SQLITE,
-                               (key, now_us + interval_us, interval_us, interval_us)).fetchone()
+            row = conn.execute(
+                q.RESERVE_SQLITE, (key, now_us + interval_us, interval_us, interval_us)
+            ).fetchone()
             return int(row["next_at"]) - interval_us
 
         return await self._store.write(op)

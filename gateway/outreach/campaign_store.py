@@ -35,8 +35,7 @@ SKIP_REST = (
     " updated_at = ? WHERE campaign_id = ? AND state IN ('queued', 'deferred')"
 )
 COUNTS = (
-    "SELECT state, error, COUNT(*) AS n FROM outreach WHERE campaign_id = ?"
-    " GROUP BY state, error"
+    "SELECT state, error, COUNT(*) AS n FROM outreach WHERE campaign_id = ? GROUP BY state, error"
 )
 RECIPIENTS = (
     "SELECT * FROM outreach WHERE campaign_id = ? AND campaign_row > ?"

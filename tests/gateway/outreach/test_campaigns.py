@@ -152,16 +152,14 @@ async def test_cancel_skips_everyone_not_yet_texted(open_gateway: OpenGateway) -
 async def test_a_restart_mid_campaign_texts_nobody_twice(open_gateway: OpenGateway) -> None:
     # On PostgreSQL a node does not take back claims at start (others may hold them):
     # the old process's claims (its outreach rows, its outbox texts) run out after the lease.
-    gw = await open_gateway(outreach_send_rate=10.0, outreach_lease_s=5.0,
-                            outbox_lease_s=5.0)
+    gw = await open_gateway(outreach_send_rate=10.0, outreach_lease_s=5.0, outbox_lease_s=5.0)
     numbers = phones(10)
     _, body = await create(gw, csv_of(numbers))
     await gw.twilio.wait_until(lambda: len(gw.twilio.messages) >= 3)
     await gw.client.close()  # the gateway stops mid-campaign
     stopped_at = len(gw.twilio.messages)
     assert stopped_at < 10
-    again = await open_gateway(outreach_send_rate=10.0, outreach_lease_s=5.0,
-                            outbox_lease_s=5.0)
+    again = await open_gateway(outreach_send_rate=10.0, outreach_lease_s=5.0, outbox_lease_s=5.0)
     done = await until_done(again, body["id"], within_s=40.0)
     assert done["counts"]["sent"] == 10, done
     assert set(once_each(again)) == set(numbers)
