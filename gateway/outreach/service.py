@@ -44,9 +44,10 @@ from gateway.outbox import Outbox
 from gateway.outreach import reach
 from gateway.outreach.caller import OutboundCaller
 from gateway.outreach.campaign_store import CampaignStore
-from gateway.outreach.campaigns import TEXT_TYPE, Campaign, rule_of
+from gateway.outreach.campaigns import TEXT_TYPE, rule_of
 from gateway.outreach.models import CallOutcome, Outreach, OutreachChannel, OutreachEvent
 from gateway.outreach.models import OutreachState as S
+from gateway.outreach.pace import Pace
 from gateway.outreach.respect import Unsubscribes, parse_window, quiet_until, zones_of
 from gateway.outreach.rules import Rendered, Rule, Rules, template_values
 from gateway.outreach.store import OutreachStore
@@ -104,7 +105,7 @@ class OutreachService:
         # long behind the pace (and a new business event is not held up behind it).
         self.claim_batch = max(1, min(CLAIM_BATCH, int(send_rate * 4))) if send_rate else (
             CLAIM_BATCH)  # fmt: skip
-        self._campaign_cache: dict[str, Campaign] = {}
+        self.pace = Pace(campaigns, send_rate, clock)
 
     def wake(self) -> None:
         """Look for due outreach now (a campaign created or resumed)."""
@@ -281,42 +282,19 @@ class OutreachService:
     async def rule_for(self, item: Outreach) -> Rule | None:
         """The rule the outreach is sent by: its event type's, or its campaign's texts."""
         if item.campaign_id is not None and item.type == TEXT_TYPE:
-            campaign = await self._campaign(item.campaign_id)
+            campaign = await self.pace.campaign(item.campaign_id)
             return None if campaign is None else rule_of(campaign.message, self.rules)
         return self.rules.get(item.type)
 
-    async def _campaign(self, campaign_id: str) -> Campaign | None:
-        # The message and rate never change: one read per campaign and process.
-        found = self._campaign_cache.get(campaign_id)
-        if found is None and self.campaigns is not None:
-            found = await self.campaigns.get(campaign_id)
-            if found is not None:
-                self._campaign_cache[campaign_id] = found
-        return found
-
     async def _paced(self, item: Outreach, held_until: int | None) -> bool:
-        """Wait for the send slots of the campaign's rate and the global one; then
-        whether this sender may still send it (its claim, its campaign running)."""
-        if self.campaigns is None:
+        """Wait for the send slots (pace.py); then whether this sender may still send
+        it (its claim still its own, its campaign running)."""
+        if not await self.pace.wait(item):
             return True
-        campaign = await self._campaign(item.campaign_id) if item.campaign_id else None
-        if campaign is not None and campaign.rate:
-            await self._slot(f"campaign:{campaign.id}", campaign.rate)
-        if self.send_rate:
-            await self._slot("all", self.send_rate)
-        if held_until is None:  # a caller working on a row it holds otherwise
+        if held_until is None or self.campaigns is None:  # a caller holding it otherwise
             return True
         until = to_ms(self.clock()) + self.lease_ms
         return await self.campaigns.proceed(item.id, held_until, until)
-
-    async def _slot(self, key: str, rate: float) -> None:
-        assert self.campaigns is not None
-        interval = max(1, int(1_000_000 / rate))
-        now_us = int(self.clock().timestamp() * 1_000_000)
-        slot = await self.campaigns.reserve(key, now_us, interval)
-        wait = (slot - int(self.clock().timestamp() * 1_000_000)) / 1_000_000
-        if wait > 0:
-            await asyncio.sleep(wait)
 
     async def _send(self, item: Outreach, reached: reach.Reached, channel: OutreachChannel,
                     texts: Rendered) -> None:  # fmt: skip
