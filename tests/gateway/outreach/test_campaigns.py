@@ -210,3 +210,22 @@ async def test_a_text_csv_body_an_event_type_and_no_token(open_gateway: OpenGate
     big = "phone,day\n" + "+12025550001,Mon\n" * 300_000
     resp = await gw.client.post(url, data=big, headers={**AUTH, "Content-Type": "text/csv"})
     assert resp.status == 413
+
+
+async def test_the_reports_summary_counts_the_outreach_and_the_calls_saved(
+    open_gateway: OpenGateway,
+) -> None:
+    gw = await open_gateway(outreach_saved_days=0.00002)  # 1.7 s: no contact since, saved
+    _, body = await create(gw, csv_of(phones(3)))
+    await until_done(gw, body["id"])
+    resp = await gw.client.get("/api/v1/reports/summary", headers=AUTH)
+    early = (await resp.json())["outreach"]
+    assert early["sent"] == 3 and early["created"] == 3 and early["by_channel"] == {"sms": 3}
+    assert early["calls_saved_of"] <= 3
+    await asyncio.sleep(2.0)
+    resp = await gw.client.get("/api/v1/reports/summary", headers=AUTH)
+    later = (await resp.json())["outreach"]
+    assert later["calls_saved"] == 3 and later["calls_saved_of"] == 3, later
+    resp = await gw.client.get("/api/v1/openapi.json")
+    paths = (await resp.json())["paths"]
+    assert "/api/v1/outreach/campaigns" in paths
