@@ -67,8 +67,13 @@ class Campaigns:
         is left to send to)."""
         campaign = await self.get(campaign_id)
         counts = await self.store.counts(campaign_id)
-        left = sum(counts[s] for s in OPEN_STATES)
         now = to_ms(self.clock())
+        if campaign.state is S.CANCELLED and counts["queued"] + counts["deferred"]:
+            # A row a sender held while it was cancelled may have been deferred after
+            # (quiet hours): skip it now too (nobody sends it: its campaign is not running).
+            await self.store.set_state(campaign_id, S.CANCELLED, S.CANCELLED, now)
+            counts = await self.store.counts(campaign_id)
+        left = sum(counts[s] for s in OPEN_STATES)
         if (campaign.state is S.RUNNING and left == 0
                 and await self.store.set_state(campaign_id, S.DONE, S.RUNNING, now)):  # fmt: skip
             campaign = campaign.model_copy(update={"state": S.DONE})
