@@ -13,6 +13,7 @@ from gateway.bus import Bus
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
+from gateway.outreach.campaign_service import Campaigns
 from gateway.outreach.service import OutreachService
 from gateway.protocols import Brain, ChannelRegistry, OutboundCaller, Store, Transcriber
 from gateway.settings import Settings
@@ -32,11 +33,14 @@ BUS = web.AppKey("bus", Bus)  # between nodes (gateway/bus.py); LocalBus on a si
 OUTBOUND_CALLER = web.AppKey("outbound_caller", OutboundCaller)
 # Business events to customers (gateway/outreach); the caller reports outcomes to it.
 OUTREACH = web.AppKey("outreach", OutreachService)
+# Campaigns: a notice to a list (gateway/outreach/campaigns.py), sent by OUTREACH.
+CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 
 __all__ = [
     "BACKEND",
     "BRAIN",
     "BUS",
+    "CAMPAIGNS",
     "CHANNELS",
     "DISPATCHER",
     "METRICS",

@@ -573,6 +573,17 @@ class Settings(BaseSettings):
         description="How long a node holds an outreach it is sending; a node that dies "
         "holding it leaves it to another (or to itself after a restart) after this.",
     )  # fmt: skip
+    outreach_send_rate: float = Field(
+        1.0, gt=0, le=1000,
+        description="Outreach messages sent per second at most, by all nodes together "
+        "(events and campaigns; a campaign may set a lower rate of its own). 1 is a Twilio "
+        "long code's rate; a toll-free number or a short code allows more.",
+    )  # fmt: skip
+    outreach_saved_days: float = Field(
+        3.0, gt=0, le=60,
+        description="The reports' calls saved: outreach sent that the customer did not "
+        "contact us about (no inbound message on any channel) within this many days.",
+    )  # fmt: skip
     outreach_call_timeout_s: float = Field(
         300.0, ge=10, le=3600,
         description="An outreach call with no outcome reported after this long counts as "

@@ -26,6 +26,7 @@ from gateway.desk.report_filters import (
 from gateway.desk.state import DESK
 from gateway.desk.summary import Summary, summarize
 from gateway.keys import SETTINGS
+from gateway.outreach.models import OutreachReport
 
 DEFAULT_PERIOD = timedelta(days=7)
 MAX_PERIOD = timedelta(days=366 * 2)
@@ -104,7 +105,8 @@ async def summary_of(request: web.Request, only: ReportFilters | None = None) ->
         else UsageRead(ConversationUsage(), {}, {})
     )
     cost = cost_section(facts, usage, rates, settings.cost_currency)
-    return summary.model_copy(update={"cost": cost})
+    outreach = await outreach_report(request, since, until)
+    return summary.model_copy(update={"cost": cost, "outreach": outreach})
 
 
 async def gaps_of(request: web.Request) -> Gaps:
@@ -126,6 +128,26 @@ async def api_gaps(request: web.Request) -> web.Response:
     _, bearer, _ = request.app[DESK].ready()
     await bearer.require(request)
     return web.json_response((await gaps_of(request)).model_dump(mode="json"))
+
+
+async def outreach_report(request: web.Request, since: datetime, until: datetime) -> (
+    OutreachReport | None
+):  # fmt: skip
+    """The summary's outreach section: the outreach figures of the period and the
+    calls it saved (None when the app has no outreach)."""
+    from gateway.keys import CAMPAIGNS, OUTREACH  # the outreach parts import this module
+
+    service, campaigns = request.app.get(OUTREACH), request.app.get(CAMPAIGNS)
+    if service is None or campaigns is None:
+        return None
+    figures = await service.outreach.figures(since, until)
+    days = request.app[SETTINGS].outreach_saved_days
+    window_ms = int(days * 86_400_000)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    period_ms = (int(since.timestamp() * 1000), int(until.timestamp() * 1000))
+    saved, of = await campaigns.store.saved(*period_ms, window_ms, now_ms)
+    return OutreachReport(**figures.model_dump(), calls_saved=saved, calls_saved_of=of,
+                          saved_after_days=days)  # fmt: skip
 
 
 async def api_summary(request: web.Request) -> web.Response:
@@ -154,6 +176,7 @@ def openapi() -> dict[str, Any]:
                             "properties": {"error": {"type": "string"},
                                            "message": {"type": "string"}}}}  # fmt: skip
     from gateway.outreach import api as outreach_api  # imports this module (period)
+    from gateway.outreach import campaign_api
 
     components.update(outreach_api.openapi_schemas())
     date = {"type": "string", "format": "date-time"}
@@ -265,6 +288,7 @@ def openapi() -> dict[str, Any]:
                 }
             },
             **outreach_api.openapi_paths(),
+            **campaign_api.openapi_paths(),
         },
     }
 

@@ -54,6 +54,7 @@ from gateway.desk.cost import Cost, cost_csv_rows
 from gateway.desk.sla import DEFAULT_AT_RISK_SHARE, BusinessClock
 from gateway.desk.store import ConversationFacts
 from gateway.models import ChannelKind, Frozen
+from gateway.outreach.models import OutreachReport
 
 CHANNELS = (ChannelKind.WEBCHAT, ChannelKind.SMS, ChannelKind.EMAIL, ChannelKind.PHONE)
 # The speed figures (each `Percentiles`), in the order the CSV and the page list them.
@@ -130,6 +131,11 @@ class Summary(Frozen):
     sla: SlaFigures
     # The cost section (gateway/desk/cost.py), priced by GATEWAY_COST_RATES.
     cost: Cost | None = Field(default=None, description="What the conversations cost.")
+
+    outreach: OutreachReport | None = Field(
+        None, description="Outreach (events and campaigns) created in the period: sent, "
+        "delivered, replied to, failed, opted out, and the calls it saved (docs/outreach.md)."
+    )  # fmt: skip
 
 
 _ALWAYS = BusinessClock({}, ZoneInfo("UTC"))
@@ -261,6 +267,16 @@ def summarize(
     )
 
 
+def outreach_csv_rows(report: OutreachReport | None) -> list[tuple[str, str]]:
+    """The outreach section as (figure, value) rows (`outreach.sent`, ...)."""
+    if report is None:
+        return []
+    rows = [(f"outreach.{k}", str(v)) for k, v in report.model_dump().items()
+            if k != "by_channel"]  # fmt: skip
+    rows += [(f"outreach.sent.{c}", str(n)) for c, n in report.by_channel.items()]
+    return rows
+
+
 def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     """The summary as (figure, value) rows, for a CSV export."""
     out: list[tuple[str, str]] = []
@@ -291,6 +307,7 @@ def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     for score, count in summary.csat.distribution.items():
         put(f"csat.score_{score}", count)
     put("sla_breaches", summary.sla_breaches)
+    out.extend(outreach_csv_rows(summary.outreach))
     put("sla.first_response", summary.sla.first_response)
     put("sla.resolution", summary.sla.resolution)
     out += cost_csv_rows(summary.cost)

@@ -91,6 +91,8 @@ class Outreach(Frozen):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
+    campaign_id: str | None = None  # a campaign's recipient (gateway/outreach/campaigns.py)
+    campaign_row: int | None = None  # its row in the campaign's list (1: the first)
     event: OutreachEvent = Field(exclude=True)
 
 
@@ -106,3 +108,19 @@ class OutreachFigures(Frozen):
     skipped: int = 0  # every skip, opt-outs included
     deferred: int = 0  # waiting for quiet hours to end
     by_channel: dict[str, int] = Field(default_factory=dict)  # sent, per channel
+
+
+class OutreachReport(OutreachFigures):
+    """The reports' outreach section (`outreach` of `GET /api/v1/reports/summary`):
+    the figures of the outreach created in the period, and the calls it saved."""
+
+    calls_saved: int = Field(
+        0, description="Outreach sent at least saved_after_days ago that was followed by no "
+        "inbound contact from that customer (any channel) within saved_after_days: an upper "
+        "bound on the contacts it spared (some would not have come anyway)."
+    )  # fmt: skip
+    calls_saved_of: int = Field(
+        0, description="Outreach sent at least saved_after_days ago (what calls_saved counts "
+        "among; newer outreach is not judged yet)."
+    )  # fmt: skip
+    saved_after_days: float = Field(3.0, description="GATEWAY_OUTREACH_SAVED_DAYS.")

@@ -19,8 +19,9 @@ Conn = Any  # asyncpg.Connection (asyncpg ships no type hints)
 
 _CLAIM = (
     "UPDATE outreach SET claimed_until = $1 WHERE id IN (SELECT id FROM outreach"
-    " WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2)"
-    " ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *"
+    f" WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) AND {q.RUNNING}"
+    " ORDER BY CASE WHEN campaign_id IS NULL THEN 0 ELSE 1 END, due_at LIMIT $3"
+    " FOR UPDATE SKIP LOCKED) RETURNING *"
 )
 
 
@@ -58,7 +59,8 @@ class PostgresOutreachStore:
         async def op(conn: Conn) -> list[Outreach]:
             rows = await conn.fetch(_CLAIM, now_ms + lease_ms, now_ms, limit)
             return sorted((q.outreach_from_row(r) for r in rows),
-                          key=lambda o: o.due_at or o.created_at)  # fmt: skip
+                          key=lambda o: (o.campaign_id is not None,
+                                         o.due_at or o.created_at))  # fmt: skip
 
         return await self._store.write(op)
 

@@ -21,6 +21,11 @@ each one through its state machine:
 Nothing is sent twice: the event id is unique in the store, a row is held by one
 sender at a time, and once its message is stored the row is only ever finished
 from that message's delivery state (the outbox owns the one send).
+
+The send rate (`GATEWAY_OUTREACH_SEND_RATE`, and a campaign's own): before a send
+the sender takes the next free slot of the pace from the database (campaign_store.py)
+and waits for it; then it checks that the row is still its own and still to be sent
+(a campaign paused or cancelled meanwhile: it lets the row go), and sends.
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ from gateway.models import AuthorKind, Customer, DeliveryStatus, IdentityKind
 from gateway.outbox import Outbox
 from gateway.outreach import reach
 from gateway.outreach.caller import OutboundCaller
+from gateway.outreach.campaign_store import CampaignStore
+from gateway.outreach.campaigns import TEXT_TYPE, rule_of
 from gateway.outreach.models import CallOutcome, Outreach, OutreachChannel, OutreachEvent
 from gateway.outreach.models import OutreachState as S
+from gateway.outreach.pace import Pace
 from gateway.outreach.respect import Unsubscribes, parse_window, quiet_until, zones_of
 from gateway.outreach.rules import Rendered, Rule, Rules, template_values
 from gateway.outreach.store import OutreachStore
@@ -80,6 +88,8 @@ class OutreachService:
         call_timeout_s: float = 300.0,
         poll_s: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        campaigns: CampaignStore | None = None,
+        send_rate: float = 0.0,
     ) -> None:
         self.store, self.outreach, self.outbox, self.rules = store, outreach, outbox, rules
         self.backend, self.unsubscribes = backend, unsubscribes
@@ -90,6 +100,16 @@ class OutreachService:
         self.poll_s, self.clock = poll_s, clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.campaigns, self.send_rate = campaigns, send_rate
+        # Rows claimed at once: about 4 s of sends at the rate, so a claim never waits
+        # long behind the pace (and a new business event is not held up behind it).
+        self.claim_batch = max(1, min(CLAIM_BATCH, int(send_rate * 4))) if send_rate else (
+            CLAIM_BATCH)  # fmt: skip
+        self.pace = Pace(campaigns, send_rate, clock)
+
+    def wake(self) -> None:
+        """Look for due outreach now (a campaign created or resumed)."""
+        self._wake.set()
 
     # ------------------------------------------------------------- the API
 
@@ -155,7 +175,7 @@ class OutreachService:
         found = await self.outreach.by_message(message_id)
         if found is None or found.customer_id is None:
             return None
-        rule = self.rules.get(found.type)
+        rule = await self.rule_for(found)
         if rule is None:
             return None
         customer = await self.store.get_customer(found.customer_id)
@@ -174,16 +194,17 @@ class OutreachService:
         """Claim and work on every due outreach; returns how many were worked on."""
         done = 0
         while True:
-            batch = await self.outreach.claim(CLAIM_BATCH, self.lease_ms, to_ms(self.clock()))
+            now = to_ms(self.clock())
+            batch = await self.outreach.claim(self.claim_batch, self.lease_ms, now)
             for item in batch:
                 try:
-                    await self.work(item)
+                    await self.work(item, held_until=now + self.lease_ms)
                 except GatewayError as exc:  # a store hiccup: its claim runs out, tried again
                     log.warning("outreach %s: %s", item.id, exc)
                 except Exception:
                     log.exception("outreach %s raised", item.id)
             done += len(batch)
-            if len(batch) < CLAIM_BATCH:
+            if len(batch) < self.claim_batch:
                 return done
 
     async def start(self, *, single_node: bool) -> None:
@@ -215,8 +236,9 @@ class OutreachService:
 
     # -------------------------------------------------------- one outreach
 
-    async def work(self, item: Outreach) -> None:
-        """One step of a claimed outreach's state machine (module docstring)."""
+    async def work(self, item: Outreach, *, held_until: int | None = None) -> None:
+        """One step of a claimed outreach's state machine (module docstring);
+        `held_until`: the claim this sender holds it by (checked after the pace)."""
         if item.state.final:
             return await self._set(item, due_at=None, claimed_until=None)
         if item.state is S.SENDING:
@@ -224,7 +246,7 @@ class OutreachService:
             if settled is None:
                 return None
             item = settled
-        rule = self.rules.get(item.type)
+        rule = await self.rule_for(item)
         if rule is None:  # the deployment removed the type since
             return await self._finish(item, S.FAILED, "unknown_type")
         reached = await reach.find(self.store, self.backend, item.event.customer)
@@ -253,7 +275,26 @@ class OutreachService:
                                        customer_id=customer.id, due_at=to_ms(opens),
                                        claimed_until=None)  # fmt: skip
         texts = rule.render(template_values(item.event.data, name))
+        if not await self._paced(item, held_until):
+            return None  # paused, cancelled or taken over meanwhile: not sent by us
         await self._send(item, reached, channel, texts)
+
+    async def rule_for(self, item: Outreach) -> Rule | None:
+        """The rule the outreach is sent by: its event type's, or its campaign's texts."""
+        if item.campaign_id is not None and item.type == TEXT_TYPE:
+            campaign = await self.pace.campaign(item.campaign_id)
+            return None if campaign is None else rule_of(campaign.message, self.rules)
+        return self.rules.get(item.type)
+
+    async def _paced(self, item: Outreach, held_until: int | None) -> bool:
+        """Wait for the send slots (pace.py); then whether this sender may still send
+        it (its claim still its own, its campaign running)."""
+        if not await self.pace.wait(item):
+            return True
+        if held_until is None or self.campaigns is None:  # a caller holding it otherwise
+            return True
+        until = to_ms(self.clock()) + self.lease_ms
+        return await self.campaigns.proceed(item.id, held_until, until)
 
     async def _send(self, item: Outreach, reached: reach.Reached, channel: OutreachChannel,
                     texts: Rendered) -> None:  # fmt: skip

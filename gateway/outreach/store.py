@@ -40,9 +40,15 @@ INSERT = (
 BY_EVENT = "SELECT * FROM outreach WHERE event_id = ?"
 BY_ID = "SELECT * FROM outreach WHERE id = ?"
 BY_MESSAGE = "SELECT * FROM outreach WHERE message_id = ?"
+# A campaign's recipients are due only while it runs (campaign_store.py), and business
+# events go before them: a 10,000-row campaign does not hold up a delayed-order text.
+RUNNING = (
+    "(campaign_id IS NULL OR campaign_id IN"
+    " (SELECT id FROM outreach_campaigns WHERE state = 'running'))"
+)
 DUE = (
     "SELECT id FROM outreach WHERE due_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)"
-    " ORDER BY due_at LIMIT ?"
+    f" AND {RUNNING} ORDER BY CASE WHEN campaign_id IS NULL THEN 0 ELSE 1 END, due_at LIMIT ?"
 )
 RELEASE = "UPDATE outreach SET claimed_until = NULL WHERE claimed_until IS NOT NULL"
 SENT_SINCE = "SELECT COUNT(*) AS n FROM outreach WHERE customer_id = ? AND sent_at >= ? AND id <> ?"
@@ -87,6 +93,8 @@ def outreach_from_row(row: Row) -> Outreach:
         created_at=to_dt(row["created_at"]),
         updated_at=to_dt(row["updated_at"]),
         sent_at=to_dt(row["sent_at"]) if row["sent_at"] is not None else None,
+        campaign_id=row["campaign_id"],
+        campaign_row=row["campaign_row"],
         event=OutreachEvent.model_validate(payload),
     )
 

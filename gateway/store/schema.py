@@ -432,8 +432,43 @@ outreach = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger),
+    # A campaign's recipient (0015): its campaign and row number (the row's outreach id
+    # and event id are derived from both, so a restart never makes a second one).
+    Column("campaign_id", String(40)),
+    Column("campaign_row", Integer),
     Index("ix_outreach_due_at", "due_at"),
     Index("ix_outreach_customer_id_sent_at", "customer_id", "sent_at"),
     Index("ix_outreach_created_at", "created_at"),
     Index("ix_outreach_message_id", "message_id"),
+    Index("ix_outreach_campaign_id_campaign_row", "campaign_id", "campaign_row"),
+)
+
+# ------------------------------------------------------- outreach campaigns (0015)
+
+# A one-off notice to a list (gateway/outreach/campaigns.py): its recipients are
+# outreach rows with its id. `state` is what the people asked for (running, paused,
+# cancelled; done once no recipient is left): every node's sender honours it.
+outreach_campaigns = Table(
+    "outreach_campaigns",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("message", Text, nullable=False),  # JSON: the event type or the texts
+    Column("rate", Float),  # messages per second for this campaign (NULL: the global one)
+    Column("total", Integer, nullable=False),
+    Column("created_by", String(100)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_outreach_campaigns_created_at", "created_at"),
+)
+
+# The send rate's next free slot (microseconds since the epoch), per pace: "all" (every
+# outreach message, GATEWAY_OUTREACH_SEND_RATE) and "campaign:<id>" (its own rate).
+# Every node reserves its slot here, so the rate holds across nodes.
+outreach_pace = Table(
+    "outreach_pace",
+    metadata,
+    Column("key", String(60), primary_key=True),
+    Column("next_at", BigInteger, nullable=False),
 )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class FakeTwilioRest:
         self.requests: list[tuple[float, str, dict[str, str]]] = []  # call updates
         self.on_completed: Callable[[str], None] | None = None
         self.messages: list[dict[str, str]] = []  # accepted message creations (the form)
+        self.message_times: list[float] = []  # time.monotonic() of each accepted creation
         self.refused: list[dict[str, str]] = []  # message creations answered with an error
         self._refusals: list[tuple[int, int, str]] = []
         self.answer_delay_s = 0.0  # accept a message at once, answer only after this
@@ -290,6 +292,7 @@ class FakeTwilioRest:
                 self.refused.append(form)
                 return twilio_error(status, code, message)
             self.messages.append(form)
+            self.message_times.append(time.monotonic())
             resource = self._resource(form)
             self.resources.append(resource)
             self._changed.set()

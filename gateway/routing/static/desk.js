@@ -52,6 +52,9 @@ class Desk {
     $("period").addEventListener("submit", (ev) => { ev.preventDefault(); this.report(); });
     await this.loadFilters();
     await this.report();
+    $("campaigns").hidden = false;
+    $("add-campaign").addEventListener("submit", (ev) => { ev.preventDefault(); this.addCampaign(); });
+    await this.loadCampaigns();
     if (role === "admin") {
       $("admin").hidden = false;
       $("add-rep").addEventListener("submit", (ev) => { ev.preventDefault(); this.addRep(); });
@@ -129,6 +132,17 @@ class Desk {
     bars($("chart-outcome"), [["Agent", s.bot_resolved], ["Person", s.handed_over], ["Open", other]],
       { title: "Outcome" });
     bars($("chart-csat"), Object.entries(s.csat.distribution), { title: "Ratings" });
+    const o = s.outreach;
+    if (o) {
+      clear($("outreach-tiles")).append(
+        tile("Outreach sent", String(o.sent)),
+        tile("Delivered", String(o.delivered)),
+        tile("Replied to", String(o.replied)),
+        tile("Failed", String(o.failed)),
+        tile("Opted out", String(o.opted_out)),
+        tile(`Calls saved (no contact in ${o.saved_after_days} days)`, `${o.calls_saved} of ${o.calls_saved_of}`),
+      );
+    }
     const row = (label, p) => el("tr", {}, el("th", { scope: "row", text: label }),
       el("td", { text: seconds(p.p50) }), el("td", { text: seconds(p.p90) }), el("td", { text: String(p.count) }));
     clear($("speed").tBodies[0]).append(
@@ -140,6 +154,93 @@ class Desk {
     );
     if (s.cost) showCost(s.cost);
     await showGaps(this.api, query).catch((e) => this.fail(e));
+  }
+
+  // ----------------------------------------------------------- campaigns
+  async loadCampaigns() {
+    let data;
+    try {
+      data = await this.api.get("/console/api/outreach/campaigns");
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    const body = clear($("campaign-list").tBodies[0]);
+    for (const c of data.campaigns) {
+      const act = (action, label) => el("button", { type: "button", onclick: () => this.act(c.id, action) }, label);
+      const actions = [];
+      if (c.state === "running") actions.push(act("pause", "Pause"));
+      if (c.state === "paused") actions.push(act("resume", "Resume"));
+      if (c.state === "running" || c.state === "paused") actions.push(act("cancel", "Cancel"));
+      actions.push(el("button", { type: "button", onclick: () => this.showCampaign(c.id) }, "Recipients"));
+      const progress = el("progress", { max: String(c.total), value: String(c.finished), "aria-label": `${c.name} progress` });
+      body.append(el("tr", { "data-campaign": c.id },
+        el("td", { text: c.name }), el("td", { class: "campaign-state", text: c.state }),
+        el("td", {}, progress, ` ${c.finished} / ${c.total}`),
+        el("td", { class: "campaign-sent", text: String(c.counts.sent + c.counts.delivered) }),
+        el("td", { text: String(c.counts.failed) }),
+        el("td", { text: String(c.counts.skipped + c.counts.cancelled) }),
+        el("td", {}, ...actions)));
+    }
+    clearTimeout(this.campaignTimer);
+    if (data.campaigns.some((c) => c.state === "running")) {
+      this.campaignTimer = setTimeout(() => this.refreshCampaigns(), 1000);
+    }
+  }
+
+  async refreshCampaigns() {
+    await this.loadCampaigns();
+    if (this.shownCampaign) await this.showCampaign(this.shownCampaign);
+  }
+
+  async addCampaign() {
+    const result = $("campaign-result");
+    result.textContent = "";
+    const file = $("campaign-csv").files[0];
+    if (!file) {
+      result.textContent = "Choose the list (a CSV file).";
+      return;
+    }
+    const body = { name: $("campaign-name").value.trim(), csv: await file.text() };
+    const put = (key, id) => { const v = $(id).value.trim(); if (v) body[key] = v; };
+    put("sms", "campaign-sms");
+    put("email_subject", "campaign-subject");
+    put("email_body", "campaign-email");
+    put("rate", "campaign-rate");
+    try {
+      const c = await this.api.post("/console/api/outreach/campaigns", body);
+      result.textContent = `Started ${c.name}: ${c.total} recipients.`;
+      $("add-campaign").reset();
+      await this.loadCampaigns();
+    } catch (e) {
+      result.textContent = e.message;
+    }
+  }
+
+  async act(id, action) {
+    try {
+      await this.api.post(`/console/api/outreach/campaigns/${encodeURIComponent(id)}/${action}`, {});
+      await this.refreshCampaigns();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async showCampaign(id) {
+    let c;
+    try {
+      c = await this.api.get(`/console/api/outreach/campaigns/${encodeURIComponent(id)}`);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    this.shownCampaign = id;
+    $("campaign-recipients").hidden = false;
+    $("recipients-title").textContent = `Recipients of ${c.name} (first ${c.recipients.length})`;
+    const who = (r) => r.customer.phone || r.customer.email || r.customer.account;
+    clear($("campaign-recipients").tBodies[0]).append(...c.recipients.map((r) => el("tr", {},
+      el("td", { text: String(r.row) }), el("td", { text: who(r) }), el("td", { text: r.state }),
+      el("td", { text: r.channel || "–" }), el("td", { text: r.error || "" }))));
   }
 
   // --------------------------------------------------------------- admin

@@ -84,7 +84,8 @@ def settings_for(store_url: str, data_dir: Path, api_url: str, relay_url: str, *
         "twilio_api_url": api_url, "twilio_sms_from": OUR_NUMBER, "sms_send_timeout_s": 2.0,
         "email_address": SUPPORT, "email_relay": relay_url,
         "outreach_quiet_hours": "", "outreach_poll_s": 0.05,
-        "outbox_retry_base_s": 0.05, "outbox_poll_s": 0.05, **extra,
+        "outbox_retry_base_s": 0.05, "outbox_poll_s": 0.05, "outreach_send_rate": 100.0,
+        **extra,
     }  # fmt: skip
 
 
