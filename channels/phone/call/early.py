@@ -22,6 +22,7 @@ call (channels/phone/call/phone_call.py) drives it frame by frame and ends the t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from typing import Any
 
 from channels.speech.end_of_turn import AudioTurnJudge
@@ -42,8 +43,10 @@ class EarlyTranscription:
         quick_end_ms: int,
         metrics: Metrics | None,
         judge: AudioTurnJudge | None = None,
+        owner: Hashable | None = None,
     ) -> None:
         self._endpointer = endpointer
+        self._owner = owner  # the call, for the recogniser's fair queueing
         self._transcriber = transcriber
         self._quick_end_ms = quick_end_ms
         self._metrics = metrics
@@ -67,7 +70,7 @@ class EarlyTranscription:
         if utterance is None:
             return
         audio = utterance.audio_float32()
-        task = asyncio.ensure_future(self._transcriber.transcribe(audio))
+        task = asyncio.ensure_future(self._transcriber.transcribe(audio, owner=self._owner))
         task.add_done_callback(_quietly)
         judged: asyncio.Future[float] | None = None
         if self._judge is not None:

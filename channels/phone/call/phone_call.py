@@ -91,7 +91,7 @@ class PhoneCall:
         self.early = EarlyTranscription(
             self.endpointer, services.transcriber,
             quick_end_ms=services.quick_end_ms, metrics=services.metrics,
-            judge=services.end_of_turn,
+            judge=services.end_of_turn, owner=info.call_sid,
         )  # fmt: skip
         self.stored = CallStore(services.store, info)
         self.interruptions = Interruptions(
@@ -231,7 +231,9 @@ class PhoneCall:
             turn.early_transcript = True
             transcript = await early
         else:
-            transcript = await self.services.transcriber.transcribe(utterance.audio_float32())
+            transcript = await self.services.transcriber.transcribe(
+                utterance.audio_float32(), owner=self.call_sid
+            )
         self.clock.transcribed(turn)
         if self.interruptions.open and self.interruptions.settle(transcript):
             log.info("call %s: %r over the answer, which goes on", self.call_sid, transcript.text)

@@ -25,7 +25,7 @@ from tests.channels.phone.speech import load_phone, silence, speech_bounds
 class Silent:
     """A transcriber that hears nothing: only the audio judge decides here."""
 
-    async def transcribe(self, pcm16k: object) -> object:
+    async def transcribe(self, pcm16k: object, *, owner: object = None) -> object:
         raise AssertionError("not used: the transcript is not awaited in this test")
 
     async def close(self) -> None:
