@@ -5,6 +5,10 @@
     .venv/bin/python bench/voice_latency.py --mode raw --calls 1 4
     .venv/bin/python bench/voice_latency.py --mode raw --shape real:tiny.en real:base
     .venv/bin/python bench/voice_latency.py --agent llm --calls 1 4   # streamed LLM answers
+    .venv/bin/python bench/voice_latency.py --mode human --shape real:tiny.en real:base \
+        --windows full utterance                                  # people, real models
+    .venv/bin/python bench/voice_latency.py --mode human --shape real:tiny.en --density \
+        --calls 1 2 3 4 6 8 10 12                                 # calls one core carries
 
 For every caller turn it measures the time from the end of the caller's speech
 to the first reply audio frame (end to end, client side) and splits it into
@@ -61,6 +65,24 @@ speaks each sentence as soon as the model has written it: the `agent` stage
 ends at the first sentence, `whole` is the time to the whole answer being
 stored, and `1st<done` counts the turns whose first audio frame went out
 before the whole answer was written (all of them, when streaming works).
+
+Recorded people (`--mode human`, with `real:tiny.en` / `real:base`). The callers
+say recordings of real people from `../shared/speech` (bench/human_speech.py;
+GATEWAY_TEST_SPEECH_DIR overrides; without them the mode prints why and exits 0)
+instead of the espeak fixtures, converted to 8 kHz μ-law and sent in real time.
+The gateway is `serve-scripted` with the real weights: the model recognises every
+utterance in full (its real words, its real cost, the window of `--windows`), and
+the words handed to the agent are then a support question (the recordings are read
+books and card names, which the agent would rightly not understand; each recording
+is dealt one of the three SCRIPT questions, so a call still asks for its order, its
+number and a password reset). The end of speech is found in the recording as for the
+fixtures. Every level also prints CPU per call (the gateway's CPU seconds, its
+children included, over the seconds the calls lasted) and the load average.
+
+Density (`--density`). The gateway is pinned to one core (`--cores N` for more;
+`os.sched_setaffinity` before it starts, so every thread it starts is pinned too)
+and the levels of `--calls` run in order until one misses e2e p95 <= 1.5 s
+(`--density-p95-ms`); it prints the most calls that met it and their CPU per call.
 
 One caveat on speech to text: a random-weight decoder never predicts the end
 of the text, so it decodes up to the gateway's token cap (~6 tokens a second of
@@ -672,6 +694,29 @@ def row(level: Level) -> str:
     )
 
 
+def summary(levels: list[Level]) -> list[str]:
+    """The levels as a Markdown table: e2e p50/p95, the stages' p50, CPU per call, load."""
+    lines = [
+        "| model | window | calls | turns | e2e p50 | e2e p95 | endpointing | STT after "
+        "end of turn | agent | first audio | CPU per call | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for lv in levels:
+        e2e = [t.e2e_ms for t in lv.answered if t.e2e_ms is not None]
+        stage = [
+            fmt(pct([v for t in lv.answered if (v := t.stages.get(name)) is not None], 50))
+            for name in STAGES
+        ]
+        cost = "-" if lv.cpu_per_call is None else f"{lv.cpu_per_call:.3f}"
+        lines.append(
+            f"| {lv.shape.removeprefix('real:')} | {lv.window} | {lv.calls} | "
+            f"{len(lv.answered)}/{len(lv.turns)} | {fmt(pct(e2e, 50))} | {fmt(pct(e2e, 95))} | "
+            + " | ".join(stage)
+            + f" | {cost} | {lv.load:.2f} |"
+        )
+    return lines
+
+
 def goals(levels: list[Level]) -> list[str]:
     lines = []
     for level in levels:
@@ -886,6 +931,9 @@ async def bench(args: argparse.Namespace) -> int:
           "gateway's own speech end (VAD) to first frame sent; whole: p50 of the transcript "
           "to the whole answer stored; 1st<done: turns whose first audio was sent before the "
           "whole answer was written (streamed).")  # fmt: skip
+    if levels:
+        print("\nsummary (ms; stages are p50; turns answered/said):")
+        print("\n".join(summary(levels)))
     lines = goals(levels) if args.agent == "embedded" else []  # the goals are the policy's
     if lines:
         print("\ngoals:")
