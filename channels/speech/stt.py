@@ -278,6 +278,11 @@ class WhisperTranscriber:
         """Utterances waiting for a free worker."""
         return self._waiting
 
+    @property
+    def idle(self) -> bool:
+        """Nothing decoding and nothing waiting: a decode started now costs no one a wait."""
+        return self._running == 0 and self._waiting == 0
+
     async def transcribe(
         self, pcm16k: NDArray[np.float32] | NDArray[np.int16], *, owner: Hashable | None = None
     ) -> Transcript:

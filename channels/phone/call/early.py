@@ -13,12 +13,14 @@
   end_of_turn.py) the settled audio is scored by Smart Turn first, and that
   score decides instead of the transcript's punctuation: complete ends the turn
   after the judge's `short_ms` of silence, incomplete waits out the (longer)
-  end-of-turn silence. The early transcription then starts as soon as the judge
-  has called the turn complete (or failed), and otherwise only once the silence
-  has lasted `short_ms`: most pauses inside a sentence are shorter, and a
-  decode, once started, runs to its end even when the caller speaks on, so
-  starting one at every pause spent the shared recogniser's CPU on transcripts
-  nobody used (a second or so of CPU each with Whisper's full window).
+  end-of-turn silence. While the recogniser is busy (`spare()` is false) the
+  early transcription waits for that score: it starts as soon as the judge has
+  called the turn complete (or failed), and otherwise only once the silence has
+  lasted `short_ms`. Most pauses inside a sentence are shorter, and a decode,
+  once started, runs to its end even when the caller speaks on, so starting one
+  at every pause spent the shared recogniser's CPU on transcripts nobody used (a
+  second or so each with Whisper's full window) while other calls waited. An
+  idle recogniser starts it at once: nobody waits for it then.
 
 `EarlyTranscription` holds at most one such transcription for one call; the
 call (channels/phone/call/phone_call.py) drives it frame by frame and ends the turn.
@@ -27,7 +29,7 @@ call (channels/phone/call/phone_call.py) drives it frame by frame and ends the t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -52,9 +54,11 @@ class EarlyTranscription:
         metrics: Metrics | None,
         judge: AudioTurnJudge | None = None,
         owner: Hashable | None = None,
+        spare: Callable[[], bool] = lambda: False,
     ) -> None:
         self._endpointer = endpointer
         self._owner = owner  # the call, for the recogniser's fair queueing
+        self._spare = spare  # the recogniser is idle: transcribe before the judge has scored
         self._transcriber = transcriber
         self._quick_end_ms = quick_end_ms
         self._metrics = metrics
@@ -81,11 +85,11 @@ class EarlyTranscription:
             return
         audio = utterance.audio_float32()
         early = _Early(bounds, utterance.audio_start_ms, audio)
-        if self._judge is None:
-            early.task = self._transcribe(audio)
-        else:
+        if self._judge is not None:
             early.judged = asyncio.ensure_future(self._judge.probability(audio))
             early.judged.add_done_callback(_quietly)
+        if self._judge is None or self._spare():
+            early.task = self._transcribe(audio)
         self._early = early
 
     def _may_transcribe(self, early: _Early, bounds: tuple[int, int]) -> bool:

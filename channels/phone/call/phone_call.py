@@ -47,6 +47,7 @@ from channels.phone.call.playback import Chunk, Played, Player, Utterance
 from channels.phone.call.store import CallStore
 from channels.phone.call.voice import chunks_of, speak
 from channels.phone.services import CallInfo, CallServices, TurnTiming
+from channels.speech.stt import WhisperTranscriber
 from channels.speech.vad import Endpointer, SpeechDiscarded, UtteranceEnded
 from gateway.errors import GatewayError
 from gateway.models import (
@@ -92,6 +93,7 @@ class PhoneCall:
             self.endpointer, services.transcriber,
             quick_end_ms=services.quick_end_ms, metrics=services.metrics,
             judge=services.end_of_turn, owner=info.call_sid,
+            spare=lambda: isinstance(stt := services.transcriber, WhisperTranscriber) and stt.idle,
         )  # fmt: skip
         self.stored = CallStore(services.store, info)
         self.interruptions = Interruptions(

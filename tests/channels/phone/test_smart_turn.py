@@ -116,19 +116,19 @@ class Counting:
         return None
 
 
-async def test_no_early_transcription_at_a_short_pause_the_judge_calls_unfinished(
-    smart_turn: SmartTurn,
-) -> None:
-    """A 150 ms pause mid-sentence starts no decode (the judge calls it unfinished and
-    the silence is shorter than its `short_ms`); the finished sentence starts one as
-    soon as the judge has scored it, well before `short_ms`, and that one is used."""
+async def _early_starts(smart_turn: SmartTurn, *, spare: bool) -> tuple[list[int], int]:
+    """A sentence with a 150 ms pause mid-way, driven as PhoneCall.on_audio drives it:
+    the silence (ms) at which each early transcription started, and how many turns
+    ended with their early transcript used."""
     speech, cut = _sentence_and_pause()
     audio = np.concatenate([silence(300), speech[:cut], silence(150), speech[cut:], silence(1500)])
     endpointer = Endpointer(EndpointerConfig(end_silence_ms=1000))
     transcriber = Counting(endpointer)
     judge = AudioTurnJudge(smart_turn, threshold=0.5, short_ms=300, workers=1)
-    early = EarlyTranscription(endpointer, transcriber, quick_end_ms=0, metrics=None, judge=judge)
-    used: list[asyncio.Task[Transcript] | None] = []
+    early = EarlyTranscription(
+        endpointer, transcriber, quick_end_ms=0, metrics=None, judge=judge, spare=lambda: spare
+    )
+    used = 0
     try:
         for frame in split_frames(mulaw_encode(audio)):
             events = endpointer.feed_mulaw(frame)
@@ -142,10 +142,30 @@ async def test_no_early_transcription_at_a_short_pause_the_judge_calls_unfinishe
                 events += endpointer.end_now()
             for event in events:
                 if isinstance(event, UtteranceEnded):
-                    used.append(early.take(event))
+                    used += early.take(event) is not None
     finally:
         early.drop()
         await judge.close()
-    assert len(used) == 1 and used[0] is not None  # one turn, its early transcript used
-    [started] = transcriber.started_at_silence_ms  # nothing started at the pause
-    assert started < 300, started
+    return transcriber.started_at_silence_ms, used
+
+
+async def test_no_early_transcription_at_a_short_pause_the_judge_calls_unfinished(
+    smart_turn: SmartTurn,
+) -> None:
+    """A busy recogniser: a 150 ms pause mid-sentence starts no decode (the judge calls
+    it unfinished and the silence is shorter than its `short_ms`); the finished
+    sentence starts one as soon as the judge has scored it, well before `short_ms`,
+    and that one is used."""
+    started, used = await _early_starts(smart_turn, spare=False)
+    assert used == 1
+    assert len(started) == 1 and started[0] < 300, started
+
+
+async def test_an_idle_recogniser_transcribes_at_every_settled_pause(
+    smart_turn: SmartTurn,
+) -> None:
+    """An idle recogniser starts at once, before the judge has scored: at the pause
+    too (that transcript is dropped when the caller goes on)."""
+    started, used = await _early_starts(smart_turn, spare=True)
+    assert used == 1
+    assert len(started) >= 2 and max(started) <= 120, started  # every settled pause

@@ -290,11 +290,11 @@ async def test_a_busy_call_delays_another_calls_utterance_by_one_job_at_most(
     try:
         busy = [asyncio.create_task(say("CA-busy", f"a{i}", i)) for i in range(5)]
         await asyncio.sleep(0)  # each asks once: the first decodes, four wait
-        assert (stt.running, stt.waiting) == (1, 4)
+        assert (stt.running, stt.waiting, stt.idle) == (1, 4, False)
         await say("CA-other", "b", 9)
         assert finished == ["a0", "b"]
         await asyncio.gather(*busy)
     finally:
         await stt.close()
     assert finished == ["a0", "b", "a1", "a2", "a3", "a4"]
-    assert (stt.running, stt.waiting) == (0, 0)
+    assert (stt.running, stt.waiting, stt.idle) == (0, 0, True)
