@@ -235,7 +235,8 @@ def fixture_references(
     silence = bytes([0xFF]) * (MULAW_RATE // 2)
     for fixture in fixtures.values():
         endpointer = Endpointer(config)
-        for frame in split_frames(silence + fixture.mulaw + silence * 2):
+        # 3 s after: more than any end-of-turn silence, so that every utterance ends
+        for frame in split_frames(silence + fixture.mulaw + silence * 6):
             for event in endpointer.feed_mulaw(frame):
                 if isinstance(event, UtteranceEnded):
                     known.append((event.audio.size, envelope(event.audio), fixture.text))
