@@ -5,7 +5,7 @@ the agent core. Each has one real implementation here and room for more
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -436,8 +436,11 @@ class Speech(Frozen):
 class Transcriber(Protocol):
     """Speech to text. Shared by every call; never blocks the event loop."""
 
-    async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
-        """Transcribe one endpointed utterance: mono float32 samples in [-1, 1] at 16 kHz."""
+    async def transcribe(
+        self, pcm16k: NDArray[np.float32], *, owner: Hashable | None = None
+    ) -> Transcript:
+        """Transcribe one endpointed utterance: mono float32 samples in [-1, 1] at 16 kHz.
+        `owner` (the call's SID) lets a recogniser shared by many calls serve them fairly."""
         ...
 
     async def close(self) -> None: ...

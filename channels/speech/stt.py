@@ -3,7 +3,10 @@
 One model is loaded at start-up and shared by every call. Transcription runs
 in a bounded thread pool, never on the event loop: at most `workers`
 utterances decode at once and the rest wait their turn (as coroutines, not as
-threads), each within a timeout. Decoding is greedy (beam size 1) by default,
+threads), each within a timeout. Waiting is fair between calls (the `owner`
+of each job; channels/speech/fair_slots.py): a freed worker goes, round-robin,
+to a call with nothing decoding, so one busy call cannot hold another's
+utterance back by more than one job. Decoding is greedy (beam size 1) by default,
 without timestamps and without conditioning on earlier text, and the number of
 tokens decoded is capped in proportion to the audio length, because Whisper can
 loop forever on line noise. GATEWAY_STT_WINDOW=utterance encodes only the
@@ -28,6 +31,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from channels.speech.fair_slots import FairSlots
 from channels.speech.model_wheels import ModelHashMismatch as ModelHashMismatch
 from channels.speech.model_wheels import wheel_model
 from channels.speech.short_window import DEFAULT_PAD_S, ShortWindowDecoder
@@ -242,7 +247,7 @@ class WhisperTranscriber:
             model, language, pad_s=pad_s, timestamps=timestamps, repeat_guard=repeat_guard
         )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt")
-        self._slots = asyncio.Semaphore(workers)
+        self._slots = FairSlots(workers)
         self.fallbacks = 0  # utterance windows looped or blank, decoded again in full
         self._waiting = 0
         self._running = 0
@@ -301,10 +306,18 @@ class WhisperTranscriber:
         """Utterances waiting for a free worker."""
         return self._waiting
 
-    async def transcribe(self, pcm16k: NDArray[np.float32] | NDArray[np.int16]) -> Transcript:
+    @property
+    def idle(self) -> bool:
+        """Nothing decoding and nothing waiting: a decode started now costs no one a wait."""
+        return self._running == 0 and self._waiting == 0
+
+    async def transcribe(
+        self, pcm16k: NDArray[np.float32] | NDArray[np.int16], *, owner: Hashable | None = None
+    ) -> Transcript:
         """Transcribe one utterance (mono, 16 kHz, float32 in [-1, 1]; int16 is accepted).
 
-        Waits for a free worker if all are busy. Raises TranscriptionTimeout after
+        Waits for a free worker if all are busy, served fairly between `owner`s (the
+        call; None: first come, first served). Raises TranscriptionTimeout after
         `timeout_s` in all, TranscriptionBusy when `max_waiting` are already queued,
         TranscriptionError when decoding fails."""
         audio = _prepare(pcm16k)
@@ -314,41 +327,42 @@ class WhisperTranscriber:
             raise TranscriptionBusy(f"{self._waiting} utterances already wait for the recogniser")
         try:
             async with asyncio.timeout(self.timeout_s):
-                await self._take_slot()
-                return await asyncio.wrap_future(self._submit(audio))
+                key = await self._take_slot(owner)
+                return await asyncio.wrap_future(self._submit(audio, key))
         except TimeoutError as exc:
             raise TranscriptionTimeout(
                 f"no transcript within {self.timeout_s} s ({self._running} decoding, "
                 f"{self._waiting} waiting)"
             ) from exc
 
-    async def _take_slot(self) -> None:
+    async def _take_slot(self, owner: Hashable | None) -> Hashable:
         self._waiting += 1
         try:
-            await self._slots.acquire()
+            key = await self._slots.acquire(owner)
         finally:
             self._waiting -= 1
         self._running += 1
+        return key
 
-    def _submit(self, audio: NDArray[np.float32]) -> Future[Transcript]:
+    def _submit(self, audio: NDArray[np.float32], key: Hashable) -> Future[Transcript]:
         loop = asyncio.get_running_loop()
         try:
             job = self._pool.submit(self.transcribe_blocking, audio)
         except RuntimeError as exc:  # the pool was shut down meanwhile
-            self._finished()
+            self._finished(key)
             raise TranscriptionError("the speech recogniser is closed") from exc
 
         def done(_: Future[Transcript]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nothing to release
-                loop.call_soon_threadsafe(self._finished)
+                loop.call_soon_threadsafe(self._finished, key)
 
         # The slot is freed when the thread is really done, even after a timeout.
         job.add_done_callback(done)
         return job
 
-    def _finished(self) -> None:
+    def _finished(self, key: Hashable) -> None:
         self._running -= 1
-        self._slots.release()
+        self._slots.release(key)
 
     def transcribe_blocking(self, pcm16k: NDArray[np.float32] | NDArray[np.int16]) -> Transcript:
         """Transcribe in the calling thread (worker threads, scripts and tools)."""

@@ -5,6 +5,7 @@ Stored once, with the call's `phone.call_ended` (channels/phone/call/phone_call.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +30,10 @@ class MeteredTranscriber:
     def __init__(self, inner: Transcriber, meter: SpeechMeter) -> None:
         self._inner, self._meter = inner, meter
 
-    async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
-        transcript = await self._inner.transcribe(pcm16k)
+    async def transcribe(
+        self, pcm16k: NDArray[np.float32], *, owner: Hashable | None = None
+    ) -> Transcript:
+        transcript = await self._inner.transcribe(pcm16k, owner=owner)
         self._meter.recognised_ms += transcript.duration_ms
         return transcript
 

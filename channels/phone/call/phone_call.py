@@ -53,6 +53,7 @@ from channels.phone.call.store import CallStore
 from channels.phone.call.voice import chunks_of, speak
 from channels.phone.outbound.session import outreach_session
 from channels.phone.services import CallInfo, CallServices, TurnTiming
+from channels.speech.stt import WhisperTranscriber
 from channels.speech.vad import Endpointer, SpeechDiscarded, UtteranceEnded
 from gateway.errors import GatewayError
 from gateway.models import (
@@ -100,7 +101,8 @@ class PhoneCall:
         self.early = EarlyTranscription(
             self.endpointer, self.transcriber,
             quick_end_ms=services.quick_end_ms, metrics=services.metrics,
-            judge=services.end_of_turn,
+            judge=services.end_of_turn, owner=info.call_sid,
+            spare=lambda: isinstance(stt := services.transcriber, WhisperTranscriber) and stt.idle,
         )  # fmt: skip
         self.stored = CallStore(services.store, info)
         self.interruptions = Interruptions(
@@ -267,7 +269,9 @@ class PhoneCall:
             turn.early_transcript = True
             transcript = await early
         else:
-            transcript = await self.transcriber.transcribe(utterance.audio_float32())
+            transcript = await self.transcriber.transcribe(
+                utterance.audio_float32(), owner=self.call_sid
+            )
         self.clock.transcribed(turn)
         if self.interruptions.open and self.interruptions.settle(transcript):
             log.info("call %s: %r over the answer, which goes on", self.call_sid, transcript.text)

@@ -123,7 +123,7 @@ class FixtureTranscriber:
         self.heard: list[str | None] = []
         self.durations_ms: list[int] = []  # of every transcription asked for
 
-    async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
+    async def transcribe(self, pcm16k: NDArray[np.float32], *, owner: object = None) -> Transcript:
         await asyncio.sleep(0.01)  # a recogniser takes some time
         size = sound_span(pcm16k)
         length, best = min(self.known, key=lambda item: abs(item[0] - size))

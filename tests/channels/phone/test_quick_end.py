@@ -56,7 +56,7 @@ class OneLine:
         self.text = text
         self.calls = 0
 
-    async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
+    async def transcribe(self, pcm16k: NDArray[np.float32], *, owner: object = None) -> Transcript:
         self.calls += 1
         await asyncio.sleep(0.01)
         size = int(np.asarray(pcm16k).size)

@@ -58,7 +58,7 @@ BRIEF = HandoffBrief(
 class DeafTranscriber:
     """`Transcriber` for tests that never stream audio: hears nothing."""
 
-    async def transcribe(self, pcm16k: NDArray[np.float32]) -> Transcript:
+    async def transcribe(self, pcm16k: NDArray[np.float32], *, owner: object = None) -> Transcript:
         return Transcript(text="", confidence=0.0, duration_ms=int(pcm16k.size) // 16)
 
     async def close(self) -> None:

@@ -273,3 +273,28 @@ async def test_real_tiny_en_on_people_through_the_phone_line(tiny_en_model: Any)
     finally:
         await stt.close()
     assert jiwer.wer(references, hypotheses) < 0.25, list(zip(references, hypotheses, strict=True))
+
+
+async def test_a_busy_call_delays_another_calls_utterance_by_one_job_at_most(
+    random_whisper_model: Any,
+) -> None:
+    """One worker; call A has five utterances queued (its first decoding) when call B's
+    one arrives: B's is decoded next, not after A's backlog."""
+    stt = WhisperTranscriber(random_whisper_model, workers=1, timeout_s=60.0)
+    finished: list[str] = []
+
+    async def say(owner: str, name: str, seed: int) -> None:
+        await stt.transcribe(_noise(1.0, seed=seed), owner=owner)
+        finished.append(name)
+
+    try:
+        busy = [asyncio.create_task(say("CA-busy", f"a{i}", i)) for i in range(5)]
+        await asyncio.sleep(0)  # each asks once: the first decodes, four wait
+        assert (stt.running, stt.waiting, stt.idle) == (1, 4, False)
+        await say("CA-other", "b", 9)
+        assert finished == ["a0", "b"]
+        await asyncio.gather(*busy)
+    finally:
+        await stt.close()
+    assert finished == ["a0", "b", "a1", "a2", "a3", "a4"]
+    assert (stt.running, stt.waiting, stt.idle) == (0, 0, True)
