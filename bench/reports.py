@@ -219,8 +219,8 @@ async def main() -> None:
         kind = "PostgreSQL" if args.postgres else "SQLite"
         print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
         print(f"{args.conversations} conversations, {len(data['messages'])} messages,"
-              f" {len(data['events'])} events, {len(data['usage'])} usage rows generated and stored in"
-              f" {time.perf_counter() - t:.1f} s ({kind})")  # fmt: skip
+              f" {len(data['events'])} events, {len(data['usage'])} usage rows generated and"
+              f" stored in {time.perf_counter() - t:.1f} s ({kind})")  # fmt: skip
         try:
             # SLA counted in business hours (weekdays 09:00-17:00, Paris): desk/sla.py.
             office = BusinessClock.of(dict.fromkeys(DAYS[:5], "09:00-17:00"), "Europe/Paris")

@@ -92,8 +92,8 @@ async def report(
         since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids
     )
     usage = (
-        await store.usage(min(f.id for f in facts), max(f.id for f in facts), unit_prices(rates))
-        if facts
+        await store.usage(int(facts.id.min()), int(facts.id.max()), unit_prices(rates))
+        if len(facts)
         else UsageRead(ConversationUsage(), {}, {})
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.desk.cost import ConversationUsage, UsageRead
 from gateway.desk.gaps import HandoverQuestion
-from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
+from gateway.desk.store import ApiToken, ConversationHit, SearchQuery
 from gateway.store.rows import Row, to_dt, to_ms
 
 HANDOVER = "handover"
@@ -234,19 +234,6 @@ def token_from_row(row: Row) -> ApiToken:
     )
 
 
-def facts_from_rows(
-    rows: Iterable[Sequence[Any]], responses: Iterable[Sequence[Any]]
-) -> list[ConversationFacts]:
-    """`ConversationFacts` from the rows of the two reads (positional, as `facts_sql`
-    lists the columns: 100,000 dicts would cost more than the reads)."""
-    answered: dict[int, list[tuple[int, int]]] = {}
-    for cid, asked_at, replied_at in responses:
-        answered.setdefault(cid, []).append((asked_at, replied_at))
-    waits = {cid: tuple(pairs) for cid, pairs in answered.items()}
-    make, get, none = ConversationFacts._make, waits.get, ()
-    return [make((*row, get(row[0], none))) for row in rows]
-
-
 def usage_prices(prices: Sequence[float]) -> tuple[float, ...]:
     """The unit prices USAGE_COST takes (one per summed column; missing ones 0)."""
     return tuple(float(p) for p in prices[: len(_QUANTITIES)]) + (0.0,) * max(
@@ -258,9 +245,11 @@ def usage_read(
     totals: Sequence[Any], costs: Iterable[Sequence[Any]], rep_time: Iterable[Sequence[Any]]
 ) -> UsageRead:
     """A `UsageRead` from the rows of USAGE_TOTALS (one), USAGE_COST and REP_TIME."""
-    rep_ms = {int(r[0]): int(r[1] or 0) for r in rep_time}
+    # The sums are never null (summed columns are NOT NULL, groups never empty): the
+    # rows (tuples, asyncpg records) are the pairs, as they come.
+    rep_ms: dict[int, int] = dict(rep_time)  # type: ignore[arg-type]
     summed = ConversationUsage._make((*(int(v or 0) for v in tuple(totals)), sum(rep_ms.values())))
-    return UsageRead(summed, {int(r[0]): float(r[1] or 0.0) for r in costs}, rep_ms)
+    return UsageRead(summed, dict(costs), rep_ms)  # type: ignore[arg-type]
 
 
 def handover_from_row(row: Sequence[Any]) -> HandoverQuestion:
