@@ -23,12 +23,16 @@ Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 Objects = NDArray[np.object_]
 
-# The columns `DeskStore.facts` reads, in ConversationFacts' order (next responses apart).
+# ConversationFacts' fields (next responses apart); the state is not counted.
 _KINDS = ("id", "channel", "state", "queue", "created_at", "closed_at", "handover_at",
           "resolved_at", "resolved_how", "rep_reply_at", "score", "queue_wait_ms",
           "handle_ms")  # fmt: skip
-_TEXT = {"channel", "state", "queue", "resolved_how"}
+_TEXT = {"channel", "queue", "resolved_how"}
 _WHOLE = {"id", "created_at"}
+# The store's joined columns (gateway/store/desk_sql.py NUMBERS, TEXTS), as fields.
+NUMBERS = ("id", "created_at", "closed_at", "handover_at", "resolved_at", "rep_reply_at",
+           "score", "queue_wait_ms", "handle_ms")  # fmt: skip
+TEXTS = ("channel", "queue", "resolved_how")
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,12 @@ class FactColumns:
 
     id: Ints
     channel: Objects  # str
-    state: Objects  # str
-    queue: Objects  # str | None
+    queue: Objects  # str ("" or None: none)
     created_at: Ints
     closed_at: Floats
     handover_at: Floats
     resolved_at: Floats
-    resolved_how: Objects  # str | None
+    resolved_how: Objects  # str ("" or None: none)
     rep_reply_at: Floats
     score: Floats
     queue_wait_ms: Floats
@@ -57,17 +60,33 @@ class FactColumns:
         return len(self.id)
 
     @classmethod
+    def of_joined(cls, columns: Sequence[str | None], responses: Sequence[str | None],
+                  text_sep: str) -> FactColumns:  # fmt: skip
+        """From the store's two reads: NUMBERS then TEXTS, each column's values joined
+        (numbers on ",", NULL as "nan"; texts on `text_sep`), and the responses' asked
+        at and replied at joined (None: no rows)."""
+        arrays: dict[str, Any] = {}
+        for name, joined in zip((*NUMBERS, *TEXTS), columns, strict=True):
+            if name in TEXTS:
+                values = [] if joined is None else joined.split(text_sep)
+                arrays[name] = np.array(values, dtype=object)
+            else:
+                arrays[name] = _numbers(joined, np.int64 if name in _WHOLE else np.float64)
+        asked, replied = (_numbers(joined, np.float64) for joined in responses)
+        return cls(**arrays, asked_at=asked, replied_at=replied)
+
+    @classmethod
     def of_rows(
         cls, rows: Sequence[Sequence[Any]], responses: Sequence[Sequence[Any]]
     ) -> FactColumns:
-        """From the store's two reads (rows positional, as `desk_sql.facts_sql` lists
-        the columns; responses: conversation id, asked at, replied at)."""
+        """From rows in ConversationFacts' order (next responses apart) and next
+        responses (conversation id, asked at, replied at)."""
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(_KINDS)
         arrays: dict[str, Any] = {}
         for name, values in zip(_KINDS, columns, strict=True):
             if name in _TEXT:
                 arrays[name] = np.array(values, dtype=object)
-            else:  # None -> NaN
+            elif name != "state":  # None -> NaN
                 arrays[name] = np.array(values, dtype=np.int64 if name in _WHOLE else np.float64)
         pairs = list(zip(*responses, strict=True)) if responses else [(), (), ()]
         return cls(**arrays, asked_at=np.array(pairs[1], dtype=np.float64),
@@ -82,6 +101,13 @@ class FactColumns:
             rows.append(tuple(f[: len(_KINDS)]))
             responses += [(f.id, asked, replied) for asked, replied in f.next_responses]
         return cls.of_rows(rows, responses)
+
+
+def _numbers(joined: str | None, dtype: type[np.generic]) -> Any:
+    """Numbers joined on "," (NaN written "nan"): numpy parses them in C."""
+    if not joined:
+        return np.zeros(0, dtype=dtype)
+    return np.fromstring(joined, dtype=np.float64, sep=",").astype(dtype)
 
 
 def known(column: Floats) -> NDArray[np.bool_]:

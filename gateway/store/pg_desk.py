@@ -122,7 +122,7 @@ class PostgresDeskStore(PostgresDeskOrg):
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
     ) -> FactColumns:  # fmt: skip
         reads = q.facts_sql(to_ms(since), to_ms(until), channels=channels, queues=queues,
-                            rep_ids=rep_ids)  # fmt: skip
+                            rep_ids=rep_ids, sqlite=False)  # fmt: skip
         if reads is None:
             return FactColumns.of_rows([], [])
         facts_sql, responses_sql, args = reads
@@ -130,9 +130,9 @@ class PostgresDeskStore(PostgresDeskOrg):
         async def op(conn: Conn) -> FactColumns:
             # One snapshot for the two reads (REPEATABLE READ), so they agree.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                rows = await conn.fetch(q.numbered(facts_sql), *args)
-                responses = await conn.fetch(q.numbered(responses_sql), *args)
-            return FactColumns.of_rows(rows, responses)
+                columns = await conn.fetchrow(q.numbered(facts_sql), *args)
+                responses = await conn.fetchrow(q.numbered(responses_sql), *args)
+            return FactColumns.of_joined(tuple(columns), tuple(responses), q.TEXT_SEP)
 
         return await self._store.read(op)
 

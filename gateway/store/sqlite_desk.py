@@ -105,22 +105,22 @@ class SqliteDeskStore(SqliteDeskOrg):
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
     ) -> FactColumns:  # fmt: skip
         reads = q.facts_sql(to_ms(since), to_ms(until), channels=channels, queues=queues,
-                            rep_ids=rep_ids)  # fmt: skip
+                            rep_ids=rep_ids, sqlite=True)  # fmt: skip
         if reads is None:
             return FactColumns.of_rows([], [])
         facts_sql, responses_sql, args = reads
 
         def op(conn: sqlite3.Connection) -> FactColumns:
             cur = conn.cursor()
-            cur.row_factory = None  # plain tuples: a report reads 100,000s of rows
+            cur.row_factory = None  # plain tuples
             # One read transaction for the two reads (WAL: one snapshot), so they agree.
             conn.execute("BEGIN")
             try:
-                rows = cur.execute(facts_sql, args).fetchall()
-                responses = cur.execute(responses_sql, args).fetchall()
+                columns = cur.execute(facts_sql, args).fetchone()
+                responses = cur.execute(responses_sql, args).fetchone()
             finally:
                 conn.execute("COMMIT")
-            return FactColumns.of_rows(rows, responses)
+            return FactColumns.of_joined(columns, responses, q.TEXT_SEP)
 
         return await self._store.read(op)
 
