@@ -39,6 +39,10 @@ the transactions that write the events, messages and queue entries (migration 00
 
 Percentiles interpolate linearly between the closest ranks (as PostgreSQL's
 `percentile_cont` and numpy's default do); null when nothing was measured.
+
+The facts come as columns (gateway/desk/facts.py): the figures are masks, counts and
+array arithmetic over them, the same IEEE operations as a loop over each
+conversation would do (bench/reports.py prints a fingerprint of the figures).
 """
 
 from __future__ import annotations
