@@ -27,9 +27,10 @@ Objects = NDArray[np.object_]
 _KINDS = ("id", "channel", "state", "queue", "created_at", "closed_at", "handover_at",
           "resolved_at", "resolved_how", "rep_reply_at", "score", "queue_wait_ms",
           "handle_ms")  # fmt: skip
-_TEXT = {"channel", "queue", "resolved_how"}
 _WHOLE = {"id", "created_at"}
 # The store's joined columns (gateway/store/desk_sql.py NUMBERS, TEXTS), as fields.
+# Texts are joined on a control character (US, 0x1f) that no channel, queue or
+# resolution's `how` holds.
 NUMBERS = ("id", "created_at", "closed_at", "handover_at", "resolved_at", "rep_reply_at",
            "score", "queue_wait_ms", "handle_ms")  # fmt: skip
 TEXTS = ("channel", "queue", "resolved_how")
@@ -84,7 +85,7 @@ class FactColumns:
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(_KINDS)
         arrays: dict[str, Any] = {}
         for name, values in zip(_KINDS, columns, strict=True):
-            if name in _TEXT:
+            if name in TEXTS:
                 arrays[name] = np.array(values, dtype=object)
             elif name != "state":  # None -> NaN
                 arrays[name] = np.array(values, dtype=np.int64 if name in _WHOLE else np.float64)
