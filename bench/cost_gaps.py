@@ -3,7 +3,7 @@ grouping separates real customer wording.
 
     .venv/bin/python bench/cost_gaps.py --conversations 100000 [--postgres URL]
 
-1. Cost: bench/reports.py's 100,000 generated conversations over 30 days, plus their
+1. Cost: bench/reports.py's 100,000 generated conversations over 30 days, with their
    usage rows (LLM tokens on every one, SMS segments on SMS, call time and speech on
    calls) and a rep's queue entry on every handed-over one, in a fresh SQLite file
    (or the empty PostgreSQL database given). Times what the summary adds for its
@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import collections
 import json
-import random
 import sys
 import tempfile
 import time
@@ -44,60 +43,23 @@ RATES = {"llm_prompt_per_1k_tokens": 0.00015, "llm_completion_per_1k_tokens": 0.
 INTENTS = ("GetBranchHours", "FindATM", "CheckPaymentStatus", "GetExchangeRate",
            "CheckAccountBalance", "ResetPassword", "CancelPlan", "DisputeCharge",
            "takeaway_query", "transport_ticket", "weather_query", "cooking_recipe")  # fmt: skip
-USAGE = (
-    "INSERT INTO usage (conversation_id, source, llm_prompt_tokens, llm_completion_tokens,"
-    " stt_ms, tts_ms, sms_segments, call_s, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
-)
-ENTRY = (
-    "INSERT INTO queue_entries (conversation_id, queue, kind, priority, rep_id, enqueued_at,"
-    " assigned_at, ended_at, outcome) VALUES (?,?,?,?,?,?,?,?,?)"
-)
-REP = (
-    "INSERT INTO reps (id, username, display_name, password_hash, skills, created_at)"
-    " VALUES (1, 'ann', 'Ann', 'x', '[\"general\"]', 0)"
-)
-
-
-def with_usage(data: dict[str, list[tuple[Any, ...]]], seed: int = 11) -> None:
-    """Add usage rows and a rep's queue entries to bench/reports.py's rows."""
-    rnd = random.Random(seed)
-    usage, entries = [], []
-    for cid, _, state, channel, _, queue, t0, _, closed_at in data["conversations"]:
-        usage.append((cid, None, rnd.randrange(800, 6000), rnd.randrange(40, 400), 0, 0, 0, 0,
-                      t0 + 20_000))  # fmt: skip
-        if channel == "sms":
-            usage.append((cid, f"sms:SM{cid:032x}", 0, 0, 0, 0, rnd.randint(1, 3), 0, t0))
-        if channel == "phone":
-            call_s = rnd.randrange(30, 600)
-            usage.append((cid, None, 0, 0, call_s * 400, call_s * 350, 0, 0, t0 + call_s * 1000))
-            usage.append((cid, f"call:CA{cid:032x}", 0, 0, 0, 0, 0, call_s, t0 + call_s * 1000))
-        if queue is not None and state == "closed":
-            entries.append((cid, queue, "text", 0, 1, t0 + 45_000, t0 + 60_000, closed_at,
-                            "closed"))  # fmt: skip
-    data["usage"], data["queue_entries"] = usage, entries
 
 
 async def bench_cost(args: argparse.Namespace) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    data = rows(args.conversations, int(start.timestamp() * 1000))
-    with_usage(data)
+    data = rows(args.conversations, int(start.timestamp() * 1000))  # usage rows included
     with tempfile.TemporaryDirectory() as tmp:
         if args.postgres:
             store, desk = await open_postgres(args.postgres, data)
-            async with store.pool.acquire() as conn:
-                await conn.execute(REP)
-                await conn.executemany(_numbered(ENTRY), data["queue_entries"])
-                await conn.executemany(_numbered(USAGE), data["usage"])
-                await conn.execute("ANALYZE")
         else:
-            store, desk = await _sqlite(Path(tmp) / "bench.sqlite3", data)
+            store, desk = await open_sqlite(Path(tmp) / "bench.sqlite3", data)
         kind = "PostgreSQL" if args.postgres else "SQLite"
         print(f"{args.conversations} conversations, {len(data['usage'])} usage rows,"
-              f" {len(data['queue_entries'])} rep entries ({kind})")  # fmt: skip
+              f" {len(data['taken'])} rep entries ({kind})")  # fmt: skip
         try:
             until = start + timedelta(days=30)
             facts = await desk.facts(start, until)
-            low, high = min(f.id for f in facts), max(f.id for f in facts)
+            low, high = int(facts.id.min()), int(facts.id.max())
 
             async def cost() -> Any:
                 usage = await desk.usage(low, high, unit_prices(RATES))
@@ -112,7 +74,7 @@ async def bench_cost(args: argparse.Namespace) -> None:
                 summary = summarize(facts, start, until, now=until,
                                     first_response_s={}, resolution_s={})  # fmt: skip
                 usage = await desk.usage(
-                    min(f.id for f in facts), max(f.id for f in facts), unit_prices(RATES)
+                    int(facts.id.min()), int(facts.id.max()), unit_prices(RATES)
                 )
                 return summary.model_copy(update={"cost": cost_section(facts, usage, RATES, "USD")})
 
@@ -120,31 +82,6 @@ async def bench_cost(args: argparse.Namespace) -> None:
             print(f"summary with cost, 30 days: wall {fmt(times)}; CPU {fmt(cpu)}")
         finally:
             await store.close()
-
-
-def _numbered(sql: str) -> str:
-    from gateway.store.desk_sql import numbered
-
-    return numbered(sql)
-
-
-async def _sqlite(path: Path, data: dict[str, list[tuple[Any, ...]]]) -> tuple[Any, Any]:
-    import sqlite3
-
-    from gateway.store.sqlite import SqliteStore
-    from gateway.store.sqlite_desk import SqliteDeskStore
-
-    store, _ = await open_sqlite(path, data)
-    await store.close()
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute(REP)
-        conn.executemany(ENTRY, data["queue_entries"])
-        conn.executemany(USAGE, data["usage"])
-    conn.execute("ANALYZE")
-    conn.close()
-    store = SqliteStore.open(path)
-    return store, SqliteDeskStore(store)
 
 
 async def bench_gaps(args: argparse.Namespace) -> None:

@@ -7,8 +7,11 @@ Generates the rows directly (customers, conversations on the four channels over 
 days, the agent's `conversation.resolved` or a `handover`, a wait in the queue and a
 rep's replies, ratings on a fifth) in a fresh SQLite file migrated to the current
 schema (or the PostgreSQL database URL given, which must be empty: it is migrated
-and filled). Then times the store's read of the reports' facts and the summary
-over the whole 30 days and over one day, and searches (a word in 1% of the
+and filled), with usage rows (LLM tokens on every conversation, SMS segments on SMS,
+speech and call time on calls). Then times what `GET /api/v1/reports/summary`
+answers (gateway/desk/reports_api.py `report`: the facts, the summary with SLA
+targets, the cost section's usage read and its figures) over the whole 30 days,
+one day and filtered, and searches (a word in 1% of the
 conversations, one order number, a word with a channel filter) through the
 store's full-text engine (p50 and max of --repeat runs). The
 gateway's own code reads them (gateway/store/*_desk.py, gateway/desk/summary.py).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -28,10 +32,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from gateway.desk.org_store import QueueTargets
+from gateway.desk.report_filters import ReportFilters
+from gateway.desk.reports_api import report
 from gateway.desk.sla import BusinessClock
 from gateway.desk.store import DeskStore, SearchQuery
-from gateway.desk.summary import SPEED, summarize
+from gateway.desk.summary import SPEED
+from gateway.desk.targets import SlaPolicy
 from gateway.models import ChannelKind
 from gateway.routing.policy import DAYS
 
@@ -40,6 +49,9 @@ DAY_MS = 86_400_000
 
 
 REPS = 20
+RATES = {"llm_prompt_per_1k_tokens": 0.00015, "llm_completion_per_1k_tokens": 0.0006,
+         "stt_per_minute": 0.006, "tts_per_minute": 0.015, "sms_segment": 0.0079,
+         "call_minute": 0.0085, "rep_minute": 0.5}  # fmt: skip
 
 
 def rows(n: int, start_ms: int, seed: int = 7) -> dict[str, list[tuple[Any, ...]]]:
@@ -97,7 +109,23 @@ def rows(n: int, start_ms: int, seed: int = 7) -> dict[str, list[tuple[Any, ...]
         out["events"].append((cid, cid, "agent.turn", "{}", t0 + 20_000))
         if closed_at and rnd.random() < 0.5:
             out["ratings"].append((cid, cid, channel, rnd.randint(1, 5), closed_at, closed_at))
+    out["usage"] = usage_rows(out["conversations"], rnd)
     return out
+
+
+def usage_rows(conversations: list[tuple[Any, ...]], rnd: random.Random) -> list[tuple[Any, ...]]:
+    """The conversations' usage, as the gateway meters it (gateway/usage.py)."""
+    usage: list[tuple[Any, ...]] = []
+    for cid, _, _, channel, _, _, t0, _, _ in conversations:
+        usage.append((cid, None, rnd.randrange(800, 6000), rnd.randrange(40, 400), 0, 0, 0, 0,
+                      t0 + 20_000))  # fmt: skip
+        if channel == "sms":
+            usage.append((cid, f"sms:SM{cid:032x}", 0, 0, 0, 0, rnd.randint(1, 3), 0, t0))
+        if channel == "phone":
+            call_s = rnd.randrange(30, 600)
+            usage.append((cid, None, 0, 0, call_s * 400, call_s * 350, 0, 0, t0 + call_s * 1000))
+            usage.append((cid, f"call:CA{cid:032x}", 0, 0, 0, 0, 0, call_s, t0 + call_s * 1000))
+    return usage
 
 
 INSERTS = {
@@ -118,6 +146,10 @@ INSERTS = {
     "ended": "UPDATE queue_entries SET ended_at = ?, outcome = ? WHERE id = ?",
     "closed": "UPDATE conversations SET state = ?, closed_at = ? WHERE id = ?",
 }
+USAGE = (
+    "INSERT INTO usage (conversation_id, source, llm_prompt_tokens, llm_completion_tokens,"
+    " stt_ms, tts_ms, sms_segments, call_s, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
+)
 
 
 async def open_sqlite(path: Path, data: dict[str, list[tuple[Any, ...]]]) -> tuple[Any, DeskStore]:
@@ -132,6 +164,7 @@ async def open_sqlite(path: Path, data: dict[str, list[tuple[Any, ...]]]) -> tup
     with conn:
         for table, sql in INSERTS.items():
             conn.executemany(sql, data[table])
+        conn.executemany(USAGE, data["usage"])
     conn.execute("ANALYZE")
     conn.close()
     store = SqliteStore.open(path)
@@ -147,6 +180,7 @@ async def open_postgres(url: str, data: dict[str, list[tuple[Any, ...]]]) -> tup
     async with store.pool.acquire() as conn:
         for table, sql in INSERTS.items():
             await conn.executemany(numbered(sql), data[table])
+        await conn.executemany(numbered(USAGE), data["usage"])
         await conn.execute("ANALYZE")
     return store, PostgresDeskStore(store)
 
@@ -185,8 +219,8 @@ async def main() -> None:
         kind = "PostgreSQL" if args.postgres else "SQLite"
         print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
         print(f"{args.conversations} conversations, {len(data['messages'])} messages,"
-              f" {len(data['events'])} events generated and stored in"
-              f" {time.perf_counter() - t:.1f} s ({kind})")  # fmt: skip
+              f" {len(data['events'])} events, {len(data['usage'])} usage rows generated and"
+              f" stored in {time.perf_counter() - t:.1f} s ({kind})")  # fmt: skip
         try:
             # SLA counted in business hours (weekdays 09:00-17:00, Paris): desk/sla.py.
             office = BusinessClock.of(dict.fromkeys(DAYS[:5], "09:00-17:00"), "Europe/Paris")
@@ -198,23 +232,29 @@ async def main() -> None:
             ]  # fmt: skip
             for label, days, only, clock in cases:
                 until = start + timedelta(days=days)
+                queues = {"general": QueueTargets(queue="general", first_response_s=300.0,
+                                                  resolution_s=3600.0)}  # fmt: skip
+                policy = SlaPolicy(clock or BusinessClock({}, ZoneInfo("UTC")), queues, 0.25)
 
                 async def summary(
                     until: datetime = until, only: dict[str, Any] = only,
-                    clock: BusinessClock | None = clock,
+                    policy: SlaPolicy = policy,
                 ) -> Any:  # fmt: skip
-                    facts = await desk.facts(start, until, **only)
-                    targets = {"general": 300.0}
-                    return summarize(facts, start, until, now=until, first_response_s=targets,
-                                     resolution_s={"general": 3600.0}, clock=clock)  # fmt: skip
+                    return await report(desk, start, until, ReportFilters(**only), policy=policy,
+                                        rates=RATES, currency="USD", tz=UTC, now=until)  # fmt: skip
 
                 times, cpu, result = await timed(summary, args.repeat)
-                print(f"summary, {label:24} ({result.conversations:6} conversations):"
-                      f" wall {fmt(times)}; CPU {fmt(cpu)}")  # fmt: skip
+                # The figures' fingerprint: equal before and after a change that must
+                # not change them.
+                digest = hashlib.sha256(result.model_dump_json().encode()).hexdigest()[:12]
+                print(f"API summary, {label:24} ({result.conversations:6} conversations):"
+                      f" wall {fmt(times)}; CPU {fmt(cpu)}; figures {digest}")  # fmt: skip
                 if label == "30 days":
                     speed = {name: (getattr(result, name).p50, getattr(result, name).count)
                              for name in SPEED}  # fmt: skip
-                    print(f"  figures (p50 s, count): {speed}")
+                    print(f"  figures (p50 s, count): {speed}; SLA {result.sla};"
+                          f" cost total {result.cost.total}, costliest"
+                          f" {result.cost.costliest[0].id}")  # fmt: skip
             for label, query in (
                 ("'refund'", SearchQuery(text="refund")),
                 ("'order 4242'", SearchQuery(text="order 4242")),

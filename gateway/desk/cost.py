@@ -22,12 +22,14 @@ to 6 decimals (token prices are small fractions of a cent).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import Field
 
+from gateway.desk.facts import FactColumns, Floats, known
 from gateway.desk.store import ConversationFacts
 from gateway.models import Frozen
 from gateway.settings_checks import COST_RATE_NAMES
@@ -127,12 +129,30 @@ def unit_prices(rates: Mapping[str, float]) -> tuple[float, ...]:
     return tuple(rates.get(rate, 0.0) / per for _, rate, per in _FIELDS)
 
 
+def _cost_per_fact(ids: NDArray[np.int64], cost_of: Mapping[int, float]) -> Floats:
+    """The cost of each conversation of `ids` (0.0 for one without usage)."""
+    if not cost_of:
+        return np.zeros(len(ids))
+    have = np.fromiter(cost_of.keys(), dtype=np.int64, count=len(cost_of))
+    costs = np.fromiter(cost_of.values(), dtype=np.float64, count=len(cost_of))
+    order = np.argsort(have)
+    have, costs = have[order], costs[order]
+    at = np.minimum(np.searchsorted(have, ids), len(have) - 1)
+    return np.where(have[at] == ids, costs[at], 0.0)
+
+
+def _sum_in_order(values: Floats) -> float:
+    """Their sum added one by one in order, as a loop would (numpy's sum pairs them)."""
+    return float(np.cumsum(values)[-1]) if len(values) else 0.0
+
+
 def cost_section(
-    facts: Sequence[ConversationFacts], usage: UsageRead, rates: Mapping[str, float],
-    currency: str,
+    facts: FactColumns | Sequence[ConversationFacts], usage: UsageRead,
+    rates: Mapping[str, float], currency: str,
 ) -> Cost:  # fmt: skip
     """The cost of the conversations in `facts` from their `usage` (read over their id
     range with `unit_prices(rates)`)."""
+    f = facts if isinstance(facts, FactColumns) else FactColumns.of(facts)
     prices = unit_prices(rates)
     by_kind = dict.fromkeys(KINDS, 0.0)
     for (kind, _, _), amount, price in zip(_FIELDS, usage.totals, prices, strict=True):
@@ -141,21 +161,21 @@ def cost_section(
     cost_of = dict(usage.cost_of)
     for cid, ms in usage.rep_ms.items():
         cost_of[cid] = cost_of.get(cid, 0.0) + ms * rep_price
+    # Resolved by the agent alone, or handed over and closed by a person.
+    handed = known(f.handover_at)
+    closed = known(f.closed_at)
+    ways = {"agent": ~handed & (known(f.resolved_at) | closed), "rep": handed & closed}
+    fact_cost = _cost_per_fact(f.id, cost_of)
     counts: dict[tuple[str, str], int] = {}  # (channel, agent | rep) -> resolved
     costs: dict[tuple[str, str], float] = {}
-    for f in facts:
-        if f.handover_at is None:
-            if f.resolved_at is None and f.closed_at is None:
-                continue
-            key = (f.channel, "agent")
-        elif f.closed_at is not None:
-            key = (f.channel, "rep")
-        else:
-            continue
-        counts[key] = counts.get(key, 0) + 1
-        costs[key] = costs.get(key, 0.0) + cost_of.get(f.id, 0.0)
-    top = heapq.nsmallest(TOP, ((-c, cid) for cid, c in cost_of.items() if c > 0))
-    channel_of = {f.id: f.channel for f in facts} if top else {}
+    for channel in dict.fromkeys(f.channel[ways["agent"] | ways["rep"]].tolist()):
+        on = f.channel == channel
+        for way, mask in ways.items():
+            if (n := int((on & mask).sum())) > 0:
+                counts[channel, way] = n
+                costs[channel, way] = _sum_in_order(fact_cost[on & mask])
+    top = _costliest(cost_of)
+    channel_of = {cid: str(f.channel[f.id == cid][0]) for _, cid in top if (f.id == cid).any()}
     u = usage.totals
     total = sum(by_kind.values())
     return Cost(
@@ -172,7 +192,7 @@ def cost_section(
         ),
         total=_money(total),
         by_kind={kind: _money(amount) for kind, amount in by_kind.items()},
-        per_conversation=_money(total / len(facts)) if facts else None,
+        per_conversation=_money(total / len(f)) if len(f) else None,
         by_channel={
             channel: ChannelCost(
                 agent=_resolved(
@@ -187,6 +207,16 @@ def cost_section(
             for c, cid in top
         ],
     )
+
+
+def _costliest(cost_of: Mapping[int, float]) -> list[tuple[float, int]]:
+    """The TOP costliest conversations as (-cost, id), costliest first (ties: lower id)."""
+    ids = np.fromiter(cost_of.keys(), dtype=np.int64, count=len(cost_of))
+    negated = -np.fromiter(cost_of.values(), dtype=np.float64, count=len(cost_of))
+    priced = negated < 0
+    ids, negated = ids[priced], negated[priced]
+    first = np.lexsort((ids, negated))[:TOP]
+    return [(float(negated[i]), int(ids[i])) for i in first]
 
 
 def cost_csv_rows(cost: Cost | None) -> list[tuple[str, str]]:

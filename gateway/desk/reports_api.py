@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from gateway.desk.report_filters import (
     parse_filters,
 )
 from gateway.desk.state import DESK
+from gateway.desk.store import DeskStore
 from gateway.desk.summary import Summary, summarize
 from gateway.keys import SETTINGS
 from gateway.outreach.models import OutreachReport
@@ -80,6 +82,35 @@ async def filters_of(request: web.Request) -> ReportFilters:
         raise _bad(str(exc)) from None
 
 
+async def report(
+    store: DeskStore, since: datetime, until: datetime, only: ReportFilters, *,
+    policy: targets.SlaPolicy, rates: Mapping[str, float], currency: str, tz: tzinfo,
+    now: datetime,
+) -> Summary:  # fmt: skip
+    """The summary with its cost section: what the API answers (bench/reports.py times
+    this over 100,000 conversations)."""
+    facts = await store.facts(
+        since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids
+    )
+    usage = (
+        await store.usage(int(facts.id.min()), int(facts.id.max()), unit_prices(rates))
+        if len(facts)
+        else UsageRead(ConversationUsage(), {}, {})
+    )
+
+    def figures() -> Summary:
+        summary = summarize(
+            facts, since, until, now=now, first_response_s=policy.of("first_response"),
+            resolution_s=policy.of("resolution"), tz=tz, clock=policy.clock,
+            at_risk_share=policy.at_risk_share,
+        )  # fmt: skip
+        cost = cost_section(facts, usage, rates, currency)
+        return summary.model_copy(update={"cost": cost})
+
+    # Off the event loop: over 100,000 conversations it takes a while.
+    return await asyncio.to_thread(figures)
+
+
 async def summary_of(request: web.Request, only: ReportFilters | None = None) -> Summary:
     """The summary the request asks for: its period and filters (`only`: already read)."""
     store = request.app[DESK].ready()[0]
@@ -87,26 +118,14 @@ async def summary_of(request: web.Request, only: ReportFilters | None = None) ->
     since, until = period(request.query)
     if only is None:
         only = await filters_of(request)
-    facts = await store.facts(
-        since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids
-    )
     policy = await targets.current(settings, store, request.app[DESK].clock())
-    # Off the event loop: over 100,000 conversations it is a few tenths of a second.
-    summary = await asyncio.to_thread(
-        summarize, facts, since, until, now=datetime.now(UTC),
-        first_response_s=policy.of("first_response"), resolution_s=policy.of("resolution"),
-        tz=ZoneInfo(settings.business_timezone), clock=policy.clock,
-        at_risk_share=policy.at_risk_share,
+    summary = await report(
+        store, since, until, only, policy=policy, rates=settings.cost_rates,
+        currency=settings.cost_currency, tz=ZoneInfo(settings.business_timezone),
+        now=datetime.now(UTC),
     )  # fmt: skip
-    rates = settings.cost_rates
-    usage = (
-        await store.usage(min(f.id for f in facts), max(f.id for f in facts), unit_prices(rates))
-        if facts
-        else UsageRead(ConversationUsage(), {}, {})
-    )
-    cost = cost_section(facts, usage, rates, settings.cost_currency)
     outreach = await outreach_report(request, since, until)
-    return summary.model_copy(update={"cost": cost, "outreach": outreach})
+    return summary.model_copy(update={"outreach": outreach})
 
 
 async def gaps_of(request: web.Request) -> Gaps:

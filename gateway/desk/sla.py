@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import Field
 
 from gateway.models import Frozen
@@ -28,6 +30,7 @@ from gateway.routing.policy import Hours, parse_hours
 MAX_DAYS = 3660  # a deadline further than ten years away is "never" (no open day found)
 COVER_AHEAD = timedelta(days=31)  # the span table grows by a month at least
 DEFAULT_AT_RISK_SHARE = 0.25
+Floats = NDArray[np.float64]
 
 
 class BusinessClock:
@@ -78,6 +81,26 @@ class BusinessClock:
             return end - start
         self._cover(start, end)
         return self._open_until(end) - self._open_until(start)
+
+    def elapsed_many(self, start: Floats, end: Floats) -> Floats:
+        """`elapsed_s` of each (start, end) pair of two arrays, the same operations
+        on numpy's float64 (a report's 100,000 at once)."""
+        later = end > start
+        if self.always_open:
+            return np.where(later, end - start, 0.0)
+        if not later.any():
+            return np.zeros(len(start))
+        self._cover(float(start[later].min()), float(end[later].max()))
+        starts, ends = np.array(self._starts), np.array(self._ends)
+        before = np.array(self._before)
+
+        def open_until(at: Floats) -> Floats:
+            i = np.searchsorted(starts, at, side="right") - 1
+            j = np.maximum(i, 0)
+            value = before[j] + np.minimum(at - starts[j], ends[j] - starts[j])
+            return np.where(i < 0, 0.0, value)
+
+        return np.where(later, open_until(end) - open_until(start), 0.0)
 
     def _open_until(self, at: float) -> float:
         """Open seconds from the table's start to `at` (inside the table)."""

@@ -16,6 +16,7 @@ from gateway.routing.models import Rep
 
 if TYPE_CHECKING:
     from gateway.desk.cost import UsageRead
+    from gateway.desk.facts import FactColumns
     from gateway.desk.gaps import HandoverQuestion
 
 
@@ -130,9 +131,9 @@ class DeskStore(DeskOrgStore, Protocol):
     async def facts(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
-    ) -> list[ConversationFacts]:  # fmt: skip
+    ) -> FactColumns:  # fmt: skip
         """Conversations created in [since, until), with what reports count of them (from
-        `report_facts`, one snapshot). Each filter given narrows them: on one of
+        `report_facts`, one snapshot), a column each. Each filter given narrows them: on one of
         `channels`, in one of `queues`, worked by (taken by) one of `rep_ids`; an empty
         set matches nothing."""
         ...

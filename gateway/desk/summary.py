@@ -39,18 +39,26 @@ the transactions that write the events, messages and queue entries (migration 00
 
 Percentiles interpolate linearly between the closest ranks (as PostgreSQL's
 `percentile_cont` and numpy's default do); null when nothing was measured.
+
+The facts come as columns (gateway/desk/facts.py): the figures are masks, counts and
+array arithmetic over them, the same IEEE operations as a loop over each
+conversation would do (bench/reports.py prints a fingerprint of the figures).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import Field
 
 from gateway.desk.cost import Cost, cost_csv_rows
+from gateway.desk.facts import FactColumns, Floats, known
 from gateway.desk.sla import DEFAULT_AT_RISK_SHARE, BusinessClock
 from gateway.desk.store import ConversationFacts
 from gateway.models import ChannelKind, Frozen
@@ -143,16 +151,16 @@ _ALWAYS = BusinessClock({}, ZoneInfo("UTC"))
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th quantile (0..1) of sorted `values`, linearly interpolated."""
-    if not values:
+    if not len(values):
         return None
     pos = (len(values) - 1) * q
     low, high = math.floor(pos), math.ceil(pos)
-    return values[low] + (values[high] - values[low]) * (pos - low)
+    return float(values[low] + (values[high] - values[low]) * (pos - low))
 
 
-def _spread(values: list[float]) -> Percentiles:
-    values.sort()
-    p50, p90 = percentile(values, 0.5), percentile(values, 0.9)
+def _spread(values: Floats) -> Percentiles:
+    ordered = np.sort(values)
+    p50, p90 = percentile(ordered, 0.5), percentile(ordered, 0.9)  # type: ignore[arg-type]
     return Percentiles(
         p50=None if p50 is None else round(p50, 3),
         p90=None if p90 is None else round(p90, 3),
@@ -164,8 +172,52 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _by_hour(created_at: NDArray[np.int64], tz: tzinfo) -> list[int]:
+    """Conversations by the hour of day they started in `tz` (one zone lookup per hour
+    since the epoch, not per conversation)."""
+    hours, at = np.unique(created_at // 3_600_000, return_inverse=True)
+    local = np.array([datetime.fromtimestamp(int(h) * 3600, tz).hour for h in hours],
+                     dtype=np.int64)  # fmt: skip
+    return [int(n) for n in np.bincount(local[at], minlength=24)]
+
+
+def _counted(values: Iterable[str], into: dict[str, int]) -> dict[str, int]:
+    """`into` plus how many times each value comes (new ones added in order)."""
+    for value, n in Counter(values).items():
+        into[value] = into.get(value, 0) + n
+    return into
+
+
+def _sla(
+    f: FactColumns, handed: NDArray[np.bool_], end_ms: int, first_response_s: Mapping[str, float],
+    resolution_s: Mapping[str, float], clock: BusinessClock, at_risk_share: float,
+) -> tuple[SlaFigures, int]:  # fmt: skip
+    """The handed-over conversations' SLA figures and how many missed a target (in
+    business hours)."""
+    queues = [q or "" for q in f.queue[handed].tolist()]
+    late: dict[str, NDArray[np.bool_]] = {}
+    risky = np.zeros(len(queues), dtype=bool)
+    for kind, targets, start, done in (
+        ("first", first_response_s, f.handover_at[handed], f.rep_reply_at[handed]),
+        ("resolution", resolution_s, f.created_at[handed].astype(np.float64), f.closed_at[handed]),
+    ):
+        target = np.array([targets.get(q, math.nan) for q in queues], dtype=np.float64)
+        has = known(target)
+        open_ = ~known(done)
+        used = clock.elapsed_many(start[has] / 1000, np.where(open_, end_ms, done)[has] / 1000)
+        late[kind] = np.zeros(len(queues), dtype=bool)
+        late[kind][has] = used > target[has]
+        risky[has] |= open_[has] & (used > target[has] * (1 - at_risk_share))
+    missed = late["first"] | late["resolution"]
+    figures = SlaFigures(
+        first_response=int(late["first"].sum()), resolution=int(late["resolution"].sum()),
+        at_risk=int((risky & ~missed).sum()),
+    )  # fmt: skip
+    return figures, int(missed.sum())
+
+
 def summarize(
-    facts: Sequence[ConversationFacts],
+    facts: FactColumns | Sequence[ConversationFacts],
     since: datetime,
     until: datetime,
     *,
@@ -178,92 +230,49 @@ def summarize(
 ) -> Summary:
     """The summary of `facts` (the conversations created in [since, until)); hours of
     day in `tz`; SLA time on `clock` (default: always open)."""
+    f = facts if isinstance(facts, FactColumns) else FactColumns.of(facts)
     end_ms = int(min(until, now).timestamp() * 1000)
-    business = (clock or _ALWAYS).elapsed_s
-    at_risk = 0
-    by_channel = {c.value: 0 for c in CHANNELS}
-    how = {"confirmed": 0, "assumed": 0, "closed": 0}
-    bot = handed = late_first = late_resolution = breaches = 0
-    first: list[float] = []
-    resolution: list[float] = []
-    next_response: list[float] = []
-    queue_wait: list[float] = []
-    handle: list[float] = []
-    scores = {str(s): 0 for s in range(1, 6)}
-    rated = total_score = 0
-    by_hour = [0] * 24
-    local_hour: dict[int, int] = {}  # hours since the epoch -> hour of day in tz
-    for f in facts:
-        hour = f.created_at // 3_600_000
-        if hour not in local_hour:
-            local_hour[hour] = datetime.fromtimestamp(hour * 3600, tz).hour
-        by_hour[local_hour[hour]] += 1
-        by_channel[f.channel] = by_channel.get(f.channel, 0) + 1
-        done_at = f.closed_at if f.closed_at is not None else f.resolved_at
-        if f.handover_at is None:
-            if f.resolved_at is not None or f.closed_at is not None:
-                bot += 1
-                kind = f.resolved_how if f.resolved_at is not None else "closed"
-                how[kind or "confirmed"] = how.get(kind or "confirmed", 0) + 1
-        else:
-            handed += 1
-            if f.rep_reply_at is not None:
-                first.append((f.rep_reply_at - f.handover_at) / 1000)
-            missed = risky = False
-            target = first_response_s.get(f.queue or "")
-            if target is not None:
-                answered = f.rep_reply_at if f.rep_reply_at is not None else end_ms
-                used = business(f.handover_at / 1000, answered / 1000)
-                if used > target:
-                    late_first += 1
-                    missed = True
-                risky = f.rep_reply_at is None and used > target * (1 - at_risk_share)
-            target = resolution_s.get(f.queue or "")
-            if target is not None:
-                finished = f.closed_at if f.closed_at is not None else end_ms
-                used = business(f.created_at / 1000, finished / 1000)
-                if used > target:
-                    late_resolution += 1
-                    missed = True
-                risky |= f.closed_at is None and used > target * (1 - at_risk_share)
-            breaches += missed
-            at_risk += risky and not missed
-        if done_at is not None:
-            resolution.append((done_at - f.created_at) / 1000)
-        if f.queue_wait_ms is not None:
-            queue_wait.append(f.queue_wait_ms / 1000)
-        if f.handle_ms is not None:
-            handle.append(f.handle_ms / 1000)
-        for asked_at, replied_at in f.next_responses:
-            next_response.append((replied_at - asked_at) / 1000)
-        if f.score is not None and 1 <= f.score <= 5:
-            rated += 1
-            total_score += f.score
-            scores[str(f.score)] += 1
-    count = len(facts)
+    created = f.created_at.astype(np.float64)
+    handed = known(f.handover_at)
+    resolved = known(f.resolved_at)
+    bot = ~handed & (resolved | known(f.closed_at))
+    # The agent's resolutions by how: its `how` (none: confirmed), or closed.
+    kinds = np.where(resolved[bot], f.resolved_how[bot], "closed").tolist()
+    how = _counted((k or "confirmed" for k in kinds),
+                   {"confirmed": 0, "assumed": 0, "closed": 0})  # fmt: skip
+    replied = handed & known(f.rep_reply_at)
+    done_at = np.where(known(f.closed_at), f.closed_at, f.resolved_at)
+    done = known(done_at)
+    rated = known(f.score) & (f.score >= 1) & (f.score <= 5)
+    scores = np.bincount(f.score[rated].astype(np.int64), minlength=6)
+    count, n_rated = len(f), int(rated.sum())
+    total_score = int(scores @ np.arange(6))
+    sla, breaches = _sla(
+        f, handed, end_ms, first_response_s, resolution_s, clock or _ALWAYS, at_risk_share
+    )
     return Summary(
         since=since,
         until=until,
         conversations=count,
-        by_channel=by_channel,
-        bot_resolved=bot,
+        by_channel=_counted(f.channel.tolist(), {c.value: 0 for c in CHANNELS}),
+        bot_resolved=int(bot.sum()),
         bot_resolved_how=how,
-        handed_over=handed,
-        resolution_rate=_ratio(bot, count),
-        handover_rate=_ratio(handed, count),
-        first_response_seconds=_spread(first),
-        resolution_seconds=_spread(resolution),
-        next_response_seconds=_spread(next_response),
-        queue_wait_seconds=_spread(queue_wait),
-        handle_seconds=_spread(handle),
-        by_hour=by_hour,
+        handed_over=int(handed.sum()),
+        resolution_rate=_ratio(int(bot.sum()), count),
+        handover_rate=_ratio(int(handed.sum()), count),
+        first_response_seconds=_spread((f.rep_reply_at[replied] - f.handover_at[replied]) / 1000),
+        resolution_seconds=_spread((done_at[done] - created[done]) / 1000),
+        next_response_seconds=_spread((f.replied_at - f.asked_at) / 1000),
+        queue_wait_seconds=_spread(f.queue_wait_ms[known(f.queue_wait_ms)] / 1000),
+        handle_seconds=_spread(f.handle_ms[known(f.handle_ms)] / 1000),
+        by_hour=_by_hour(f.created_at, tz),
         csat=Csat(
-            count=rated,
-            average=round(total_score / rated, 2) if rated else None,
-            distribution=scores,
+            count=n_rated,
+            average=round(total_score / n_rated, 2) if n_rated else None,
+            distribution={str(s): int(scores[s]) for s in range(1, 6)},
         ),
         sla_breaches=breaches,
-        sla=SlaFigures(first_response=late_first, resolution=late_resolution, at_risk=at_risk),
+        sla=sla,
     )
 
 

@@ -17,23 +17,36 @@ from typing import Any
 
 from gateway.desk.cost import ConversationUsage, UsageRead
 from gateway.desk.gaps import HandoverQuestion
-from gateway.desk.store import ApiToken, ConversationFacts, ConversationHit, SearchQuery
+from gateway.desk.store import ApiToken, ConversationHit, SearchQuery
 from gateway.store.rows import Row, to_dt, to_ms
 
 HANDOVER = "handover"
 
-FACT_COLUMNS = (
-    "f.conversation_id, f.channel, f.state, f.queue, f.created_at, f.closed_at, f.handover_at,"
-    " f.resolved_at, f.resolved_how, f.rep_reply_at, f.score, f.queue_wait_ms, f.handle_ms"
-)
+# The facts come back as columns: one row, each column's values joined into one
+# string by the database (NULL as "nan"; text on a control character no name holds),
+# parsed by numpy (gateway/desk/facts.py). 100,000 rows of 13 Python objects each
+# cost three times more to make and take apart than to read.
+NUMBERS = ("conversation_id", "created_at", "closed_at", "handover_at", "resolved_at",
+           "rep_reply_at", "score", "queue_wait_ms", "handle_ms")  # fmt: skip
+TEXTS = ("channel", "queue", "resolved_how")
+TEXT_SEP = "\x1f"
+
+
+def _joined(columns: Sequence[str], *, sqlite: bool, text: bool = False) -> str:
+    """The SELECT list joining each column's values (in the same row order: one scan)."""
+    join = "group_concat" if sqlite else "string_agg"
+    sep = ("char(31)" if sqlite else "chr(31)") if text else "','"
+    null = "''" if text else "'nan'"
+    return ", ".join(f"{join}(COALESCE(CAST({c} AS TEXT), {null}), {sep})" for c in columns)
 
 
 def facts_sql(
     since_ms: int, until_ms: int, *, channels: set[str] | None, queues: set[str] | None,
-    rep_ids: set[int] | None,
+    rep_ids: set[int] | None, sqlite: bool,
 ) -> tuple[str, str, list[Any]] | None:  # fmt: skip
-    """The reads of a period's facts and of their next responses (`?` marks, the same
-    arguments for both); None when a filter is an empty set (nothing matches)."""
+    """The reads of a period's facts (NUMBERS then TEXTS, each joined) and of their next
+    responses (asked at, replied at; joined), with `?` marks and the same arguments
+    for both; None when a filter is an empty set (nothing matches)."""
     where = ["f.created_at >= ?", "f.created_at < ?"]
     args: list[Any] = [since_ms, until_ms]
     for clause, values in (
@@ -49,11 +62,15 @@ def facts_sql(
         where.append(clause.format(", ".join("?" * len(values))))
         args += sorted(values)
     cond = " AND ".join(where)
+    facts = (
+        _joined([f"f.{c}" for c in NUMBERS], sqlite=sqlite)
+        + ", "
+        + _joined([f"f.{c}" for c in TEXTS], sqlite=sqlite, text=True)
+    )
     return (
-        f"SELECT {FACT_COLUMNS} FROM report_facts f WHERE {cond}",
-        "SELECT r.conversation_id, r.asked_at, r.replied_at FROM report_responses r"
-        f" JOIN report_facts f ON f.conversation_id = r.conversation_id WHERE {cond}"
-        " ORDER BY r.id",
+        f"SELECT {facts} FROM report_facts f WHERE {cond}",
+        f"SELECT {_joined(['r.asked_at', 'r.replied_at'], sqlite=sqlite)} FROM report_responses r"
+        f" JOIN report_facts f ON f.conversation_id = r.conversation_id WHERE {cond}",
         args,
     )
 
@@ -234,19 +251,6 @@ def token_from_row(row: Row) -> ApiToken:
     )
 
 
-def facts_from_rows(
-    rows: Iterable[Sequence[Any]], responses: Iterable[Sequence[Any]]
-) -> list[ConversationFacts]:
-    """`ConversationFacts` from the rows of the two reads (positional, as `facts_sql`
-    lists the columns: 100,000 dicts would cost more than the reads)."""
-    answered: dict[int, list[tuple[int, int]]] = {}
-    for cid, asked_at, replied_at in responses:
-        answered.setdefault(cid, []).append((asked_at, replied_at))
-    waits = {cid: tuple(pairs) for cid, pairs in answered.items()}
-    make, get, none = ConversationFacts._make, waits.get, ()
-    return [make((*row, get(row[0], none))) for row in rows]
-
-
 def usage_prices(prices: Sequence[float]) -> tuple[float, ...]:
     """The unit prices USAGE_COST takes (one per summed column; missing ones 0)."""
     return tuple(float(p) for p in prices[: len(_QUANTITIES)]) + (0.0,) * max(
@@ -258,9 +262,11 @@ def usage_read(
     totals: Sequence[Any], costs: Iterable[Sequence[Any]], rep_time: Iterable[Sequence[Any]]
 ) -> UsageRead:
     """A `UsageRead` from the rows of USAGE_TOTALS (one), USAGE_COST and REP_TIME."""
-    rep_ms = {int(r[0]): int(r[1] or 0) for r in rep_time}
+    # The sums are never null (summed columns are NOT NULL, groups never empty): the
+    # rows (tuples, asyncpg records) are the pairs, as they come.
+    rep_ms: dict[int, int] = dict(rep_time)  # type: ignore[arg-type]
     summed = ConversationUsage._make((*(int(v or 0) for v in tuple(totals)), sum(rep_ms.values())))
-    return UsageRead(summed, {int(r[0]): float(r[1] or 0.0) for r in costs}, rep_ms)
+    return UsageRead(summed, dict(costs), rep_ms)  # type: ignore[arg-type]
 
 
 def handover_from_row(row: Sequence[Any]) -> HandoverQuestion:

@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 
 from gateway.desk.cost import UsageRead
+from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
-from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
+from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
@@ -119,19 +120,19 @@ class PostgresDeskStore(PostgresDeskOrg):
     async def facts(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
-    ) -> list[ConversationFacts]:  # fmt: skip
+    ) -> FactColumns:  # fmt: skip
         reads = q.facts_sql(to_ms(since), to_ms(until), channels=channels, queues=queues,
-                            rep_ids=rep_ids)  # fmt: skip
+                            rep_ids=rep_ids, sqlite=False)  # fmt: skip
         if reads is None:
-            return []
+            return FactColumns.of_rows([], [])
         facts_sql, responses_sql, args = reads
 
-        async def op(conn: Conn) -> list[ConversationFacts]:
+        async def op(conn: Conn) -> FactColumns:
             # One snapshot for the two reads (REPEATABLE READ), so they agree.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                rows = await conn.fetch(q.numbered(facts_sql), *args)
-                responses = await conn.fetch(q.numbered(responses_sql), *args)
-            return q.facts_from_rows(rows, responses)
+                columns = await conn.fetchrow(q.numbered(facts_sql), *args)
+                responses = await conn.fetchrow(q.numbered(responses_sql), *args)
+            return FactColumns.of_joined(tuple(columns), tuple(responses), q.TEXT_SEP)
 
         return await self._store.read(op)
 

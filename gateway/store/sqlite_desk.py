@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from gateway.desk.cost import UsageRead
+from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
-from gateway.desk.store import ApiToken, Canned, ConversationFacts, ConversationHit, SearchQuery
+from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
@@ -102,24 +103,24 @@ class SqliteDeskStore(SqliteDeskOrg):
     async def facts(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
-    ) -> list[ConversationFacts]:  # fmt: skip
+    ) -> FactColumns:  # fmt: skip
         reads = q.facts_sql(to_ms(since), to_ms(until), channels=channels, queues=queues,
-                            rep_ids=rep_ids)  # fmt: skip
+                            rep_ids=rep_ids, sqlite=True)  # fmt: skip
         if reads is None:
-            return []
+            return FactColumns.of_rows([], [])
         facts_sql, responses_sql, args = reads
 
-        def op(conn: sqlite3.Connection) -> list[ConversationFacts]:
+        def op(conn: sqlite3.Connection) -> FactColumns:
             cur = conn.cursor()
-            cur.row_factory = None  # plain tuples: a report reads 100,000s of rows
+            cur.row_factory = None  # plain tuples
             # One read transaction for the two reads (WAL: one snapshot), so they agree.
             conn.execute("BEGIN")
             try:
-                rows = cur.execute(facts_sql, args).fetchall()
-                responses = cur.execute(responses_sql, args).fetchall()
+                columns = cur.execute(facts_sql, args).fetchone()
+                responses = cur.execute(responses_sql, args).fetchone()
             finally:
                 conn.execute("COMMIT")
-            return q.facts_from_rows(rows, responses)
+            return FactColumns.of_joined(columns, responses, q.TEXT_SEP)
 
         return await self._store.read(op)
 
