@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import TwilioException
@@ -80,21 +81,11 @@ class TwilioCalls(TwilioRest):
     ) -> str:
         """Place an outbound call running `twiml` once answered; its SID. Progress is
         posted to `status_callback` (signed, like every Twilio webhook)."""
-        try:
-            call = await self.client.calls.create_async(
-                to=to, from_=from_, twiml=twiml, status_callback=status_callback,
-                status_callback_event=list(events), status_callback_method="POST",
-                timeout=timeout_s,
-            )  # fmt: skip
-        except TwilioException as exc:
-            _, detail = describe(exc)
-            raise ChannelError(f"Twilio refused to call {to}: {detail}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ChannelError(f"cannot reach Twilio to call {to}: {exc!r}") from exc
-        sid = getattr(call, "sid", None)
-        if not isinstance(sid, str) or not sid:
-            raise ChannelError(f"Twilio answered the call to {to} without a call SID")
-        return sid
+        return await self._create_call(
+            to=to, from_=from_, twiml=twiml, status_callback=status_callback,
+            status_callback_event=list(events), status_callback_method="POST",
+            timeout=timeout_s,
+        )  # fmt: skip
 
     async def call_out(
         self,
@@ -110,13 +101,17 @@ class TwilioCalls(TwilioRest):
         answering-machine detection (`AnsweredBy` in that request); its SID. Progress
         (ringing, answered, completed, no-answer, busy, failed) is posted to
         `status_callback`. ChannelError when Twilio refuses or cannot be reached."""
+        return await self._create_call(
+            to=to, from_=from_, url=url, method="POST", status_callback=status_callback,
+            status_callback_event=["initiated", "ringing", "answered", "completed"],
+            status_callback_method="POST", machine_detection=machine_detection,
+            timeout=timeout_s,
+        )  # fmt: skip
+
+    async def _create_call(self, *, to: str, **params: Any) -> str:
+        """Create the call; its SID. Twilio's refusal or silence becomes ChannelError."""
         try:
-            call = await self.client.calls.create_async(
-                to=to, from_=from_, url=url, method="POST", status_callback=status_callback,
-                status_callback_event=["initiated", "ringing", "answered", "completed"],
-                status_callback_method="POST", machine_detection=machine_detection,
-                timeout=timeout_s,
-            )  # fmt: skip
+            call = await self.client.calls.create_async(to=to, **params)
         except TwilioException as exc:
             _, detail = describe(exc)
             raise ChannelError(f"Twilio refused to call {to}: {detail}") from exc
