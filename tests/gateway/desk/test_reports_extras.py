@@ -163,7 +163,7 @@ async def test_next_response_targets_count_breaches(
     desk = await _open(tmp_path, store_url, aiohttp_client,
                        sla_next_response_s={"general": 0.12})  # fmt: skip
     start = datetime.now(UTC) - timedelta(seconds=1)
-    ids, reps = await _work(desk)
+    _, reps = await _work(desk)
     until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     period = {"since": start.isoformat(), "until": until}
     body = await _summary(desk, **period)
