@@ -191,3 +191,20 @@ async def test_next_response_targets_count_breaches(
     got = await _summary(desk, since=start.isoformat(), until=later)
     assert got["sla"]["next_response"] == 2 and got["sla_breaches"] == 3
     assert got["handed_over_why"] == {"unspecified": got["handed_over"]}  # no brief reasons
+
+
+async def test_the_openapi_document_describes_the_extra_figures(
+    tmp_path: Path, store_url: str, aiohttp_client: Client
+) -> None:
+    desk = await _open(tmp_path, store_url, aiohttp_client)
+    doc = await (await desk.client.get("/api/v1/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    summary = schemas["Summary"]["properties"]
+    for field in ("messages", "handed_over_why", "csat_by_channel", "csat_by_queue",
+                  "csat_by_rep"):  # fmt: skip
+        assert summary[field]["description"], field
+    assert {"inbound", "outbound", "by_channel", "by_hour"} <= set(
+        schemas["Messages"]["properties"]
+    )
+    assert "next_response" in schemas["SlaFigures"]["properties"]
+    assert {"rep_id", "name", "count", "average"} <= set(schemas["RepCsat"]["properties"])
