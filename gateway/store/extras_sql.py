@@ -33,14 +33,15 @@ _CSAT = (
     " JOIN report_facts f ON f.conversation_id = r.conversation_id"
     " WHERE r.score BETWEEN 1 AND 5 AND {cond} GROUP BY f.channel, COALESCE(f.queue, '')"
 )
-# Each rep who took a rated conversation counts its rating once.
+# Each rep who took a rated conversation counts its rating once (its queue entries
+# joined to the period's ratings, then one row per rep and conversation).
 _CSAT_REPS = (
-    "SELECT p.id, p.display_name, COUNT(*), SUM(r.score) FROM ratings r"
+    "SELECT p.id, p.display_name, COUNT(*), SUM(x.score) FROM (SELECT DISTINCT w.rep_id,"
+    " r.conversation_id, r.score FROM ratings r"
     " JOIN report_facts f ON f.conversation_id = r.conversation_id"
-    " JOIN (SELECT DISTINCT conversation_id, rep_id FROM queue_entries"
-    " WHERE rep_id IS NOT NULL) w ON w.conversation_id = r.conversation_id"
-    " JOIN reps p ON p.id = w.rep_id"
-    " WHERE r.score BETWEEN 1 AND 5 AND {cond} GROUP BY p.id, p.display_name"
+    " JOIN queue_entries w ON w.conversation_id = r.conversation_id"
+    " WHERE w.rep_id IS NOT NULL AND r.score BETWEEN 1 AND 5 AND {cond}) x"
+    " JOIN reps p ON p.id = x.rep_id GROUP BY p.id, p.display_name"
 )
 # Next-response waits of the queues with a target: answered ones and the one still
 # open (`awaiting_since`), with their conversation (a conversation breaches once).
