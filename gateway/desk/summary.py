@@ -25,9 +25,10 @@ Counted over the conversations created in [since, until):
   yet over is not counted;
 - `csat`: the customers' ratings (1-5) of these conversations;
 - `sla_breaches`: handed-over conversations of a queue with targets (set in the
-  console, else GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S) that missed
-  one: answered or closed later than the target, or not yet and already past it at
-  `until` (or now, whichever is earlier). Counted in business hours (desk/sla.py);
+  console, else GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S,
+  GATEWAY_SLA_NEXT_RESPONSE_S) that missed one: answered or closed later than the
+  target, or not yet and already past it at `until` (or now, whichever is earlier);
+  next responses: a wait longer than the target (gateway/desk/extras.py). Counted in business hours (desk/sla.py);
   `sla.at_risk`: those not yet answered or closed, not breached, with less than the
   at-risk share of a target left.
 
