@@ -28,7 +28,8 @@ Counted over the conversations created in [since, until):
   console, else GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S,
   GATEWAY_SLA_NEXT_RESPONSE_S) that missed one: answered or closed later than the
   target, or not yet and already past it at `until` (or now, whichever is earlier);
-  next responses: a wait longer than the target (gateway/desk/extras.py). Counted in business hours (desk/sla.py);
+  next responses: a wait longer than the target (gateway/desk/extras.py). Counted in
+  business hours (desk/sla.py);
   `sla.at_risk`: those not yet answered or closed, not breached, with less than the
   at-risk share of a target left.
 
