@@ -233,6 +233,7 @@ async def main() -> None:
             for label, days, only, clock in cases:
                 until = start + timedelta(days=days)
                 queues = {"general": QueueTargets(queue="general", first_response_s=300.0,
+                                                  next_response_s=300.0,
                                                   resolution_s=3600.0)}  # fmt: skip
                 policy = SlaPolicy(clock or BusinessClock({}, ZoneInfo("UTC")), queues, 0.25)
 

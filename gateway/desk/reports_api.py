@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway.desk import targets
 from gateway.desk.cost import ConversationUsage, UsageRead, cost_section, unit_prices
+from gateway.desk.extras import extras, extras_update
 from gateway.desk.gaps import MAX_HANDOVERS, THRESHOLD, Gaps, gap_groups, gap_questions
 from gateway.desk.report_filters import (
     CHANNEL_NAMES,
@@ -89,9 +90,15 @@ async def report(
 ) -> Summary:  # fmt: skip
     """The summary with its cost section: what the API answers (bench/reports.py times
     this over 100,000 conversations)."""
-    facts = await store.facts(
-        since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids
-    )
+    # The extra figures (gateway/desk/extras.py): GROUP BY reads of the same
+    # conversations, read alongside the facts (other pooled connections).
+    next_response_s = policy.of("next_response")
+    facts, extra = await asyncio.gather(
+        store.facts(since, until, channels=only.channels, queues=only.queues,
+                    rep_ids=only.rep_ids),
+        store.report_extras(since, until, channels=only.channels, queues=only.queues,
+                            rep_ids=only.rep_ids, target_queues=set(next_response_s)),
+    )  # fmt: skip
     usage = (
         await store.usage(int(facts.id.min()), int(facts.id.max()), unit_prices(rates))
         if len(facts)
@@ -99,13 +106,16 @@ async def report(
     )
 
     def figures() -> Summary:
+        end_ms = int(min(until, now).timestamp() * 1000)
+        more = extras(extra, channels=CHANNEL_NAMES, tz=tz, next_response_s=next_response_s,
+                      clock=policy.clock, end_ms=end_ms)  # fmt: skip
         summary = summarize(
             facts, since, until, now=now, first_response_s=policy.of("first_response"),
             resolution_s=policy.of("resolution"), tz=tz, clock=policy.clock,
-            at_risk_share=policy.at_risk_share,
+            at_risk_share=policy.at_risk_share, next_response_late=more.next_response_late,
         )  # fmt: skip
         cost = cost_section(facts, usage, rates, currency)
-        return summary.model_copy(update={"cost": cost})
+        return summary.model_copy(update={"cost": cost, **extras_update(more)})
 
     # Off the event loop: over 100,000 conversations it takes a while.
     return await asyncio.to_thread(figures)

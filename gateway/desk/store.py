@@ -4,7 +4,7 @@ both, store/desk_sql.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -16,6 +16,7 @@ from gateway.routing.models import Rep
 
 if TYPE_CHECKING:
     from gateway.desk.cost import UsageRead
+    from gateway.desk.extras import ExtrasRead
     from gateway.desk.facts import FactColumns
     from gateway.desk.gaps import HandoverQuestion
 
@@ -154,6 +155,15 @@ class DeskStore(DeskOrgStore, Protocol):
     ) -> list[HandoverQuestion]:
         """The handovers of the conversations created in [since, until), latest
         first (at most `limit`), each with the customer's last message before it."""
+        ...
+
+    async def report_extras(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        target_queues: Collection[str] = (),
+    ) -> ExtrasRead:  # fmt: skip
+        """The extra figures' reads (gateway/desk/extras.py) of the conversations `facts`
+        reads (same period and filters); next-response waits of `target_queues` only."""
         ...
 
 

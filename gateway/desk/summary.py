@@ -25,9 +25,11 @@ Counted over the conversations created in [since, until):
   yet over is not counted;
 - `csat`: the customers' ratings (1-5) of these conversations;
 - `sla_breaches`: handed-over conversations of a queue with targets (set in the
-  console, else GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S) that missed
-  one: answered or closed later than the target, or not yet and already past it at
-  `until` (or now, whichever is earlier). Counted in business hours (desk/sla.py);
+  console, else GATEWAY_SLA_FIRST_RESPONSE_S, GATEWAY_SLA_RESOLUTION_S,
+  GATEWAY_SLA_NEXT_RESPONSE_S) that missed one: answered or closed later than the
+  target, or not yet and already past it at `until` (or now, whichever is earlier);
+  next responses: a wait longer than the target (gateway/desk/extras.py). Counted in
+  business hours (desk/sla.py);
   `sla.at_risk`: those not yet answered or closed, not breached, with less than the
   at-risk share of a target left.
 
@@ -58,6 +60,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from gateway.desk.cost import Cost, cost_csv_rows
+from gateway.desk.extras import CsatGroup, Messages, RepCsat
 from gateway.desk.facts import FactColumns, Floats, known
 from gateway.desk.sla import DEFAULT_AT_RISK_SHARE, BusinessClock
 from gateway.desk.store import ConversationFacts
@@ -89,6 +92,11 @@ class Csat(Frozen):
 class SlaFigures(Frozen):
     first_response: int = Field(description="Conversations past their first-response target.")
     resolution: int = Field(description="Conversations past their resolution target.")
+    next_response: int = Field(
+        default=0,
+        description="Conversations with a next-response wait past its target (business "
+        "hours; a wait still open at until/now counts once past it).",
+    )
     at_risk: int = Field(
         default=0,
         description="Conversations not yet answered or closed, not breached, with less than "
@@ -137,6 +145,24 @@ class Summary(Frozen):
     csat: Csat
     sla_breaches: int = Field(description="Conversations that missed an SLA target.")
     sla: SlaFigures
+    # The extra sections (gateway/desk/extras.py; null only where not computed).
+    messages: Messages | None = Field(
+        default=None, description="Messages of these conversations, inbound and outbound, by "
+        "channel and by hour of day (GATEWAY_BUSINESS_TIMEZONE)."
+    )  # fmt: skip
+    handed_over_why: dict[str, int] | None = Field(
+        default=None, description="Handed-over conversations by the (grouped) reason of their "
+        "first handover's brief: unanswered, requested, angry, complaint, compromised, refund, "
+        "dispute, refused, backend, speech, other, unspecified (docs/reports.md)."
+    )  # fmt: skip
+    csat_by_channel: dict[str, CsatGroup] | None = Field(default=None,
+                                                         description="CSAT by channel.")
+    csat_by_queue: dict[str, CsatGroup] | None = Field(
+        default=None, description='CSAT by queue ("": never queued).'
+    )
+    csat_by_rep: list[RepCsat] | None = Field(
+        default=None, description="CSAT by rep: each rep who took a rated conversation."
+    )
     # The cost section (gateway/desk/cost.py), priced by GATEWAY_COST_RATES.
     cost: Cost | None = Field(default=None, description="What the conversations cost.")
 
@@ -191,6 +217,7 @@ def _counted(values: Iterable[str], into: dict[str, int]) -> dict[str, int]:
 def _sla(
     f: FactColumns, handed: NDArray[np.bool_], end_ms: int, first_response_s: Mapping[str, float],
     resolution_s: Mapping[str, float], clock: BusinessClock, at_risk_share: float,
+    next_late: Iterable[int] = (),
 ) -> tuple[SlaFigures, int]:  # fmt: skip
     """The handed-over conversations' SLA figures and how many missed a target (in
     business hours)."""
@@ -208,10 +235,12 @@ def _sla(
         late[kind] = np.zeros(len(queues), dtype=bool)
         late[kind][has] = used > target[has]
         risky[has] |= open_[has] & (used > target[has] * (1 - at_risk_share))
-    missed = late["first"] | late["resolution"]
+    # Next responses (gateway/desk/extras.py): the conversations with a wait past it.
+    late["next"] = np.isin(f.id[handed], np.fromiter(next_late, dtype=np.int64))
+    missed = late["first"] | late["resolution"] | late["next"]
     figures = SlaFigures(
         first_response=int(late["first"].sum()), resolution=int(late["resolution"].sum()),
-        at_risk=int((risky & ~missed).sum()),
+        next_response=int(late["next"].sum()), at_risk=int((risky & ~missed).sum()),
     )  # fmt: skip
     return figures, int(missed.sum())
 
@@ -227,9 +256,11 @@ def summarize(
     tz: tzinfo = UTC,
     clock: BusinessClock | None = None,
     at_risk_share: float = DEFAULT_AT_RISK_SHARE,
+    next_response_late: Iterable[int] = (),
 ) -> Summary:
     """The summary of `facts` (the conversations created in [since, until)); hours of
-    day in `tz`; SLA time on `clock` (default: always open)."""
+    day in `tz`; SLA time on `clock` (default: always open); `next_response_late`: the
+    conversations that missed a next-response target (gateway/desk/extras.py)."""
     f = facts if isinstance(facts, FactColumns) else FactColumns.of(facts)
     end_ms = int(min(until, now).timestamp() * 1000)
     created = f.created_at.astype(np.float64)
@@ -248,7 +279,8 @@ def summarize(
     count, n_rated = len(f), int(rated.sum())
     total_score = int(scores @ np.arange(6))
     sla, breaches = _sla(
-        f, handed, end_ms, first_response_s, resolution_s, clock or _ALWAYS, at_risk_share
+        f, handed, end_ms, first_response_s, resolution_s, clock or _ALWAYS, at_risk_share,
+        next_response_late,
     )
     return Summary(
         since=since,
@@ -321,6 +353,29 @@ def csv_rows(summary: Summary) -> list[tuple[str, str]]:
     put("sla.resolution", summary.sla.resolution)
     out += cost_csv_rows(summary.cost)
     put("sla.at_risk", summary.sla.at_risk)
+    out += extras_csv_rows(summary)
+    return out
+
+
+def extras_csv_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The extra sections (gateway/desk/extras.py) as (figure, value) rows."""
+    out: list[tuple[str, str]] = [("sla.next_response", str(summary.sla.next_response))]
+    if summary.messages is not None:
+        m = summary.messages
+        out += [("messages.inbound", str(m.inbound)), ("messages.outbound", str(m.outbound))]
+        out += [(f"messages.{c}.{d}", str(n)) for c, pair in m.by_channel.items()
+                for d, n in pair.items()]  # fmt: skip
+        out += [(f"messages.{d}.hour_{h:02d}", str(n)) for d, hours in m.by_hour.items()
+                for h, n in enumerate(hours)]  # fmt: skip
+    out += [(f"handed_over_why.{k}", str(n)) for k, n in (summary.handed_over_why or {}).items()]
+    for name, groups in (("channel", summary.csat_by_channel), ("queue", summary.csat_by_queue)):
+        for key, g in (groups or {}).items():
+            out += [(f"csat.{name}.{key or '-'}.count", str(g.count)),
+                    (f"csat.{name}.{key or '-'}.average", "" if g.average is None
+                     else str(g.average))]  # fmt: skip
+    for r in summary.csat_by_rep or []:
+        out += [(f"csat.rep.{r.rep_id}.name", r.name), (f"csat.rep.{r.rep_id}.count", str(r.count)),
+                (f"csat.rep.{r.rep_id}.average", "" if r.average is None else str(r.average))]
     return out
 
 

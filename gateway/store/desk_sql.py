@@ -40,13 +40,12 @@ def _joined(columns: Sequence[str], *, sqlite: bool, text: bool = False) -> str:
     return ", ".join(f"{join}(COALESCE(CAST({c} AS TEXT), {null}), {sep})" for c in columns)
 
 
-def facts_sql(
+def facts_where(
     since_ms: int, until_ms: int, *, channels: set[str] | None, queues: set[str] | None,
-    rep_ids: set[int] | None, sqlite: bool,
-) -> tuple[str, str, list[Any]] | None:  # fmt: skip
-    """The reads of a period's facts (NUMBERS then TEXTS, each joined) and of their next
-    responses (asked at, replied at; joined), with `?` marks and the same arguments
-    for both; None when a filter is an empty set (nothing matches)."""
+    rep_ids: set[int] | None,
+) -> tuple[str, list[Any]] | None:  # fmt: skip
+    """The period's and filters' condition on `report_facts f` (`?` marks) and its
+    arguments; None when a filter is an empty set (nothing matches)."""
     where = ["f.created_at >= ?", "f.created_at < ?"]
     args: list[Any] = [since_ms, until_ms]
     for clause, values in (
@@ -61,7 +60,20 @@ def facts_sql(
             return None
         where.append(clause.format(", ".join("?" * len(values))))
         args += sorted(values)
-    cond = " AND ".join(where)
+    return " AND ".join(where), args
+
+
+def facts_sql(
+    since_ms: int, until_ms: int, *, channels: set[str] | None, queues: set[str] | None,
+    rep_ids: set[int] | None, sqlite: bool,
+) -> tuple[str, str, list[Any]] | None:  # fmt: skip
+    """The reads of a period's facts (NUMBERS then TEXTS, each joined) and of their next
+    responses (asked at, replied at; joined), with `?` marks and the same arguments
+    for both; None when a filter is an empty set (nothing matches)."""
+    found = facts_where(since_ms, until_ms, channels=channels, queues=queues, rep_ids=rep_ids)
+    if found is None:
+        return None
+    cond, args = found
     facts = (
         _joined([f"f.{c}" for c in NUMBERS], sqlite=sqlite)
         + ", "

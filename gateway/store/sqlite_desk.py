@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from gateway.desk.cost import UsageRead
+from gateway.desk.extras import ExtrasRead
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
+from gateway.store.extras_sql import extras_read, extras_sql
 from gateway.store.routing_rows import REP_SELECT, rep_from_row
 from gateway.store.rows import now_ms, to_ms
 from gateway.store.sqlite import SqliteStore
@@ -162,6 +165,28 @@ class SqliteDeskStore(SqliteDeskOrg):
             return [q.hit_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
         return await self._store.read(op)
+
+    async def report_extras(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        target_queues: Collection[str] = (),
+    ) -> ExtrasRead:  # fmt: skip
+        found = q.facts_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
+                              rep_ids=rep_ids)  # fmt: skip
+        if found is None:
+            return ExtrasRead([], [], [], [], [])
+        reads = extras_sql(*found, set(target_queues), sqlite=True)
+
+        def op(sql: str, args: list[Any]) -> Callable[[sqlite3.Connection], list[Any]]:
+            def run(conn: sqlite3.Connection) -> list[Any]:
+                cur = conn.cursor()
+                cur.row_factory = None
+                return cur.execute(sql, args).fetchall()
+
+            return run
+
+        # Each read on its own pooled connection, at once (the messages' is the longest).
+        return extras_read(list(await asyncio.gather(*(self._store.read(op(*r)) for r in reads))))
 
 
 __all__ = ["SqliteDeskStore"]

@@ -132,6 +132,7 @@ class Desk {
     bars($("chart-outcome"), [["Agent", s.bot_resolved], ["Person", s.handed_over], ["Open", other]],
       { title: "Outcome" });
     bars($("chart-csat"), Object.entries(s.csat.distribution), { title: "Ratings" });
+    showExtras(s);
     const o = s.outreach;
     if (o) {
       clear($("outreach-tiles")).append(
@@ -357,3 +358,24 @@ class Desk {
 }
 
 new Desk().start();
+
+// The summary's messages, handover reasons and CSAT breakdowns (docs/reports.md).
+function showExtras(s) {
+  const m = s.messages;
+  if (m) {
+    bars($("chart-messages-channel"), Object.entries(m.by_channel).flatMap(([c, d]) =>
+      [[`${channelLabel(c)} in`, d.inbound], [`${channelLabel(c)} out`, d.outbound]]),
+    { title: "Messages by channel" });
+    bars($("chart-messages-hour"), m.by_hour.inbound.map((n, h) => [String(h), n + m.by_hour.outbound[h]]),
+      { title: "Messages by hour" });
+  }
+  bars($("chart-why"), Object.entries(s.handed_over_why || {}), { title: "Handed over: why" });
+  const avg = (a) => (a === null ? "–" : `${a} / 5`);
+  const row = (by, who, g) => el("tr", {}, el("th", { scope: "row", text: by }), el("td", { text: who }),
+    el("td", { text: String(g.count) }), el("td", { text: avg(g.average) }));
+  clear($("csat-by").tBodies[0]).append(
+    ...Object.entries(s.csat_by_channel || {}).map(([c, g]) => row("Channel", channelLabel(c), g)),
+    ...Object.entries(s.csat_by_queue || {}).map(([q, g]) => row("Queue", q || "(none)", g)),
+    ...(s.csat_by_rep || []).map((r) => row("Rep", r.name, r)),
+  );
+}

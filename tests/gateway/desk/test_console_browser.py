@@ -114,6 +114,12 @@ async def test_the_reports_page_draws_its_charts_and_admins_add_reps(
     assert count_colour(hours, ACCENT) > 20  # four conversations in this hour
     empty = await page.locator("#chart-csat canvas").screenshot()
     assert count_colour(empty, ACCENT) == 0  # nothing rated: no bars
+    # The extra figures: the handover's (empty) reason, messages by hour, CSAT rows.
+    why = page.locator("#chart-why canvas")
+    await expect(why).to_have_attribute("aria-label", "Handed over: why: unspecified 1")
+    messages = await page.locator("#chart-messages-hour canvas").screenshot()
+    assert count_colour(messages, ACCENT) > 20  # this hour's messages
+    await expect(page.locator("#csat-by tbody")).to_contain_text("Chat")
     assert not violations, violations  # the library runs under the console's strict CSP
     csv_link = page.get_by_role("link", name="Download CSV")
     assert (await csv_link.get_attribute("href") or "").startswith(

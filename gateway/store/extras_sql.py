@@ -1,0 +1,79 @@
+"""The reports' extra figures' reads (gateway/desk/extras.py), the same text on SQLite
+and PostgreSQL (`?` marks), each a GROUP BY over the period's conversations in
+`report_facts` with the summary's filters (desk_sql.facts_where), so only a few
+hundred rows come back over 100,000 conversations. The store runs them at once, each
+on its own pooled connection (its own snapshot: a write landing between them can
+show in one figure and not yet in another, as between the facts and usage reads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.desk.extras import ExtrasRead
+
+# Messages by the conversation's channel, direction and hour since the epoch (the
+# hours of day in the business time zone are counted from these in Python: one
+# zone lookup per hour, not per message).
+_MESSAGES = (
+    "SELECT f.channel, m.direction, m.created_at / 3600000, COUNT(*) FROM messages m"
+    " JOIN report_facts f ON f.conversation_id = m.conversation_id WHERE {cond}"
+    " GROUP BY f.channel, m.direction, m.created_at / 3600000"
+)
+# The reason of each conversation's first handover (the one `handover_at` holds).
+_REASON = {
+    True: "CASE WHEN json_valid(e.data) THEN json_extract(e.data, '$.reason') END",
+    False: "CAST(e.data AS json) ->> 'reason'",
+}
+_REASONS = (
+    "SELECT {reason}, COUNT(*) FROM events e"
+    " JOIN report_facts f ON f.conversation_id = e.conversation_id"
+    " WHERE e.kind = 'handover' AND e.created_at = f.handover_at AND {cond} GROUP BY 1"
+)
+_CSAT = (
+    "SELECT f.channel, COALESCE(f.queue, ''), COUNT(*), SUM(r.score) FROM ratings r"
+    " JOIN report_facts f ON f.conversation_id = r.conversation_id"
+    " WHERE r.score BETWEEN 1 AND 5 AND {cond} GROUP BY f.channel, COALESCE(f.queue, '')"
+)
+# Each rep who took a rated conversation counts its rating once (its queue entries
+# joined to the period's ratings, then one row per rep and conversation).
+_CSAT_REPS = (
+    "SELECT p.id, p.display_name, COUNT(*), SUM(x.score) FROM (SELECT DISTINCT w.rep_id,"
+    " r.conversation_id, r.score FROM ratings r"
+    " JOIN report_facts f ON f.conversation_id = r.conversation_id"
+    " JOIN queue_entries w ON w.conversation_id = r.conversation_id"
+    " WHERE w.rep_id IS NOT NULL AND r.score BETWEEN 1 AND 5 AND {cond}) x"
+    " JOIN reps p ON p.id = x.rep_id GROUP BY p.id, p.display_name"
+)
+# Next-response waits of the queues with a target: answered ones and the one still
+# open (`awaiting_since`), with their conversation (a conversation breaches once).
+_WAITS = (
+    "SELECT f.conversation_id, f.queue, r.asked_at, r.replied_at FROM report_responses r"
+    " JOIN report_facts f ON f.conversation_id = r.conversation_id WHERE {cond} AND {queues}"
+    " UNION ALL SELECT f.conversation_id, f.queue, f.awaiting_since, NULL FROM report_facts f"
+    " WHERE f.awaiting_since IS NOT NULL AND {cond} AND {queues}"
+)
+
+
+def extras_sql(
+    cond: str, args: list[Any], target_queues: set[str], *, sqlite: bool
+) -> list[tuple[str, list[Any]]]:
+    """The five reads (ExtrasRead's order) of the conversations matching `cond`
+    (report_facts `f`, with `args`); waits only of `target_queues`."""
+    queues = f"f.queue IN ({', '.join('?' * len(target_queues))})" if target_queues else "1 = 0"
+    waits_args = [*args, *sorted(target_queues), *args, *sorted(target_queues)]
+    return [
+        (_MESSAGES.format(cond=cond), args),
+        (_REASONS.format(reason=_REASON[sqlite], cond=cond), args),
+        (_CSAT.format(cond=cond), args),
+        (_CSAT_REPS.format(cond=cond), args),
+        (_WAITS.format(cond=cond, queues=queues), waits_args),
+    ]
+
+
+def extras_read(results: list[list[Any]]) -> ExtrasRead:
+    """An ExtrasRead from the five reads' rows (tuples or asyncpg records)."""
+    return ExtrasRead(*([tuple(row) for row in rows] for rows in results))
+
+
+__all__ = ["extras_read", "extras_sql"]
