@@ -40,13 +40,14 @@ def _joined(columns: Sequence[str], *, sqlite: bool, text: bool = False) -> str:
     return ", ".join(f"{join}(COALESCE(CAST({c} AS TEXT), {null}), {sep})" for c in columns)
 
 
-def facts_sql(
+def period_where(
     since_ms: int, until_ms: int, *, channels: set[str] | None, queues: set[str] | None,
-    rep_ids: set[int] | None, sqlite: bool,
-) -> tuple[str, str, list[Any]] | None:  # fmt: skip
-    """The reads of a period's facts (NUMBERS then TEXTS, each joined) and of their next
-    responses (asked at, replied at; joined), with `?` marks and the same arguments
-    for both; None when a filter is an empty set (nothing matches)."""
+    rep_ids: set[int] | None,
+) -> tuple[str, list[Any]] | None:  # fmt: skip
+    """The WHERE condition on `report_facts f` selecting a period's conversations (created
+    in [since_ms, until_ms)) narrowed by the filters, with its arguments (`?` marks); None
+    when a filter is an empty set (nothing matches). The facts and the cost section's
+    usage read both select by it, so they count the same conversations."""
     where = ["f.created_at >= ?", "f.created_at < ?"]
     args: list[Any] = [since_ms, until_ms]
     for clause, values in (
@@ -61,7 +62,21 @@ def facts_sql(
             return None
         where.append(clause.format(", ".join("?" * len(values))))
         args += sorted(values)
-    cond = " AND ".join(where)
+    return " AND ".join(where), args
+
+
+def facts_sql(
+    since_ms: int, until_ms: int, *, channels: set[str] | None, queues: set[str] | None,
+    rep_ids: set[int] | None, sqlite: bool,
+) -> tuple[str, str, list[Any]] | None:  # fmt: skip
+    """The reads of a period's facts (NUMBERS then TEXTS, each joined) and of their next
+    responses (asked at, replied at; joined), with `?` marks and the same arguments
+    for both; None when a filter is an empty set (nothing matches)."""
+    selected = period_where(since_ms, until_ms, channels=channels, queues=queues,
+                            rep_ids=rep_ids)  # fmt: skip
+    if selected is None:
+        return None
+    cond, args = selected
     facts = (
         _joined([f"f.{c}" for c in NUMBERS], sqlite=sqlite)
         + ", "
@@ -75,26 +90,39 @@ def facts_sql(
     )
 
 
-# Cost (gateway/desk/cost.py): a range of conversations' usage, summed, and priced per
+# Cost (gateway/desk/cost.py): some conversations' usage, summed, and priced per
 # conversation in SQL (the unit prices are arguments: only id, cost pairs come back);
-# their reps' handling time. PostgreSQL sums BIGINTs as NUMERIC: cast.
+# their reps' handling time. Which conversations: `{ids}`, a condition on
+# conversation_id (a range of ids, or those `period_where` selects). Each usage row is
+# priced, then a conversation's rows summed, in the order they are read (the index
+# on conversation_id). PostgreSQL sums BIGINTs as NUMERIC: cast.
 _QUANTITIES = ("llm_prompt_tokens", "llm_completion_tokens", "stt_ms", "tts_ms",
                "sms_segments", "call_s")  # fmt: skip
 USAGE_TOTALS = (
     "SELECT "
     + ", ".join(f"CAST(COALESCE(SUM({c}), 0) AS BIGINT)" for c in _QUANTITIES)
-    + " FROM usage WHERE conversation_id BETWEEN ? AND ?"
+    + " FROM usage WHERE {ids}"
 )
 USAGE_COST = (
     "SELECT conversation_id, SUM("
     + " + ".join(f"{c} * CAST(? AS DOUBLE PRECISION)" for c in _QUANTITIES)
-    + ") FROM usage WHERE conversation_id BETWEEN ? AND ? GROUP BY conversation_id"
+    + ") FROM usage WHERE {ids} GROUP BY conversation_id"
 )
 REP_TIME = (
     "SELECT conversation_id, CAST(SUM(ended_at - assigned_at) AS BIGINT) FROM queue_entries"
-    " WHERE conversation_id BETWEEN ? AND ? AND rep_id IS NOT NULL"
+    " WHERE {ids} AND rep_id IS NOT NULL"
     " AND assigned_at IS NOT NULL AND ended_at IS NOT NULL GROUP BY conversation_id"
 )
+ID_RANGE = "conversation_id BETWEEN ? AND ?"
+IN_PERIOD = "conversation_id IN (SELECT f.conversation_id FROM report_facts f WHERE {cond})"
+
+
+def usage_sql(ids: str) -> tuple[str, str, str]:
+    """USAGE_TOTALS, USAGE_COST and REP_TIME over the conversations `ids` selects
+    (`?` marks: USAGE_COST takes the unit prices first, then the condition's arguments)."""
+    return (USAGE_TOTALS.format(ids=ids), USAGE_COST.format(ids=ids), REP_TIME.format(ids=ids))
+
+
 # Help-centre gaps (gateway/desk/gaps.py): the period's handovers, each with the
 # customer's last message before it (the question the agent could not answer).
 HANDOVER_QUESTIONS = (

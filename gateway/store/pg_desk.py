@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.desk.cost import UsageRead
+from gateway.desk.cost import ConversationUsage, UsageRead
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
@@ -26,9 +26,6 @@ _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
 _REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
-_USAGE_TOTALS = q.numbered(q.USAGE_TOTALS)
-_USAGE_COST = q.numbered(q.USAGE_COST)
-_REP_TIME = q.numbered(q.REP_TIME)
 _HANDOVER_QUESTIONS = q.numbered(q.HANDOVER_QUESTIONS)
 
 
@@ -137,13 +134,29 @@ class PostgresDeskStore(PostgresDeskOrg):
         return await self._store.read(op)
 
     async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        return await self._usage(q.ID_RANGE, [first_id, last_id], prices)
+
+    async def period_usage(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        prices: Sequence[float] = (),
+    ) -> UsageRead:  # fmt: skip
+        selected = q.period_where(to_ms(since), to_ms(until), channels=channels,
+                                  queues=queues, rep_ids=rep_ids)  # fmt: skip
+        if selected is None:
+            return UsageRead(ConversationUsage(), {}, {})
+        cond, args = selected
+        return await self._usage(q.IN_PERIOD.format(cond=cond), args, prices)
+
+    async def _usage(self, ids: str, args: list[Any], prices: Sequence[float]) -> UsageRead:
         unit = q.usage_prices(prices)
+        totals_sql, cost_sql, rep_sql = (q.numbered(sql) for sql in q.usage_sql(ids))
 
         async def op(conn: Conn) -> UsageRead:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                totals = await conn.fetchrow(_USAGE_TOTALS, first_id, last_id)
-                costs = await conn.fetch(_USAGE_COST, *unit, first_id, last_id)
-                rep_time = await conn.fetch(_REP_TIME, first_id, last_id)
+                totals = await conn.fetchrow(totals_sql, *args)
+                costs = await conn.fetch(cost_sql, *unit, *args)
+                rep_time = await conn.fetch(rep_sql, *args)
             return q.usage_read(totals, costs, rep_time)
 
         return await self._store.read(op)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.cost import UsageRead
+from gateway.desk.cost import ConversationUsage, UsageRead
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
@@ -125,20 +125,34 @@ class SqliteDeskStore(SqliteDeskOrg):
         return await self._store.read(op)
 
     async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        return await self._usage(q.ID_RANGE, [first_id, last_id], prices)
+
+    async def period_usage(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        prices: Sequence[float] = (),
+    ) -> UsageRead:  # fmt: skip
+        selected = q.period_where(to_ms(since), to_ms(until), channels=channels,
+                                  queues=queues, rep_ids=rep_ids)  # fmt: skip
+        if selected is None:
+            return UsageRead(ConversationUsage(), {}, {})
+        cond, args = selected
+        return await self._usage(q.IN_PERIOD.format(cond=cond), args, prices)
+
+    async def _usage(self, ids: str, args: list[Any], prices: Sequence[float]) -> UsageRead:
         unit = q.usage_prices(prices)
+        totals_sql, cost_sql, rep_sql = q.usage_sql(ids)
 
         def op(conn: sqlite3.Connection) -> UsageRead:
-            def rows(sql: str, args: tuple[Any, ...]) -> list[Any]:
+            def rows(sql: str, args: Sequence[Any]) -> list[Any]:
                 cur = conn.cursor()
                 cur.row_factory = None
                 return cur.execute(sql, args).fetchall()
 
-            ids = (first_id, last_id)
             conn.execute("BEGIN")  # one snapshot for the three reads
             try:
-                return q.usage_read(rows(q.USAGE_TOTALS, ids)[0],
-                                    rows(q.USAGE_COST, (*unit, *ids)),
-                                    rows(q.REP_TIME, ids))  # fmt: skip
+                return q.usage_read(rows(totals_sql, args)[0], rows(cost_sql, (*unit, *args)),
+                                    rows(rep_sql, args))  # fmt: skip
             finally:
                 conn.execute("COMMIT")
 
