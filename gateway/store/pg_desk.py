@@ -26,6 +26,7 @@ _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
 _REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
+_RANGE_COUNT = q.numbered(q.RANGE_COUNT)
 _HANDOVER_QUESTIONS = q.numbered(q.HANDOVER_QUESTIONS)
 
 
@@ -134,7 +135,7 @@ class PostgresDeskStore(PostgresDeskOrg):
         return await self._store.read(op)
 
     async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
-        return await self._usage(q.ID_RANGE, [first_id, last_id], prices)
+        return await self._usage([first_id, last_id], prices)
 
     async def period_usage(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,
@@ -146,17 +147,28 @@ class PostgresDeskStore(PostgresDeskOrg):
         if selected is None:
             return UsageRead(ConversationUsage(), {}, {})
         cond, args = selected
-        return await self._usage(q.IN_PERIOD.format(cond=cond), args, prices)
+        return await self._usage(args, prices, period=cond)
 
-    async def _usage(self, ids: str, args: list[Any], prices: Sequence[float]) -> UsageRead:
+    async def _usage(
+        self, args: list[Any], prices: Sequence[float], period: str | None = None
+    ) -> UsageRead:
+        """The usage of an id range (`args`: first, last) or, given `period` (a
+        `period_where` condition, `args` its arguments), of the conversations it selects."""
         unit = q.usage_prices(prices)
-        totals_sql, cost_sql, rep_sql = (q.numbered(sql) for sql in q.usage_sql(ids))
 
         async def op(conn: Conn) -> UsageRead:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                totals = await conn.fetchrow(totals_sql, *args)
-                costs = await conn.fetch(cost_sql, *unit, *args)
-                rep_time = await conn.fetch(rep_sql, *args)
+                ids, ids_args = q.ID_RANGE, args
+                if period is not None:
+                    selected = tuple(
+                        await conn.fetchrow(q.numbered(q.SELECTED_IDS.format(cond=period)), *args)
+                    )
+                    in_range = await conn.fetchval(_RANGE_COUNT, *selected[:2])
+                    ids, ids_args = q.period_ids(period, args, selected, in_range)
+                totals_sql, cost_sql, rep_sql = (q.numbered(sql) for sql in q.usage_sql(ids))
+                totals = await conn.fetchrow(totals_sql, *ids_args)
+                costs = await conn.fetch(cost_sql, *unit, *ids_args)
+                rep_time = await conn.fetch(rep_sql, *ids_args)
             return q.usage_read(totals, costs, rep_time)
 
         return await self._store.read(op)

@@ -125,7 +125,7 @@ class SqliteDeskStore(SqliteDeskOrg):
         return await self._store.read(op)
 
     async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
-        return await self._usage(q.ID_RANGE, [first_id, last_id], prices)
+        return await self._usage([first_id, last_id], prices)
 
     async def period_usage(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,
@@ -137,22 +137,33 @@ class SqliteDeskStore(SqliteDeskOrg):
         if selected is None:
             return UsageRead(ConversationUsage(), {}, {})
         cond, args = selected
-        return await self._usage(q.IN_PERIOD.format(cond=cond), args, prices)
+        return await self._usage(args, prices, period=cond)
 
-    async def _usage(self, ids: str, args: list[Any], prices: Sequence[float]) -> UsageRead:
+    async def _usage(
+        self, args: list[Any], prices: Sequence[float], period: str | None = None
+    ) -> UsageRead:
+        """The usage of an id range (`args`: first, last) or, given `period` (a
+        `period_where` condition, `args` its arguments), of the conversations it selects."""
         unit = q.usage_prices(prices)
-        totals_sql, cost_sql, rep_sql = q.usage_sql(ids)
 
         def op(conn: sqlite3.Connection) -> UsageRead:
+            cur = conn.cursor()
+            cur.row_factory = None
+
             def rows(sql: str, args: Sequence[Any]) -> list[Any]:
-                cur = conn.cursor()
-                cur.row_factory = None
                 return cur.execute(sql, args).fetchall()
 
-            conn.execute("BEGIN")  # one snapshot for the three reads
+            conn.execute("BEGIN")  # one snapshot for the reads
             try:
-                return q.usage_read(rows(totals_sql, args)[0], rows(cost_sql, (*unit, *args)),
-                                    rows(rep_sql, args))  # fmt: skip
+                ids, ids_args = q.ID_RANGE, args
+                if period is not None:
+                    selected = rows(q.SELECTED_IDS.format(cond=period), args)[0]
+                    in_range = rows(q.RANGE_COUNT, selected[:2])[0][0]
+                    ids, ids_args = q.period_ids(period, args, selected, in_range)
+                totals_sql, cost_sql, rep_sql = q.usage_sql(ids)
+                return q.usage_read(rows(totals_sql, ids_args)[0],
+                                    rows(cost_sql, (*unit, *ids_args)),
+                                    rows(rep_sql, ids_args))  # fmt: skip
             finally:
                 conn.execute("COMMIT")
 
