@@ -53,9 +53,9 @@ class ConversationUsage(NamedTuple):
 
 
 class UsageRead(NamedTuple):
-    """A range of conversations' usage as the store reads it for the cost section."""
+    """Some conversations' usage as the store reads it for the cost section."""
 
-    totals: ConversationUsage  # summed over the range, reps' handling time included
+    totals: ConversationUsage  # summed over them, reps' handling time included
     cost_of: dict[int, float]  # conversation id -> the cost of its usage rows (priced in SQL)
     rep_ms: dict[int, int]  # conversation id -> its reps' handling time
 

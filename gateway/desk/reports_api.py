@@ -100,7 +100,10 @@ async def report(
                             rep_ids=only.rep_ids, target_queues=set(next_response_s)),
     )  # fmt: skip
     usage = (
-        await store.usage(int(facts.id.min()), int(facts.id.max()), unit_prices(rates))
+        await store.period_usage(
+            since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids,
+            prices=unit_prices(rates),
+        )
         if len(facts)
         else UsageRead(ConversationUsage(), {}, {})
     )

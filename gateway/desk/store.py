@@ -150,6 +150,15 @@ class DeskStore(DeskOrgStore, Protocol):
         ConversationUsage's order; none given: 0), and their reps' handling time."""
         ...
 
+    async def period_usage(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        prices: Sequence[float] = (),
+    ) -> UsageRead:  # fmt: skip
+        """As `usage`, for exactly the conversations `facts` selects with the same period
+        and filters (the cost section of a filtered report counts only them)."""
+        ...
+
     async def handover_questions(
         self, since: datetime, until: datetime, limit: int
     ) -> list[HandoverQuestion]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.desk.cost import UsageRead
+from gateway.desk.cost import ConversationUsage, UsageRead
 from gateway.desk.extras import ExtrasRead
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
@@ -29,9 +29,7 @@ _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
 _REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
-_USAGE_TOTALS = q.numbered(q.USAGE_TOTALS)
-_USAGE_COST = q.numbered(q.USAGE_COST)
-_REP_TIME = q.numbered(q.REP_TIME)
+_RANGE_COUNT = q.numbered(q.RANGE_COUNT)
 _HANDOVER_QUESTIONS = q.numbered(q.HANDOVER_QUESTIONS)
 
 
@@ -140,13 +138,40 @@ class PostgresDeskStore(PostgresDeskOrg):
         return await self._store.read(op)
 
     async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        return await self._usage([first_id, last_id], prices)
+
+    async def period_usage(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        prices: Sequence[float] = (),
+    ) -> UsageRead:  # fmt: skip
+        selected = q.period_where(to_ms(since), to_ms(until), channels=channels,
+                                  queues=queues, rep_ids=rep_ids)  # fmt: skip
+        if selected is None:
+            return UsageRead(ConversationUsage(), {}, {})
+        cond, args = selected
+        return await self._usage(args, prices, period=cond)
+
+    async def _usage(
+        self, args: list[Any], prices: Sequence[float], period: str | None = None
+    ) -> UsageRead:
+        """The usage of an id range (`args`: first, last) or, given `period` (a
+        `period_where` condition, `args` its arguments), of the conversations it selects."""
         unit = q.usage_prices(prices)
 
         async def op(conn: Conn) -> UsageRead:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                totals = await conn.fetchrow(_USAGE_TOTALS, first_id, last_id)
-                costs = await conn.fetch(_USAGE_COST, *unit, first_id, last_id)
-                rep_time = await conn.fetch(_REP_TIME, first_id, last_id)
+                ids, ids_args = q.ID_RANGE, args
+                if period is not None:
+                    selected = tuple(
+                        await conn.fetchrow(q.numbered(q.SELECTED_IDS.format(cond=period)), *args)
+                    )
+                    in_range = await conn.fetchval(_RANGE_COUNT, *selected[:2])
+                    ids, ids_args = q.period_ids(period, args, selected, in_range)
+                totals_sql, cost_sql, rep_sql = (q.numbered(sql) for sql in q.usage_sql(ids))
+                totals = await conn.fetchrow(totals_sql, *ids_args)
+                costs = await conn.fetch(cost_sql, *unit, *ids_args)
+                rep_time = await conn.fetch(rep_sql, *ids_args)
             return q.usage_read(totals, costs, rep_time)
 
         return await self._store.read(op)
@@ -173,7 +198,7 @@ class PostgresDeskStore(PostgresDeskOrg):
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
         target_queues: Collection[str] = (),
     ) -> ExtrasRead:  # fmt: skip
-        found = q.facts_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
+        found = q.period_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
                               rep_ids=rep_ids)  # fmt: skip
         if found is None:
             return ExtrasRead([], [], [], [], [])

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.cost import UsageRead
+from gateway.desk.cost import ConversationUsage, UsageRead
 from gateway.desk.extras import ExtrasRead
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
@@ -128,20 +128,45 @@ class SqliteDeskStore(SqliteDeskOrg):
         return await self._store.read(op)
 
     async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
+        return await self._usage([first_id, last_id], prices)
+
+    async def period_usage(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        prices: Sequence[float] = (),
+    ) -> UsageRead:  # fmt: skip
+        selected = q.period_where(to_ms(since), to_ms(until), channels=channels,
+                                  queues=queues, rep_ids=rep_ids)  # fmt: skip
+        if selected is None:
+            return UsageRead(ConversationUsage(), {}, {})
+        cond, args = selected
+        return await self._usage(args, prices, period=cond)
+
+    async def _usage(
+        self, args: list[Any], prices: Sequence[float], period: str | None = None
+    ) -> UsageRead:
+        """The usage of an id range (`args`: first, last) or, given `period` (a
+        `period_where` condition, `args` its arguments), of the conversations it selects."""
         unit = q.usage_prices(prices)
 
         def op(conn: sqlite3.Connection) -> UsageRead:
-            def rows(sql: str, args: tuple[Any, ...]) -> list[Any]:
-                cur = conn.cursor()
-                cur.row_factory = None
+            cur = conn.cursor()
+            cur.row_factory = None
+
+            def rows(sql: str, args: Sequence[Any]) -> list[Any]:
                 return cur.execute(sql, args).fetchall()
 
-            ids = (first_id, last_id)
-            conn.execute("BEGIN")  # one snapshot for the three reads
+            conn.execute("BEGIN")  # one snapshot for the reads
             try:
-                return q.usage_read(rows(q.USAGE_TOTALS, ids)[0],
-                                    rows(q.USAGE_COST, (*unit, *ids)),
-                                    rows(q.REP_TIME, ids))  # fmt: skip
+                ids, ids_args = q.ID_RANGE, args
+                if period is not None:
+                    selected = rows(q.SELECTED_IDS.format(cond=period), args)[0]
+                    in_range = rows(q.RANGE_COUNT, selected[:2])[0][0]
+                    ids, ids_args = q.period_ids(period, args, selected, in_range)
+                totals_sql, cost_sql, rep_sql = q.usage_sql(ids)
+                return q.usage_read(rows(totals_sql, ids_args)[0],
+                                    rows(cost_sql, (*unit, *ids_args)),
+                                    rows(rep_sql, ids_args))  # fmt: skip
             finally:
                 conn.execute("COMMIT")
 
@@ -171,7 +196,7 @@ class SqliteDeskStore(SqliteDeskOrg):
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
         target_queues: Collection[str] = (),
     ) -> ExtrasRead:  # fmt: skip
-        found = q.facts_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
+        found = q.period_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
                               rep_ids=rep_ids)  # fmt: skip
         if found is None:
             return ExtrasRead([], [], [], [], [])
