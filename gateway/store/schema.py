@@ -413,8 +413,13 @@ report_responses = Table(
 report_message_hours = Table(
     "report_message_hours",
     metadata,
-    Column("conversation_id", Integer, ForeignKey("conversations.id"), primary_key=True,
-           autoincrement=False),
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("epoch_hour", BigInteger, primary_key=True, autoincrement=False),
     Column("direction", String(10), primary_key=True),
     Column("n", Integer, nullable=False),
