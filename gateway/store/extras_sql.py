@@ -12,13 +12,15 @@ from typing import Any
 
 from gateway.desk.extras import ExtrasRead
 
-# Messages by the conversation's channel, direction and hour since the epoch (the
-# hours of day in the business time zone are counted from these in Python: one
-# zone lookup per hour, not per message).
+# Messages by the conversation's channel, direction and hour since the epoch, summed
+# from `report_message_hours` (kept by triggers, migration 0017: a few rows per
+# conversation, not every message; a row whose messages were all deleted is 0). The
+# hours of day in the business time zone are counted from these in Python: one zone
+# lookup per hour, not per message.
 _MESSAGES = (
-    "SELECT f.channel, m.direction, m.created_at / 3600000, COUNT(*) FROM messages m"
-    " JOIN report_facts f ON f.conversation_id = m.conversation_id WHERE {cond}"
-    " GROUP BY f.channel, m.direction, m.created_at / 3600000"
+    "SELECT f.channel, h.direction, h.epoch_hour, SUM(h.n) FROM report_message_hours h"
+    " JOIN report_facts f ON f.conversation_id = h.conversation_id WHERE h.n > 0 AND {cond}"
+    " GROUP BY f.channel, h.direction, h.epoch_hour"
 )
 # The reason of each conversation's first handover (the one `handover_at` holds).
 _REASON = {

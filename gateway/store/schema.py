@@ -405,6 +405,26 @@ report_responses = Table(
     Column("replied_at", BigInteger, nullable=False),
 )
 
+# The messages of each conversation counted by hour since the epoch (created_at //
+# 3,600,000 ms) and direction, kept by triggers on messages (insert, delete, and an
+# update of conversation, time or direction) in the writing transaction (migration
+# 0017, which also fills it): the reports' message figures sum these few rows per
+# conversation instead of reading every message.
+report_message_hours = Table(
+    "report_message_hours",
+    metadata,
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("epoch_hour", BigInteger, primary_key=True, autoincrement=False),
+    Column("direction", String(10), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 # ------------------------------------------------------- proactive outreach (0014)
 
 # One row per business event (gateway/outreach): the event's own id is unique, so a
