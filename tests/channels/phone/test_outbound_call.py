@@ -372,8 +372,12 @@ async def test_the_callee_asking_for_a_person_is_transferred_warm(
     assert moved == sid and "<Conference" in twiml
     rep = outreach.rest.created[1]
     assert (rep.form["To"], rep.form["From"]) == ("+15550001111", "+15550008888")
-    kinds = [e.kind for e in await outreach.store.events(outreach.conversation.id)]
-    assert "transfer.requested" in kinds and "transfer.ringing" in kinds
+    # The rep's line is created before `transfer.ringing` is committed: wait for it.
+    kinds: list[str] = []
+    async with asyncio.timeout(10):
+        while not {"transfer.requested", "transfer.ringing"} <= set(kinds):
+            await asyncio.sleep(0.05)
+            kinds = [e.kind for e in await outreach.store.events(outreach.conversation.id)]
 
 
 async def test_a_callback_on_a_node_that_did_not_place_the_call_is_settled_once(
