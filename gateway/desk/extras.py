@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from pydantic import Field
 
+from gateway.desk.facts import FactColumns, known
 from gateway.desk.gaps import SPEECH, is_gap
 from gateway.desk.sla import BusinessClock
 from gateway.models import Frozen
@@ -67,7 +68,6 @@ class ExtrasRead(NamedTuple):
 
     messages: Sequence[tuple[Any, ...]]  # channel, direction, hour since the epoch, count
     reasons: Sequence[tuple[Any, ...]]  # reason (None: none), count
-    csat: Sequence[tuple[Any, ...]]  # channel, queue ("" none), count, sum of scores
     csat_reps: Sequence[tuple[Any, ...]]  # rep id, name, count, sum of scores
     waits: Sequence[tuple[Any, ...]]  # conversation id, queue, asked at, replied at (None)
 
@@ -142,22 +142,35 @@ def _late(
     return {int(i) for i in ids[~np.isnan(target) & (used > target)]}
 
 
+def _csat_by(
+    facts: FactColumns, channels: Sequence[str]
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """[count, sum of scores] of the rated (1-5) conversations by channel (`channels`
+    always listed) and by queue ("": never queued), from the facts' scores (kept from
+    `ratings` by triggers: 0013, a deleted rating 0018)."""
+    rated = known(facts.score) & (facts.score >= 1) & (facts.score <= 5)
+    scores = facts.score[rated].astype(np.int64)
+    by_channel: dict[str, list[int]] = {c: [0, 0] for c in channels}
+    by_queue: dict[str, list[int]] = {}
+    for column, into in ((facts.channel, by_channel), (facts.queue, by_queue)):
+        keys = np.array([str(k or "") for k in column[rated].tolist()], dtype=object)
+        for key in dict.fromkeys(keys.tolist()):
+            on = keys == key
+            into[key] = [int(on.sum()), int(scores[on].sum())]
+    return by_channel, by_queue
+
+
 def extras(
-    read: ExtrasRead, *, channels: Sequence[str], tz: tzinfo, next_response_s: Mapping[str, float],
-    clock: BusinessClock, end_ms: int,
+    read: ExtrasRead, facts: FactColumns, *, channels: Sequence[str], tz: tzinfo,
+    next_response_s: Mapping[str, float], clock: BusinessClock, end_ms: int,
 ) -> Extras:  # fmt: skip
-    """The figures of `read`; hours of day in `tz`; waits on `clock` up to `end_ms`."""
+    """The figures of `read` and of `facts` (the same conversations); hours of day in
+    `tz`; waits on `clock` up to `end_ms`."""
     why: dict[str, int] = {}
     for reason, n in read.reasons:
         group = reason_group(None if reason is None else str(reason))
         why[group] = why.get(group, 0) + int(n)
-    by_channel: dict[str, list[int]] = {c: [0, 0] for c in channels}
-    by_queue: dict[str, list[int]] = {}
-    for channel, queue, n, total in read.csat:
-        for key, into in ((str(channel), by_channel), (str(queue or ""), by_queue)):
-            pair = into.setdefault(key, [0, 0])
-            pair[0] += int(n)
-            pair[1] += int(total)
+    by_channel, by_queue = _csat_by(facts, channels)
     reps = sorted(
         (RepCsat(rep_id=int(i), name=str(name), count=int(n),
                  average=round(int(total) / int(n), 2) if n else None)

@@ -110,7 +110,7 @@ async def report(
 
     def figures() -> Summary:
         end_ms = int(min(until, now).timestamp() * 1000)
-        more = extras(extra, channels=CHANNEL_NAMES, tz=tz, next_response_s=next_response_s,
+        more = extras(extra, facts, channels=CHANNEL_NAMES, tz=tz, next_response_s=next_response_s,
                       clock=policy.clock, end_ms=end_ms)  # fmt: skip
         summary = summarize(
             facts, since, until, now=now, first_response_s=policy.of("first_response"),

@@ -22,30 +22,19 @@ _MESSAGES = (
     " JOIN report_facts f ON f.conversation_id = h.conversation_id WHERE h.n > 0 AND {cond}"
     " GROUP BY f.channel, h.direction, h.epoch_hour"
 )
-# The reason of each conversation's first handover (the one `handover_at` holds).
-_REASON = {
-    True: "CASE WHEN json_valid(e.data) THEN json_extract(e.data, '$.reason') END",
-    False: "CAST(e.data AS json) ->> 'reason'",
-}
+# The reason of each handed-over conversation's first handover, kept in report_facts
+# by triggers on events (migration 0018): no JSON read per handover.
 _REASONS = (
-    "SELECT {reason}, COUNT(*) FROM events e"
-    " JOIN report_facts f ON f.conversation_id = e.conversation_id"
-    " WHERE e.kind = 'handover' AND e.created_at = f.handover_at AND {cond} GROUP BY 1"
+    "SELECT f.handover_reason, COUNT(*) FROM report_facts f"
+    " WHERE f.handover_at IS NOT NULL AND {cond} GROUP BY f.handover_reason"
 )
-_CSAT = (
-    "SELECT f.channel, COALESCE(f.queue, ''), COUNT(*), SUM(r.score) FROM ratings r"
-    " JOIN report_facts f ON f.conversation_id = r.conversation_id"
-    " WHERE r.score BETWEEN 1 AND 5 AND {cond} GROUP BY f.channel, COALESCE(f.queue, '')"
-)
-# Each rep who took a rated conversation counts its rating once (its queue entries
-# joined to the period's ratings, then one row per rep and conversation).
+# Each rep who took a rated conversation counts its rating once: the (conversation,
+# rep) pairs of `report_rep_conversations` (kept by triggers on queue_entries, 0018)
+# joined to the facts' scores.
 _CSAT_REPS = (
-    "SELECT p.id, p.display_name, COUNT(*), SUM(x.score) FROM (SELECT DISTINCT w.rep_id,"
-    " r.conversation_id, r.score FROM ratings r"
-    " JOIN report_facts f ON f.conversation_id = r.conversation_id"
-    " JOIN queue_entries w ON w.conversation_id = r.conversation_id"
-    " WHERE w.rep_id IS NOT NULL AND r.score BETWEEN 1 AND 5 AND {cond}) x"
-    " JOIN reps p ON p.id = x.rep_id GROUP BY p.id, p.display_name"
+    "SELECT p.id, p.display_name, COUNT(*), SUM(f.score) FROM report_rep_conversations x"
+    " JOIN report_facts f ON f.conversation_id = x.conversation_id JOIN reps p ON p.id = x.rep_id"
+    " WHERE x.n > 0 AND f.score BETWEEN 1 AND 5 AND {cond} GROUP BY p.id, p.display_name"
 )
 # Next-response waits of the queues with a target: answered ones and the one still
 # open (`awaiting_since`), with their conversation (a conversation breaches once).
@@ -60,21 +49,20 @@ _WAITS = (
 def extras_sql(
     cond: str, args: list[Any], target_queues: set[str], *, sqlite: bool
 ) -> list[tuple[str, list[Any]]]:
-    """The five reads (ExtrasRead's order) of the conversations matching `cond`
+    """The four reads (ExtrasRead's order) of the conversations matching `cond`
     (report_facts `f`, with `args`); waits only of `target_queues`."""
     queues = f"f.queue IN ({', '.join('?' * len(target_queues))})" if target_queues else "1 = 0"
     waits_args = [*args, *sorted(target_queues), *args, *sorted(target_queues)]
     return [
         (_MESSAGES.format(cond=cond), args),
-        (_REASONS.format(reason=_REASON[sqlite], cond=cond), args),
-        (_CSAT.format(cond=cond), args),
+        (_REASONS.format(cond=cond), args),
         (_CSAT_REPS.format(cond=cond), args),
         (_WAITS.format(cond=cond, queues=queues), waits_args),
     ]
 
 
 def extras_read(results: list[list[Any]]) -> ExtrasRead:
-    """An ExtrasRead from the five reads' rows (tuples or asyncpg records)."""
+    """An ExtrasRead from the four reads' rows (tuples or asyncpg records)."""
     return ExtrasRead(*([tuple(row) for row in rows] for rows in results))
 
 

@@ -201,7 +201,7 @@ class PostgresDeskStore(PostgresDeskOrg):
         found = q.period_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
                               rep_ids=rep_ids)  # fmt: skip
         if found is None:
-            return ExtrasRead([], [], [], [], [])
+            return ExtrasRead([], [], [], [])
         reads = extras_sql(*found, set(target_queues), sqlite=False)
 
         def op(sql: str, args: list[Any]) -> Callable[[Conn], Awaitable[list[Any]]]:

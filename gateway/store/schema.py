@@ -391,6 +391,10 @@ report_facts = Table(
     # The first customer message not yet answered by a rep (while with a rep, after a
     # rep's reply): the next rep reply ends that wait (a `report_responses` row).
     Column("awaiting_since", BigInteger),
+    # The reason in the brief of its first handover (the event at handover_at), kept
+    # by triggers on events (migration 0018): the reports group it without reading
+    # each handover's JSON.
+    Column("handover_reason", Text),
     Index("ix_report_facts_created_at", "created_at"),
 )
 
@@ -422,6 +426,24 @@ report_message_hours = Table(
     ),
     Column("epoch_hour", BigInteger, primary_key=True, autoincrement=False),
     Column("direction", String(10), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Each rep who took a conversation (a queue entry's rep_id), with how many of its
+# entries they took (0: all since deleted or moved), kept by triggers on
+# queue_entries (migration 0018, which also fills it): CSAT by rep joins these pairs
+# to report_facts' scores instead of every queue entry.
+report_rep_conversations = Table(
+    "report_rep_conversations",
+    metadata,
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("rep_id", Integer, ForeignKey("reps.id"), primary_key=True, autoincrement=False),
     Column("n", Integer, nullable=False),
 )
 

@@ -199,7 +199,7 @@ class SqliteDeskStore(SqliteDeskOrg):
         found = q.period_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
                               rep_ids=rep_ids)  # fmt: skip
         if found is None:
-            return ExtrasRead([], [], [], [], [])
+            return ExtrasRead([], [], [], [])
         reads = extras_sql(*found, set(target_queues), sqlite=True)
 
         def op(sql: str, args: list[Any]) -> Callable[[sqlite3.Connection], list[Any]]:
