@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from pydantic import Field
 
+from gateway.desk.cost import UsageRead
 from gateway.desk.facts import FactColumns, known
 from gateway.desk.gaps import SPEECH, is_gap
 from gateway.desk.sla import BusinessClock
@@ -70,6 +71,14 @@ class ExtrasRead(NamedTuple):
     reasons: Sequence[tuple[Any, ...]]  # reason (None: none), count
     csat_reps: Sequence[tuple[Any, ...]]  # rep id, name, count, sum of scores
     waits: Sequence[tuple[Any, ...]]  # conversation id, queue, asked at, replied at (None)
+
+
+class ReportReads(NamedTuple):
+    """Everything the summary reads, as of one snapshot (DeskStore.report_reads)."""
+
+    facts: FactColumns
+    extras: ExtrasRead
+    usage: UsageRead
 
 
 class Messages(Frozen):
@@ -196,5 +205,5 @@ def extras_update(figures: Extras) -> dict[str, Any]:
     }  # fmt: skip
 
 
-__all__ = ["CsatGroup", "Extras", "ExtrasRead", "Messages", "RepCsat", "extras", "extras_update",
-           "reason_group"]
+__all__ = ["CsatGroup", "Extras", "ExtrasRead", "Messages", "RepCsat", "ReportReads", "extras",
+           "extras_update", "reason_group"]  # fmt: skip

@@ -90,23 +90,15 @@ async def report(
 ) -> Summary:  # fmt: skip
     """The summary with its cost section: what the API answers (bench/reports.py times
     this over 100,000 conversations)."""
-    # The extra figures (gateway/desk/extras.py): GROUP BY reads of the same
-    # conversations, read alongside the facts (other pooled connections).
+    # The facts, the extra figures' GROUP BY reads (gateway/desk/extras.py) and the
+    # cost section's usage, all as of one snapshot (DeskStore.report_reads).
     next_response_s = policy.of("next_response")
-    facts, extra = await asyncio.gather(
-        store.facts(since, until, channels=only.channels, queues=only.queues,
-                    rep_ids=only.rep_ids),
-        store.report_extras(since, until, channels=only.channels, queues=only.queues,
-                            rep_ids=only.rep_ids, target_queues=set(next_response_s)),
+    facts, extra, usage = await store.report_reads(
+        since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids,
+        target_queues=set(next_response_s), prices=unit_prices(rates),
     )  # fmt: skip
-    usage = (
-        await store.period_usage(
-            since, until, channels=only.channels, queues=only.queues, rep_ids=only.rep_ids,
-            prices=unit_prices(rates),
-        )
-        if len(facts)
-        else UsageRead(ConversationUsage(), {}, {})
-    )
+    if not len(facts):
+        usage = UsageRead(ConversationUsage(), {}, {})
 
     def figures() -> Summary:
         end_ms = int(min(until, now).timestamp() * 1000)

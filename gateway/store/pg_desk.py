@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from gateway.desk.cost import ConversationUsage, UsageRead
-from gateway.desk.extras import ExtrasRead
+from gateway.desk.extras import ExtrasRead, ReportReads
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
@@ -19,6 +19,7 @@ from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
 from gateway.store.extras_sql import extras_read, extras_sql
 from gateway.store.pg_desk_org import PostgresDeskOrg
+from gateway.store.pg_report import read_usage, report_reads
 from gateway.store.postgres import PostgresStore
 from gateway.store.routing_rows import REP_SELECT, rep_from_row
 from gateway.store.rows import now_ms, to_ms
@@ -29,7 +30,6 @@ _WORKED_ON = q.numbered(q.WORKED_ON)
 _ADD_TOKEN = q.numbered(q.ADD_TOKEN) + " RETURNING *"
 _TOKEN_BY_HASH = q.numbered(q.TOKEN_BY_HASH)
 _REVOKE_TOKEN = q.numbered(q.REVOKE_TOKEN)
-_RANGE_COUNT = q.numbered(q.RANGE_COUNT)
 _HANDOVER_QUESTIONS = q.numbered(q.HANDOVER_QUESTIONS)
 
 
@@ -157,22 +157,10 @@ class PostgresDeskStore(PostgresDeskOrg):
     ) -> UsageRead:
         """The usage of an id range (`args`: first, last) or, given `period` (a
         `period_where` condition, `args` its arguments), of the conversations it selects."""
-        unit = q.usage_prices(prices)
 
         async def op(conn: Conn) -> UsageRead:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                ids, ids_args = q.ID_RANGE, args
-                if period is not None:
-                    selected = tuple(
-                        await conn.fetchrow(q.numbered(q.SELECTED_IDS.format(cond=period)), *args)
-                    )
-                    in_range = await conn.fetchval(_RANGE_COUNT, *selected[:2])
-                    ids, ids_args = q.period_ids(period, args, selected, in_range)
-                totals_sql, cost_sql, rep_sql = (q.numbered(sql) for sql in q.usage_sql(ids))
-                totals = await conn.fetchrow(totals_sql, *ids_args)
-                costs = await conn.fetch(cost_sql, *unit, *ids_args)
-                rep_time = await conn.fetch(rep_sql, *ids_args)
-            return q.usage_read(totals, costs, rep_time)
+                return await read_usage(conn, args, prices, period)
 
         return await self._store.read(op)
 
@@ -212,6 +200,16 @@ class PostgresDeskStore(PostgresDeskOrg):
 
         # Each read on its own pooled connection, at once (the messages' is the longest).
         return extras_read(list(await asyncio.gather(*(self._store.read(op(*r)) for r in reads))))
+
+    async def report_reads(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        target_queues: Collection[str] = (), prices: Sequence[float] = (),
+    ) -> ReportReads:  # fmt: skip
+        return await report_reads(
+            self._store.pool, to_ms(since), to_ms(until), channels=channels, queues=queues,
+            rep_ids=rep_ids, target_queues=target_queues, prices=prices,
+        )  # fmt: skip
 
 
 __all__ = ["PostgresDeskStore"]

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.desk.cost import ConversationUsage, UsageRead
-from gateway.desk.extras import ExtrasRead
+from gateway.desk.extras import ExtrasRead, ReportReads
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
@@ -147,26 +147,11 @@ class SqliteDeskStore(SqliteDeskOrg):
     ) -> UsageRead:
         """The usage of an id range (`args`: first, last) or, given `period` (a
         `period_where` condition, `args` its arguments), of the conversations it selects."""
-        unit = q.usage_prices(prices)
 
         def op(conn: sqlite3.Connection) -> UsageRead:
-            cur = conn.cursor()
-            cur.row_factory = None
-
-            def rows(sql: str, args: Sequence[Any]) -> list[Any]:
-                return cur.execute(sql, args).fetchall()
-
             conn.execute("BEGIN")  # one snapshot for the reads
             try:
-                ids, ids_args = q.ID_RANGE, args
-                if period is not None:
-                    selected = rows(q.SELECTED_IDS.format(cond=period), args)[0]
-                    in_range = rows(q.RANGE_COUNT, selected[:2])[0][0]
-                    ids, ids_args = q.period_ids(period, args, selected, in_range)
-                totals_sql, cost_sql, rep_sql = q.usage_sql(ids)
-                return q.usage_read(rows(totals_sql, ids_args)[0],
-                                    rows(cost_sql, (*unit, *ids_args)),
-                                    rows(rep_sql, ids_args))  # fmt: skip
+                return _read_usage(conn, args, prices, period)
             finally:
                 conn.execute("COMMIT")
 
@@ -212,6 +197,64 @@ class SqliteDeskStore(SqliteDeskOrg):
 
         # Each read on its own pooled connection, at once (the messages' is the longest).
         return extras_read(list(await asyncio.gather(*(self._store.read(op(*r)) for r in reads))))
+
+    async def report_reads(
+        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
+        queues: set[str] | None = None, rep_ids: set[int] | None = None,
+        target_queues: Collection[str] = (), prices: Sequence[float] = (),
+    ) -> ReportReads:  # fmt: skip
+        since_ms, until_ms = to_ms(since), to_ms(until)
+        found = q.period_where(since_ms, until_ms, channels=channels, queues=queues,
+                               rep_ids=rep_ids)  # fmt: skip
+        facts_reads = q.facts_sql(since_ms, until_ms, channels=channels, queues=queues,
+                                  rep_ids=rep_ids, sqlite=True)  # fmt: skip
+        if found is None or facts_reads is None:
+            return ReportReads(FactColumns.of_rows([], []), ExtrasRead([], [], [], []),
+                               UsageRead(ConversationUsage(), {}, {}))  # fmt: skip
+        cond, args = found
+        facts_sql, responses_sql, _ = facts_reads
+        extra = extras_sql(cond, args, set(target_queues), sqlite=True)
+
+        def op(conn: sqlite3.Connection) -> ReportReads:
+            cur = conn.cursor()
+            cur.row_factory = None  # plain tuples
+            # One read transaction (WAL: one snapshot) for every read, one after the
+            # other on this connection (docs/reports.md: as fast as several at once).
+            conn.execute("BEGIN")
+            try:
+                columns = cur.execute(facts_sql, args).fetchone()
+                responses = cur.execute(responses_sql, args).fetchone()
+                rows = [cur.execute(sql, a).fetchall() for sql, a in extra]
+                usage = _read_usage(conn, args, prices, cond)
+            finally:
+                conn.execute("COMMIT")
+            return ReportReads(FactColumns.of_joined(columns, responses, q.TEXT_SEP),
+                               extras_read(rows), usage)  # fmt: skip
+
+        return await self._store.read(op)
+
+
+def _read_usage(
+    conn: sqlite3.Connection, args: list[Any], prices: Sequence[float], period: str | None
+) -> UsageRead:
+    """The usage of an id range (`args`: first, last) or, given `period` (a
+    `period_where` condition, `args` its arguments), of the conversations it selects;
+    inside the caller's read transaction."""
+    unit = q.usage_prices(prices)
+    cur = conn.cursor()
+    cur.row_factory = None
+
+    def rows(sql: str, args: Sequence[Any]) -> list[Any]:
+        return cur.execute(sql, args).fetchall()
+
+    ids, ids_args = q.ID_RANGE, args
+    if period is not None:
+        selected = rows(q.SELECTED_IDS.format(cond=period), args)[0]
+        in_range = rows(q.RANGE_COUNT, selected[:2])[0][0]
+        ids, ids_args = q.period_ids(period, args, selected, in_range)
+    totals_sql, cost_sql, rep_sql = q.usage_sql(ids)
+    return q.usage_read(rows(totals_sql, ids_args)[0], rows(cost_sql, (*unit, *ids_args)),
+                        rows(rep_sql, ids_args))  # fmt: skip
 
 
 __all__ = ["SqliteDeskStore"]
