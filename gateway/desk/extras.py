@@ -7,8 +7,8 @@ over the same conversations as the rest of the summary (period and filters):
   channel and by the hour of day they were written (GATEWAY_BUSINESS_TIMEZONE);
 - `handed_over_why`: the handed-over conversations by the reason in the brief of
   their first handover, grouped (`reason_group`): sums to `handed_over`;
-- `csat_by_channel`, `csat_by_queue` (none: ""), `csat_by_rep` (each rep who took a
-  rated conversation counts its rating);
+- `csat_by_channel`, `csat_by_queue` (none: ""): counted from the facts' scores;
+  `csat_by_rep` (each rep who took a rated conversation counts its rating);
 - next-response SLA: each wait (a `report_responses` row, or the wait still open
   at `until`/now) longer, in business hours, than its queue's next-response
   target; `sla.next_response` counts the conversations with one.

@@ -16,7 +16,7 @@ from gateway.routing.models import Rep
 
 if TYPE_CHECKING:
     from gateway.desk.cost import UsageRead
-    from gateway.desk.extras import ExtrasRead, ReportReads
+    from gateway.desk.extras import ReportReads
     from gateway.desk.facts import FactColumns
     from gateway.desk.gaps import HandoverQuestion
 
@@ -166,23 +166,16 @@ class DeskStore(DeskOrgStore, Protocol):
         first (at most `limit`), each with the customer's last message before it."""
         ...
 
-    async def report_extras(
-        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
-        queues: set[str] | None = None, rep_ids: set[int] | None = None,
-        target_queues: Collection[str] = (),
-    ) -> ExtrasRead:  # fmt: skip
-        """The extra figures' reads (gateway/desk/extras.py) of the conversations `facts`
-        reads (same period and filters); next-response waits of `target_queues` only."""
-        ...
-
     async def report_reads(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,
         queues: set[str] | None = None, rep_ids: set[int] | None = None,
         target_queues: Collection[str] = (), prices: Sequence[float] = (),
     ) -> ReportReads:  # fmt: skip
-        """What the summary reads (`facts`, `report_extras`, `period_usage` with the same
-        period and filters) as of one snapshot of the database, so its figures agree
-        with each other even while conversations are being written."""
+        """What the summary reads (`facts`, the extra figures' GROUP BY reads of
+        gateway/store/extras_sql.py, `period_usage`, with the same period and filters)
+        as of one snapshot of the database, so its figures agree with each other even
+        while conversations are being written; next-response waits of `target_queues`
+        only, usage priced at `prices`."""
         ...
 
 

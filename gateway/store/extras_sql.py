@@ -1,9 +1,9 @@
 """The reports' extra figures' reads (gateway/desk/extras.py), the same text on SQLite
 and PostgreSQL (`?` marks), each a GROUP BY over the period's conversations in
 `report_facts` with the summary's filters (desk_sql.period_where), so only a few
-hundred rows come back over 100,000 conversations. The store runs them at once, each
-on its own pooled connection (its own snapshot: a write landing between them can
-show in one figure and not yet in another, as between the facts and usage reads).
+hundred rows come back over 100,000 conversations (the next-response waits apart).
+The summary runs them with the facts and usage reads as of one snapshot
+(`DeskStore.report_reads`: pg_report.py, sqlite_desk.py).
 """
 
 from __future__ import annotations

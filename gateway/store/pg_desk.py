@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from gateway.desk.cost import ConversationUsage, UsageRead
-from gateway.desk.extras import ExtrasRead, ReportReads
+from gateway.desk.extras import ReportReads
 from gateway.desk.facts import FactColumns
 from gateway.desk.gaps import HandoverQuestion
 from gateway.desk.store import ApiToken, Canned, ConversationHit, SearchQuery
 from gateway.errors import ConflictError
 from gateway.routing.models import Rep
 from gateway.store import desk_sql as q
-from gateway.store.extras_sql import extras_read, extras_sql
 from gateway.store.pg_desk_org import PostgresDeskOrg
 from gateway.store.pg_report import read_usage, report_reads
 from gateway.store.postgres import PostgresStore
@@ -180,26 +178,6 @@ class PostgresDeskStore(PostgresDeskOrg):
             return [q.hit_from_row(r) for r in await conn.fetch(q.numbered(sql), *args)]
 
         return await self._store.read(op)
-
-    async def report_extras(
-        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
-        queues: set[str] | None = None, rep_ids: set[int] | None = None,
-        target_queues: Collection[str] = (),
-    ) -> ExtrasRead:  # fmt: skip
-        found = q.period_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
-                              rep_ids=rep_ids)  # fmt: skip
-        if found is None:
-            return ExtrasRead([], [], [], [])
-        reads = extras_sql(*found, set(target_queues), sqlite=False)
-
-        def op(sql: str, args: list[Any]) -> Callable[[Conn], Awaitable[list[Any]]]:
-            async def run(conn: Conn) -> list[Any]:
-                return list(await conn.fetch(q.numbered(sql), *args))
-
-            return run
-
-        # Each read on its own pooled connection, at once (the messages' is the longest).
-        return extras_read(list(await asyncio.gather(*(self._store.read(op(*r)) for r in reads))))
 
     async def report_reads(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -175,28 +174,6 @@ class SqliteDeskStore(SqliteDeskOrg):
             return [q.hit_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
         return await self._store.read(op)
-
-    async def report_extras(
-        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
-        queues: set[str] | None = None, rep_ids: set[int] | None = None,
-        target_queues: Collection[str] = (),
-    ) -> ExtrasRead:  # fmt: skip
-        found = q.period_where(to_ms(since), to_ms(until), channels=channels, queues=queues,
-                              rep_ids=rep_ids)  # fmt: skip
-        if found is None:
-            return ExtrasRead([], [], [], [])
-        reads = extras_sql(*found, set(target_queues), sqlite=True)
-
-        def op(sql: str, args: list[Any]) -> Callable[[sqlite3.Connection], list[Any]]:
-            def run(conn: sqlite3.Connection) -> list[Any]:
-                cur = conn.cursor()
-                cur.row_factory = None
-                return cur.execute(sql, args).fetchall()
-
-            return run
-
-        # Each read on its own pooled connection, at once (the messages' is the longest).
-        return extras_read(list(await asyncio.gather(*(self._store.read(op(*r)) for r in reads))))
 
     async def report_reads(
         self, since: datetime, until: datetime, *, channels: set[str] | None = None,

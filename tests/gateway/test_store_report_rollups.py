@@ -103,9 +103,9 @@ async def test_the_rollups_follow_every_write_and_the_backfill_rebuilds_them(
     held = await _assert_exact(store_url)
     assert ("customer asked for a person" in str(held["facts"])) and (1, 1, 2) in held["reps"]
     for change in (
-        "UPDATE events SET data = '{\"reason\": \"refund please\"}' WHERE conversation_id = 1"
+        'UPDATE events SET data = \'{"reason": "refund please"}\' WHERE conversation_id = 1'
         f" AND created_at = {T0 + 10}",
-        f"UPDATE events SET data = '{{\"reason\": 42}}' WHERE conversation_id = 2",
+        "UPDATE events SET data = '{\"reason\": 42}' WHERE conversation_id = 2",
         _event(3, '{"reason": "backend error"}', T0 + 40),
         f"DELETE FROM events WHERE conversation_id = 1 AND created_at = {T0 + 10}",
         "UPDATE ratings SET score = 3 WHERE conversation_id = 1",
