@@ -46,9 +46,7 @@ _WAITS = (
 )
 
 
-def extras_sql(
-    cond: str, args: list[Any], target_queues: set[str], *, sqlite: bool
-) -> list[tuple[str, list[Any]]]:
+def extras_sql(cond: str, args: list[Any], target_queues: set[str]) -> list[tuple[str, list[Any]]]:
     """The four reads (ExtrasRead's order) of the conversations matching `cond`
     (report_facts `f`, with `args`); waits only of `target_queues`."""
     queues = f"f.queue IN ({', '.join('?' * len(target_queues))})" if target_queues else "1 = 0"

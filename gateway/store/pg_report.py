@@ -110,7 +110,7 @@ async def report_reads(
     cond, args = found
     facts_sql, responses_sql, _ = facts_reads
     (messages, m_args), (reasons, r_args), (reps, p_args), (waits, w_args) = extras_sql(
-        cond, args, set(target_queues), sqlite=False
+        cond, args, set(target_queues)
     )
 
     async def facts(conn: Conn) -> FactColumns:

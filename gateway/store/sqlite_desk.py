@@ -190,7 +190,7 @@ class SqliteDeskStore(SqliteDeskOrg):
                                UsageRead(ConversationUsage(), {}, {}))  # fmt: skip
         cond, args = found
         facts_sql, responses_sql, _ = facts_reads
-        extra = extras_sql(cond, args, set(target_queues), sqlite=True)
+        extra = extras_sql(cond, args, set(target_queues))
 
         def op(conn: sqlite3.Connection) -> ReportReads:
             cur = conn.cursor()
