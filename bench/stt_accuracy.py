@@ -21,6 +21,11 @@ combination of:
   (what the gateway picks for the model); `utterance:nots` decodes without
   timestamps and `utterance:noguard` keeps Whisper's repeats (for comparison).
 
+`--extra DIR` measures on the second held-out set instead: the recordings listed in
+`bench/speech_extra.json`, laid out in DIR by `bench/speech_extra.py` (never
+committed; each file is checked against the manifest's sha256). Nobody tuned
+anything on it.
+
 `--half design|held` takes one half of the recordings (`half_of`: by the SHA-1 of
 the item id, so the halves never change as recordings are added). Anything about
 the utterance window is tuned on `design`; whether it becomes a default is decided
@@ -162,6 +167,23 @@ def espeak_utterances() -> list[Utterance]:
     return out
 
 
+def load_extra(folder: Path) -> list[Utterance]:
+    """The recordings of bench/speech_extra.json, read from `folder` and hash-checked."""
+    from faster_whisper import decode_audio
+
+    from bench.speech_extra import check, load_manifest
+
+    items = load_manifest()
+    bad = check(folder, items)
+    if bad:
+        raise SystemExit(f"{folder}: missing or changed {bad}; see bench/speech_extra.py")
+    out = []
+    for item in items:
+        wide = np.asarray(decode_audio(str(folder / item["file"]), sampling_rate=STT_RATE))
+        out.append(Utterance(item["id"], item["reference"], wide, telephone(wide)))
+    return out
+
+
 def run_config(
     stt: WhisperTranscriber, utterances: list[Utterance], path: str
 ) -> tuple[list[str], list[float]]:
@@ -193,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--espeak", action="store_true", help="ESPEAK_PHRASES voiced by espeak-ng instead"
     )
+    parser.add_argument(
+        "--extra", type=Path, help="the second held-out set, laid out in this folder"
+    )
     parser.add_argument("--pad", type=float, default=1.0, help="utterance window: silence after")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--items", nargs="*", help="only these items.json ids")
@@ -206,22 +231,25 @@ def main(argv: list[str] | None = None) -> int:
     folder = speech_dir()
     if args.espeak:
         utterances = espeak_utterances()
+    elif args.extra:
+        utterances = load_extra(args.extra)
     elif not (folder / "items.json").is_file():
         print(f"no recordings at {folder} (set GATEWAY_TEST_SPEECH_DIR)", file=sys.stderr)
         return 2
     else:
         utterances = load_utterances(folder, args.items, args.half)
+    source = "espeak" if args.espeak else "extra" if args.extra else args.half
     normalise = EnglishTextNormalizer()
     references = [normalise(u.reference) for u in utterances]
     short = [u.seconds < SHORT_S for u in utterances]
     print(
-        f"{len(utterances)} utterances ({'espeak' if args.espeak else args.half}; "
+        f"{len(utterances)} utterances ({source}; "
         f"{sum(short)} under {SHORT_S:.0f} s), "
         f"{args.threads} CTranslate2 threads, int8, machine: {os.cpu_count()} cores"
     )
     header = (
         f"{'model':<8} {'path':<6} {'beam':>4} {'window':<20} {'WER %':>6} "
-        f"{'CPU s/utt':>9} {'short':>6} {'long':>6} {'fb':>3}"
+        f"{'CPU s/utt':>9} {'short':>6} {'long':>6} {'fb':>3} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -254,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{name:<8} {path:<6} {beam:>4} {window:<20} {wer:>6.1f} "
                         f"{statistics.mean(cpu):>9.3f} {statistics.mean(short_cpu or [0]):>6.3f} "
-                        f"{statistics.mean(long_cpu or [0]):>6.3f} {stt.fallbacks:>3}",
+                        f"{statistics.mean(long_cpu or [0]):>6.3f} {stt.fallbacks:>3} "
+                        f"{os.getloadavg()[0]:>5.1f}",
                         flush=True,
                     )
                     if args.show:
