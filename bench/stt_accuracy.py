@@ -17,7 +17,8 @@ combination of:
   to 8 kHz, μ-law coded and decoded, back to 16 kHz (the gateway's own audio code);
 - beam: 1 (greedy, the gateway's default) or 5;
 - window: `full` (faster-whisper's 30 s window), `utterance` (only the
-  utterance's frames plus `--pad` seconds of silence, GATEWAY_STT_WINDOW), or `auto`
+  utterance's frames plus `--pad` seconds of silence, or more up to a window of
+  `--min-window` seconds; GATEWAY_STT_WINDOW), or `auto`
   (what the gateway picks for the model); `utterance:nots` decodes without
   timestamps and `utterance:noguard` keeps Whisper's repeats (for comparison).
 
@@ -219,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         "--extra", type=Path, help="the second held-out set, laid out in this folder"
     )
     parser.add_argument("--pad", type=float, default=1.0, help="utterance window: silence after")
+    parser.add_argument(
+        "--min-window",
+        type=float,
+        default=None,
+        help="utterance window: pad short utterances with silence to at least this many s "
+        "(default: the one measured for the model, MEASURED_MIN_WINDOW_S; 0: none)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--items", nargs="*", help="only these items.json ids")
     parser.add_argument("--cache", default=str(ROOT / "data" / "models" / ".wheels"))
@@ -271,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                         window=kind,
                         model_name=name,
                         pad_s=args.pad,
+                        min_window_s=args.min_window,
                         timestamps="nots" not in options,
                         repeat_guard="noguard" not in options,
                     )
