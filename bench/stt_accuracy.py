@@ -17,9 +17,15 @@ combination of:
   to 8 kHz, μ-law coded and decoded, back to 16 kHz (the gateway's own audio code);
 - beam: 1 (greedy, the gateway's default) or 5;
 - window: `full` (faster-whisper's 30 s window), `utterance` (only the
-  utterance's frames plus `--pad` seconds of silence, GATEWAY_STT_WINDOW), or `auto`
+  utterance's frames plus `--pad` seconds of silence, or more up to a window of
+  `--min-window` seconds; GATEWAY_STT_WINDOW), or `auto`
   (what the gateway picks for the model); `utterance:nots` decodes without
   timestamps and `utterance:noguard` keeps Whisper's repeats (for comparison).
+
+`--extra DIR` measures on the second held-out set instead: the recordings listed in
+`bench/speech_extra.json`, laid out in DIR by `bench/speech_extra.py` (never
+committed; each file is checked against the manifest's sha256). Nobody tuned
+anything on it.
 
 `--half design|held` takes one half of the recordings (`half_of`: by the SHA-1 of
 the item id, so the halves never change as recordings are added). Anything about
@@ -162,6 +168,23 @@ def espeak_utterances() -> list[Utterance]:
     return out
 
 
+def load_extra(folder: Path) -> list[Utterance]:
+    """The recordings of bench/speech_extra.json, read from `folder` and hash-checked."""
+    from faster_whisper import decode_audio
+
+    from bench.speech_extra import check, load_manifest
+
+    items = load_manifest()
+    bad = check(folder, items)
+    if bad:
+        raise SystemExit(f"{folder}: missing or changed {bad}; see bench/speech_extra.py")
+    out = []
+    for item in items:
+        wide = np.asarray(decode_audio(str(folder / item["file"]), sampling_rate=STT_RATE))
+        out.append(Utterance(item["id"], item["reference"], wide, telephone(wide)))
+    return out
+
+
 def run_config(
     stt: WhisperTranscriber, utterances: list[Utterance], path: str
 ) -> tuple[list[str], list[float]]:
@@ -193,7 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--espeak", action="store_true", help="ESPEAK_PHRASES voiced by espeak-ng instead"
     )
+    parser.add_argument(
+        "--extra", type=Path, help="the second held-out set, laid out in this folder"
+    )
     parser.add_argument("--pad", type=float, default=1.0, help="utterance window: silence after")
+    parser.add_argument(
+        "--min-window",
+        type=float,
+        default=None,
+        help="utterance window: pad short utterances with silence to at least this many s "
+        "(default: the one measured for the model, MEASURED_MIN_WINDOW_S; 0: none)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--items", nargs="*", help="only these items.json ids")
     parser.add_argument("--cache", default=str(ROOT / "data" / "models" / ".wheels"))
@@ -206,22 +239,25 @@ def main(argv: list[str] | None = None) -> int:
     folder = speech_dir()
     if args.espeak:
         utterances = espeak_utterances()
+    elif args.extra:
+        utterances = load_extra(args.extra)
     elif not (folder / "items.json").is_file():
         print(f"no recordings at {folder} (set GATEWAY_TEST_SPEECH_DIR)", file=sys.stderr)
         return 2
     else:
         utterances = load_utterances(folder, args.items, args.half)
+    source = "espeak" if args.espeak else "extra" if args.extra else args.half
     normalise = EnglishTextNormalizer()
     references = [normalise(u.reference) for u in utterances]
     short = [u.seconds < SHORT_S for u in utterances]
     print(
-        f"{len(utterances)} utterances ({'espeak' if args.espeak else args.half}; "
+        f"{len(utterances)} utterances ({source}; "
         f"{sum(short)} under {SHORT_S:.0f} s), "
         f"{args.threads} CTranslate2 threads, int8, machine: {os.cpu_count()} cores"
     )
     header = (
         f"{'model':<8} {'path':<6} {'beam':>4} {'window':<20} {'WER %':>6} "
-        f"{'CPU s/utt':>9} {'short':>6} {'long':>6} {'fb':>3}"
+        f"{'CPU s/utt':>9} {'short':>6} {'long':>6} {'fb':>3} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -243,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                         window=kind,
                         model_name=name,
                         pad_s=args.pad,
+                        min_window_s=args.min_window,
                         timestamps="nots" not in options,
                         repeat_guard="noguard" not in options,
                     )
@@ -254,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{name:<8} {path:<6} {beam:>4} {window:<20} {wer:>6.1f} "
                         f"{statistics.mean(cpu):>9.3f} {statistics.mean(short_cpu or [0]):>6.3f} "
-                        f"{statistics.mean(long_cpu or [0]):>6.3f} {stt.fallbacks:>3}",
+                        f"{statistics.mean(long_cpu or [0]):>6.3f} {stt.fallbacks:>3} "
+                        f"{os.getloadavg()[0]:>5.1f}",
                         flush=True,
                     )
                     if args.show:

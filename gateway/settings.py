@@ -215,8 +215,9 @@ class Settings(BaseSettings):
         "auto",
         description="What the recogniser encodes: `full`, Whisper's whole 30 s window; "
         "`utterance`, the caller's words plus 1 s of silence (2-5x less CPU per turn); "
-        "`auto`, the window measured as accurate for the model (today `full` for tiny.en "
-        "and base, and for any model not measured: see docs/voice.md).",
+        "`auto`, the window measured as accurate for the model (today `utterance` for "
+        "base, padded to at least 10 s, and `full` for tiny.en and any model not "
+        "measured: see docs/voice.md).",
     )
     tts_voice: str = Field("en-us", min_length=1, description="espeak-ng voice name.")
     tts_rate: int = Field(170, ge=80, le=450, description="Speaking rate, words per minute.")
@@ -599,9 +600,9 @@ class Settings(BaseSettings):
     _check_api_token = field_validator("api_token")(check.api_token)
     _check_cost_rates = field_validator("cost_rates")(check.cost_rates)
     _check_cost_currency = field_validator("cost_currency")(check.currency)
-    _check_sla = field_validator(
-        "sla_first_response_s", "sla_resolution_s", "sla_next_response_s"
-    )(check.sla_targets)
+    _check_sla = field_validator("sla_first_response_s", "sla_resolution_s", "sla_next_response_s")(
+        check.sla_targets
+    )
     _check_timezone = field_validator("business_timezone")(check.time_zone)
     _check_hours = field_validator("business_hours")(check.business_hours)
     _check_email_address = field_validator("email_address")(check.email_address)

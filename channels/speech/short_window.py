@@ -9,6 +9,8 @@ the utterance plus `pad_s` of trailing silence (faster-whisper's own
 with the decoding options the gateway gives faster-whisper (greedy or beam, the
 same suppressed tokens, language forced, token cap), except that it decodes with
 timestamps (below). Utterances longer than one window are left to faster-whisper.
+With `min_window_s` a short utterance is padded with more silence, up to a window of
+that length (base's measured setting: 10 s, still a third of Whisper's window).
 
 Without the silence of a full window after the words, Whisper often does not say
 <|endoftext|> where the speech ends and says the utterance again ("go forward ten
@@ -78,6 +80,7 @@ class ShortWindowDecoder:
         pad_s: float = DEFAULT_PAD_S,
         timestamps: bool = True,
         repeat_guard: bool = True,
+        min_window_s: float = 0.0,
     ) -> None:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -97,14 +100,22 @@ class ShortWindowDecoder:
         )
         self._suppress: list[int] = list(get_suppressed_tokens(self._tokenizer, (-1,)) or [])
         self.pad_samples = round(pad_s * SAMPLE_RATE)
+        # A window of at least this much (speech + silence), for very short utterances:
+        # a bench option (--min-window); 0 (the default) pads by pad_s alone.
+        self.min_window_samples = round(min_window_s * SAMPLE_RATE)
+
+    def padding(self, samples: int) -> int:
+        """Samples of silence after an utterance of `samples`: pad_s, or more to reach
+        the minimum window."""
+        return max(self.pad_samples, self.min_window_samples - samples)
 
     def fits(self, samples: int) -> bool:
         """Whether an utterance of `samples` (16 kHz) fits one short window."""
-        return (samples + self.pad_samples) // HOP <= MAX_FRAMES
+        return (samples + self.padding(samples)) // HOP <= MAX_FRAMES
 
     def features(self, audio: NDArray[np.float32]) -> NDArray[np.float32]:
-        """The utterance's log-mel (1, 80, frames), `pad_s` of silence after it."""
-        mel = self._model.feature_extractor(audio, padding=self.pad_samples)
+        """The utterance's log-mel (1, 80, frames), `padding` of silence after it."""
+        mel = self._model.feature_extractor(audio, padding=self.padding(len(audio)))
         frames = min(MAX_FRAMES, mel.shape[-1] - mel.shape[-1] % 2)  # the encoder halves it
         return np.ascontiguousarray(mel[np.newaxis, :, :frames], dtype=np.float32)
 
