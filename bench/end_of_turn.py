@@ -28,10 +28,19 @@ they do with a silence. The rules:
 - `smart S/T/L`: Smart Turn scores the audio up to 100 ms into the silence (when
   the call's endpointer has settled it, as in the gateway); at probability >= T
   the turn ends after S ms of silence, else after L ms.
+- `smart S/T/L again@R`: also scores the audio again at R ms of silence (that
+  silence included); at >= T the turn ends then, one inference (`--judge-ms`) later.
+  `+text`: at R the early transcript reading finished (as `text`) ends it too.
 
-S, T and L are chosen on the `train` half of the recordings (even positions in
-items.json) as the smallest mean dead air whose false cut-off rate is no worse
-than `text`'s; the figures printed for the choice are from the other half only.
+The rules are chosen on the `train` half of the recordings (even positions in
+items.json) by a rule stated in `choose`: among the rules whose false cut-offs are
+no worse than today's gateway rule (smart 300/0.3/1000) and whose p50 dead air is at
+most 400 ms (the latency goal), the least p95 dead air over every finished turn
+(whole turns, and the ends of split and pair turns that were not cut), then the
+fewest false cut-offs, then the least mean. `fastest` shows the trade-off: the fewest
+false cut-offs among the rules with p95 dead air <= `--target-p95`. The figures are
+printed for both halves; the held-out half (`test`) decides. Prints the 1-minute
+load average. `--cache FILE` keeps the model outputs between runs.
 """
 
 from __future__ import annotations

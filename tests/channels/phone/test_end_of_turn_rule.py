@@ -104,7 +104,7 @@ async def test_a_pause_mid_sentence_between_the_old_and_new_threshold_is_not_cut
     settings = phone_settings(tmp_path)
     # "A thin stripe runs down the middle": Smart Turn scores its natural pause ~0.5.
     ends, judge = await _turns(settings, smart_turn, "sb_spk1_snt4")
+    assert len(ends) == 1, (ends, judge.given)  # one turn: not cut off at the pause
     at_pause = judge.given[0]
     assert 0.3 <= at_pause < settings.phone_smart_turn_threshold, judge.given  # 0.3 cut here
-    assert len(ends) == 1, ends  # one turn: the caller was not cut off at the pause
     assert 0 < ends[0] < 500, ends  # and the finished sentence ended quickly (scored ~0.97)
