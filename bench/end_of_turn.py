@@ -386,12 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{half} (each idea's best chosen on train)\n{HEADER}")
         for rule in base:
             print(row(rule, table[rule]))
-        for idea, rule in chosen.items():
-            if rule is None:
+        for idea, pick in chosen.items():
+            if pick is None:
                 print(f"{'(none qualifies on train)':<32}   <- {idea}")
             else:
-                mark = " (chosen)" if rule == best else ""
-                print(row(rule, table[rule]) + f"   <- {idea}{mark}")
+                mark = " (chosen)" if pick == best else ""
+                print(row(pick, table[pick]) + f"   <- {idea}{mark}")
         print(row(quick, table[quick]) + f"   <- p95 <= {args.target_p95} ms on train")
         print()
     return 0
