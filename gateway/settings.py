@@ -256,7 +256,11 @@ class Settings(BaseSettings):
         "`text`, from the early transcript's punctuation.",
     )
     phone_smart_turn_threshold: float = Field(
-        0.3, ge=0.0, le=1.0, description="Smart Turn probability that ends a turn early."
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Smart Turn probability that ends a turn early (chosen with "
+        "bench/end_of_turn.py; docs/voice.md, End of turn).",
     )
     phone_smart_turn_ms: int = Field(
         300,
@@ -265,7 +269,7 @@ class Settings(BaseSettings):
         description="Caller silence after which a turn Smart Turn judges complete ends.",
     )
     phone_smart_turn_max_ms: int = Field(
-        1000,
+        800,
         ge=100,
         le=5000,
         description="Caller silence that ends a turn Smart Turn judges unfinished (in place "
