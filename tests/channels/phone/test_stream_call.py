@@ -35,6 +35,8 @@ from tests.channels.phone.calls import (
 from tests.support.fake_openai import FakeOpenAI, Step, text
 
 JANE = "+15551234567"  # on account C-1001 in the demo backend
+FRAMES_PER_S = 50  # 20 ms media frames
+HANDOVER = "passing you to a member of our team"  # the agent's words handing over
 FIRST = "Thanks for waiting, I can see your order 1001 on the account right here."
 REST = " It shipped with UPS on Monday. It should reach you by Friday."
 LONG_FIRST = (
@@ -72,9 +74,13 @@ async def line(
     llm: FakeOpenAI,
 ) -> AsyncIterator[Line]:
     """Jane on a call with the LLM agent, greeted, the line quiet."""
+    # The model's stream is held on a gate until the test has seen what it waits for, which
+    # takes seconds on a loaded machine: the turn's time limits are not what these tests
+    # check, so they are set far above those waits (a spent budget would fall back).
     settings = phone_settings(
-        tmp_path, llm_base_url=llm.base_url, llm_model="test-model", llm_max_retries=0
-    )
+        tmp_path, llm_base_url=llm.base_url, llm_model="test-model", llm_max_retries=0,
+        llm_timeout_s=60, llm_budget_phone_s=60, agent_timeout_s=90,
+    )  # fmt: skip
     app = phone_app(settings, FixtureTranscriber(recordings))
     client: TestClient = await aiohttp_client(app)  # type: ignore[type-arg]
     sim = TwilioSimulator(
@@ -144,23 +150,36 @@ async def test_barge_in_during_a_streamed_answer_cuts_the_stored_text(
     answer_text = LONG_FIRST + REST
     llm.add(text(answer_text, chunk_chars=8, gate=gate, gate_after=len(LONG_FIRST) + 8))
     sim = line.sim
-    media_before = len(sim.received.media)
+    media_before, clears = len(sim.received.media), len(sim.received.clears)
     await sim.say(recordings["order_status"].mulaw)
+    # The caller speaks over the first sentence ("Let me talk to a person.") once the
+    # gateway has sent a second of it: what was heard is counted on the gateway's own
+    # playback schedule, so the caller waits on that, not on the test machine's clock.
     async with asyncio.timeout(20):
-        await sim.until(lambda: len(sim.received.media) > media_before)
-    # The caller speaks over the first sentence ("Let me talk to a person.").
+        await sim.until(lambda: len(sim.received.media) > media_before + FRAMES_PER_S)
     await sim.say(recordings["talk_to_person"].mulaw)
-    assert sim.received.clears, "barge-in sends clear"
-    gate.set()  # only now does the model finish its answer (it is stored after the cut)
+    async with asyncio.timeout(20):  # the gateway may still be behind the caller's audio
+        await sim.until(lambda: len(sim.received.clears) > clears)  # barge-in sends clear
 
-    async def handed_over() -> bool:
+    async def interruption_stored() -> bool:
+        return any(m.text == recordings["talk_to_person"].text for m in await line.messages())
+
+    # Only once the interruption is stored does the model finish its answer, so the
+    # answer is stored after the cut, and after the interruption.
+    await eventually(interruption_stored, within_s=30)
+    gate.set()
+
+    async def cut_and_handed_over() -> bool:
+        # The cut is stored by a task of the call's, the handover by the interruption's
+        # turn: wait for both rather than for a guessed time.
+        events = await line.store.events(line.conversation_id)
         conversation = await line.store.get_conversation(line.conversation_id)
-        return conversation.state is not ConversationState.BOT
+        handed = conversation.state is not ConversationState.BOT
+        return handed and any(e.kind == "message.cut" for e in events)
 
-    await eventually(handed_over, within_s=30)
+    await eventually(cut_and_handed_over, within_s=30)
     async with asyncio.timeout(20):
         await sim.wait_quiet()
-    await asyncio.sleep(0.1)
     said = await line.messages()
     asked = [m.text for m in said].index(recordings["order_status"].text)
     # The interruption was stored while the model was still writing: the answer (stored
@@ -175,7 +194,7 @@ async def test_barge_in_during_a_streamed_answer_cuts_the_stored_text(
     [cut] = [e for e in events if e.kind == "message.cut" and e.data["message_id"] == answer.id]
     assert cut.data["original"] == answer_text and cut.data["text"] == answer.text
     # The interruption was heard as a turn of its own: a handover, then the hold prompt.
-    assert "passing you to a member of our team" in later[0].text
+    assert HANDOVER in later[0].text
 
 
 async def test_an_llm_failure_mid_answer_keeps_whole_sentences_and_falls_back(
