@@ -150,15 +150,6 @@ class DeskStore(DeskOrgStore, Protocol):
         ConversationUsage's order; none given: 0), and their reps' handling time."""
         ...
 
-    async def period_usage(
-        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
-        queues: set[str] | None = None, rep_ids: set[int] | None = None,
-        prices: Sequence[float] = (),
-    ) -> UsageRead:  # fmt: skip
-        """As `usage`, for exactly the conversations `facts` selects with the same period
-        and filters (the cost section of a filtered report counts only them)."""
-        ...
-
     async def handover_questions(
         self, since: datetime, until: datetime, limit: int
     ) -> list[HandoverQuestion]:
@@ -172,7 +163,7 @@ class DeskStore(DeskOrgStore, Protocol):
         target_queues: Collection[str] = (), prices: Sequence[float] = (),
     ) -> ReportReads:  # fmt: skip
         """What the summary reads (`facts`, the extra figures' GROUP BY reads of
-        gateway/store/extras_sql.py, `period_usage`, with the same period and filters)
+        gateway/store/extras_sql.py, and `usage` of exactly the conversations `facts` selects)
         as of one snapshot of the database, so its figures agree with each other even
         while conversations are being written; next-response waits of `target_queues`
         only, usage priced at `prices`."""

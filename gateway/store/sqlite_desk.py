@@ -127,30 +127,10 @@ class SqliteDeskStore(SqliteDeskOrg):
         return await self._store.read(op)
 
     async def usage(self, first_id: int, last_id: int, prices: Sequence[float] = ()) -> UsageRead:
-        return await self._usage([first_id, last_id], prices)
-
-    async def period_usage(
-        self, since: datetime, until: datetime, *, channels: set[str] | None = None,
-        queues: set[str] | None = None, rep_ids: set[int] | None = None,
-        prices: Sequence[float] = (),
-    ) -> UsageRead:  # fmt: skip
-        selected = q.period_where(to_ms(since), to_ms(until), channels=channels,
-                                  queues=queues, rep_ids=rep_ids)  # fmt: skip
-        if selected is None:
-            return UsageRead(ConversationUsage(), {}, {})
-        cond, args = selected
-        return await self._usage(args, prices, period=cond)
-
-    async def _usage(
-        self, args: list[Any], prices: Sequence[float], period: str | None = None
-    ) -> UsageRead:
-        """The usage of an id range (`args`: first, last) or, given `period` (a
-        `period_where` condition, `args` its arguments), of the conversations it selects."""
-
         def op(conn: sqlite3.Connection) -> UsageRead:
             conn.execute("BEGIN")  # one snapshot for the reads
             try:
-                return _read_usage(conn, args, prices, period)
+                return _read_usage(conn, [first_id, last_id], prices, None)
             finally:
                 conn.execute("COMMIT")
 
